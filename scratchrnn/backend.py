@@ -1,0 +1,99 @@
+"""The array module: one switch between NumPy (CPU) and CuPy (GPU).
+
+Model code never imports numpy or cupy directly for its math; it asks for `xp`:
+
+    xp = get_array_module("cpu")   # numpy
+    xp = get_array_module("gpu")   # cupy (imported only here, only when asked for)
+
+Both libraries share one API for everything scratchrnn uses, so each equation is written once.
+CuPy is imported lazily: the CPU path never needs it installed.
+"""
+import numpy as np
+
+from .errors import DeviceError
+
+DEVICES = ("auto", "cpu", "gpu")
+
+
+def _import_cupy():
+    """Import CuPy and check that it sees a GPU; one clear line if not."""
+    try:
+        import cupy
+    except ImportError:
+        raise DeviceError(
+            "--device gpu needs CuPy, which is not installed: "
+            "pip install 'scratchrnn[gpu]' (CuPy for CUDA 12)") from None
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as e:  # CUDA driver missing or broken
+        raise DeviceError(f"--device gpu: CuPy finds no usable GPU ({str(e).splitlines()[0]})") from None
+    if count < 1:
+        raise DeviceError("--device gpu: CuPy finds no GPU on this machine")
+    return cupy
+
+
+def gpu_available():
+    """True when CuPy is installed and sees at least one GPU."""
+    try:
+        _import_cupy()
+        return True
+    except DeviceError:
+        return False
+
+
+def resolve_device(device="auto"):
+    """'auto' -> 'gpu' when CuPy finds a GPU, else 'cpu'. 'gpu' is checked and fails clearly."""
+    if device not in DEVICES:
+        raise DeviceError(f"unknown device {device!r}; choose one of {', '.join(DEVICES)}")
+    if device == "auto":
+        return "gpu" if gpu_available() else "cpu"
+    if device == "gpu":
+        _import_cupy()
+    return device
+
+
+def get_array_module(device):
+    """numpy for 'cpu', cupy for 'gpu'."""
+    if device == "cpu":
+        return np
+    if device == "gpu":
+        return _import_cupy()
+    raise DeviceError(f"unknown device {device!r}; expected 'cpu' or 'gpu'")
+
+
+def device_name(device):
+    """A human description of the device, for the book's 'tokens/sec on DEVICE' line."""
+    if device == "gpu":
+        cupy = _import_cupy()
+        props = cupy.cuda.runtime.getDeviceProperties(cupy.cuda.Device().id)
+        name = props["name"]
+        return f"gpu:0 ({name.decode() if isinstance(name, bytes) else name})"
+    return "cpu"
+
+
+def to_numpy(a):
+    """Copy an array of either library to host NumPy (no-op for NumPy arrays)."""
+    if isinstance(a, np.ndarray):
+        return a
+    return a.get()
+
+
+def scatter_add_rows(xp, target, rows, values):
+    """target[rows[i]] += values[i] with repeated rows summed (np.add.at / cupyx.scatter_add).
+
+    This is the backward of a row gather `target[rows]`, which is how a one-hot input times a
+    weight matrix is computed without ever building the one-hot matrix.
+    """
+    if xp is np:
+        np.add.at(target, rows, values)
+    else:
+        import cupyx
+        cupyx.scatter_add(target, rows, values)
+
+
+def xp_of(a):
+    """The array module an array belongs to (Chainer's `get_array_module`)."""
+    if isinstance(a, np.ndarray):
+        return np
+    import cupy
+    return cupy.get_array_module(a)

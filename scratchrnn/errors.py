@@ -1,0 +1,26 @@
+"""The errors scratchrnn raises on purpose. Command-line front ends print them as one line and exit
+non-zero; anything else is a bug and keeps its traceback."""
+
+
+class ScratchRNNError(Exception):
+    """A problem with the user's input or environment, explained in one line."""
+
+
+class DeviceError(ScratchRNNError):
+    """The requested device cannot be used (no CuPy, no GPU, a kernel that does not compile)."""
+
+
+class DataError(ScratchRNNError):
+    """A corpus that cannot be read or is too small to train on."""
+
+
+class ConfigError(ScratchRNNError):
+    """A hyperparameter that makes no sense."""
+
+
+class CheckpointError(ScratchRNNError):
+    """A checkpoint or weight file that is missing, corrupted or does not match the model."""
+
+
+class TrainingDiverged(ScratchRNNError):
+    """The loss became NaN or infinite."""

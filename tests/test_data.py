@@ -1,0 +1,90 @@
+import numpy as np
+import pytest
+
+from scratchrnn.data import (SeqDataLoader, Vocab, load_corpus, preprocess_book, read_text,
+                             seq_data_iter_random, seq_data_iter_sequential)
+from scratchrnn.errors import DataError
+
+
+def test_time_machine_vocabulary_matches_the_book():
+    corpus, vocab = load_corpus()
+    assert len(vocab) == 28
+    assert vocab.idx_to_token[:4] == ["<unk>", " ", "e", "t"]     # the book's order by frequency
+    assert len(corpus) == 10000 and corpus.dtype == np.int64
+    assert "".join(vocab.to_tokens(corpus[:13])) == "the time mach"
+
+
+def test_whole_text_and_preprocessing():
+    corpus, _ = load_corpus(max_tokens=-1)
+    assert len(corpus) > 170000
+    assert preprocess_book("It's 1898, Mr. Wells!") == ["it s mr wells"]
+
+
+def test_any_utf8_file_and_several_files(tmp_path):
+    a, b = tmp_path / "a.txt", tmp_path / "b.txt"
+    a.write_text("Ünïcode is fine; abc abc\n", encoding="utf-8")
+    b.write_text("zzz\n", encoding="utf-8")
+    corpus, vocab = load_corpus([a, b], max_tokens=-1)
+    assert "".join(vocab.to_tokens(corpus)) == "n code is fine abc abczzz"
+    assert vocab["z"] != vocab.unk and vocab["Q"] == vocab.unk
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "does not exist"), (b"", "is empty"), (b"  \n\n", "is empty"),
+    (b"abc\x00\x01def", "looks binary"), (b"caf\xe9 latin-1", "not UTF-8"),
+])
+def test_bad_corpus_files(tmp_path, content, message):
+    path = tmp_path / "corpus.txt"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(DataError, match=message):
+        read_text(path)
+
+
+def test_corpus_with_no_letters(tmp_path):
+    path = tmp_path / "digits.txt"
+    path.write_text("1234 5678\n")
+    with pytest.raises(DataError, match="no tokens"):
+        load_corpus(path)
+
+
+def test_corpus_too_short_for_one_minibatch():
+    with pytest.raises(DataError, match="too short for one minibatch"):
+        SeqDataLoader(np.arange(100), batch_size=32, num_steps=35)
+
+
+def test_sequential_partitioning_continues_rows():
+    corpus = np.arange(1000)
+    batches = list(seq_data_iter_sequential(corpus, 4, 5, np.random.default_rng(0)))
+    assert len(batches) >= 2
+    for X, Y in batches:
+        assert X.shape == Y.shape == (4, 5)
+        np.testing.assert_array_equal(Y, X + 1)                      # Y is X shifted by one token
+    for (X0, _), (X1, _) in zip(batches, batches[1:]):
+        np.testing.assert_array_equal(X1[:, 0], X0[:, -1] + 1)       # row b continues row b
+
+
+def test_random_sampling_draws_disjoint_subsequences():
+    corpus = np.arange(1000)
+    batches = list(seq_data_iter_random(corpus, 4, 5, np.random.default_rng(0)))
+    starts = np.concatenate([X[:, 0] for X, _ in batches])
+    assert len(set(starts.tolist())) == len(starts)
+    for X, Y in batches:
+        np.testing.assert_array_equal(Y, X + 1)
+        np.testing.assert_array_equal(np.diff(X, axis=1), 1)
+
+
+def test_loader_is_seeded_and_recuts_each_epoch():
+    corpus, _ = load_corpus()
+    a = SeqDataLoader(corpus, 32, 35, use_random_iter=True, seed=3)
+    b = SeqDataLoader(corpus, 32, 35, use_random_iter=True, seed=3)
+    first_a, first_b = [x for x, _ in a], [x for x, _ in b]
+    assert all(np.array_equal(x, y) for x, y in zip(first_a, first_b))
+    second_a = [x for x, _ in a]
+    assert not np.array_equal(first_a[0], second_a[0])
+
+
+def test_vocab_round_trip():
+    v = Vocab(list("hello world"))
+    assert v.to_tokens(v[list("hello")]) == list("hello")
+    assert Vocab(idx_to_token=v.idx_to_token).token_to_idx == v.token_to_idx

@@ -1,0 +1,38 @@
+"""Central finite differences in float64 against every hand-written backward: every cell, depth 1-3,
+both iterator modes, two consecutive chunks, every parameter element and the initial state."""
+import pytest
+
+from scratchrnn.gradcheck import check_model
+
+CELLS = [("rnn", "tanh"), ("rnn", "relu"), ("gru", "tanh"), ("lstm", "tanh")]
+
+
+@pytest.mark.parametrize("engine", ["reference", "fast"])
+@pytest.mark.parametrize("random_iter", [False, True], ids=["sequential", "random"])
+@pytest.mark.parametrize("num_layers", [1, 2, 3])
+@pytest.mark.parametrize("cell, nonlinearity", CELLS, ids=["rnn-tanh", "rnn-relu", "gru", "lstm"])
+def test_backward_matches_finite_differences(cell, nonlinearity, num_layers, random_iter, engine):
+    results = check_model(cell, num_layers, nonlinearity, random_iter, engine=engine)
+    assert list(results) == ["chunk 1", "chunk 2"]
+    for chunk, errors in results.items():
+        # every parameter of every layer and every initial-state array was checked
+        assert sum(name.startswith("l") and "_0" not in name for name in errors) == 4 * num_layers
+        assert sum(name.endswith("_0") for name in errors) == num_layers * (2 if cell == "lstm" else 1)
+        bad = {name: err for name, err in errors.items() if not err < 1e-6}
+        assert not bad, f"{chunk}: {bad}"
+
+
+def test_a_wrong_backward_is_caught(monkeypatch):
+    """The check can fail: break one line of the LSTM backward and it must notice."""
+    from scratchrnn.cells import lstm
+    original = lstm.backward
+
+    def broken(p, dHs, cache, dstate=None):
+        dX, dstate0, grads = original(p, dHs, cache, dstate)
+        grads["W_hh"] = grads["W_hh"] * 1.001
+        return dX, dstate0, grads
+
+    monkeypatch.setattr(lstm, "backward", broken)
+    errors = check_model("lstm", 1, engine="reference")["chunk 1"]
+    assert errors["l0.W_hh"] > 1e-4
+    assert errors["l0.W_xh"] < 1e-6

@@ -1,0 +1,127 @@
+import numpy as np
+import pytest
+
+from scratchrnn.errors import CheckpointError, ConfigError
+from scratchrnn.gradcheck import relative_error
+from scratchrnn.model import RNNLM
+
+CELLS = [("rnn", "tanh"), ("rnn", "relu"), ("gru", "tanh"), ("lstm", "tanh")]
+
+
+@pytest.mark.parametrize("cell, nonlinearity", CELLS)
+def test_state_dict_names_and_layouts(cell, nonlinearity):
+    m = RNNLM(28, 16, 2, cell, nonlinearity=nonlinearity)
+    G = {"rnn": 1, "gru": 3, "lstm": 4}[cell]
+    d = m.state_dict()
+    assert list(d) == ["rnn.weight_ih_l0", "rnn.weight_hh_l0", "rnn.bias_ih_l0", "rnn.bias_hh_l0",
+                       "rnn.weight_ih_l1", "rnn.weight_hh_l1", "rnn.bias_ih_l1", "rnn.bias_hh_l1",
+                       "fc.weight", "fc.bias"]
+    assert d["rnn.weight_ih_l0"].shape == (G * 16, 28)
+    assert d["rnn.weight_ih_l1"].shape == (G * 16, 16)
+    assert d["rnn.weight_hh_l1"].shape == (G * 16, 16)
+    assert d["fc.weight"].shape == (28, 16) and d["fc.bias"].shape == (28,)
+    assert all(isinstance(v, np.ndarray) for v in d.values())
+
+
+@pytest.mark.parametrize("cell, nonlinearity", CELLS)
+def test_weights_round_trip_through_npz(tmp_path, cell, nonlinearity, rng):
+    a = RNNLM(12, 8, 3, cell, nonlinearity=nonlinearity, seed=1)
+    b = RNNLM(12, 8, 3, cell, nonlinearity=nonlinearity, seed=2)
+    path = tmp_path / "w.npz"
+    a.save_weights(path)
+    b.load_weights(path)
+    np.testing.assert_array_equal(a.flat_params, b.flat_params)
+    X = rng.integers(0, 12, (5, 2))
+    np.testing.assert_array_equal(a.forward(X, a.begin_state(2))[0], b.forward(X, b.begin_state(2))[0])
+    assert not list(tmp_path.glob(".*tmp"))                      # no temporary file left behind
+
+
+def test_load_errors_name_the_key(tmp_path):
+    m = RNNLM(12, 8, 2, "lstm")
+    before = m.flat_params.copy()
+    d = m.state_dict()
+    d.pop("rnn.bias_hh_l1")
+    with pytest.raises(CheckpointError, match="missing key 'rnn.bias_hh_l1'"):
+        m.load_state_dict(d)
+    d = m.state_dict()
+    d["rnn.weight_hh_l0"] = np.zeros((32, 9))
+    with pytest.raises(CheckpointError, match=r"'rnn.weight_hh_l0' have shape \(32, 9\), this model needs \(32, 8\)"):
+        m.load_state_dict(d)
+    d = m.state_dict()
+    d["rnn.weight_ih_l2"] = np.zeros((32, 8))
+    with pytest.raises(CheckpointError, match="unexpected key 'rnn.weight_ih_l2'"):
+        m.load_state_dict(d)
+    np.testing.assert_array_equal(m.flat_params, before)       # a failed load changes nothing
+    with pytest.raises(CheckpointError, match="does not exist"):
+        m.load_weights(tmp_path / "nope.npz")
+    bad = tmp_path / "bad.npz"
+    m.save_weights(bad)
+    bad.write_bytes(bad.read_bytes()[:200])
+    with pytest.raises(CheckpointError, match="truncated or corrupted"):
+        m.load_weights(bad)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(vocab_size=0), "vocab size"), (dict(num_hiddens=-3), "hidden size"),
+    (dict(num_layers=0), "number of layers"), (dict(cell="transformer"), "unknown cell"),
+    (dict(nonlinearity="sigmoid"), "unknown nonlinearity"), (dict(init="xavier"), "unknown init"),
+])
+def test_bad_model_config(kwargs, message):
+    args = dict(vocab_size=10, num_hiddens=4, num_layers=1)
+    args.update(kwargs)
+    with pytest.raises(ConfigError, match=message):
+        RNNLM(**args)
+
+
+def test_pytorch_initialisation_and_book_initialisation():
+    m = RNNLM(28, 100, 2, "lstm", init="pytorch")
+    assert np.abs(m.flat_params).max() <= 0.1 and np.abs(m.flat_params).max() > 0.09
+    b = RNNLM(28, 100, 1, "rnn", init="normal")
+    assert np.all(b.params["l0.b_xh"] == 0) and np.all(b.params["b_q"] == 0)
+    assert 0.008 < b.params["l0.W_hh"].std() < 0.012
+
+
+@pytest.mark.parametrize("cell, nonlinearity", CELLS)
+@pytest.mark.parametrize("engine", ["reference", "fast"])
+def test_float32_and_float64_agree(cell, nonlinearity, engine, rng):
+    m32 = RNNLM(15, 12, 2, cell, nonlinearity=nonlinearity, dtype="float32", engine=engine)
+    m64 = RNNLM(15, 12, 2, cell, nonlinearity=nonlinearity, dtype="float64", engine=engine)
+    m64.load_state_dict(m32.state_dict())
+    X, Y = rng.integers(0, 15, (6, 4)), rng.integers(0, 15, (6, 4))
+    l32, _, _ = m32.loss_and_grad(X, Y, m32.begin_state(4))
+    l64, _, _ = m64.loss_and_grad(X, Y, m64.begin_state(4))
+    assert abs(float(l32) - float(l64)) < 1e-6 * float(l64)
+    for name in m32.grads:
+        assert m32.grads[name].dtype == np.float32
+        assert relative_error(m32.grads[name], m64.grads[name]) < 1e-5, name
+
+
+@pytest.mark.parametrize("cell, nonlinearity", CELLS)
+def test_same_numbers_as_pytorch(cell, nonlinearity, rng):
+    """Our state_dict loaded into torch.nn.{RNN,GRU,LSTM} + nn.Linear gives the same logits, and
+    torch's autograd gives the same gradients: the gate order and the GRU's reset-gate placement
+    really are PyTorch's."""
+    torch = pytest.importorskip("torch")
+    V, H, L, T, B = 10, 7, 2, 5, 3
+    m = RNNLM(V, H, L, cell, nonlinearity=nonlinearity, dtype="float64", engine="reference")
+    kind = {"rnn": torch.nn.RNN, "gru": torch.nn.GRU, "lstm": torch.nn.LSTM}[cell]
+    extra = {"nonlinearity": nonlinearity} if cell == "rnn" else {}
+    net = kind(V, H, L, **extra).double()
+    fc = torch.nn.Linear(H, V).double()
+    d = m.state_dict()
+    net.load_state_dict({k[4:]: torch.from_numpy(v) for k, v in d.items() if k.startswith("rnn.")})
+    fc.load_state_dict({"weight": torch.from_numpy(d["fc.weight"]), "bias": torch.from_numpy(d["fc.bias"])})
+    X, Y = rng.integers(0, V, (T, B)), rng.integers(0, V, (T, B))
+    out, _ = net(torch.nn.functional.one_hot(torch.from_numpy(X), V).double())
+    logits = fc(out.reshape(T * B, H))
+    loss = torch.nn.functional.cross_entropy(logits, torch.from_numpy(Y.reshape(-1)))
+    loss.backward()
+    ours, _, _ = m.loss_and_grad(X, Y, m.begin_state(B))
+    assert abs(float(ours) - loss.item()) < 1e-12
+    np.testing.assert_allclose(m.forward(X, m.begin_state(B))[0], logits.detach().numpy(), rtol=1e-10, atol=1e-12)
+    grads = {name: p.grad.numpy() for name, p in net.named_parameters()}
+    for k in range(L):
+        np.testing.assert_allclose(m.grads[f"l{k}.W_xh"].T, grads[f"weight_ih_l{k}"], rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(m.grads[f"l{k}.W_hh"].T, grads[f"weight_hh_l{k}"], rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(m.grads[f"l{k}.b_hh"], grads[f"bias_hh_l{k}"], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(m.grads["W_hq"].T, fc.weight.grad.numpy(), rtol=1e-9, atol=1e-12)

@@ -1,0 +1,108 @@
+import gc
+import math
+import weakref
+
+import numpy as np
+import pytest
+
+from scratchrnn.data import SeqDataLoader, load_corpus
+from scratchrnn.errors import ConfigError, TrainingDiverged
+from scratchrnn.model import RNNLM
+from scratchrnn.train import check_hyperparameters, detach, predict, train_epoch
+
+
+@pytest.mark.parametrize("engine", ["reference", "fast"])
+def test_clipping_bounds_the_norm_and_keeps_the_direction(engine, rng):
+    m = RNNLM(9, 6, 2, "gru", dtype="float64", engine=engine)
+    g = rng.standard_normal(m.flat_grads.shape) * 10
+    m.flat_grads[...] = g
+    before = m.flat_params.copy()
+    norm = float(m.clip_and_sgd(lr=1.0, theta=1.0))
+    assert norm == pytest.approx(np.linalg.norm(g), rel=1e-12)
+    step = before - m.flat_params
+    assert np.linalg.norm(step) <= 1.0 + 1e-12                                  # clipped to theta
+    assert np.linalg.norm(step) == pytest.approx(1.0, rel=1e-9)
+    cos = step @ g / (np.linalg.norm(step) * np.linalg.norm(g))
+    assert cos == pytest.approx(1.0, abs=1e-12)                                  # same direction
+    small = g / np.linalg.norm(g) * 0.5                                          # below theta
+    m.flat_grads[...] = small
+    before = m.flat_params.copy()
+    m.clip_and_sgd(lr=0.1, theta=1.0)
+    np.testing.assert_allclose(m.flat_params, before - 0.1 * small, rtol=1e-15, atol=1e-16)  # unscaled
+
+
+def test_detaching_frees_the_previous_chunk_and_cuts_the_gradient(rng):
+    m = RNNLM(9, 6, 2, "lstm", dtype="float64", engine="reference")
+    X1, Y1, X2, Y2 = (rng.integers(0, 9, (4, 3)) for _ in range(4))
+    logits, state1, cache1 = m.forward(X1, m.begin_state(3))
+    probe = weakref.ref(cache1[0][0][1][0][0])      # an array only chunk 1's cache holds (its H_0)
+    carried = detach(state1)
+    assert all(c is not s and not np.shares_memory(c, s) for a, b in zip(carried, state1) for c, s in zip(a, b))
+    del logits, state1, cache1
+    gc.collect()
+    assert probe() is None                          # nothing of chunk 1 is kept alive
+    # The backward of chunk 2 stops at its initial state: its gradients are exactly those of a
+    # chunk 2 that started from the same numbers with no past at all.
+    m.loss_and_grad(X2, Y2, carried)
+    g_carried = m.flat_grads.copy()
+    m.loss_and_grad(X2, Y2, [tuple(np.array(s) for s in layer) for layer in carried])
+    np.testing.assert_array_equal(g_carried, m.flat_grads)
+    # ... and they differ from the gradient of chunks 1 and 2 backpropagated together.
+    both_X, both_Y = np.concatenate([X1, X2]), np.concatenate([Y1, Y2])
+    m.loss_and_grad(both_X, both_Y, m.begin_state(3))
+    assert not np.allclose(g_carried, m.flat_grads)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+@pytest.mark.parametrize("random_iter", [False, True])
+def test_training_lowers_perplexity(cell, random_iter):
+    corpus, vocab = load_corpus(max_tokens=3000)
+    it = SeqDataLoader(corpus, 16, 20, use_random_iter=random_iter, seed=0)
+    m = RNNLM(len(vocab), 48, 1, cell, engine="fast")
+    first, _ = train_epoch(m, it, lr=1.0, use_random_iter=random_iter)
+    for _ in range(15):
+        last, speed = train_epoch(m, it, lr=1.0, use_random_iter=random_iter)
+    assert first > 15 and last < 0.85 * first and speed > 0
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_diverging_run_stops_and_says_so():
+    corpus, vocab = load_corpus(max_tokens=3000)
+    m = RNNLM(len(vocab), 32, 1, "rnn", nonlinearity="relu", engine="fast")
+    it = SeqDataLoader(corpus, 16, 20)
+    with pytest.raises(TrainingDiverged, match="diverged"):
+        for _ in range(20):
+            train_epoch(m, it, lr=1e6, theta=None)
+
+
+@pytest.mark.parametrize("lr, epochs, theta", [(0, 1, 1.0), (-1, 1, 1.0), (math.nan, 1, 1.0),
+                                               (math.inf, 1, 1.0), (1.0, 0, 1.0), (1.0, 1, -1.0)])
+def test_nonsense_hyperparameters(lr, epochs, theta):
+    with pytest.raises(ConfigError):
+        check_hyperparameters(lr, epochs, theta)
+
+
+def test_predict_greedy_and_sampled():
+    corpus, vocab = load_corpus(max_tokens=3000)
+    m = RNNLM(len(vocab), 32, 2, "lstm", seed=4)
+    greedy = predict("time traveller", 20, m, vocab)
+    assert greedy.startswith("time traveller") and len(greedy) == len("time traveller") + 20
+    assert predict("time traveller", 20, m, vocab) == greedy
+    s1 = predict("time", 30, m, vocab, temperature=1.0, seed=7)
+    assert s1 == predict("time", 30, m, vocab, temperature=1.0, seed=7)
+    assert s1 != predict("time", 30, m, vocab, temperature=1.0, seed=8)
+    with pytest.raises(ConfigError, match="outside the vocabulary: 'TX'"):
+        predict("Time X", 5, m, vocab)
+    with pytest.raises(ConfigError, match="empty"):
+        predict("", 5, m, vocab)
+
+
+def test_prediction_warm_up_uses_the_prefix():
+    """The state after the warm-up depends on the whole prefix, not only on its last character."""
+    corpus, vocab = load_corpus()
+    m = RNNLM(len(vocab), 64, 1, "gru", seed=0)
+    it = SeqDataLoader(corpus, 32, 35)
+    for _ in range(20):
+        train_epoch(m, it, lr=1.0)
+    outs = {predict(p, 15, m, vocab)[len(p):] for p in ("the time traveller", "a traveller", "xxxxxxxr")}
+    assert len(outs) > 1
