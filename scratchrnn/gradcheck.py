@@ -18,6 +18,7 @@ from collections import OrderedDict
 import numpy as np
 
 from . import output
+from .backend import to_numpy
 from .data import seq_data_iter_random, seq_data_iter_sequential
 from .model import RNNLM
 from .train import detach
@@ -31,7 +32,7 @@ def chunk_loss(model, X, Y, state):
 
 
 def relative_error(a, b):
-    a, b = np.asarray(a, dtype=np.float64).ravel(), np.asarray(b, dtype=np.float64).ravel()
+    a, b = (np.asarray(to_numpy(x), dtype=np.float64).ravel() for x in (a, b))
     scale = max(np.linalg.norm(a), np.linalg.norm(b))
     return 0.0 if scale == 0 else float(np.linalg.norm(a - b) / scale)
 
@@ -41,6 +42,7 @@ def numerical_gradient(f, x, indices, eps=1e-4):
     in place and restored)."""
     flat = x.reshape(-1)
     g = np.zeros(len(indices))
+    indices = [int(i) for i in indices]
     for j, i in enumerate(indices):
         old = flat[i]
         flat[i] = old + eps
@@ -78,7 +80,8 @@ def check_chunk(model, X, Y, state, max_elements=400, eps=1e-4, rng=None):
 
 
 def check_model(cell="lstm", num_layers=2, nonlinearity="tanh", random_iter=False, engine="reference",
-                vocab_size=7, num_hiddens=5, batch_size=3, num_steps=4, seed=0, max_elements=400):
+                vocab_size=7, num_hiddens=5, batch_size=3, num_steps=4, seed=0, max_elements=400, device="cpu",
+                prepare=None):
     """Gradient check over two consecutive chunks of a small random corpus, float64.
 
     Sequential partitioning: chunk 2 starts from chunk 1's detached final state.
@@ -87,13 +90,15 @@ def check_model(cell="lstm", num_layers=2, nonlinearity="tanh", random_iter=Fals
     """
     rng = np.random.default_rng(seed)
     model = RNNLM(vocab_size, num_hiddens, num_layers, cell, nonlinearity=nonlinearity,
-                  dtype="float64", seed=seed, engine=engine)
+                  dtype="float64", seed=seed, engine=engine, device=device)
+    if prepare is not None:                       # e.g. fast.use_host_cuda_kernels
+        prepare(model)
     corpus = rng.integers(0, vocab_size, size=batch_size * num_steps * 4 + num_steps + 1)
     iterate = seq_data_iter_random if random_iter else seq_data_iter_sequential
     chunks = list(iterate(corpus, batch_size, num_steps, np.random.default_rng(seed)))[:2]
     results, state = OrderedDict(), None
     for i, (X, Y) in enumerate(chunks):
-        X_t, Y_t = np.ascontiguousarray(X.T), np.ascontiguousarray(Y.T)          # (T, B)
+        X_t, Y_t = (model.xp.asarray(np.ascontiguousarray(Z.T)) for Z in (X, Y))   # (T, B)
         if state is None or random_iter:
             state = model.begin_state(batch_size)
         results[f"chunk {i + 1}"] = check_chunk(model, X_t, Y_t, state, max_elements, rng=rng)

@@ -1,0 +1,208 @@
+"""GPU self-test: python -m scratchrnn.selftest --device gpu
+
+1. every CUDA kernel, launched through ops.py, against its Numba/NumPy twin on the same inputs;
+2. full training steps of the deep LSTM and a GRU with the CUDA engine against the CPU reference;
+3. the float64 finite-difference gradient check run on the device;
+4. tokens/s of the book's deep LSTM training step (2 x 256, batch 32, 35 steps, clipping, SGD),
+   beside PyTorch's cuDNN LSTM on the same GPU when torch with CUDA is installed.
+
+`--device cpu` runs the same checks with the kernels built for the host (g++, no GPU needed): it is how
+CI exercises this very file.
+"""
+import argparse
+import sys
+import time
+
+import numpy as np
+
+from .backend import device_name, get_array_module, resolve_device, to_numpy
+from .errors import ScratchRNNError
+from .fast import numba_kernels
+from .gradcheck import check_model, relative_error
+from .model import RNNLM
+from .train import detach
+
+TOL = {"float32": 1e-5, "float64": 1e-12}
+
+# For each kernel: its arguments as (role, shape) with role in / out / inout / ids / int;
+# shapes use B = batch, n = hidden, N = rows, V = vocabulary.
+B, n, N, V = 7, 300, 45, 28
+KERNEL_ARGS = {
+    "lstm_forward": [("in", (B, 4 * n)), ("in", (B, 4 * n)), ("in", (4 * n,)), ("in", (B, n)),
+                     ("out", (B, 4 * n)), ("out", (B, n)), ("out", (B, n))],
+    "lstm_backward": [("in", (B, n)), ("in", (B, n)), ("inout", (B, n)), ("gates", (B, 4 * n)), ("in", (B, n)),
+                      ("in", (B, n)), ("out", (B, 4 * n))],
+    "gru_forward": [("in", (B, 3 * n)), ("in", (B, 3 * n)), ("in", (3 * n,)), ("in", (B, n)),
+                    ("out", (B, 3 * n)), ("out", (B, n)), ("out", (B, n))],
+    "gru_backward": [("in", (B, n)), ("in", (B, n)), ("inout", (B, n)), ("gates", (B, 3 * n)), ("in", (B, n)),
+                     ("in", (B, n)), ("out", (B, 3 * n)), ("out", (B, 3 * n))],
+    "rnn_forward": [("in", (B, n)), ("in", (B, n)), ("in", (n,)), ("out", (B, n)), ("int", 0)],
+    "rnn_backward": [("in", (B, n)), ("in", (B, n)), ("in", (B, n)), ("out", (B, n)), ("int", 1)],
+    "gather_rows_bias": [("in", (V, 4 * n)), ("ids", (N,)), ("in", (4 * n,)), ("out", (N, 4 * n))],
+    "scatter_add_rows": [("inout", (V, 4 * n)), ("ids", (N,)), ("in", (N, 4 * n))],
+    "softmax_xent": [("inout", (N, V)), ("ids", (N,)), ("out", (N,))],
+    "clip_sgd": [("inout", (100_003,)), ("in", (100_003,)), ("float", 0.5), ("float", 1.0)],
+}
+
+
+def device_ops(device, dtype):
+    """The kernel launchers on this device: CUDA for 'gpu', the host build for 'cpu'."""
+    from .gpu.modules import CudaKernels, HostKernels
+    from .gpu.ops import KernelOps
+    xp = get_array_module(device)
+    return KernelOps((CudaKernels if device == "gpu" else HostKernels)(dtype), xp), xp
+
+
+def check_kernels(device, dtype, report):
+    ops, xp = device_ops(device, dtype)
+    rng = np.random.default_rng(0)
+    for name, spec in KERNEL_ARGS.items():
+        host = []
+        for role, shape in spec:
+            if role == "ids":
+                host.append(rng.integers(0, V, shape))
+            elif role == "gates":                                      # gate values live in (0, 1)
+                host.append(rng.uniform(0.05, 0.95, shape).astype(dtype))
+            elif role in ("int", "float"):
+                host.append(shape)
+            else:
+                host.append(rng.standard_normal(shape).astype(dtype))
+        dev = [xp.asarray(a) if isinstance(a, np.ndarray) else a for a in host]
+        twin = [a.copy() if isinstance(a, np.ndarray) else a for a in host]
+        getattr(ops, name)(*dev)
+        getattr(numba_kernels, name)(*twin)
+        worst = max(relative_error(d, t) for (role, _), d, t in zip(spec, dev, twin) if role in ("out", "inout"))
+        report(f"kernel {name} ({dtype})", worst, TOL[dtype])
+
+
+def check_training(device, report):
+    from .data import SeqDataLoader, load_corpus
+    corpus, vocab = load_corpus(max_tokens=3000)
+    xp = get_array_module(device)
+    for cell, layers in (("lstm", 2), ("gru", 1)):
+        ref = RNNLM(len(vocab), 64, layers, cell, dtype="float64", engine="reference", seed=1)
+        dev = RNNLM(len(vocab), 64, layers, cell, dtype="float64", engine="fast", seed=1, device=device)
+        if device == "cpu":
+            from .fast import use_host_cuda_kernels
+            use_host_cuda_kernels(dev)
+        worst = 0.0
+        s_ref = s_dev = None
+        for X, Y in list(SeqDataLoader(corpus, 16, 20, seed=0))[:4]:
+            X, Y = np.ascontiguousarray(X.T), np.ascontiguousarray(Y.T)
+            s_ref = ref.begin_state(16) if s_ref is None else detach(s_ref)
+            s_dev = dev.begin_state(16) if s_dev is None else detach(s_dev)
+            l_ref, s_ref, _ = ref.loss_and_grad(X, Y, s_ref)
+            l_dev, s_dev, _ = dev.loss_and_grad(xp.asarray(X), xp.asarray(Y), s_dev)
+            ref.clip_and_sgd(1.0, 1.0)
+            dev.clip_and_sgd(1.0, 1.0)
+            worst = max(worst, abs(float(l_ref) - float(l_dev)) / float(l_ref),
+                        relative_error(ref.flat_params, dev.flat_params))
+        report(f"training steps {layers}-layer {cell} vs CPU reference (float64)", worst, 1e-10)
+
+
+def check_gradients(device, report):
+    from .fast import use_host_cuda_kernels
+    for cell in ("rnn", "gru", "lstm"):
+        if device == "gpu":
+            results = check_model(cell, 2, engine="fast", device="gpu")
+        else:
+            results = check_model(cell, 2, engine="reference", prepare=use_host_cuda_kernels)
+        worst = max(max(e.values()) for e in results.values())
+        report(f"finite-difference gradient check, 2-layer {cell} (float64)", worst, 1e-6)
+
+
+def time_deep_lstm(device, steps=50):
+    """Tokens/s of the book's deep LSTM training step on this device."""
+    xp = get_array_module(device)
+    model = RNNLM(28, 256, 2, "lstm", device=device, engine="fast")
+    if device == "cpu":
+        from .fast import use_host_cuda_kernels
+        use_host_cuda_kernels(model)
+        steps = 2
+    rng = np.random.default_rng(0)
+    X, Y = (xp.asarray(rng.integers(0, 28, (35, 32))) for _ in range(2))
+    state = model.begin_state(32)
+
+    def run(k):
+        nonlocal state
+        for _ in range(k):
+            _, state, _ = model.loss_and_grad(X, Y, detach(state))
+            model.clip_and_sgd(1.0, 1.0)
+        float(model.flat_params[0])                            # wait for the device
+
+    run(2)
+    start = time.perf_counter()
+    run(steps)
+    return steps * 35 * 32 / (time.perf_counter() - start)
+
+
+def time_torch_cudnn(steps=50):
+    """The same step with torch.nn.LSTM (cuDNN) on the GPU, or None without torch+CUDA."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    if not torch.cuda.is_available():
+        return None
+    dev = torch.device("cuda")
+    net, fc = torch.nn.LSTM(28, 256, 2).to(dev), torch.nn.Linear(256, 28).to(dev)
+    params = list(net.parameters()) + list(fc.parameters())
+    opt = torch.optim.SGD(params, lr=1.0)
+    X = torch.nn.functional.one_hot(torch.randint(0, 28, (35, 32), device=dev), 28).float()
+    Y = torch.randint(0, 28, (35 * 32,), device=dev)
+    state = None
+
+    def run(k):
+        nonlocal state
+        for _ in range(k):
+            if state is not None:
+                state = tuple(s.detach() for s in state)
+            out, state = net(X, state)
+            loss = torch.nn.functional.cross_entropy(fc(out.reshape(-1, 256)), Y)
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+        torch.cuda.synchronize()
+
+    run(3)
+    start = time.perf_counter()
+    run(steps)
+    return steps * 35 * 32 / (time.perf_counter() - start)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
+    args = parser.parse_args(argv)
+    failures = []
+
+    def report(what, error, tol):
+        ok = error <= tol
+        print(f"{'ok  ' if ok else 'FAIL'} {what}: relative error {error:.1e} (limit {tol:.0e})", flush=True)
+        if not ok:
+            failures.append(what)
+
+    try:
+        device = resolve_device(args.device)
+        print(f"scratchrnn self-test on {device_name(device)}"
+              + ("" if device == "gpu" else " (CUDA kernels built for the host)"))
+        for dtype in ("float32", "float64"):
+            check_kernels(device, dtype, report)
+        check_training(device, report)
+        check_gradients(device, report)
+        ours = time_deep_lstm(device)
+        print(f"deep LSTM step (2 x 256, batch 32, 35 steps): {ours:,.0f} tokens/s with our kernels")
+        if device == "gpu":
+            theirs = time_torch_cudnn()
+            print("PyTorch cuDNN LSTM: " + ("not measured (torch with CUDA is not installed)" if theirs is None
+                                           else f"{theirs:,.0f} tokens/s (ours / cuDNN = {ours / theirs:.2f})"))
+    except ScratchRNNError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    print(f"{len(failures)} failed" if failures else "all checks passed")
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,212 @@
+"""Our CUDA kernels without a GPU: every .cu file compiles with nvcc for sm_80 and sm_90, and the same
+sources built for the host run through the very same launchers (ops.py) against the NumPy reference."""
+import shutil
+import sys
+import subprocess
+
+import numpy as np
+import pytest
+
+from scratchrnn.cells.common import sigmoid
+from scratchrnn.data import SeqDataLoader, load_corpus
+from scratchrnn.errors import DeviceError
+from scratchrnn.fast import use_host_cuda_kernels
+from scratchrnn.gpu import modules
+from scratchrnn.gpu.modules import KERNEL_DIR, KERNEL_FILES, HostKernels, kernel_signatures
+from scratchrnn.gpu.ops import BLOCK, KernelOps
+from scratchrnn.model import RNNLM
+from scratchrnn.train import train_epoch
+
+DTYPES = {"float32": 1e-5, "float64": 1e-12}
+SIZES = [(3, 5), (32, 256), (7, 300)]          # B*n below, at and across the block size of 256
+
+
+@pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc is not installed")
+@pytest.mark.parametrize("real", ["float", "double"])
+@pytest.mark.parametrize("filename", KERNEL_FILES)
+def test_kernel_compiles_with_nvcc_for_sm80_and_sm90(filename, real, tmp_path):
+    cmd = ["nvcc", "-gencode", "arch=compute_80,code=sm_80", "-gencode", "arch=compute_90,code=sm_90",
+           "--Werror", "all-warnings", f"-DSCRATCHRNN_REAL={real}", "-c", str(KERNEL_DIR / filename),
+           "-o", str(tmp_path / "k.o")]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    if shutil.which("cuobjdump"):                        # where the CUDA binary tools are there too
+        listing = subprocess.run(["cuobjdump", "--list-elf", str(tmp_path / "k.o")], capture_output=True, text=True)
+        assert "sm_80" in listing.stdout and "sm_90" in listing.stdout
+
+
+def test_every_kernel_has_a_launcher_and_a_signature():
+    names = {n for f in KERNEL_FILES for n in kernel_signatures((KERNEL_DIR / f).read_text())}
+    assert names == {"lstm_forward", "lstm_backward", "gru_forward", "gru_backward", "rnn_forward",
+                     "rnn_backward", "softmax_xent", "sum_squares", "clip_sgd", "gather_rows_bias",
+                     "scatter_add_rows"}
+    assert kernel_signatures((KERNEL_DIR / "rnn.cu").read_text())["rnn_forward"][0] == ("const real *", "Ax")
+
+
+def close(actual, expected, dtype):
+    tol = DTYPES[dtype]
+    np.testing.assert_allclose(actual, expected, rtol=tol, atol=tol * max(1.0, np.abs(expected).max()))
+
+
+@pytest.fixture(params=list(DTYPES))
+def setup(request):
+    dtype = request.param
+    rng = np.random.default_rng(5)
+    return dtype, KernelOps(HostKernels(dtype), np), lambda *s: rng.standard_normal(s).astype(dtype), rng
+
+
+@pytest.mark.parametrize("B, n", SIZES)
+def test_lstm_kernels_match_numpy(setup, B, n):
+    dtype, ops, r, _ = setup
+    Ax, Ah, b, C_prev = r(B, 4 * n), r(B, 4 * n), r(4 * n), r(B, n)
+    gates, C, H = np.empty((B, 4 * n), dtype), np.empty((B, n), dtype), np.empty((B, n), dtype)
+    ops.lstm_forward(Ax, Ah, b, C_prev, gates, C, H)
+    A = Ax + Ah + b
+    I, F, G, O = sigmoid(A[:, :n]), sigmoid(A[:, n:2 * n]), np.tanh(A[:, 2 * n:3 * n]), sigmoid(A[:, 3 * n:])
+    close(gates, np.concatenate([I, F, G, O], axis=1), dtype)
+    close(C, F * C_prev + I * G, dtype)
+    close(H, O * np.tanh(F * C_prev + I * G), dtype)
+    dH_above, dH_rec, dC_next = r(B, n), r(B, n), r(B, n)
+    dC, dA = dC_next.copy(), np.empty((B, 4 * n), dtype)
+    ops.lstm_backward(dH_above, dH_rec, dC, gates, C_prev, C, dA)
+    dH = dH_above + dH_rec
+    tanhC = np.tanh(C)
+    dc = dC_next + dH * O * (1 - tanhC ** 2)
+    close(dA, np.concatenate([dc * G * I * (1 - I), dc * C_prev * F * (1 - F), dc * I * (1 - G ** 2),
+                              dH * tanhC * O * (1 - O)], axis=1), dtype)
+    close(dC, dc * F, dtype)
+
+
+@pytest.mark.parametrize("B, n", SIZES)
+def test_gru_kernels_match_numpy(setup, B, n):
+    dtype, ops, r, _ = setup
+    Ax, Ah, b, H_prev = r(B, 3 * n), r(B, 3 * n), r(3 * n), r(B, n)
+    gates, Hn, H = np.empty((B, 3 * n), dtype), np.empty((B, n), dtype), np.empty((B, n), dtype)
+    ops.gru_forward(Ax, Ah, b, H_prev, gates, Hn, H)
+    Ahb = Ah + b
+    R, Z = sigmoid(Ax[:, :n] + Ahb[:, :n]), sigmoid(Ax[:, n:2 * n] + Ahb[:, n:2 * n])
+    N = np.tanh(Ax[:, 2 * n:] + R * Ahb[:, 2 * n:])
+    close(gates, np.concatenate([R, Z, N], axis=1), dtype)
+    close(Hn, Ahb[:, 2 * n:], dtype)
+    close(H, (1 - Z) * N + Z * H_prev, dtype)
+    dH_above, dH_rec, skip = r(B, n), r(B, n), r(B, n)
+    dH_skip, dAx, dAh = skip.copy(), np.empty((B, 3 * n), dtype), np.empty((B, 3 * n), dtype)
+    ops.gru_backward(dH_above, dH_rec, dH_skip, gates, Hn, H_prev, dAx, dAh)
+    dH = dH_above + dH_rec + skip
+    dAn = dH * (1 - Z) * (1 - N ** 2)
+    dAr, dAz = dAn * Hn * R * (1 - R), dH * (H_prev - N) * Z * (1 - Z)
+    close(dAx, np.concatenate([dAr, dAz, dAn], axis=1), dtype)
+    close(dAh, np.concatenate([dAr, dAz, dAn * R], axis=1), dtype)
+    close(dH_skip, dH * Z, dtype)
+
+
+@pytest.mark.parametrize("relu", [0, 1])
+@pytest.mark.parametrize("B, n", SIZES)
+def test_rnn_kernels_match_numpy(setup, B, n, relu):
+    dtype, ops, r, _ = setup
+    Ax, Ah, b = r(B, n), r(B, n), r(n)
+    H = np.empty((B, n), dtype)
+    ops.rnn_forward(Ax, Ah, b, H, relu)
+    A = Ax + Ah + b
+    close(H, np.maximum(A, 0) if relu else np.tanh(A), dtype)
+    dH_above, dH_rec, dA = r(B, n), r(B, n), np.empty((B, n), dtype)
+    ops.rnn_backward(dH_above, dH_rec, H, dA, relu)
+    close(dA, (dH_above + dH_rec) * ((H > 0) if relu else (1 - H ** 2)), dtype)
+
+
+@pytest.mark.parametrize("N, V", [(1, 3), (300, 28), (1120, 28)])
+def test_softmax_xent_kernel_matches_numpy(setup, N, V):
+    from scratchrnn import output
+    dtype, ops, r, rng = setup
+    logits, y = r(N, V) * 3, rng.integers(0, V, N)
+    loss, P = output.softmax_cross_entropy(logits, y)
+    dlogits = output.softmax_cross_entropy_backward(P, y)
+    work, row_loss = logits.copy(), np.empty(N, dtype)
+    ops.softmax_xent(work, y, row_loss)
+    close(row_loss.mean(), loss, dtype)
+    close(work, dlogits, dtype)
+
+
+@pytest.mark.parametrize("size", [1, 255, 257, 100_003])
+@pytest.mark.parametrize("theta", [1e-2, 1e6, 0.0])
+def test_clip_sgd_kernels_match_numpy(setup, size, theta):
+    dtype, ops, r, _ = setup
+    p, g = r(size), r(size)
+    expected_norm = np.sqrt((g.astype(np.float64) ** 2).sum())
+    scale = min(1.0, theta / (expected_norm + 1e-12)) if theta > 0 else 1.0
+    expected = p - (0.5 * scale) * g
+    norm = ops.clip_sgd(p, g, 0.5, theta)
+    close(norm, expected_norm, dtype)
+    close(p, expected, dtype)
+
+
+@pytest.mark.parametrize("N, V, m", [(5, 3, 7), (1120, 28, 1024), (33, 40, 300)])
+def test_row_kernels_match_numpy(setup, N, V, m):
+    dtype, ops, r, rng = setup
+    W, b, ids = r(V, m), r(m), rng.integers(0, V, N)
+    out = np.empty((N, m), dtype)
+    ops.gather_rows_bias(W, ids, b, out)
+    close(out, W[ids] + b, dtype)
+    dA, dW = r(N, m), np.zeros((V, m), dtype)
+    ops.scatter_add_rows(dW, ids, dA)
+    expected = np.zeros((V, m))
+    np.add.at(expected, ids, dA.astype(np.float64))
+    close(dW, expected, dtype)
+
+
+def test_launch_covers_a_partial_last_block():
+    """B*n = 257: two blocks of 256, the second with 255 idle threads; nothing past the end is touched."""
+    ops = KernelOps(HostKernels("float64"), np)
+    buf = np.full(257 + 10, 7.0)
+    H = buf[:257].reshape(1, 257)
+    ops.rnn_forward(np.zeros((1, 257)), np.zeros((1, 257)), np.ones(257), H, 0)
+    assert np.allclose(H, np.tanh(1.0)) and np.all(buf[257:] == 7.0)
+    assert BLOCK == 256
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_training_with_host_emulated_kernels_equals_reference(cell):
+    """A few training steps of a 2-layer model: the CUDA kernels (run on the host) give the losses and
+    weights of the NumPy reference."""
+    corpus, vocab = load_corpus(max_tokens=2000)
+    ref = RNNLM(len(vocab), 24, 2, cell, dtype="float64", engine="reference", seed=3)
+    emu = use_host_cuda_kernels(RNNLM(len(vocab), 24, 2, cell, dtype="float64", engine="reference", seed=3))
+    losses = {}
+    for name, m in (("ref", ref), ("emu", emu)):
+        it = SeqDataLoader(corpus, 8, 10, seed=0)
+        losses[name] = [train_epoch(m, it, lr=1.0)[0] for _ in range(2)]
+    np.testing.assert_allclose(losses["emu"], losses["ref"], rtol=1e-12)
+    np.testing.assert_allclose(emu.flat_params, ref.flat_params, rtol=1e-10, atol=1e-12)
+    assert not np.allclose(ref.flat_params, RNNLM(len(vocab), 24, 2, cell, dtype="float64", seed=3).flat_params)
+
+
+def test_a_kernel_that_does_not_compile_is_one_clear_error(tmp_path, monkeypatch):
+    bad_dir = tmp_path / "kernels"
+    shutil.copytree(KERNEL_DIR, bad_dir)
+    (bad_dir / "rnn.cu").write_text((bad_dir / "rnn.cu").read_text().replace("tanh(a)", "tanh(a, oops)"))
+    monkeypatch.setattr(modules, "KERNEL_DIR", bad_dir)
+    with pytest.raises(DeviceError, match="host build of the CUDA kernels failed: .*rnn.cu"):
+        modules.build_host_library("float32", build_dir=tmp_path / "build")
+
+
+def test_selftest_runs_every_check_with_host_kernels():
+    """`python -m scratchrnn.selftest --device cpu` is the GPU self-test with the host-built kernels."""
+    r = subprocess.run([sys.executable, "-m", "scratchrnn.selftest", "--device", "cpu"],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.count("\nok   kernel ") == 20 and "FAIL" not in r.stdout
+    assert "training steps 2-layer lstm" in r.stdout and "gradient check, 2-layer lstm" in r.stdout
+    assert "tokens/s with our kernels" in r.stdout and r.stdout.rstrip().endswith("all checks passed")
+
+
+def test_selftest_on_gpu_without_gpu_is_one_clear_line():
+    try:
+        import cupy
+        if cupy.cuda.runtime.getDeviceCount() > 0:
+            pytest.skip("a GPU is present")
+    except Exception:
+        pass
+    r = subprocess.run([sys.executable, "-m", "scratchrnn.selftest", "--device", "gpu"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2
+    assert r.stderr.startswith("error: --device gpu") and len(r.stderr.strip().splitlines()) == 1
