@@ -45,15 +45,15 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} (see --help)\n")
 
 
-def build_parser(description, defaults):
-    p = OneLineParser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+def add_training_arguments(p, defaults):
+    """The flags shared by the book's examples and `scratchrnn train`."""
     p.add_argument("--device", choices=DEVICES, default="auto",
                    help="where to train; auto picks the GPU when CuPy finds one")
     p.add_argument("--cell", choices=("rnn", "gru", "lstm"), default=defaults["cell"])
     p.add_argument("--nonlinearity", choices=("tanh", "relu"), default="tanh", help="for --cell rnn")
     p.add_argument("--layers", type=positive_int, default=defaults["layers"])
     p.add_argument("--hidden", type=positive_int, default=defaults["hidden"])
-    p.add_argument("--epochs", type=positive_int, default=500)
+    p.add_argument("--epochs", type=positive_int, default=defaults.get("epochs", 500))
     p.add_argument("--lr", type=positive_float, default=defaults["lr"])
     p.add_argument("--theta", type=positive_float, default=1.0, help="gradient clipping threshold")
     p.add_argument("--batch-size", type=positive_int, default=32)
@@ -61,7 +61,7 @@ def build_parser(description, defaults):
     p.add_argument("--random-iter", action="store_true",
                    help="random sampling (state re-initialised each minibatch) instead of sequential")
     p.add_argument("--corpus", action="append", default=None, metavar="PATH",
-                   help="UTF-8 text file(s) to train on (default: the Time Machine, shipped with the package)")
+                   help="UTF-8 text file to train on; repeat for several (default: the Time Machine, shipped)")
     p.add_argument("--max-tokens", type=int, default=10000,
                    help="keep the first N tokens, as the book does; -1 keeps the whole text")
     p.add_argument("--full-text", action="store_true", help="same as --max-tokens -1")
@@ -71,6 +71,12 @@ def build_parser(description, defaults):
     p.add_argument("--engine", choices=ENGINES, default="auto",
                    help="fast (Numba / CUDA kernels) or the readable NumPy reference")
     p.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    return p
+
+
+def build_parser(description, defaults):
+    p = OneLineParser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add_training_arguments(p, defaults)
     p.add_argument("--prefix", action="append", default=None,
                    help="prefix to warm up on and continue (default: the book's two)")
     p.add_argument("--num-preds", type=positive_int, default=50)
@@ -79,15 +85,19 @@ def build_parser(description, defaults):
     return p
 
 
-def run(args):
-    device = resolve_device(args.device)
-    if args.device == "auto":
-        print(f"device: auto picked {device}", file=sys.stderr)
-    check_hyperparameters(args.lr, args.epochs, args.theta)
+def max_tokens_of(args):
     max_tokens = -1 if args.full_text else args.max_tokens
     if max_tokens == 0 or max_tokens < -1:
         raise ConfigError(f"--max-tokens must be positive or -1 (got {max_tokens})")
-    corpus, vocab = load_corpus(args.corpus, max_tokens=max_tokens)
+    return max_tokens
+
+
+def run(args):
+    check_hyperparameters(args.lr, args.epochs, args.theta)
+    corpus, vocab = load_corpus(args.corpus, max_tokens=max_tokens_of(args))
+    device = resolve_device(args.device)
+    if args.device == "auto":
+        print(f"device: auto picked {device}", file=sys.stderr)
     train_iter = SeqDataLoader(corpus, args.batch_size, args.num_steps, args.random_iter, seed=args.seed)
     model = RNNLM(len(vocab), args.hidden, args.layers, args.cell, nonlinearity=args.nonlinearity,
                   device=device, dtype=args.dtype, init=args.init, seed=args.seed, engine=args.engine)

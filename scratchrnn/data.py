@@ -83,6 +83,7 @@ class Vocab:
                 if tok not in self.idx_to_token:
                     self.idx_to_token.append(tok)
         self.token_to_idx = {tok: idx for idx, tok in enumerate(self.idx_to_token)}
+        self.sep = ""
 
     def __len__(self):
         return len(self.idx_to_token)
@@ -122,6 +123,7 @@ def load_corpus(paths=None, max_tokens=10000, token="char", charset="book"):
     if not flat:
         raise DataError(f"corpus {', '.join(map(str, paths))} has no tokens left after preprocessing")
     vocab = Vocab(flat)
+    vocab.sep = "" if token == "char" else " "                            # how generated tokens are joined
     corpus = np.array([vocab[tok] for tok in flat], dtype=np.int64)
     if max_tokens is not None and max_tokens > 0:
         corpus = corpus[:max_tokens]

@@ -15,6 +15,7 @@ import time
 
 import numpy as np
 
+from . import output
 from .errors import ConfigError, DataError, TrainingDiverged
 
 
@@ -37,36 +38,71 @@ def check_hyperparameters(lr, num_epochs, theta=1.0):
         raise ConfigError(f"clipping threshold theta must be a positive finite number (got {theta!r})")
 
 
-def train_epoch(model, train_iter, lr, theta=1.0, use_random_iter=False, on_step=None):
+class EpochPosition:
+    """Where an epoch stands after a step: what a checkpoint needs to continue it exactly.
+    batch: minibatches done; state: the carried hidden state; loss_sum, tokens: the running totals."""
+
+    def __init__(self, batch=0, state=None, loss_sum=0.0, tokens=0, seconds=0.0):
+        self.batch, self.state, self.loss_sum, self.tokens, self.seconds = batch, state, loss_sum, tokens, seconds
+
+
+def train_epoch(model, train_iter, lr, theta=1.0, use_random_iter=False, on_step=None, resume=None):
     """One pass over the data. Returns (perplexity, tokens per second).
 
     The loss stays on the device and is summed there; it is read once, at the end of the epoch
-    (reading it every step would make a GPU wait for every step)."""
+    (reading it every step would make a GPU wait for every step).
+    on_step(position, grad_norm) is called after every step; resume (an EpochPosition) continues an
+    epoch that was stopped after `resume.batch` minibatches (the iterator must cut the same batches)."""
     xp = model.xp
-    state, total, n_tokens = None, 0.0, 0
-    start = time.perf_counter()
-    for X, Y in train_iter:
-        B, T = X.shape
-        if state is None or use_random_iter:
-            state = model.begin_state(B)
-        else:
-            state = detach(state)
-        X_t = xp.asarray(np.ascontiguousarray(X.T))                      # (T, B), time-major
-        Y_t = xp.asarray(np.ascontiguousarray(Y.T))
-        loss, state, _ = model.loss_and_grad(X_t, Y_t, state)
-        grad_norm = model.clip_and_sgd(lr, theta)
-        total = total + loss * (B * T)
-        n_tokens += B * T
-        if on_step is not None:
-            on_step(loss, grad_norm)
-    if n_tokens == 0:
+    pos = resume or EpochPosition()
+    start = time.perf_counter() - pos.seconds
+    with np.errstate(all="ignore"):            # an overflow shows up as a non-finite loss, checked below
+        for i, (X, Y) in enumerate(train_iter):
+            if i < pos.batch:                                                 # done before the stop
+                continue
+            B, T = X.shape
+            if pos.state is None or use_random_iter:
+                state = model.begin_state(B)
+            else:
+                state = detach(pos.state)
+            X_t = xp.asarray(np.ascontiguousarray(X.T))                      # (T, B), time-major
+            Y_t = xp.asarray(np.ascontiguousarray(Y.T))
+            loss, state, _ = model.loss_and_grad(X_t, Y_t, state)
+            grad_norm = model.clip_and_sgd(lr, theta)
+            pos.batch, pos.state = i + 1, state
+            pos.loss_sum = pos.loss_sum + loss * (B * T)
+            pos.tokens += B * T
+            if on_step is not None:
+                pos.seconds = time.perf_counter() - start
+                on_step(pos, grad_norm)
+    if pos.tokens == 0:
         raise DataError("the data iterator produced no minibatch")
-    mean_loss = float(total) / n_tokens                                   # the one host sync
+    mean_loss = float(pos.loss_sum) / pos.tokens                          # the one host sync
     seconds = time.perf_counter() - start
     if not math.isfinite(mean_loss):
         raise TrainingDiverged(
             "training diverged: the loss became NaN or infinite; lower --lr or keep clipping on (theta)")
-    return math.exp(mean_loss), n_tokens / seconds
+    return math.exp(mean_loss), pos.tokens / seconds
+
+
+def evaluate(model, corpus, batch_size, num_steps):
+    """Perplexity on held-out tokens: the text cut into `batch_size` rows read left to right in chunks
+    of `num_steps`, the state carried across chunks, no update (the gradients computed are ignored)."""
+    xp = model.xp
+    rows = min(batch_size, (len(corpus) - 1) // num_steps)
+    if rows < 1:
+        raise DataError(f"validation text of {len(corpus)} tokens is shorter than one chunk of {num_steps}")
+    length = (len(corpus) - 1) // rows
+    Xs = np.asarray(corpus[:rows * length]).reshape(rows, length)
+    Ys = np.asarray(corpus[1:rows * length + 1]).reshape(rows, length)
+    state, total, n = model.begin_state(rows), 0.0, 0
+    for i in range(0, (length // num_steps) * num_steps, num_steps):
+        X = xp.asarray(np.ascontiguousarray(Xs[:, i:i + num_steps].T))
+        Y = xp.asarray(np.ascontiguousarray(Ys[:, i:i + num_steps].T))
+        logits, state, _ = model.forward(X, state)
+        loss, _ = output.softmax_cross_entropy(logits, Y.reshape(-1))
+        total, n = total + float(loss) * X.size, n + X.size
+    return math.exp(total / n)
 
 
 def predict(prefix, num_preds, model, vocab, temperature=0.0, seed=None):
@@ -74,11 +110,14 @@ def predict(prefix, num_preds, model, vocab, temperature=0.0, seed=None):
 
     temperature 0: greedy (argmax), as the book. temperature > 0: sample from softmax(logits / T)
     with a seeded generator (T < 1 sharper, T > 1 flatter)."""
+    sep = getattr(vocab, "sep", "")                                       # "" for characters, " " for words
+    prefix = list(prefix) if sep == "" else prefix.split()
     if not prefix:
         raise ConfigError("the prefix must not be empty")
-    unknown = sorted({ch for ch in prefix if ch not in vocab.token_to_idx})
+    unknown = sorted({tok for tok in prefix if tok not in vocab.token_to_idx})
     if unknown:
-        raise ConfigError(f"prefix has characters outside the vocabulary: {''.join(unknown)!r}")
+        what = "characters" if sep == "" else "words"
+        raise ConfigError(f"prefix has {what} outside the vocabulary: {sep.join(unknown)!r}")
     if temperature < 0 or not math.isfinite(temperature):
         raise ConfigError(f"temperature must be >= 0 (got {temperature!r})")
     xp = model.xp
@@ -101,4 +140,4 @@ def predict(prefix, num_preds, model, vocab, temperature=0.0, seed=None):
             z = logits / temperature
             p = np.exp(z - z.max())
             outputs.append(int(rng.choice(len(p), p=p / p.sum())))
-    return "".join(vocab.idx_to_token[i] for i in outputs)
+    return sep.join(vocab.idx_to_token[i] for i in outputs)

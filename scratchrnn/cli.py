@@ -1,0 +1,365 @@
+"""The `scratchrnn` command (also `python -m scratchrnn`).
+
+    scratchrnn train     --corpus book.txt --out runs/book [--val-fraction 0.1] [--plot] [--resume DIR]
+    scratchrnn generate  --from runs/book --prefix "time traveller" --length 100 [--temperature 0.8 --seed 1]
+    scratchrnn gradcheck --cell lstm --layers 2
+    scratchrnn diagnose  --out runs/diagnose
+    scratchrnn selftest  [--device gpu]
+
+Every error a user can cause is one line on stderr and a non-zero exit status, never a traceback.
+"""
+import argparse
+import copy
+import csv
+import io
+import math
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from .backend import device_name, resolve_device
+from .book import OneLineParser, add_training_arguments, max_tokens_of, positive_float, positive_int
+from .checkpoint import load_checkpoint, save_checkpoint
+from .data import SeqDataLoader, Vocab, load_corpus
+from .errors import CheckpointError, ConfigError, DataError, ScratchRNNError, TrainingDiverged
+from .model import RNNLM
+from .train import EpochPosition, check_hyperparameters, evaluate, predict, train_epoch
+
+EXIT_ERROR, EXIT_DIVERGED, EXIT_INTERRUPTED = 2, 3, 130
+CONFIG_KEYS = ("cell", "nonlinearity", "layers", "hidden", "epochs", "lr", "theta", "batch_size", "num_steps",
+               "random_iter", "corpus", "max_tokens", "tokens", "charset", "seed", "init", "dtype",
+               "val_fraction", "engine")
+
+
+class Interrupted(Exception):
+    def __init__(self, position):
+        self.position = position
+
+
+# ----------------------------------------------------------------------------------------------
+# train
+# ----------------------------------------------------------------------------------------------
+
+def prepare_out_dir(path):
+    """Create the output folder and prove it can be written, before any training starts."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write-test"
+        probe.write_bytes(b"ok")
+        probe.unlink()
+    except OSError as e:
+        raise ConfigError(f"output directory {str(path)!r} cannot be written: {e.strerror or e}") from None
+    return path
+
+
+def split_validation(corpus, fraction, num_steps):
+    """The tail of the corpus (a fraction of its tokens) is held out for validation."""
+    if not (0 <= fraction < 1):
+        raise ConfigError(f"--val-fraction must be in [0, 1) (got {fraction})")
+    n_val = int(len(corpus) * fraction)
+    if n_val == 0:
+        return corpus, None
+    if n_val < num_steps + 1:
+        raise DataError(f"--val-fraction {fraction} holds out {n_val} tokens, fewer than one chunk of "
+                        f"{num_steps}; raise it, or use --val-fraction 0")
+    return corpus[:-n_val], corpus[-n_val:]
+
+
+def build(config, device, engine="auto"):
+    """Corpus, vocabulary, train/validation split, data loader and model from a run's config."""
+    corpus, vocab = load_corpus(config["corpus"], max_tokens=config["max_tokens"], token=config["tokens"],
+                                charset=config["charset"])
+    train, val = split_validation(corpus, config["val_fraction"], config["num_steps"])
+    loader = SeqDataLoader(train, config["batch_size"], config["num_steps"], config["random_iter"], config["seed"])
+    model = RNNLM(len(vocab), config["hidden"], config["layers"], config["cell"], nonlinearity=config["nonlinearity"],
+                  device=device, dtype=config["dtype"], init=config["init"], seed=config["seed"], engine=engine)
+    return vocab, loader, val, model
+
+
+def model_from_checkpoint(arrays, manifest, device="cpu"):
+    """A model with a checkpoint's config and weights (shapes checked key by key)."""
+    config = manifest["config"]
+    vocab = Vocab(idx_to_token=manifest["vocab"])
+    vocab.sep = "" if config["tokens"] == "char" else " "
+    try:
+        model = RNNLM(len(vocab), config["hidden"], config["layers"], config["cell"],
+                      nonlinearity=config["nonlinearity"], device=device, dtype=config["dtype"], engine="reference")
+    except (KeyError, TypeError) as e:
+        raise CheckpointError(f"checkpoint manifest is missing or has a bad config entry ({e})") from None
+    model.load_state_dict({k: v for k, v in arrays.items() if not k.startswith("state.")})
+    return model, vocab
+
+
+def write_metrics(out, history):
+    """metrics.csv, rewritten whole (atomically) from the history kept in the checkpoint."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=["epoch", "train_perplexity", "val_perplexity", "tokens_per_s", "elapsed_s"])
+    writer.writeheader()
+    writer.writerows(history)
+    tmp = out / ".metrics.csv.tmp"
+    tmp.write_text(buf.getvalue())
+    os.replace(tmp, out / "metrics.csv")
+
+
+def plot_perplexity(out, history):
+    """perplexity.png: training and validation perplexity per epoch, like the book's training plot."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    epochs = [h["epoch"] for h in history]
+    fig, ax = plt.subplots(figsize=(6, 3.6), dpi=100)
+    ax.plot(epochs, [h["train_perplexity"] for h in history], label="train")
+    if any(h["val_perplexity"] is not None for h in history):
+        ax.plot(epochs, [h["val_perplexity"] for h in history], label="validation")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("perplexity")
+    ax.set_yscale("log")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    tmp = out / ".perplexity.png.tmp"
+    fig.savefig(tmp, format="png")
+    plt.close(fig)
+    os.replace(tmp, out / "perplexity.png")
+
+
+def config_from_args(args):
+    config = {key: getattr(args, key) for key in CONFIG_KEYS if hasattr(args, key)}
+    config["max_tokens"] = max_tokens_of(args)
+    config["corpus"] = [str(Path(c).resolve()) for c in args.corpus] if args.corpus else None
+    config["epochs"] = args.epochs or 500
+    return config
+
+
+def cmd_train(args):
+    if args.resume:
+        out = Path(args.resume)
+        arrays, manifest = load_checkpoint(out / "last.npz")
+        config = manifest["config"]
+        if args.epochs:
+            config["epochs"] = args.epochs
+    else:
+        arrays, manifest, config = None, None, config_from_args(args)
+        out = Path(args.out)
+    check_hyperparameters(config["lr"], config["epochs"], config["theta"])
+    out = prepare_out_dir(out)
+    device = resolve_device(args.device)
+    vocab, loader, val, model = build(config, device, config.get("engine", "auto"))
+
+    epoch, position, history, best = 0, None, [], math.inf
+    if manifest is not None:
+        if manifest["vocab"] != vocab.idx_to_token:
+            raise CheckpointError(f"the corpus now gives a vocabulary of {len(vocab)} tokens, the checkpoint was "
+                                  f"trained on {len(manifest['vocab'])} different ones; it cannot be resumed on it")
+        model.load_state_dict({k: v for k, v in arrays.items() if not k.startswith("state.")})
+        loader.rng.bit_generator.state = manifest["loader_rng"]
+        epoch, history = manifest["epoch"], manifest["history"]
+        best = manifest["best_val"] if manifest["best_val"] is not None else math.inf
+        if manifest["batch"] > 0:                                     # stopped inside an epoch
+            state = [tuple(model.xp.asarray(arrays[f"state.l{k}.{j}"]) for j in range(len(s)))
+                     for k, s in enumerate(model.begin_state(1))] if not config["random_iter"] else None
+            position = EpochPosition(manifest["batch"], state, model.dtype.type(manifest["loss_sum"]),
+                                     manifest["tokens"], manifest["seconds"])
+        if epoch >= config["epochs"]:
+            print(f"{out} already has {epoch} epochs; ask for more with --epochs N")
+            return
+        print(f"resuming {out} at epoch {epoch}" + (f", minibatch {manifest['batch']}" if position else ""))
+    print(f"{config['layers']}-layer {config['cell'].upper()} ({config['hidden']} hidden, "
+          f"{model.num_parameters():,} parameters, {model.engine_name}) on {len(loader.corpus):,} training tokens"
+          + (f" and {len(val):,} validation tokens" if val is not None else "")
+          + f", vocabulary {len(vocab)}, {device_name(device)}; writing to {out}")
+
+    def checkpoint(path, epoch_done, pos=None, loader_rng=None):
+        arrays_out = model.state_dict()
+        if pos is not None and pos.state is not None:
+            for k, s in enumerate(pos.state):
+                for j, a in enumerate(s):
+                    arrays_out[f"state.l{k}.{j}"] = np.asarray(a.get() if hasattr(a, "get") else a)
+        save_checkpoint(path, arrays_out, dict(
+            config=config, vocab=vocab.idx_to_token, epoch=epoch_done, batch=pos.batch if pos else 0,
+            loss_sum=float(pos.loss_sum) if pos else 0.0, tokens=pos.tokens if pos else 0,
+            seconds=pos.seconds if pos else 0.0,
+            loader_rng=loader_rng or loader.rng.bit_generator.state,
+            history=history, best_val=None if best == math.inf else best))
+
+    stop = {"requested": False}
+
+    def on_sigint(signum, frame):
+        if stop["requested"]:                                         # a second Ctrl-C: leave now
+            raise KeyboardInterrupt
+        stop["requested"] = True
+
+    def on_step(pos, grad_norm):
+        if stop["requested"]:
+            raise Interrupted(pos)
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    on_terminal = sys.stderr.isatty()
+    bar = tqdm(total=config["epochs"], initial=epoch, desc="training", unit="epoch", disable=not on_terminal)
+    try:
+        while epoch < config["epochs"]:
+            rng_at_start = copy.deepcopy(loader.rng.bit_generator.state)
+            started = time.perf_counter()
+            try:
+                ppl, speed = train_epoch(model, loader, config["lr"], config["theta"], config["random_iter"],
+                                         on_step=on_step, resume=position)
+            except Interrupted as e:
+                checkpoint(out / "last.npz", epoch, e.position, rng_at_start)
+                bar.close()
+                print(f"interrupted: saved {out / 'last.npz'} at epoch {epoch}, minibatch {e.position.batch}; "
+                      f"resume with: scratchrnn train --resume {out}", file=sys.stderr)
+                sys.exit(EXIT_INTERRUPTED)
+            except TrainingDiverged as e:
+                bar.close()
+                kept = f"the last good checkpoint {out / 'last.npz'} is kept" if (out / "last.npz").exists() \
+                    else "no checkpoint had been written yet"
+                print(f"error: {e} (epoch {epoch + 1}); {kept}", file=sys.stderr)
+                sys.exit(EXIT_DIVERGED)
+            position = None
+            epoch += 1
+            with np.errstate(all="ignore"):
+                val_ppl = evaluate(model, val, config["batch_size"], config["num_steps"]) if val is not None else None
+            history.append(dict(epoch=epoch, train_perplexity=round(ppl, 6),
+                                val_perplexity=None if val_ppl is None else round(val_ppl, 6),
+                                tokens_per_s=round(speed, 1),
+                                elapsed_s=round((history[-1]["elapsed_s"] if history else 0.0)
+                                                + time.perf_counter() - started, 3)))
+            if val_ppl is not None and val_ppl < best:
+                best = val_ppl
+                checkpoint(out / "best.npz", epoch)
+            if epoch % args.save_every == 0 or epoch == config["epochs"]:
+                checkpoint(out / "last.npz", epoch)
+                write_metrics(out, history)
+                if args.plot:
+                    plot_perplexity(out, history)
+            bar.update(1)
+            bar.set_postfix(train_ppl=f"{ppl:.2f}", val_ppl="-" if val_ppl is None else f"{val_ppl:.2f}",
+                            tokens_per_s=f"{speed:,.0f}")
+            if epoch % args.log_every == 0 or epoch == config["epochs"]:
+                line = (f"epoch {epoch:4d}  train perplexity {ppl:7.2f}  "
+                        + ("" if val_ppl is None else f"validation perplexity {val_ppl:7.2f}  ")
+                        + f"{speed:,.0f} tokens/s")
+                (tqdm.write if on_terminal else print)(line)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        bar.close()
+    print(f"perplexity {ppl:.1f}" + ("" if val_ppl is None else f" (validation {val_ppl:.1f}, best {best:.1f})")
+          + f", {speed:.1f} tokens/sec on {device_name(device)}")
+    print(f"checkpoints: {out / 'last.npz'}" + (f", {out / 'best.npz'} (best validation)" if val is not None else "")
+          + f"; metrics: {out / 'metrics.csv'}" + (f"; plot: {out / 'perplexity.png'}" if args.plot else ""))
+
+
+# ----------------------------------------------------------------------------------------------
+# generate, gradcheck
+# ----------------------------------------------------------------------------------------------
+
+def cmd_generate(args):
+    folder = Path(args.from_dir)
+    path = folder if folder.is_file() else folder / ("best.npz" if args.checkpoint == "best" and
+                                                     (folder / "best.npz").exists() else "last.npz")
+    arrays, manifest = load_checkpoint(path)
+    model, vocab = model_from_checkpoint(arrays, manifest)
+    print(predict(args.prefix, args.length, model, vocab, temperature=args.temperature, seed=args.seed))
+
+
+def cmd_gradcheck(args):
+    from .gradcheck import check_model
+    results = check_model(args.cell, args.layers, args.nonlinearity, args.random_iter, engine=args.engine,
+                          vocab_size=args.vocab, num_hiddens=args.hidden, batch_size=args.batch_size,
+                          num_steps=args.num_steps, seed=args.seed)
+    names = list(next(iter(results.values())))
+    print(f"finite differences (float64, central, eps 1e-4) vs hand-written backward: {args.layers}-layer "
+          f"{args.cell}{' (' + args.nonlinearity + ')' if args.cell == 'rnn' else ''}, "
+          f"{'random' if args.random_iter else 'sequential'} iteration, {args.engine} engine")
+    print(f"{'parameter':<12}" + "".join(f"{chunk:>12}" for chunk in results))
+    worst = 0.0
+    for name in names:
+        errs = [results[chunk][name] for chunk in results]
+        worst = max(worst, *errs)
+        print(f"{name:<12}" + "".join(f"{e:12.1e}" for e in errs))
+    ok = worst < 1e-6
+    print(f"worst relative error {worst:.1e}: {'pass' if ok else 'FAIL'} (limit 1e-6)")
+    if not ok:
+        sys.exit(1)
+
+
+def cmd_selftest(args):
+    from . import selftest
+    selftest.main(["--device", args.device])
+
+
+# ----------------------------------------------------------------------------------------------
+# the parser
+# ----------------------------------------------------------------------------------------------
+
+def build_parser():
+    p = OneLineParser(prog="scratchrnn", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+    defaults = argparse.ArgumentDefaultsHelpFormatter
+
+    t = sub.add_parser("train", help="train a language model on text files", formatter_class=defaults,
+                       description="Train a character (or word) language model with truncated BPTT.")
+    add_training_arguments(t, dict(cell="lstm", layers=2, hidden=256, lr=2.0, init="pytorch", epochs=None))
+    t.add_argument("--tokens", choices=("char", "word"), default="char", help="character or word tokens")
+    t.add_argument("--charset", choices=("book", "wide"), default="book",
+                   help="book: letters only, lower case (the book's preprocessing); wide: keep every character")
+    t.add_argument("--val-fraction", type=float, default=0.1,
+                   help="the tail of the corpus held out to measure validation perplexity (0: none)")
+    t.add_argument("--out", default="scratchrnn-run", help="folder for checkpoints, metrics and plots")
+    t.add_argument("--resume", metavar="DIR", default=None,
+                   help="continue the run saved in DIR (its config is used; --epochs may raise the total)")
+    t.add_argument("--save-every", type=positive_int, default=1, help="write last.npz every N epochs")
+    t.add_argument("--log-every", type=positive_int, default=10, help="print a line every N epochs")
+    t.add_argument("--plot", action="store_true", help="draw perplexity.png (train and validation)")
+    t.set_defaults(func=cmd_train)
+
+    g = sub.add_parser("generate", help="continue a prefix with a trained model", formatter_class=defaults)
+    g.add_argument("--from", dest="from_dir", required=True, metavar="DIR",
+                   help="a run folder (or a checkpoint .npz file)")
+    g.add_argument("--prefix", required=True, help="text to warm up on")
+    g.add_argument("--length", type=positive_int, default=100, help="tokens to generate")
+    g.add_argument("--temperature", type=float, default=0.0, help="0: greedy; > 0: sample from softmax(logits/T)")
+    g.add_argument("--seed", type=int, default=None, help="seed for sampling")
+    g.add_argument("--checkpoint", choices=("best", "last"), default="best",
+                   help="best validation checkpoint (when there is one) or the last one")
+    g.set_defaults(func=cmd_generate)
+
+    c = sub.add_parser("gradcheck", help="finite differences against the hand-written backward", formatter_class=defaults)
+    c.add_argument("--cell", choices=("rnn", "gru", "lstm"), default="lstm")
+    c.add_argument("--nonlinearity", choices=("tanh", "relu"), default="tanh")
+    c.add_argument("--layers", type=positive_int, default=2)
+    c.add_argument("--random-iter", action="store_true")
+    c.add_argument("--engine", choices=("reference", "fast"), default="reference")
+    c.add_argument("--vocab", type=positive_int, default=7)
+    c.add_argument("--hidden", type=positive_int, default=5)
+    c.add_argument("--batch-size", type=positive_int, default=3)
+    c.add_argument("--num-steps", type=positive_int, default=4)
+    c.add_argument("--seed", type=int, default=0)
+    c.set_defaults(func=cmd_gradcheck)
+
+    s = sub.add_parser("selftest", help="check the CUDA kernels (on the GPU, or built for the host)")
+    s.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
+    s.set_defaults(func=cmd_selftest)
+    return p
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except ScratchRNNError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(EXIT_ERROR)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(EXIT_INTERRUPTED)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,265 @@
+"""The `scratchrnn` command: training with validation, checkpoints, exact resume, Ctrl-C, generation,
+gradcheck, and one clear line for every bad input."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import zipfile
+
+import numpy as np
+import pytest
+
+from scratchrnn import checkpoint, cli
+from scratchrnn.checkpoint import load_checkpoint, save_checkpoint
+
+SMALL = ["--hidden", "16", "--layers", "2", "--max-tokens", "3000", "--batch-size", "8", "--num-steps", "10",
+         "--device", "cpu", "--log-every", "1"]
+
+
+def scratchrnn(*args, env=None, **kw):
+    return subprocess.run([sys.executable, "-m", "scratchrnn", *args], capture_output=True, text=True,
+                          timeout=600, env=env, **kw)
+
+
+def weights(folder, name="last.npz"):
+    arrays, manifest = load_checkpoint(folder / name)
+    return {k: v for k, v in arrays.items() if not k.startswith("state.")}, manifest
+
+
+def test_train_writes_checkpoints_metrics_and_plot(tmp_path):
+    out = tmp_path / "run"
+    r = scratchrnn("train", "--out", str(out), "--epochs", "3", "--plot", *SMALL)
+    assert r.returncode == 0, r.stderr
+    assert "validation perplexity" in r.stdout and "tokens/sec on cpu" in r.stdout
+    assert {p.name for p in out.iterdir()} == {"last.npz", "best.npz", "metrics.csv", "perplexity.png"}
+    assert (out / "perplexity.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    lines = (out / "metrics.csv").read_text().splitlines()
+    assert lines[0] == "epoch,train_perplexity,val_perplexity,tokens_per_s,elapsed_s" and len(lines) == 4
+    arrays, manifest = weights(out)
+    assert manifest["epoch"] == 3 and manifest["batch"] == 0 and len(manifest["vocab"]) == 28
+    assert "rnn.weight_hh_l1" in arrays and manifest["best_val"] > 1
+    with np.load(out / "last.npz", allow_pickle=False) as f:     # a plain npz: numpy opens it, no pickle
+        assert f["fc.bias"].shape == (28,)
+    g = scratchrnn("generate", "--from", str(out), "--prefix", "time traveller", "--length", "20")
+    assert g.returncode == 0 and g.stdout.startswith("time traveller") and len(g.stdout.rstrip("\n")) == 34
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+def test_resume_is_bit_identical(tmp_path, cell):
+    """2N epochs in one go == N epochs, then resume for N more."""
+    one, two = tmp_path / "one", tmp_path / "two"
+    cli.main(["train", "--out", str(one), "--epochs", "4", "--cell", cell, *SMALL])
+    cli.main(["train", "--out", str(two), "--epochs", "2", "--cell", cell, *SMALL])
+    cli.main(["train", "--resume", str(two), "--epochs", "4", "--device", "cpu"])
+    a, ma = weights(one)
+    b, mb = weights(two)
+    assert ma["epoch"] == mb["epoch"] == 4
+    for key in a:
+        assert np.array_equal(a[key], b[key]), key
+    assert [h["train_perplexity"] for h in ma["history"]] == [h["train_perplexity"] for h in mb["history"]]
+
+
+def test_resume_random_iteration_is_bit_identical(tmp_path):
+    one, two = tmp_path / "one", tmp_path / "two"
+    cli.main(["train", "--out", str(one), "--epochs", "3", "--random-iter", *SMALL])
+    cli.main(["train", "--out", str(two), "--epochs", "1", "--random-iter", *SMALL])
+    cli.main(["train", "--resume", str(two), "--epochs", "3", "--device", "cpu"])
+    a, _ = weights(one)
+    b, _ = weights(two)
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def test_ctrl_c_saves_and_resume_is_exact(tmp_path):
+    """SIGINT in the middle of training: a checkpoint with the position inside the epoch, a message on
+    how to resume, exit 130; resuming ends with exactly the weights of an uninterrupted run."""
+    args = ["--hidden", "96", "--layers", "2", "--engine", "reference", "--batch-size", "16", "--num-steps", "20",
+            "--device", "cpu", "--log-every", "1", "--epochs", "6"]
+    out = tmp_path / "stopped"
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen([sys.executable, "-m", "scratchrnn", "train", "--out", str(out), *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    for line in proc.stdout:
+        if line.startswith("epoch    1"):
+            break
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, err
+    assert "interrupted: saved" in err and f"scratchrnn train --resume {out}" in err and "Traceback" not in err
+    _, manifest = weights(out)
+    assert 1 <= manifest["epoch"] < 6
+    r = scratchrnn("train", "--resume", str(out), "--device", "cpu")
+    assert r.returncode == 0, r.stderr
+    full = tmp_path / "full"
+    assert scratchrnn("train", "--out", str(full), *args).returncode == 0
+    a, _ = weights(out)
+    b, _ = weights(full)
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
+    path = tmp_path / "c.npz"
+    save_checkpoint(path, {"w": np.arange(5.0)}, {"epoch": 1})
+    calls = {"n": 0}
+    real = np.lib.format.write_array
+
+    def dies_midway(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise OSError("disk full")
+        return real(*a, **k)
+
+    monkeypatch.setattr(np.lib.format, "write_array", dies_midway)
+    with pytest.raises(OSError):
+        save_checkpoint(path, {"w": np.zeros(5), "v": np.ones(3)}, {"epoch": 2})
+    arrays, manifest = load_checkpoint(path)
+    assert manifest["epoch"] == 1 and np.array_equal(arrays["w"], np.arange(5.0))
+    assert [p.name for p in tmp_path.iterdir()] == ["c.npz"]
+
+
+def test_divergence_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "run"
+    cli.main(["train", "--out", str(out), "--epochs", "2", *SMALL])
+    good, _ = weights(out)
+    from scratchrnn.model import RNNLM
+    real = RNNLM.clip_and_sgd
+
+    def explode(self, lr, theta):
+        self.flat_grads[...] = np.nan
+        return real(self, lr, None)
+
+    monkeypatch.setattr(RNNLM, "clip_and_sgd", explode)
+    with pytest.raises(SystemExit) as e:
+        cli.main(["train", "--resume", str(out), "--epochs", "4", "--device", "cpu"])
+    assert e.value.code == cli.EXIT_DIVERGED
+    err = capsys.readouterr().err
+    assert "training diverged" in err and "last good checkpoint" in err
+    after, manifest = weights(out)
+    assert manifest["epoch"] == 2 and all(np.array_equal(good[k], after[k]) for k in good)
+
+
+def test_gradcheck_prints_a_table():
+    r = scratchrnn("gradcheck", "--cell", "lstm", "--layers", "2")
+    assert r.returncode == 0, r.stderr
+    assert "l1.W_hh" in r.stdout and "l0.C_0" in r.stdout and r.stdout.strip().endswith("pass (limit 1e-6)")
+
+
+def test_help_of_every_command():
+    for cmd in ("train", "generate", "gradcheck", "selftest"):
+        r = scratchrnn(cmd, "--help")
+        assert r.returncode == 0 and "usage: scratchrnn " + cmd in r.stdout
+
+
+def test_several_corpora_and_word_tokens(tmp_path):
+    a, b = tmp_path / "a.txt", tmp_path / "b.txt"
+    a.write_text("the cat sat on the mat " * 40)
+    b.write_text("the dog lay on the rug " * 40)
+    out = tmp_path / "run"
+    r = scratchrnn("train", "--out", str(out), "--corpus", str(a), "--corpus", str(b), "--tokens", "word",
+                   "--epochs", "2", "--hidden", "8", "--layers", "1", "--batch-size", "4", "--num-steps", "5",
+                   "--device", "cpu")
+    assert r.returncode == 0, r.stderr
+    _, manifest = weights(out)
+    assert {"cat", "dog", "rug"} <= set(manifest["vocab"])
+    g = scratchrnn("generate", "--from", str(out), "--prefix", "the cat", "--length", "3")
+    assert g.returncode == 0 and g.stdout.startswith("the cat ") and len(g.stdout.split()) == 5
+
+
+# ---------------------------------------------------------------------------------------------
+# Bad input: one line, non-zero exit, no traceback, nothing lost
+# ---------------------------------------------------------------------------------------------
+
+def one_line_error(r, *needles):
+    assert r.returncode != 0
+    assert "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    for needle in needles:
+        assert needle in r.stderr, r.stderr
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("trained") / "run"
+    cli.main(["train", "--out", str(out), "--epochs", "1", *SMALL])
+    return out
+
+
+@pytest.mark.parametrize("content, needle", [
+    (None, "does not exist"), (b"", "is empty"), (b"\x00\x01\x02binary", "looks binary"),
+    (b"\xff\xfe caf\xe9", "not UTF-8"), (b"too short", "too short for one minibatch"),
+])
+def test_bad_corpus(tmp_path, content, needle):
+    path = tmp_path / "corpus.txt"
+    if content is not None:
+        path.write_bytes(content)
+    one_line_error(scratchrnn("train", "--out", str(tmp_path / "o"), "--corpus", str(path), "--device", "cpu"), needle)
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--hidden", "0"], "--hidden"), (["--layers", "-2"], "--layers"), (["--lr", "nan"], "--lr"),
+    (["--lr", "inf"], "--lr"), (["--batch-size", "0"], "--batch-size"), (["--val-fraction", "1.5"], "--val-fraction"),
+    (["--max-tokens", "-5"], "--max-tokens"), (["--epochs", "0"], "--epochs"),
+])
+def test_nonsense_hyperparameters(tmp_path, args, needle):
+    one_line_error(scratchrnn("train", "--out", str(tmp_path / "o"), "--device", "cpu", *args), needle)
+
+
+def test_prefix_outside_the_vocabulary(trained):
+    one_line_error(scratchrnn("generate", "--from", str(trained), "--prefix", "Hello!"), "outside the vocabulary")
+
+
+def test_missing_truncated_and_corrupted_checkpoints(tmp_path, trained):
+    one_line_error(scratchrnn("generate", "--from", str(tmp_path / "nothing"), "--prefix", "the"), "does not exist")
+    data = (trained / "last.npz").read_bytes()
+    cut = tmp_path / "cut.npz"
+    cut.write_bytes(data[: len(data) // 2])
+    one_line_error(scratchrnn("generate", "--from", str(cut), "--prefix", "the"), "truncated or corrupted")
+    flipped = bytearray(data)
+    middle = len(flipped) // 3
+    flipped[middle:middle + 64] = bytes(64)
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(bytes(flipped))
+    one_line_error(scratchrnn("generate", "--from", str(bad), "--prefix", "the"), "corrupted")
+    text = tmp_path / "text.npz"
+    text.write_text("not a checkpoint")
+    one_line_error(scratchrnn("generate", "--from", str(text), "--prefix", "the"), "corrupted")
+
+
+def test_checkpoint_whose_shapes_do_not_match(tmp_path, trained):
+    arrays, manifest = load_checkpoint(trained / "last.npz")
+    manifest["config"]["hidden"] = 32
+    save_checkpoint(tmp_path / "wrong.npz", arrays, manifest)
+    one_line_error(scratchrnn("generate", "--from", str(tmp_path / "wrong.npz"), "--prefix", "the"),
+                   "rnn.weight_ih_l0", "this model needs")
+
+
+def test_resume_on_a_corpus_with_another_vocabulary(tmp_path):
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("abcdefghij klmnopqrstuvwxyz " * 200)
+    out = tmp_path / "run"
+    cli.main(["train", "--out", str(out), "--epochs", "1", "--corpus", str(corpus), *SMALL])
+    corpus.write_text("aaaa bbbb " * 800)
+    one_line_error(scratchrnn("train", "--resume", str(out), "--epochs", "2", "--device", "cpu"), "vocabulary")
+
+
+def test_output_directory_that_cannot_be_written(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    one_line_error(scratchrnn("train", "--out", str(blocker / "run"), "--device", "cpu"), "cannot be written")
+
+
+def test_gpu_without_a_gpu(tmp_path):
+    try:
+        import cupy
+        if cupy.cuda.runtime.getDeviceCount() > 0:
+            pytest.skip("a GPU is present")
+    except Exception:
+        pass
+    one_line_error(scratchrnn("train", "--out", str(tmp_path / "o"), "--device", "gpu"), "--device gpu")
+
+
+def test_diverging_run_from_the_command_line(tmp_path):
+    r = scratchrnn("train", "--out", str(tmp_path / "o"), "--cell", "rnn", "--nonlinearity", "relu", "--lr", "1e6",
+                   "--theta", "1e30", "--epochs", "5", "--hidden", "32", "--layers", "1", "--device", "cpu")
+    assert r.returncode == cli.EXIT_DIVERGED
+    one_line_error(r, "training diverged")
