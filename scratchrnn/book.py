@@ -71,6 +71,8 @@ def add_training_arguments(p, defaults):
     p.add_argument("--engine", choices=ENGINES, default="auto",
                    help="fast (Numba / CUDA kernels) or the readable NumPy reference")
     p.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    p.add_argument("--embedding", type=positive_int, default=None, metavar="D",
+                   help="a learnable embedding of size D instead of one-hot input")
     return p
 
 
@@ -100,7 +102,8 @@ def run(args):
         print(f"device: auto picked {device}", file=sys.stderr)
     train_iter = SeqDataLoader(corpus, args.batch_size, args.num_steps, args.random_iter, seed=args.seed)
     model = RNNLM(len(vocab), args.hidden, args.layers, args.cell, nonlinearity=args.nonlinearity,
-                  device=device, dtype=args.dtype, init=args.init, seed=args.seed, engine=args.engine)
+                  device=device, dtype=args.dtype, init=args.init, seed=args.seed, engine=args.engine,
+                  embedding_dim=args.embedding)
     prefixes = args.prefix or [p for p in BOOK_PREFIXES if all(ch in vocab.token_to_idx for ch in p)]
     print(f"{args.layers}-layer {args.cell.upper()} ({args.hidden} hidden, {model.num_parameters():,} parameters, "
           f"{model.engine_name} engine) on {len(corpus):,} tokens, vocabulary {len(vocab)}, {device_name(device)}")

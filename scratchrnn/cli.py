@@ -33,7 +33,7 @@ from .train import EpochPosition, check_hyperparameters, evaluate, predict, trai
 EXIT_ERROR, EXIT_DIVERGED, EXIT_INTERRUPTED = 2, 3, 130
 CONFIG_KEYS = ("cell", "nonlinearity", "layers", "hidden", "epochs", "lr", "theta", "batch_size", "num_steps",
                "random_iter", "corpus", "max_tokens", "tokens", "charset", "seed", "init", "dtype",
-               "val_fraction", "engine")
+               "val_fraction", "engine", "embedding")
 
 
 class Interrupted(Exception):
@@ -78,7 +78,8 @@ def build(config, device, engine="auto"):
     train, val = split_validation(corpus, config["val_fraction"], config["num_steps"])
     loader = SeqDataLoader(train, config["batch_size"], config["num_steps"], config["random_iter"], config["seed"])
     model = RNNLM(len(vocab), config["hidden"], config["layers"], config["cell"], nonlinearity=config["nonlinearity"],
-                  device=device, dtype=config["dtype"], init=config["init"], seed=config["seed"], engine=engine)
+                  device=device, dtype=config["dtype"], init=config["init"], seed=config["seed"], engine=engine,
+                  embedding_dim=config.get("embedding"))
     return vocab, loader, val, model
 
 
@@ -89,7 +90,8 @@ def model_from_checkpoint(arrays, manifest, device="cpu"):
     vocab.sep = "" if config["tokens"] == "char" else " "
     try:
         model = RNNLM(len(vocab), config["hidden"], config["layers"], config["cell"],
-                      nonlinearity=config["nonlinearity"], device=device, dtype=config["dtype"], engine="reference")
+                      nonlinearity=config["nonlinearity"], device=device, dtype=config["dtype"], engine="reference",
+                      embedding_dim=config.get("embedding"))
     except (KeyError, TypeError) as e:
         raise CheckpointError(f"checkpoint manifest is missing or has a bad config entry ({e})") from None
     model.load_state_dict({k: v for k, v in arrays.items() if not k.startswith("state.")})
@@ -342,6 +344,12 @@ def build_parser():
     c.add_argument("--num-steps", type=positive_int, default=4)
     c.add_argument("--seed", type=int, default=0)
     c.set_defaults(func=cmd_gradcheck)
+
+    d = sub.add_parser("diagnose", help="picture vanishing and exploding gradients (RNN vs GRU vs LSTM)",
+                       formatter_class=defaults, description=__import__("scratchrnn.diagnose").diagnose.__doc__)
+    from . import diagnose
+    diagnose.add_arguments(d)
+    d.set_defaults(func=diagnose.main)
 
     s = sub.add_parser("selftest", help="check the CUDA kernels (on the GPU, or built for the host)")
     s.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")

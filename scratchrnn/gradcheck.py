@@ -81,7 +81,7 @@ def check_chunk(model, X, Y, state, max_elements=400, eps=1e-4, rng=None):
 
 def check_model(cell="lstm", num_layers=2, nonlinearity="tanh", random_iter=False, engine="reference",
                 vocab_size=7, num_hiddens=5, batch_size=3, num_steps=4, seed=0, max_elements=400, device="cpu",
-                prepare=None):
+                prepare=None, embedding_dim=None):
     """Gradient check over two consecutive chunks of a small random corpus, float64.
 
     Sequential partitioning: chunk 2 starts from chunk 1's detached final state.
@@ -90,7 +90,7 @@ def check_model(cell="lstm", num_layers=2, nonlinearity="tanh", random_iter=Fals
     """
     rng = np.random.default_rng(seed)
     model = RNNLM(vocab_size, num_hiddens, num_layers, cell, nonlinearity=nonlinearity,
-                  dtype="float64", seed=seed, engine=engine, device=device)
+                  dtype="float64", seed=seed, engine=engine, device=device, embedding_dim=embedding_dim)
     if prepare is not None:                       # e.g. fast.use_host_cuda_kernels
         prepare(model)
     corpus = rng.integers(0, vocab_size, size=batch_size * num_steps * 4 + num_steps + 1)

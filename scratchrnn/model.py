@@ -14,6 +14,7 @@ Our names inside (W_xh, W_hh, b_xh, b_hh per layer; W_hq, b_q) are the math's; a
     rnn.weight_ih_l{k} = W_xh.T (G*H, in)     rnn.weight_hh_l{k} = W_hh.T (G*H, H)
     rnn.bias_ih_l{k}   = b_xh   (G*H,)        rnn.bias_hh_l{k}   = b_hh   (G*H,)
     fc.weight          = W_hq.T (V, H)        fc.bias            = b_q    (V,)
+    embedding.weight   = E      (V, D)        (only with embedding_dim: a learnable embedding, embedding.py)
 """
 import math
 import os
@@ -27,6 +28,7 @@ import numpy as np
 from . import output
 from .backend import get_array_module, to_numpy
 from .cells import CELLS
+from .embedding import embedding_backward, embedding_forward
 from .errors import CheckpointError, ConfigError
 
 NONLINEARITIES = ("tanh", "relu")
@@ -45,11 +47,13 @@ class RNNLM:
     """
 
     def __init__(self, vocab_size, num_hiddens=256, num_layers=1, cell="lstm", nonlinearity="tanh",
-                 device="cpu", dtype="float32", init="pytorch", seed=0, engine="auto"):
+                 device="cpu", dtype="float32", init="pytorch", seed=0, engine="auto", embedding_dim=None):
         for name, value in (("vocab size", vocab_size), ("hidden size", num_hiddens),
                             ("number of layers", num_layers)):
             if not isinstance(value, (int, np.integer)) or value < 1:
                 raise ConfigError(f"{name} must be a positive integer (got {value!r})")
+        if embedding_dim is not None and (not isinstance(embedding_dim, (int, np.integer)) or embedding_dim < 1):
+            raise ConfigError(f"embedding size must be a positive integer (got {embedding_dim!r})")
         if cell not in CELLS:
             raise ConfigError(f"unknown cell {cell!r}; choose one of {', '.join(CELLS)}")
         if nonlinearity not in NONLINEARITIES:
@@ -60,6 +64,7 @@ class RNNLM:
             raise ConfigError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
         self.vocab_size, self.num_hiddens, self.num_layers = int(vocab_size), int(num_hiddens), int(num_layers)
         self.cell_name, self.nonlinearity, self.init, self.device = cell, nonlinearity, init, device
+        self.embedding_dim = None if embedding_dim is None else int(embedding_dim)   # None: one-hot input
         self.cell = CELLS[cell]
         self.cell_options = {"nonlinearity": nonlinearity} if cell == "rnn" else {}
         self.xp = get_array_module(device)
@@ -85,6 +90,10 @@ class RNNLM:
             from .fast import make_engine
             self.engine = make_engine(self)
         self.engine_name = "reference" if self.engine is None else self.engine.name
+        # Diagnostics: when True, every backward stores ||dL/dH_t|| for each layer and time step in
+        # self.gradient_flow, an array (L, T) (row 0 is the bottom layer, column 0 the first step).
+        self.trace_gradient_flow = False
+        self.gradient_flow = None
 
     # ------------------------------------------------------------------------------------------
     # Parameters
@@ -93,8 +102,10 @@ class RNNLM:
     def parameter_shapes(self):
         V, H, G = self.vocab_size, self.num_hiddens, self.cell.GATES
         shapes = OrderedDict()
+        if self.embedding_dim:
+            shapes["E"] = (V, self.embedding_dim)                   # learnable embedding (embedding.py)
         for k in range(self.num_layers):
-            n_in = V if k == 0 else H
+            n_in = (self.embedding_dim or V) if k == 0 else H
             shapes[f"l{k}.W_xh"] = (n_in, G * H)
             shapes[f"l{k}.W_hh"] = (H, G * H)
             shapes[f"l{k}.b_xh"] = (G * H,)
@@ -109,7 +120,9 @@ class RNNLM:
         rng = np.random.default_rng(seed)
         bound = 1.0 / math.sqrt(self.num_hiddens)
         for name, shape in self.shapes.items():
-            if self.init == "pytorch":
+            if name == "E":
+                value = rng.normal(0.0, 1.0, size=shape)              # nn.Embedding's default
+            elif self.init == "pytorch":
                 value = rng.uniform(-bound, bound, size=shape)
             elif name.split(".")[-1].startswith("W"):
                 value = rng.normal(0.0, 0.01, size=shape)
@@ -136,6 +149,8 @@ class RNNLM:
     def forward(self, X, state):
         """X: (T, B) token ids; state from `begin_state`. -> logits (T*B, V), final state, cache."""
         layer_input, caches, new_state = X, [], []
+        if self.embedding_dim:
+            layer_input = embedding_forward(self.params["E"], X)              # (T, B, D)
         for k in range(self.num_layers):
             Hs, s, cache = self.cell.forward(self.layer_params(k), layer_input, state[k], **self.cell_options)
             caches.append(cache)
@@ -144,23 +159,28 @@ class RNNLM:
         T, B, H = layer_input.shape
         H_top = layer_input.reshape(T * B, H)                               # time-major rows
         logits = output.dense_forward(H_top, self.params["W_hq"], self.params["b_q"])
-        return logits, new_state, (caches, H_top, (T, B))
+        return logits, new_state, (caches, H_top, (T, B), X)
 
     def backward(self, cache, dlogits, dstate=None):
         """Fill self.grads from dloss/dlogits; dstate: gradient reaching the final state (None: zero,
         which is what truncated BPTT means). Returns the gradient with respect to the initial state."""
-        caches, H_top, (T, B) = cache
+        caches, H_top, (T, B), X = cache
         dH, dW_hq, db_q = output.dense_backward(H_top, self.params["W_hq"], dlogits)
         self.grads["W_hq"][...] = dW_hq
         self.grads["b_q"][...] = db_q
         dHs = dH.reshape(T, B, self.num_hiddens)
         dstate0 = [None] * self.num_layers
+        traces = [[] if self.trace_gradient_flow else None for _ in range(self.num_layers)]
         for k in reversed(range(self.num_layers)):
             dX, dstate0[k], grads = self.cell.backward(
-                self.layer_params(k), dHs, caches[k], None if dstate is None else dstate[k])
+                self.layer_params(k), dHs, caches[k], None if dstate is None else dstate[k], trace=traces[k])
             for name, g in grads.items():
                 self.grads[f"l{k}.{name}"][...] = g
             dHs = dX                                                         # to the layer below
+        if self.embedding_dim:
+            self.grads["E"][...] = embedding_backward(self.params["E"], X, dHs)
+        if self.trace_gradient_flow:
+            self.gradient_flow = np.array([trace[::-1] for trace in traces])    # (L, T), time forwards
         return dstate0
 
     def loss_and_grad(self, X, Y, state):
@@ -191,6 +211,8 @@ class RNNLM:
     def state_dict(self):
         """A dict of host NumPy arrays in PyTorch's names and layouts (see the module docstring)."""
         d = OrderedDict()
+        if self.embedding_dim:
+            d["embedding.weight"] = to_numpy(self.params["E"]).copy()
         for k in range(self.num_layers):
             p = self.layer_params(k)
             d[f"rnn.weight_ih_l{k}"] = to_numpy(p["W_xh"]).T.copy()
@@ -204,6 +226,8 @@ class RNNLM:
     def _torch_names(self):
         """PyTorch key -> (our name, transposed?)."""
         names = OrderedDict()
+        if self.embedding_dim:
+            names["embedding.weight"] = ("E", False)
         for k in range(self.num_layers):
             names[f"rnn.weight_ih_l{k}"] = (f"l{k}.W_xh", True)
             names[f"rnn.weight_hh_l{k}"] = (f"l{k}.W_hh", True)

@@ -46,6 +46,24 @@ class EpochPosition:
         self.batch, self.state, self.loss_sum, self.tokens, self.seconds = batch, state, loss_sum, tokens, seconds
 
 
+def time_major_batches(xp, train_iter):
+    """The minibatches (B, T) of the iterator as (T, B) arrays on the model's device.
+
+    On the GPU the whole epoch is copied in one go: a copy from ordinary host memory waits for the
+    GPU to finish its queued work, so copying each minibatch would stall the GPU at every step."""
+    if xp is np:
+        for X, Y in train_iter:
+            yield np.ascontiguousarray(X.T), np.ascontiguousarray(Y.T)
+        return
+    batches = list(train_iter)
+    if not batches:
+        return
+    Xs = xp.asarray(np.stack([X.T for X, _ in batches]))                  # (n, T, B), one copy
+    Ys = xp.asarray(np.stack([Y.T for _, Y in batches]))
+    for X_t, Y_t in zip(Xs, Ys):
+        yield X_t, Y_t
+
+
 def train_epoch(model, train_iter, lr, theta=1.0, use_random_iter=False, on_step=None, resume=None):
     """One pass over the data. Returns (perplexity, tokens per second).
 
@@ -57,16 +75,14 @@ def train_epoch(model, train_iter, lr, theta=1.0, use_random_iter=False, on_step
     pos = resume or EpochPosition()
     start = time.perf_counter() - pos.seconds
     with np.errstate(all="ignore"):            # an overflow shows up as a non-finite loss, checked below
-        for i, (X, Y) in enumerate(train_iter):
+        for i, (X_t, Y_t) in enumerate(time_major_batches(xp, train_iter)):
             if i < pos.batch:                                                 # done before the stop
                 continue
-            B, T = X.shape
+            T, B = X_t.shape
             if pos.state is None or use_random_iter:
                 state = model.begin_state(B)
             else:
                 state = detach(pos.state)
-            X_t = xp.asarray(np.ascontiguousarray(X.T))                      # (T, B), time-major
-            Y_t = xp.asarray(np.ascontiguousarray(Y.T))
             loss, state, _ = model.loss_and_grad(X_t, Y_t, state)
             grad_norm = model.clip_and_sgd(lr, theta)
             pos.batch, pos.state = i + 1, state

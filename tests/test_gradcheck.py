@@ -36,3 +36,13 @@ def test_a_wrong_backward_is_caught(monkeypatch):
     errors = check_model("lstm", 1, engine="reference")["chunk 1"]
     assert errors["l0.W_hh"] > 1e-4
     assert errors["l0.W_xh"] < 1e-6
+
+
+@pytest.mark.parametrize("engine", ["reference", "fast"])
+@pytest.mark.parametrize("num_layers", [1, 2])
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+def test_learnable_embedding_matches_finite_differences(cell, num_layers, engine):
+    results = check_model(cell, num_layers, engine=engine, embedding_dim=3)
+    for errors in results.values():
+        assert "E" in errors
+        assert max(errors.values()) < 1e-6, errors

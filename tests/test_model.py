@@ -125,3 +125,31 @@ def test_same_numbers_as_pytorch(cell, nonlinearity, rng):
         np.testing.assert_allclose(m.grads[f"l{k}.W_hh"].T, grads[f"weight_hh_l{k}"], rtol=1e-9, atol=1e-12)
         np.testing.assert_allclose(m.grads[f"l{k}.b_hh"], grads[f"bias_hh_l{k}"], rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(m.grads["W_hq"].T, fc.weight.grad.numpy(), rtol=1e-9, atol=1e-12)
+
+
+def test_one_hot_times_a_matrix_is_a_row_lookup(rng):
+    from scratchrnn.embedding import embedding_backward, embedding_forward
+    E, X = rng.standard_normal((9, 4)), rng.integers(0, 9, (5, 3))
+    one_hot = np.eye(9)[X]                                                   # (T, B, V)
+    np.testing.assert_allclose(embedding_forward(E, X), one_hot @ E, rtol=0, atol=1e-15)
+    dEmb = rng.standard_normal((5, 3, 4))
+    np.testing.assert_allclose(embedding_backward(E, X, dEmb),
+                               one_hot.reshape(-1, 9).T @ dEmb.reshape(-1, 4), rtol=1e-12, atol=1e-14)
+
+
+def test_embedding_model_equals_pytorch(rng):
+    torch = pytest.importorskip("torch")
+    m = RNNLM(10, 6, 2, "lstm", dtype="float64", engine="fast", embedding_dim=4)
+    d = m.state_dict()
+    assert list(d)[0] == "embedding.weight" and d["embedding.weight"].shape == (10, 4)
+    emb, net, fc = torch.nn.Embedding(10, 4).double(), torch.nn.LSTM(4, 6, 2).double(), torch.nn.Linear(6, 10).double()
+    emb.load_state_dict({"weight": torch.from_numpy(d["embedding.weight"])})
+    net.load_state_dict({k[4:]: torch.from_numpy(v) for k, v in d.items() if k.startswith("rnn.")})
+    fc.load_state_dict({"weight": torch.from_numpy(d["fc.weight"]), "bias": torch.from_numpy(d["fc.bias"])})
+    X, Y = rng.integers(0, 10, (5, 3)), rng.integers(0, 10, (5, 3))
+    out, _ = net(emb(torch.from_numpy(X)))
+    loss = torch.nn.functional.cross_entropy(fc(out.reshape(15, 6)), torch.from_numpy(Y.reshape(-1)))
+    loss.backward()
+    ours, _, _ = m.loss_and_grad(X, Y, m.begin_state(3))
+    assert abs(float(ours) - loss.item()) < 1e-12
+    np.testing.assert_allclose(m.grads["E"], emb.weight.grad.numpy(), rtol=1e-9, atol=1e-12)

@@ -52,8 +52,9 @@ def forward(p, X, state):
     return xp.stack(Hs), (H,), (X, steps)
 
 
-def backward(p, dHs, cache, dstate=None):
+def backward(p, dHs, cache, dstate=None, trace=None):
     """dHs: (T, B, H) from above; dstate: gradient reaching the final state (None: zero).
+    trace: a list to which ||dL/dH_t|| is appended for t = T..1 (for diagnostics), or None.
     -> dX (T, B, in) or None, (dH_0,), grads."""
     W_xh, W_hh = p["W_xh"], p["W_hh"]
     X, steps = cache
@@ -64,6 +65,8 @@ def backward(p, dHs, cache, dstate=None):
     for t in reversed(range(X.shape[0])):
         H_prev, R, Z, N, Hn = steps[t]
         dH = dHs[t] + dH_next                                        # (B, H)
+        if trace is not None:
+            trace.append(float(xp.linalg.norm(dH)))
         dN = dH * (1 - Z)
         dZ = dH * (H_prev - N)
         dAn = dN * (1 - N ** 2)

@@ -56,8 +56,9 @@ def forward(p, X, state):
     return xp.stack(Hs), (H, C), (X, steps)
 
 
-def backward(p, dHs, cache, dstate=None):
+def backward(p, dHs, cache, dstate=None, trace=None):
     """dHs: (T, B, H) from above; dstate: (dH_T, dC_T) reaching the final state (None: zero).
+    trace: a list to which ||dL/dH_t|| is appended for t = T..1 (for diagnostics), or None.
     -> dX (T, B, in) or None, (dH_0, dC_0), grads."""
     W_xh, W_hh = p["W_xh"], p["W_hh"]
     X, steps = cache
@@ -71,6 +72,8 @@ def backward(p, dHs, cache, dstate=None):
     for t in reversed(range(X.shape[0])):
         H_prev, C_prev, I, F, G, O, tanhC = steps[t]
         dH = dHs[t] + dH_next                                        # (B, H)
+        if trace is not None:
+            trace.append(float(xp.linalg.norm(dH)))
         dO = dH * tanhC
         dC = dC_next + dH * O * (1 - tanhC ** 2)
         dI, dF, dG = dC * G, dC * C_prev, dC * I

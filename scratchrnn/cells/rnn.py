@@ -45,8 +45,9 @@ def forward(p, X, state, nonlinearity="tanh"):
     return Hs, (H,), cache
 
 
-def backward(p, dHs, cache, dstate=None):
+def backward(p, dHs, cache, dstate=None, trace=None):
     """dHs: (T, B, H) from above; dstate: gradient reaching the final state (None: zero).
+    trace: a list to which ||dL/dH_t|| is appended for t = T..1 (for diagnostics), or None.
     -> dX (T, B, in) or None, (dH_0,), grads."""
     W_xh, W_hh = p["W_xh"], p["W_hh"]
     X, H_prevs, Hs, nonlinearity = cache
@@ -56,6 +57,8 @@ def backward(p, dHs, cache, dstate=None):
     dH_next = xp.zeros_like(dHs[0]) if dstate is None else dstate[0]   # (B, H) from step t+1
     for t in reversed(range(X.shape[0])):
         dH = dHs[t] + dH_next                                         # (B, H)
+        if trace is not None:
+            trace.append(float(xp.linalg.norm(dH)))
         if nonlinearity == "tanh":
             dA = dH * (1 - Hs[t] ** 2)
         else:

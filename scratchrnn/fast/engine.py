@@ -18,6 +18,8 @@ Per step and layer: forward 1 GEMM + 1 fused kernel; backward 1 fused kernel + 1
 """
 from types import SimpleNamespace
 
+import numpy as np
+
 
 class FastEngine:
     def __init__(self, model, ops, name):
@@ -54,6 +56,10 @@ class FastEngine:
             logits=xp.empty((T * B, V), dt), row_loss=xp.empty(T * B, dt),
             dHs=[xp.empty((T, B, H), dt), xp.empty((T, B, H), dt)],     # gradient from above, two in turn
             dH_rec=xp.empty((B, H), dt), dC=xp.empty((B, H), dt), dH_skip=xp.empty((B, H), dt))
+        if m.embedding_dim:
+            D = m.embedding_dim
+            self.ws.emb, self.ws.demb = xp.empty((T * B, D), dt), xp.empty((T * B, D), dt)
+            self.ws.zero_bias = xp.zeros(D, dt)
         return self.ws
 
     # ------------------------------------------------------------------------------------------
@@ -72,7 +78,11 @@ class FastEngine:
         for k, L in enumerate(ws.layers):
             p = m.layer_params(k)
             Ax2d = L.Ax.reshape(T * B, -1)
-            if k == 0:
+            if k == 0 and m.embedding_dim:                       # Emb = E[X], then a GEMM like any layer
+                ops.gather_rows_bias(m.params["E"], ids, ws.zero_bias, ws.emb)
+                xp.matmul(ws.emb, p["W_xh"], out=Ax2d)
+                Ax2d += p["b_xh"]
+            elif k == 0:                                          # one-hot input: a row gather of W_xh
                 ops.gather_rows_bias(p["W_xh"], ids, p["b_xh"], Ax2d)
             else:
                 xp.matmul(ws.layers[k - 1].Hs[1:].reshape(T * B, H), p["W_xh"], out=Ax2d)
@@ -104,6 +114,7 @@ class FastEngine:
 
         # Backward, layer by layer from the top, each walking time backwards.
         dstate0 = [None] * m.num_layers
+        flow = np.zeros((m.num_layers, T)) if m.trace_gradient_flow else None
         for k in reversed(range(m.num_layers)):
             L, p, g = ws.layers[k], m.layer_params(k), {n: m.grads[f"l{k}.{n}"] for n in ("W_xh", "W_hh", "b_xh", "b_hh")}
             dH_rec, dC, dH_skip = ws.dH_rec, ws.dC, ws.dH_skip
@@ -116,6 +127,9 @@ class FastEngine:
                     dC[...] = dstate[k][1]
             dH_skip.fill(0)
             for t in reversed(range(T)):
+                if m.trace_gradient_flow:                     # ||dL/dH_t||, diagnostics only
+                    dH = dHs[t] + dH_rec + (dH_skip if self.cell == "gru" else 0)
+                    flow[k, t] = float(xp.linalg.norm(dH))
                 if self.cell == "lstm":
                     ops.lstm_backward(dHs[t], dH_rec, dC, L.gates[t], L.Cs[t], L.Cs[t + 1], L.dAx[t])
                 elif self.cell == "gru":
@@ -131,13 +145,20 @@ class FastEngine:
             xp.matmul(L.Hs[:T].reshape(T * B, H).T, dAh2d, out=g["W_hh"])   # one GEMM for the chunk
             dAh2d.sum(axis=0, out=g["b_hh"])
             dAx2d.sum(axis=0, out=g["b_xh"])
-            if k == 0:
+            if k == 0 and m.embedding_dim:
+                xp.matmul(ws.emb.T, dAx2d, out=g["W_xh"])
+                xp.matmul(dAx2d, p["W_xh"].T, out=ws.demb)              # dEmb, then rows into dE
+                m.grads["E"].fill(0)
+                ops.scatter_add_rows(m.grads["E"], ids, ws.demb)
+            elif k == 0:
                 g["W_xh"].fill(0)
                 ops.scatter_add_rows(g["W_xh"], ids, dAx2d)
             else:
                 xp.matmul(ws.layers[k - 1].Hs[1:].reshape(T * B, H).T, dAx2d, out=g["W_xh"])
                 dHs = ws.dHs[(m.num_layers - k) % 2]
                 xp.matmul(dAx2d, p["W_xh"].T, out=dHs.reshape(T * B, H))    # to the layer below
+        if flow is not None:
+            m.gradient_flow = flow
         return loss, new_state, dstate0
 
     def clip_and_sgd(self, lr, theta):

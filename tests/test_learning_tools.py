@@ -1,0 +1,76 @@
+"""Gradient flow through time, `scratchrnn diagnose`, and the book's exercises."""
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from scratchrnn import diagnose, output
+from scratchrnn.model import RNNLM
+
+ROOT = Path(__file__).resolve().parents[1]
+EXERCISES = sorted((ROOT / "examples" / "exercises").glob("*.py"))
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+def test_gradient_flow_is_recorded_the_same_by_both_engines(cell, rng):
+    X, Y = rng.integers(0, 11, (9, 4)), rng.integers(0, 11, (9, 4))
+    flows = []
+    for engine in ("reference", "fast"):
+        m = RNNLM(11, 8, 3, cell, dtype="float64", engine=engine, seed=1)
+        assert m.gradient_flow is None
+        m.trace_gradient_flow = True
+        m.loss_and_grad(X, Y, m.begin_state(4))
+        flows.append(m.gradient_flow)
+    assert flows[0].shape == (3, 9) and np.all(flows[0] > 0)
+    np.testing.assert_allclose(flows[0], flows[1], rtol=1e-10)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+def test_last_step_loss_flow_starts_at_the_output_gradient(cell, rng):
+    """With only the last step's loss, the gradient reaching the top layer's H_T is exactly what the
+    output layer sends back, dlogits_T W_hq^T; lower layers and earlier steps get only what flows back."""
+    m = RNNLM(11, 8, 2, cell, dtype="float64", engine="reference", seed=2)
+    X, Y = rng.integers(0, 11, (6, 3)), rng.integers(0, 11, (6, 3))
+    flow = diagnose.last_step_gradient_flow(m, X, Y)
+    logits, _, _ = m.forward(X, m.begin_state(3))
+    _, P = output.softmax_cross_entropy(logits, Y.reshape(-1))
+    dlogits = output.softmax_cross_entropy_backward(P, Y.reshape(-1))[-3:]      # step T's rows
+    assert flow[-1, -1] == pytest.approx(np.linalg.norm(dlogits @ m.params["W_hq"].T), rel=1e-12)
+    assert np.all(flow[:, :-1] < flow[-1, -1])
+    assert not m.trace_gradient_flow
+
+
+def test_diagnose_draws_the_pictures(tmp_path):
+    results = diagnose.run(layers=2, hidden=8, epochs=2, max_tokens=3000, batch_size=8, num_steps=10)
+    assert list(results) == ["tanh RNN", "GRU", "LSTM"]
+    for r in results.values():
+        assert r["flow_train"].shape == r["flow_last"].shape == (2, 10)
+        assert len(r["norms"]) > 0 and np.all(np.isfinite(r["norms"]))
+    header, rows = diagnose.summary_rows(results, 1.0)
+    assert len(rows) == 3 and len(header) == len(rows[0])
+    diagnose.draw(results, tmp_path, 1.0)
+    for name in ("gradient_flow.png", "grad_norm.png"):
+        assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_diagnose_command(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "scratchrnn", "diagnose", "--epochs", "1", "--hidden", "8",
+                        "--out", str(tmp_path)], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert "| tanh RNN" in r.stdout and (tmp_path / "gradient_flow.png").exists()
+
+
+def test_every_exercise_of_the_book_is_there():
+    assert {p.stem for p in EXERCISES} == {"no_clipping", "no_detaching", "relu_rnn", "cells_and_depth",
+                                           "temperature", "another_book", "more_books", "embeddings",
+                                           "hyperparameters"}
+
+
+@pytest.mark.parametrize("script", EXERCISES, ids=[p.stem for p in EXERCISES])
+def test_exercise_runs_and_prints_a_table(script, tmp_path):
+    r = subprocess.run([sys.executable, str(script), "--quick", "--out", str(tmp_path)], capture_output=True,
+                       text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "|---" in r.stdout and "Traceback" not in r.stderr
