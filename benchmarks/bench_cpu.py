@@ -36,14 +36,18 @@ def flops_per_token(cell, layers, H):
 
 
 def gemm_gflops():
-    """This machine's float32 GEMM throughput (1024^3), at the current thread limit."""
+    """This machine's float32 GEMM throughput (1024^3), at the current thread limit: the best of 5 rounds."""
     a = np.random.default_rng(0).standard_normal((1024, 1024)).astype(np.float32)
     c = np.empty_like(a)
-    np.matmul(a, a, out=c)
-    reps, start = 10, time.perf_counter()
-    for _ in range(reps):
+    for _ in range(3):                                   # wake the BLAS threads up
         np.matmul(a, a, out=c)
-    return reps * 2 * 1024 ** 3 / (time.perf_counter() - start) / 1e9
+    best = 0.0
+    for _ in range(5):                                   # best of 5 rounds: this machine is noisy
+        reps, start = 10, time.perf_counter()
+        for _ in range(reps):
+            np.matmul(a, a, out=c)
+        best = max(best, reps * 2 * 1024 ** 3 / (time.perf_counter() - start) / 1e9)
+    return best
 
 
 def batches(steps):

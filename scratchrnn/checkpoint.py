@@ -24,21 +24,19 @@ VERSION = 1
 MANIFEST = "manifest.json"
 
 
-def save_checkpoint(path, arrays, manifest):
+def atomic_write(path, write):
+    """Call write(f) on a temporary file beside `path`, flush and fsync it, then rename it over `path`
+    (and fsync the folder, so that the rename itself survives a crash). A reader, or a crash at any
+    moment, sees the old file or the new one, never half of one; on an error the old file stays."""
     path = Path(path)
-    manifest = dict(manifest, format=FORMAT, version=VERSION)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED) as z:
-                for name, array in arrays.items():
-                    with z.open(f"{name}.npy", "w", force_zip64=True) as member:
-                        np.lib.format.write_array(member, np.ascontiguousarray(array), allow_pickle=False)
-                z.writestr(MANIFEST, json.dumps(manifest, indent=1))
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-        dir_fd = os.open(path.parent, os.O_RDONLY)          # make the rename itself durable
+        dir_fd = os.open(path.parent, os.O_RDONLY)
         try:
             os.fsync(dir_fd)
         finally:
@@ -47,6 +45,19 @@ def save_checkpoint(path, arrays, manifest):
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def save_checkpoint(path, arrays, manifest):
+    manifest = dict(manifest, format=FORMAT, version=VERSION)
+
+    def write(f):
+        with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED) as z:
+            for name, array in arrays.items():
+                with z.open(f"{name}.npy", "w", force_zip64=True) as member:
+                    np.lib.format.write_array(member, np.ascontiguousarray(array), allow_pickle=False)
+            z.writestr(MANIFEST, json.dumps(manifest, indent=1))
+
+    atomic_write(path, write)
 
 
 def load_checkpoint(path):

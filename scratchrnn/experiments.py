@@ -83,7 +83,7 @@ def at(curve, epoch):
 def table(header, rows):
     from tabulate import tabulate
     text = tabulate(rows, headers=header, tablefmt="github", disable_numparse=True)
-    print(text)
+    print(text + "\n")
     return text
 
 

@@ -17,8 +17,6 @@ Our names inside (W_xh, W_hh, b_xh, b_hh per layer; W_hq, b_q) are the math's; a
     embedding.weight   = E      (V, D)        (only with embedding_dim: a learnable embedding, embedding.py)
 """
 import math
-import os
-import tempfile
 import zipfile
 from collections import OrderedDict
 from pathlib import Path
@@ -28,6 +26,7 @@ import numpy as np
 from . import output
 from .backend import get_array_module, to_numpy
 from .cells import CELLS
+from .checkpoint import atomic_write
 from .embedding import embedding_backward, embedding_forward
 from .errors import CheckpointError, ConfigError
 
@@ -269,20 +268,8 @@ class RNNLM:
 
 
 def atomic_save_npz(path, arrays):
-    """np.savez to a temporary file in the same folder, flushed and fsynced, then renamed over `path`:
-    a reader (or a crash) sees the old file or the new one, never half of one."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """np.savez, written atomically (see checkpoint.atomic_write)."""
+    atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
 def load_npz(path):

@@ -16,6 +16,7 @@ import time
 import numpy as np
 
 from . import output
+from .backend import to_numpy
 from .errors import ConfigError, DataError, TrainingDiverged
 
 
@@ -103,7 +104,7 @@ def train_epoch(model, train_iter, lr, theta=1.0, use_random_iter=False, on_step
 
 def evaluate(model, corpus, batch_size, num_steps):
     """Perplexity on held-out tokens: the text cut into `batch_size` rows read left to right in chunks
-    of `num_steps`, the state carried across chunks, no update (the gradients computed are ignored)."""
+    of `num_steps`, the state carried across chunks; forward only, no gradient, no update."""
     xp = model.xp
     rows = min(batch_size, (len(corpus) - 1) // num_steps)
     if rows < 1:
@@ -143,7 +144,7 @@ def predict(prefix, num_preds, model, vocab, temperature=0.0, seed=None):
 
     def step(token):
         logits, new_state, _ = model.forward(xp.asarray([[token]], dtype=np.int64), state)
-        return np.asarray(logits.get() if xp is not np else logits, dtype=np.float64)[0], new_state
+        return np.asarray(to_numpy(logits), dtype=np.float64)[0], new_state
 
     for ch in prefix[1:]:                                                 # warm-up
         _, state = step(outputs[-1])

@@ -27,8 +27,8 @@ def test_a_wrong_backward_is_caught(monkeypatch):
     from scratchrnn.cells import lstm
     original = lstm.backward
 
-    def broken(p, dHs, cache, dstate=None):
-        dX, dstate0, grads = original(p, dHs, cache, dstate)
+    def broken(p, dHs, cache, dstate=None, trace=None):
+        dX, dstate0, grads = original(p, dHs, cache, dstate, trace)
         grads["W_hh"] = grads["W_hh"] * 1.001
         return dX, dstate0, grads
 

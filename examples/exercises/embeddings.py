@@ -33,8 +33,8 @@ for name, f in (("one_hot @ W", lambda: one_hot @ W), ("W[X] (lookup)", lambda: 
     timings[name] = (time.perf_counter() - start) / 50 * 1e6
 dEmb = rng.standard_normal((N, D)).astype(np.float32)
 table(["", "value"], [
-    ["max |one_hot @ W - W[X]|", f"{np.abs(one_hot @ W - embedding_forward(W, X)).max():.1e}"],
-    ["max |one_hot.T @ dY - scatter-add(dY)|",
+    ["largest abs(one_hot @ W - W[X])", f"{np.abs(one_hot @ W - embedding_forward(W, X)).max():.1e}"],
+    ["largest abs(one_hot.T @ dEmb - scatter-add of dEmb)",
      f"{np.abs(one_hot.T @ dEmb - embedding_backward(W, X, dEmb)).max():.1e}"],
     *[[f"time of {k} ({N} x {V} by {V} x {D})", f"{v:.0f} us"] for k, v in timings.items()]])
 

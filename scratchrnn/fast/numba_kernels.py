@@ -64,35 +64,40 @@ def sigmoid(x):
 
 @kernel
 def lstm_forward(Ax, Ah, b_hh, C_prev, gates, C, H):
-    """Ax, Ah, gates (B, 4H); b_hh (4H,); C_prev, C, H (B, H). gates <- [I, F, G, O]."""
+    """Ax, Ah, gates (B, 4H); b_hh (4H,); C_prev, C, H (B, H). gates <- [I, F, G, O].
+
+    Two loops per row instead of one: each touches few arrays, so the compiler can prove they do
+    not overlap and vectorises them (one fused loop over seven arrays ran 5x slower in float32)."""
     B, n = C.shape
     for b in range(B):
-        for j in range(n):
-            i = sigmoid(Ax[b, j] + Ah[b, j] + b_hh[j])
-            f = sigmoid(Ax[b, n + j] + Ah[b, n + j] + b_hh[n + j])
-            g = tanh(Ax[b, 2 * n + j] + Ah[b, 2 * n + j] + b_hh[2 * n + j])
-            o = sigmoid(Ax[b, 3 * n + j] + Ah[b, 3 * n + j] + b_hh[3 * n + j])
-            c = f * C_prev[b, j] + i * g
-            gates[b, j], gates[b, n + j], gates[b, 2 * n + j], gates[b, 3 * n + j] = i, f, g, o
+        for j in range(4 * n):                   # every gate: sigma, except G = tanh (third block)
+            a = Ax[b, j] + Ah[b, j] + b_hh[j]
+            gates[b, j] = tanh(a) if 2 * n <= j < 3 * n else sigmoid(a)
+        for j in range(n):                       # C = F * C_prev + I * G;  H = O * tanh(C)
+            c = gates[b, n + j] * C_prev[b, j] + gates[b, j] * gates[b, 2 * n + j]
             C[b, j] = c
-            H[b, j] = o * tanh(c)
+            H[b, j] = gates[b, 3 * n + j] * tanh(c)
 
 
 @kernel
 def lstm_backward(dH_above, dH_rec, dC, gates, C_prev, C, dA):
     """dH = dH_above + dH_rec (from the layer above and from step t+1).
-    dC (B, H) holds dC_next on entry and dC_prev = dC * F on exit. dA (B, 4H) <- gate gradients."""
+    dC (B, H) holds dC_next on entry and dC_prev = dC * F on exit. dA (B, 4H) <- gate gradients.
+    Two loops per row (see lstm_forward): the first leaves dc = dC_next + dH O (1 - tanh(C)^2) in dC."""
     B, n = C.shape
     for b in range(B):
         for j in range(n):
-            i, f, g, o = gates[b, j], gates[b, n + j], gates[b, 2 * n + j], gates[b, 3 * n + j]
+            o = gates[b, 3 * n + j]
             tanh_c = tanh(C[b, j])
             dh = dH_above[b, j] + dH_rec[b, j]
-            dc = dC[b, j] + dh * o * (ONE - tanh_c * tanh_c)
+            dA[b, 3 * n + j] = dh * tanh_c * o * (ONE - o)
+            dC[b, j] = dC[b, j] + dh * o * (ONE - tanh_c * tanh_c)
+        for j in range(n):
+            i, f, g = gates[b, j], gates[b, n + j], gates[b, 2 * n + j]
+            dc = dC[b, j]
             dA[b, j] = dc * g * i * (ONE - i)
             dA[b, n + j] = dc * C_prev[b, j] * f * (ONE - f)
             dA[b, 2 * n + j] = dc * i * (ONE - g * g)
-            dA[b, 3 * n + j] = dh * tanh_c * o * (ONE - o)
             dC[b, j] = dc * f
 
 
@@ -102,17 +107,19 @@ def lstm_backward(dH_above, dH_rec, dC, gates, C_prev, C, dA):
 
 @kernel
 def gru_forward(Ax, Ah, b_hh, H_prev, gates, Hn, H):
-    """Ax (B, 3H) with b_xh; Ah (B, 3H) = H_prev W_hh without bias. gates <- [R, Z, N]; Hn <- Hn."""
+    """Ax (B, 3H) with b_xh; Ah (B, 3H) = H_prev W_hh without bias. gates <- [R, Z, N]; Hn <- Hn.
+    Three short loops per row, each over few arrays, so that each is vectorised (see lstm_forward)."""
     B, n = H.shape
     for b in range(B):
-        for j in range(n):
-            r = sigmoid(Ax[b, j] + (Ah[b, j] + b_hh[j]))
-            z = sigmoid(Ax[b, n + j] + (Ah[b, n + j] + b_hh[n + j]))
+        for j in range(2 * n):                   # R and Z
+            gates[b, j] = sigmoid(Ax[b, j] + (Ah[b, j] + b_hh[j]))
+        for j in range(n):                       # N = tanh(Xn + R * Hn)
             hn = Ah[b, 2 * n + j] + b_hh[2 * n + j]
-            nn = tanh(Ax[b, 2 * n + j] + r * hn)
-            gates[b, j], gates[b, n + j], gates[b, 2 * n + j] = r, z, nn
             Hn[b, j] = hn
-            H[b, j] = (ONE - z) * nn + z * H_prev[b, j]
+            gates[b, 2 * n + j] = tanh(Ax[b, 2 * n + j] + gates[b, j] * hn)
+        for j in range(n):                       # H = (1 - Z) * N + Z * H_prev
+            z = gates[b, n + j]
+            H[b, j] = (ONE - z) * gates[b, 2 * n + j] + z * H_prev[b, j]
 
 
 @kernel

@@ -1,0 +1,56 @@
+"""The book's deep LSTM run (d2l.ai "Deep RNNs": 2 x 256 LSTM, lr 2, 500 epochs, batch 32, 35 steps,
+sequential partitioning, clipping at 1) with PyTorch on the CPU, on exactly our data pipeline, to put
+its wall time beside `python examples/train_deep_lstm.py --device cpu` on the same machine.
+
+    python benchmarks/book_run_torch.py [--epochs 500] [--threads 2]
+"""
+import argparse
+import math
+import time
+
+import numpy as np
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--epochs", type=int, default=500)
+    p.add_argument("--threads", type=int, default=2)
+    args = p.parse_args()
+    try:
+        import torch
+    except ImportError:
+        raise SystemExit("error: this comparison needs torch: pip install 'scratchrnn[bench]'") from None
+    from scratchrnn.data import SeqDataLoader, load_corpus
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    corpus, vocab = load_corpus()
+    V = len(vocab)
+    loader = SeqDataLoader(corpus, 32, 35, seed=0)
+    net, fc = torch.nn.LSTM(V, 256, 2), torch.nn.Linear(256, V)
+    params = list(net.parameters()) + list(fc.parameters())
+    opt = torch.optim.SGD(params, lr=2.0)
+    start = time.perf_counter()
+    for epoch in range(args.epochs):
+        state, total, n, t0 = None, 0.0, 0, time.perf_counter()
+        for X, Y in loader:
+            if state is not None:
+                state = tuple(s.detach() for s in state)
+            X_t = torch.nn.functional.one_hot(torch.from_numpy(np.ascontiguousarray(X.T)), V).float()
+            y = torch.from_numpy(np.ascontiguousarray(Y.T)).reshape(-1)
+            out, state = net(X_t, state)
+            loss = torch.nn.functional.cross_entropy(fc(out.reshape(-1, 256)), y)
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            total, n = total + loss.item() * y.numel(), n + y.numel()
+        speed = n / (time.perf_counter() - t0)
+        if (epoch + 1) % 50 == 0:
+            print(f"epoch {epoch + 1:4d}  perplexity {math.exp(total / n):6.2f}", flush=True)
+    print(f"perplexity {math.exp(total / n):.1f}, {speed:.1f} tokens/sec on cpu (PyTorch {torch.__version__}, "
+          f"{args.threads} threads)")
+    print(f"wall time {time.perf_counter() - start:.1f} s for {args.epochs} epochs")
+
+
+if __name__ == "__main__":
+    main()
