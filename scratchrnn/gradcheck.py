@@ -44,7 +44,7 @@ def numerical_gradient(f, x, indices, eps=1e-4):
     g = np.zeros(len(indices))
     indices = [int(i) for i in indices]
     for j, i in enumerate(indices):
-        old = flat[i]
+        old = flat[i].item()            # a copy (CuPy's flat[i] would be a view that the next line changes)
         flat[i] = old + eps
         f_plus = f()
         flat[i] = old - eps
@@ -70,12 +70,12 @@ def check_chunk(model, X, Y, state, max_elements=400, eps=1e-4, rng=None):
     for name, p in model.params.items():
         idx = pick_indices(p.size, max_elements, rng)
         numeric = numerical_gradient(lambda: chunk_loss(model, X, Y, state), p, idx, eps)
-        errors[name] = relative_error(model.grads[name].reshape(-1)[idx], numeric)
+        errors[name] = relative_error(to_numpy(model.grads[name]).reshape(-1)[idx], numeric)
     for k, layer_state in enumerate(state):
         for j, s in enumerate(layer_state):
             idx = pick_indices(s.size, max_elements, rng)
             numeric = numerical_gradient(lambda: chunk_loss(model, X, Y, state), s, idx, eps)
-            errors[f"l{k}.{'HC'[j]}_0"] = relative_error(dstate0[k][j].reshape(-1)[idx], numeric)
+            errors[f"l{k}.{'HC'[j]}_0"] = relative_error(to_numpy(dstate0[k][j]).reshape(-1)[idx], numeric)
     return errors
 
 

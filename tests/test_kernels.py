@@ -210,3 +210,66 @@ def test_selftest_on_gpu_without_gpu_is_one_clear_line():
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2
     assert r.stderr.startswith("error: --device gpu") and len(r.stderr.strip().splitlines()) == 1
+
+
+class FakeCupy:
+    """Just enough of CuPy's API for CudaKernels: RawModule compiles nothing; its functions launch the
+    host build of the same kernel with the same (grid, block, args), so the GPU loader and its calling
+    convention are exercised without a GPU."""
+
+    class CompileException(Exception):
+        pass
+
+    def __init__(self, fail_on=None):
+        import types
+        self.fail_on, self.modules = fail_on, []
+        self.cuda = types.SimpleNamespace(compiler=types.SimpleNamespace(CompileException=self.CompileException))
+        outer = self
+
+        class RawModule:
+            def __init__(self, code, options):
+                outer.modules.append(options)
+                real = [o for o in options if o.startswith("-DSCRATCHRNN_REAL=")][0].split("=")[1]
+                self.host = HostKernels({"float": "float32", "double": "float64"}[real])
+                self.code = code
+
+            def get_function(self, name):
+                if outer.fail_on and outer.fail_on in self.code:
+                    raise outer.CompileException(f"kernel.cu(12): error: identifier \"{outer.fail_on}\" is undefined")
+                return lambda grid, block, args: self.host.launch(name, grid, block, args)
+
+        self.RawModule = RawModule
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_cuda_loader_with_a_stand_in_cupy(monkeypatch, dtype):
+    """CudaKernels compiles each file once per dtype with our include path and type, finds every kernel,
+    and calls it as RawKernel does; a full training step through it equals the reference."""
+    fake = FakeCupy()
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    monkeypatch.setattr(modules, "_CUDA_CACHE", {})
+    kernels = modules.CudaKernels(dtype)
+    assert len(fake.modules) == len(KERNEL_FILES)
+    assert all(f"-I{KERNEL_DIR}" in o and any(x.startswith("-DSCRATCHRNN_REAL=") for x in o) for o in fake.modules)
+    assert len(kernels.functions) == 11
+    modules.CudaKernels(dtype)
+    assert len(fake.modules) == len(KERNEL_FILES)                       # cached: compiled once per process
+    from scratchrnn.fast.engine import FastEngine
+    ref = RNNLM(11, 20, 2, "lstm", dtype=dtype, engine="reference", seed=4)
+    dev = RNNLM(11, 20, 2, "lstm", dtype=dtype, engine="reference", seed=4)
+    dev.engine = FastEngine(dev, KernelOps(kernels, np), "fast (CUDA kernels)")
+    X = np.random.default_rng(0).integers(0, 11, (6, 3))
+    l_ref, _, _ = ref.loss_and_grad(X, X, ref.begin_state(3))
+    l_dev, _, _ = dev.loss_and_grad(X, X, dev.begin_state(3))
+    assert abs(float(l_ref) - float(l_dev)) <= 1e-5 * float(l_ref)
+    from scratchrnn.gradcheck import relative_error
+    assert relative_error(ref.flat_grads, dev.flat_grads) < DTYPES[dtype] * 10
+
+
+def test_cuda_compile_error_names_the_kernel(monkeypatch):
+    fake = FakeCupy(fail_on="softmax_xent")
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    monkeypatch.setattr(modules, "_CUDA_CACHE", {})
+    with pytest.raises(DeviceError, match=r"CUDA kernel softmax_xent \(softmax_xent.cu\) failed to compile: "
+                                          r".*identifier \"softmax_xent\" is undefined"):
+        modules.CudaKernels("float32")
