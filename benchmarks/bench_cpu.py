@@ -20,6 +20,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from scratchrnn.model import RNNLM
+from scratchrnn.torch_baseline import TorchStep
 from scratchrnn.train import detach
 
 V, B, T = 28, 32, 35
@@ -77,24 +78,8 @@ def time_ours(cell, layers, H, engine, data, trace=False):
 
 
 def time_torch(torch, cell, layers, H, data):
-    kind = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[cell]
-    net, fc = kind(V, H, layers), torch.nn.Linear(H, V)
-    params = list(net.parameters()) + list(fc.parameters())
-    opt = torch.optim.SGD(params, lr=1.0)
+    step = TorchStep(torch, cell, V, H, layers)
     tensors = [(torch.from_numpy(X), torch.from_numpy(Y).reshape(-1)) for X, Y in data]
-    state = None
-
-    def step(X, Y):
-        nonlocal state
-        if state is not None:
-            state = tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
-        out, state = net(torch.nn.functional.one_hot(X, V).float(), state)
-        loss = torch.nn.functional.cross_entropy(fc(out.reshape(-1, H)), Y)
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-
     for X, Y in tensors[:2]:
         step(X, Y)
     start = time.perf_counter()

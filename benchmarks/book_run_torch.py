@@ -21,28 +21,19 @@ def main():
     except ImportError:
         raise SystemExit("error: this comparison needs torch: pip install 'scratchrnn[bench]'") from None
     from scratchrnn.data import SeqDataLoader, load_corpus
+    from scratchrnn.torch_baseline import TorchStep
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     corpus, vocab = load_corpus()
     V = len(vocab)
     loader = SeqDataLoader(corpus, 32, 35, seed=0)
-    net, fc = torch.nn.LSTM(V, 256, 2), torch.nn.Linear(256, V)
-    params = list(net.parameters()) + list(fc.parameters())
-    opt = torch.optim.SGD(params, lr=2.0)
+    step = TorchStep(torch, "lstm", V, 256, 2, lr=2.0, theta=1.0)
     start = time.perf_counter()
     for epoch in range(args.epochs):
-        state, total, n, t0 = None, 0.0, 0, time.perf_counter()
+        step.state, total, n, t0 = None, 0.0, 0, time.perf_counter()    # state re-initialised each epoch
         for X, Y in loader:
-            if state is not None:
-                state = tuple(s.detach() for s in state)
-            X_t = torch.nn.functional.one_hot(torch.from_numpy(np.ascontiguousarray(X.T)), V).float()
             y = torch.from_numpy(np.ascontiguousarray(Y.T)).reshape(-1)
-            out, state = net(X_t, state)
-            loss = torch.nn.functional.cross_entropy(fc(out.reshape(-1, 256)), y)
-            opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            opt.step()
+            loss = step(torch.from_numpy(np.ascontiguousarray(X.T)), y)
             total, n = total + loss.item() * y.numel(), n + y.numel()
         speed = n / (time.perf_counter() - t0)
         if (epoch + 1) % 50 == 0:

@@ -23,7 +23,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .backend import device_name, resolve_device
-from .book import OneLineParser, add_training_arguments, max_tokens_of, positive_float, positive_int
+from .book import OneLineParser, add_training_arguments, max_tokens_of, positive_int
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import SeqDataLoader, Vocab, load_corpus
 from .errors import CheckpointError, ConfigError, DataError, ScratchRNNError, TrainingDiverged

@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from .backend import device_name, get_array_module, resolve_device, to_numpy
+from .backend import device_name, get_array_module, resolve_device
 from .errors import ScratchRNNError
 from .fast import numba_kernels
 from .gradcheck import check_model, relative_error
@@ -144,25 +144,15 @@ def time_torch_cudnn(steps=50):
         return None
     if not torch.cuda.is_available():
         return None
+    from .torch_baseline import TorchStep
     dev = torch.device("cuda")
-    net, fc = torch.nn.LSTM(28, 256, 2).to(dev), torch.nn.Linear(256, 28).to(dev)
-    params = list(net.parameters()) + list(fc.parameters())
-    opt = torch.optim.SGD(params, lr=1.0)
-    X = torch.nn.functional.one_hot(torch.randint(0, 28, (35, 32), device=dev), 28).float()
+    step = TorchStep(torch, "lstm", 28, 256, 2, device=dev)
+    X = torch.randint(0, 28, (35, 32), device=dev)
     Y = torch.randint(0, 28, (35 * 32,), device=dev)
-    state = None
 
     def run(k):
-        nonlocal state
         for _ in range(k):
-            if state is not None:
-                state = tuple(s.detach() for s in state)
-            out, state = net(X, state)
-            loss = torch.nn.functional.cross_entropy(fc(out.reshape(-1, 256)), Y)
-            opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            opt.step()
+            step(X, Y)
         torch.cuda.synchronize()
 
     run(3)

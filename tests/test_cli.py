@@ -1,16 +1,14 @@
 """The `scratchrnn` command: training with validation, checkpoints, exact resume, Ctrl-C, generation,
 gradcheck, and one clear line for every bad input."""
-import json
 import os
 import signal
 import subprocess
 import sys
-import zipfile
 
 import numpy as np
 import pytest
 
-from scratchrnn import checkpoint, cli
+from scratchrnn import cli
 from scratchrnn.checkpoint import load_checkpoint, save_checkpoint
 
 SMALL = ["--hidden", "16", "--layers", "2", "--max-tokens", "3000", "--batch-size", "8", "--num-steps", "10",

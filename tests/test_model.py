@@ -153,3 +153,28 @@ def test_embedding_model_equals_pytorch(rng):
     ours, _, _ = m.loss_and_grad(X, Y, m.begin_state(3))
     assert abs(float(ours) - loss.item()) < 1e-12
     np.testing.assert_allclose(m.grads["E"], emb.weight.grad.numpy(), rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("cell, nonlinearity", CELLS)
+@pytest.mark.parametrize("theta", [1e-3, 1e3], ids=["clipped", "unclipped"])
+def test_one_training_step_equals_pytorch(cell, nonlinearity, theta, rng):
+    """Forward, backward, global-norm clipping and SGD of one step (fast engine, float32) against the
+    same step in PyTorch (scratchrnn.torch_baseline.TorchStep, used by the benchmarks) from the same
+    weights: the same loss and the same updated weights."""
+    torch = pytest.importorskip("torch")
+    from scratchrnn.torch_baseline import TorchStep
+    V, H, L, T, B = 12, 9, 2, 6, 4
+    m = RNNLM(V, H, L, cell, nonlinearity=nonlinearity, engine="fast", seed=5)
+    step = TorchStep(torch, cell, V, H, L, lr=0.7, theta=theta, nonlinearity=nonlinearity)
+    d = m.state_dict()
+    step.net.load_state_dict({k[4:]: torch.from_numpy(v) for k, v in d.items() if k.startswith("rnn.")})
+    step.fc.load_state_dict({"weight": torch.from_numpy(d["fc.weight"]), "bias": torch.from_numpy(d["fc.bias"])})
+    X, Y = rng.integers(0, V, (T, B)), rng.integers(0, V, (T, B))
+    loss, _, _ = m.loss_and_grad(X, Y, m.begin_state(B))
+    m.clip_and_sgd(0.7, theta)
+    theirs = step(torch.from_numpy(X), torch.from_numpy(Y.reshape(-1)))
+    assert float(loss) == pytest.approx(theirs.item(), rel=1e-6)
+    after = m.state_dict()
+    for name, p in step.net.named_parameters():
+        np.testing.assert_allclose(after["rnn." + name], p.detach().numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(after["fc.weight"], step.fc.weight.detach().numpy(), rtol=1e-5, atol=1e-6)

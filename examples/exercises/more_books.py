@@ -12,7 +12,7 @@ such), which shows the mechanics but not the effect of other authors.
 """
 import numpy as np
 
-from scratchrnn.data import Vocab, load_corpus, preprocess_book, read_text, tokenize, TIME_MACHINE
+from scratchrnn.data import Vocab, preprocess_book, read_text, tokenize, TIME_MACHINE
 from scratchrnn.experiments import parser, table, train_run
 
 args_p = parser(__doc__)

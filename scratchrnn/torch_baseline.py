@@ -1,0 +1,32 @@
+"""The same training step in PyTorch, for comparisons only (benchmarks/, the GPU self-test).
+torch is never a dependency of scratchrnn: the caller imports it and passes the module in."""
+
+
+class TorchStep:
+    """torch.nn.{RNN,GRU,LSTM} + nn.Linear, one-hot input, mean cross-entropy, global-norm clipping,
+    SGD, state carried and detached between calls: the work of one scratchrnn training step."""
+
+    def __init__(self, torch, cell, vocab_size, num_hiddens, num_layers, lr=1.0, theta=1.0, device="cpu",
+                 nonlinearity="tanh"):
+        kind = {"rnn": torch.nn.RNN, "gru": torch.nn.GRU, "lstm": torch.nn.LSTM}[cell]
+        self.torch, self.V, self.H, self.theta = torch, vocab_size, num_hiddens, theta
+        extra = {"nonlinearity": nonlinearity} if cell == "rnn" else {}
+        self.net = kind(vocab_size, num_hiddens, num_layers, **extra).to(device)
+        self.fc = torch.nn.Linear(num_hiddens, vocab_size).to(device)
+        self.params = list(self.net.parameters()) + list(self.fc.parameters())
+        self.opt = torch.optim.SGD(self.params, lr=lr)
+        self.state = None
+
+    def __call__(self, X, y):
+        """X: (T, B) int64 tensor of token ids; y: (T*B,) targets, time-major. Returns the loss tensor."""
+        torch = self.torch
+        if self.state is not None:                                      # truncated BPTT: detach
+            self.state = tuple(s.detach() for s in self.state) if isinstance(self.state, tuple) \
+                else self.state.detach()
+        out, self.state = self.net(torch.nn.functional.one_hot(X, self.V).float(), self.state)
+        loss = torch.nn.functional.cross_entropy(self.fc(out.reshape(-1, self.H)), y)
+        self.opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.params, self.theta)
+        self.opt.step()
+        return loss
