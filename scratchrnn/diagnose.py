@@ -77,7 +77,7 @@ def summary_rows(results, theta):
         rows.append([label, f"{r['params']:,}", f"{r['ppl']:.2f}", f"{np.median(r['norms']):.3g}",
                      f"{np.mean(r['norms'] > theta):.0%}", f"{survive:.1e}", f"{depth:.1e}"])
     return ["cell", "parameters", "train perplexity", "median grad norm", "steps clipped",
-            "||dL_T/dH_1|| / ||dL_T/dH_T||", "bottom / top layer at T"], rows
+            "last-step gradient reaching t=1 (vs t=T)", "reaching the bottom layer at T (vs top)"], rows
 
 
 def draw(results, out, theta):
