@@ -73,7 +73,19 @@ def add_training_arguments(p, defaults):
     p.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     p.add_argument("--embedding", type=positive_int, default=None, metavar="D",
                    help="a learnable embedding of size D instead of one-hot input")
+    p.add_argument("--threads", type=positive_int, default=None, metavar="N",
+                   help="BLAS threads on the CPU (default: all cores); use 1 when running several trainings at once")
     return p
+
+
+def blas_threads(n):
+    """A context limiting the BLAS thread pool (OpenBLAS, MKL) to n threads; None leaves it alone.
+    Two processes each spinning up a thread per core fight for the cores and both slow down many times."""
+    from contextlib import nullcontext
+    if n is None:
+        return nullcontext()
+    from threadpoolctl import threadpool_limits
+    return threadpool_limits(limits=n, user_api="blas")
 
 
 def build_parser(description, defaults):
@@ -132,7 +144,8 @@ def main(description, defaults, argv=None):
     """Parse, run, and turn our errors into one line on stderr and exit status 2."""
     args = build_parser(description, defaults).parse_args(argv)
     try:
-        run(args)
+        with blas_threads(args.threads):
+            run(args)
     except ScratchRNNError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)

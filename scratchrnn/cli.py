@@ -23,7 +23,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .backend import device_name, resolve_device
-from .book import OneLineParser, add_training_arguments, max_tokens_of, positive_int
+from .book import OneLineParser, add_training_arguments, blas_threads, max_tokens_of, positive_int
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import SeqDataLoader, Vocab, load_corpus
 from .errors import CheckpointError, ConfigError, DataError, ScratchRNNError, TrainingDiverged
@@ -360,7 +360,8 @@ def build_parser():
 def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
-        args.func(args)
+        with blas_threads(getattr(args, "threads", None)):
+            args.func(args)
     except ScratchRNNError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(EXIT_ERROR)

@@ -261,3 +261,17 @@ def test_diverging_run_from_the_command_line(tmp_path):
                    "--theta", "1e30", "--epochs", "5", "--hidden", "32", "--layers", "1", "--device", "cpu")
     assert r.returncode == cli.EXIT_DIVERGED
     one_line_error(r, "training diverged")
+
+
+def test_threads_flag_limits_blas_during_training(tmp_path, monkeypatch):
+    from threadpoolctl import threadpool_info
+    seen = []
+    real = cli.train_epoch
+
+    def spy(*a, **k):
+        seen.append({i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"})
+        return real(*a, **k)
+
+    monkeypatch.setattr(cli, "train_epoch", spy)
+    cli.main(["train", "--out", str(tmp_path / "run"), "--epochs", "1", "--threads", "1", *SMALL])
+    assert seen == [{1}]
