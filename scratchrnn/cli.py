@@ -71,30 +71,36 @@ def split_validation(corpus, fraction, num_steps):
     return corpus[:-n_val], corpus[-n_val:]
 
 
+def model_from_config(config, vocab_size, device="cpu", engine="auto"):
+    """The RNNLM a run's config describes (fresh weights, drawn from the config's seed)."""
+    return RNNLM(vocab_size, config["hidden"], config["layers"], config["cell"], nonlinearity=config["nonlinearity"],
+                 device=device, dtype=config["dtype"], init=config["init"], seed=config["seed"], engine=engine,
+                 embedding_dim=config.get("embedding"))
+
+
+def weights_in(arrays):
+    """The weight arrays of a checkpoint (without the carried hidden state `state.*`)."""
+    return {k: v for k, v in arrays.items() if not k.startswith("state.")}
+
+
 def build(config, device, engine="auto"):
     """Corpus, vocabulary, train/validation split, data loader and model from a run's config."""
     corpus, vocab = load_corpus(config["corpus"], max_tokens=config["max_tokens"], token=config["tokens"],
                                 charset=config["charset"])
     train, val = split_validation(corpus, config["val_fraction"], config["num_steps"])
     loader = SeqDataLoader(train, config["batch_size"], config["num_steps"], config["random_iter"], config["seed"])
-    model = RNNLM(len(vocab), config["hidden"], config["layers"], config["cell"], nonlinearity=config["nonlinearity"],
-                  device=device, dtype=config["dtype"], init=config["init"], seed=config["seed"], engine=engine,
-                  embedding_dim=config.get("embedding"))
-    return vocab, loader, val, model
+    return vocab, loader, val, model_from_config(config, len(vocab), device, engine)
 
 
 def model_from_checkpoint(arrays, manifest, device="cpu"):
     """A model with a checkpoint's config and weights (shapes checked key by key)."""
     config = manifest["config"]
-    vocab = Vocab(idx_to_token=manifest["vocab"])
-    vocab.sep = "" if config["tokens"] == "char" else " "
     try:
-        model = RNNLM(len(vocab), config["hidden"], config["layers"], config["cell"],
-                      nonlinearity=config["nonlinearity"], device=device, dtype=config["dtype"], engine="reference",
-                      embedding_dim=config.get("embedding"))
+        vocab = Vocab(idx_to_token=manifest["vocab"], token=config["tokens"])
+        model = model_from_config(config, len(vocab), device, engine="reference")
     except (KeyError, TypeError) as e:
         raise CheckpointError(f"checkpoint manifest is missing or has a bad config entry ({e})") from None
-    model.load_state_dict({k: v for k, v in arrays.items() if not k.startswith("state.")})
+    model.load_state_dict(weights_in(arrays))
     return model, vocab
 
 
@@ -159,7 +165,7 @@ def cmd_train(args):
         if manifest["vocab"] != vocab.idx_to_token:
             raise CheckpointError(f"the corpus now gives a vocabulary of {len(vocab)} tokens, the checkpoint was "
                                   f"trained on {len(manifest['vocab'])} different ones; it cannot be resumed on it")
-        model.load_state_dict({k: v for k, v in arrays.items() if not k.startswith("state.")})
+        model.load_state_dict(weights_in(arrays))
         loader.rng.bit_generator.state = manifest["loader_rng"]
         epoch, history = manifest["epoch"], manifest["history"]
         best = manifest["best_val"] if manifest["best_val"] is not None else math.inf

@@ -68,7 +68,7 @@ class Vocab:
     Ties in frequency keep the order of first appearance, as `collections.Counter` does in the book.
     """
 
-    def __init__(self, tokens=(), min_freq=0, reserved_tokens=(), idx_to_token=None):
+    def __init__(self, tokens=(), min_freq=0, reserved_tokens=(), idx_to_token=None, token="char"):
         if idx_to_token is not None:           # rebuilt from a checkpoint
             self.idx_to_token = list(idx_to_token)
         else:
@@ -83,7 +83,7 @@ class Vocab:
                 if tok not in self.idx_to_token:
                     self.idx_to_token.append(tok)
         self.token_to_idx = {tok: idx for idx, tok in enumerate(self.idx_to_token)}
-        self.sep = ""
+        self.sep = "" if token == "char" else " "                         # how generated tokens are joined
 
     def __len__(self):
         return len(self.idx_to_token)
@@ -122,8 +122,7 @@ def load_corpus(paths=None, max_tokens=10000, token="char", charset="book"):
     flat = [tok for line in tokens for tok in line]
     if not flat:
         raise DataError(f"corpus {', '.join(map(str, paths))} has no tokens left after preprocessing")
-    vocab = Vocab(flat)
-    vocab.sep = "" if token == "char" else " "                            # how generated tokens are joined
+    vocab = Vocab(flat, token=token)
     corpus = np.array([vocab[tok] for tok in flat], dtype=np.int64)
     if max_tokens is not None and max_tokens > 0:
         corpus = corpus[:max_tokens]

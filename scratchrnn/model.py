@@ -210,16 +210,9 @@ class RNNLM:
     def state_dict(self):
         """A dict of host NumPy arrays in PyTorch's names and layouts (see the module docstring)."""
         d = OrderedDict()
-        if self.embedding_dim:
-            d["embedding.weight"] = to_numpy(self.params["E"]).copy()
-        for k in range(self.num_layers):
-            p = self.layer_params(k)
-            d[f"rnn.weight_ih_l{k}"] = to_numpy(p["W_xh"]).T.copy()
-            d[f"rnn.weight_hh_l{k}"] = to_numpy(p["W_hh"]).T.copy()
-            d[f"rnn.bias_ih_l{k}"] = to_numpy(p["b_xh"]).copy()
-            d[f"rnn.bias_hh_l{k}"] = to_numpy(p["b_hh"]).copy()
-        d["fc.weight"] = to_numpy(self.params["W_hq"]).T.copy()
-        d["fc.bias"] = to_numpy(self.params["b_q"]).copy()
+        for key, (ours, transposed) in self._torch_names().items():
+            value = to_numpy(self.params[ours])
+            d[key] = (value.T if transposed else value).copy()
         return d
 
     def _torch_names(self):

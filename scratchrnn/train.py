@@ -127,7 +127,7 @@ def predict(prefix, num_preds, model, vocab, temperature=0.0, seed=None):
 
     temperature 0: greedy (argmax), as the book. temperature > 0: sample from softmax(logits / T)
     with a seeded generator (T < 1 sharper, T > 1 flatter)."""
-    sep = getattr(vocab, "sep", "")                                       # "" for characters, " " for words
+    sep = vocab.sep                                                       # "" for characters, " " for words
     prefix = list(prefix) if sep == "" else prefix.split()
     if not prefix:
         raise ConfigError("the prefix must not be empty")
