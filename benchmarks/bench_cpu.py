@@ -6,9 +6,13 @@ same data for every implementation:
 
 for the book's deep LSTM (2 x 256), a GRU (1 x 256) and the tanh RNN (1 x 512), at 1 and 2 threads.
 Prints tokens/s, ratios, FLOPs per token, the fraction of this machine's own float32 GEMM throughput
-(measured in the same run), the peak memory of a step, and memory growth over many steps.
+(measured in the same run), the GEMM floor (tokens/s of a step that did nothing but its GEMMs, at their
+shapes, with NumPy's BLAS: a bound no implementation on this BLAS passes), the peak memory of a step,
+and memory growth over many steps.
 
-    python benchmarks/bench_cpu.py [--steps 10] [--memory-steps 1000]
+    python benchmarks/bench_cpu.py [--steps 10] [--rounds 3] [--memory-steps 1000]
+
+This machine is noisy: the implementations take turns over several rounds and each reports its best.
 """
 import argparse
 import os
@@ -51,41 +55,80 @@ def gemm_gflops():
     return best
 
 
+def step_gemms(cell, layers, H):
+    """The GEMMs of one training step of the fast engine, as (count, M, K, N, A transposed?):
+    per layer the per-step recurrent GEMMs (forward H W_hh, backward dA W_hh^T), the hoisted input
+    projection and dX of layers above the first, the weight gradients over the chunk; the output layer."""
+    G, TB = {"rnn": 1, "gru": 3, "lstm": 4}[cell], T * B
+    gemms = [(1, TB, H, V, False), (1, H, TB, V, True), (1, TB, V, H, False)]      # logits, dW_hq, dH
+    for k in range(layers):
+        gemms += [(T, B, H, G * H, False), (T, B, G * H, H, False), (1, H, TB, G * H, True)]
+        if k > 0:
+            gemms += [(1, TB, H, G * H, False), (1, H, TB, G * H, True), (1, TB, G * H, H, False)]
+    return gemms
+
+
+def gemm_floor(cell, layers, H, rounds):
+    """Tokens/s of a step that did nothing but its GEMMs, with NumPy's BLAS at their very shapes:
+    an upper bound for any implementation of this step on this BLAS (no gate math, no Python)."""
+    rng = np.random.default_rng(0)
+    calls = []
+    for count, M, K, N, transposed in step_gemms(cell, layers, H):
+        a = rng.standard_normal((K, M) if transposed else (M, K)).astype(np.float32)
+        a = a.T if transposed else a
+        b, c = rng.standard_normal((K, N)).astype(np.float32), np.empty((M, N), np.float32)
+        calls += [(a, b, c)] * count
+    best = float("inf")
+    for _ in range(rounds + 1):                          # the first round wakes the BLAS threads up
+        start = time.perf_counter()
+        for a, b, c in calls:
+            np.matmul(a, b, out=c)
+        best = min(best, time.perf_counter() - start)
+    return T * B / best
+
+
 def batches(steps):
     rng = np.random.default_rng(0)
     return [(rng.integers(0, V, (T, B)), rng.integers(0, V, (T, B))) for _ in range(steps)]
 
 
-def time_ours(cell, layers, H, engine, data, trace=False):
-    m = RNNLM(V, H, layers, cell, engine=engine)
-    state = m.begin_state(B)
-    X, Y = data[0]
-    for _ in range(2):                                                # warm-up (and Numba compile)
-        _, state, _ = m.loss_and_grad(X, Y, detach(state))
-        m.clip_and_sgd(1.0, 1.0)
-    if trace:
-        tracemalloc.start()
-    start = time.perf_counter()
-    for X, Y in data:
-        _, state, _ = m.loss_and_grad(X, Y, detach(state))
-        m.clip_and_sgd(1.0, 1.0)
-    seconds = time.perf_counter() - start
-    peak = None
-    if trace:
-        peak = tracemalloc.get_traced_memory()[1]
-        tracemalloc.stop()
-    return len(data) * T * B / seconds, peak
+class Ours:
+    """One of our models with its carried state: each call times `data` steps (after a warm-up)."""
+
+    def __init__(self, cell, layers, H, engine, data):
+        self.m = RNNLM(V, H, layers, cell, engine=engine)
+        self.state = self.m.begin_state(B)
+        self(data[:2])                                                  # warm-up (and Numba compile)
+
+    def __call__(self, data, trace=False):
+        if trace:
+            tracemalloc.start()
+        start = time.perf_counter()
+        for X, Y in data:
+            _, self.state, _ = self.m.loss_and_grad(X, Y, detach(self.state))
+            self.m.clip_and_sgd(1.0, 1.0)
+        seconds = time.perf_counter() - start
+        peak = None
+        if trace:
+            peak = tracemalloc.get_traced_memory()[1]
+            tracemalloc.stop()
+        return len(data) * T * B / seconds, peak
 
 
-def time_torch(torch, cell, layers, H, data):
-    step = TorchStep(torch, cell, V, H, layers)
-    tensors = [(torch.from_numpy(X), torch.from_numpy(Y).reshape(-1)) for X, Y in data]
-    for X, Y in tensors[:2]:
-        step(X, Y)
-    start = time.perf_counter()
-    for X, Y in tensors:
-        step(X, Y)
-    return len(tensors) * T * B / (time.perf_counter() - start)
+class Theirs:
+    """PyTorch doing the same work (scratchrnn/torch_baseline.py)."""
+
+    def __init__(self, torch, cell, layers, H, data):
+        self.step = TorchStep(torch, cell, V, H, layers)
+        self.tensors = [(torch.from_numpy(X), torch.from_numpy(Y).reshape(-1)) for X, Y in data]
+        self(2)                                                         # warm-up
+
+    def __call__(self, n=None):
+        tensors = self.tensors[:n]
+        start = time.perf_counter()
+        for X, Y in tensors:
+            self.step(X, Y)
+        return len(tensors) * T * B / (time.perf_counter() - start)
 
 
 def memory_growth(steps):
@@ -109,6 +152,8 @@ def memory_growth(steps):
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--steps", type=int, default=10, help="timed training steps per measurement")
+    p.add_argument("--rounds", type=int, default=3,
+                   help="interleaved timing rounds; each implementation's best round is reported")
     p.add_argument("--memory-steps", type=int, default=1000, help="steps for the memory-growth check (0: skip)")
     args = p.parse_args()
     try:
@@ -121,23 +166,43 @@ def main():
           f"{os.cpu_count()} cores, numpy {np.__version__}, {torch_note}")
     print(f"# batch {B}, {T} steps, vocabulary {V}, float32; full step: forward, backward, clip, SGD\n")
     print("| model | threads | reference tok/s | fast tok/s | PyTorch tok/s | fast/PyTorch | fast/reference "
-          "| MFLOP/token | fast GFLOP/s | of machine GEMM | peak step memory (fast) |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+          "| MFLOP/token | fast GFLOP/s | of machine GEMM | GEMM floor tok/s | fast of floor "
+          "| peak step memory (fast) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    targets = []
     for threads in (1, 2):
         with threadpool_limits(threads):
             if torch is not None:
                 torch.set_num_threads(threads)
             machine = gemm_gflops()
             for label, cell, layers, H in MODELS:
-                ref, _ = time_ours(cell, layers, H, "reference", data[:max(2, args.steps // 3)])
-                fast, _ = time_ours(cell, layers, H, "fast", data)
-                _, peak = time_ours(cell, layers, H, "fast", data[:2], trace=True)
-                theirs = time_torch(torch, cell, layers, H, data) if torch is not None else None
+                ref_data = data[:max(2, args.steps // 3)]
+                ref, fast = Ours(cell, layers, H, "reference", data), Ours(cell, layers, H, "fast", data)
+                theirs = Theirs(torch, cell, layers, H, data) if torch is not None else None
+                best = {"ref": 0.0, "fast": 0.0, "torch": 0.0}
+                for _ in range(args.rounds):           # interleaved rounds, the best of each: same rule for all
+                    best["ref"] = max(best["ref"], ref(ref_data)[0])
+                    best["fast"] = max(best["fast"], fast(data)[0])
+                    if theirs is not None:
+                        best["torch"] = max(best["torch"], theirs())
+                _, peak = fast(data[:2], trace=True)
+                floor = gemm_floor(cell, layers, H, max(3, args.rounds))
                 f = flops_per_token(cell, layers, H)
-                print(f"| {label} {layers}x{H} | {threads} | {ref:,.0f} | {fast:,.0f} | "
-                      + (f"{theirs:,.0f} | {fast / theirs:.2f}x" if theirs else "missing | -")
-                      + f" | {fast / ref:.2f}x | {f / 1e6:.2f} | {fast * f / 1e9:.1f} | "
-                      f"{fast * f / 1e9 / machine:.0%} of {machine:.0f} GFLOP/s | {peak / 2**20:.1f} MiB |")
+                r, q, t = best["ref"], best["fast"], best["torch"]
+                print(f"| {label} {layers}x{H} | {threads} | {r:,.0f} | {q:,.0f} | "
+                      + (f"{t:,.0f} | {q / t:.2f}x" if t else "missing | -")
+                      + f" | {q / r:.2f}x | {f / 1e6:.2f} | {q * f / 1e9:.1f} | "
+                      f"{q * f / 1e9 / machine:.0%} of {machine:.0f} GFLOP/s | {floor:,.0f} | {q / floor:.0%} "
+                      f"| {peak / 2**20:.1f} MiB |")
+                if t:
+                    goal = 1.5 if cell == "lstm" else 1.2
+                    targets.append(f"{label}, {threads} thread{'s' if threads > 1 else ''}: {goal}x PyTorch is "
+                                   f"{goal * t:,.0f} tok/s = {goal * t * f / 1e9:.0f} GFLOP/s = "
+                                   f"{goal * t * f / 1e9 / machine:.0%} of this machine's 1024^3 GEMM and "
+                                   f"{goal * t / floor:.0%} of the step's GEMM floor; "
+                                   f"{'met' if q >= goal * t else 'not met'} ({q / t:.2f}x)")
+    if targets:
+        print("\ntargets (issue 5), what each needs from this machine:\n" + "\n".join(f"- {x}" for x in targets))
     if args.memory_steps:
         n = args.memory_steps
         marks = memory_growth(n)

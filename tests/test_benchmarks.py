@@ -1,0 +1,29 @@
+"""The CPU benchmark's own arithmetic (benchmarks/bench_cpu.py): its GEMM list is the step's FLOPs."""
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_cpu.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("bench_cpu", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+@pytest.mark.parametrize("layers", [1, 2, 3])
+def test_the_gemm_floor_times_exactly_the_steps_flops(bench, cell, layers):
+    """The GEMMs timed for the floor add up to the FLOPs per token the table divides by."""
+    H = 64
+    flops = sum(count * 2 * M * K * N for count, M, K, N, _ in bench.step_gemms(cell, layers, H))
+    assert flops == bench.flops_per_token(cell, layers, H) * bench.T * bench.B
+
+
+def test_the_gemm_floor_is_a_rate(bench):
+    rate = bench.gemm_floor("gru", 1, 8, rounds=1)
+    assert 0 < rate < float("inf")
