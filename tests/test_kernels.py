@@ -273,3 +273,43 @@ def test_cuda_compile_error_names_the_kernel(monkeypatch):
     with pytest.raises(DeviceError, match=r"CUDA kernel softmax_xent \(softmax_xent.cu\) failed to compile: "
                                           r".*identifier \"softmax_xent\" is undefined"):
         modules.CudaKernels("float32")
+
+
+# ----------------------------------------------------------------------------------------------
+# NVRTC, the compiler behind cupy.RawModule: it needs no GPU, only CuPy and the NVRTC library
+# ----------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def cupy_compiler(monkeypatch):
+    """CuPy's own NVRTC entry point (what RawModule calls), with only its device query replaced: CuPy
+    asks the GPU for its architecture; here the architecture is given. Skipped without CuPy or NVRTC."""
+    cupy = pytest.importorskip("cupy", reason="CuPy is not installed (pip install 'scratchrnn[gpu]')")
+    compiler = cupy.cuda.compiler
+    try:
+        cupy.cuda.nvrtc.getVersion()
+    except Exception as e:                               # noqa: BLE001 - any failure to load NVRTC
+        pytest.skip(f"CuPy cannot load NVRTC here ({type(e).__name__})")
+    if not hasattr(compiler, "_get_arch_for_options_for_nvrtc"):
+        pytest.skip("this CuPy compiles differently; the test knows CuPy 13-14")
+    monkeypatch.setattr(compiler, "_get_arch_for_options_for_nvrtc", lambda arch=None: (f"-arch=sm_{arch}", "cubin"))
+    return compiler
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("arch", ["80", "90"])
+def test_every_kernel_compiles_with_nvrtc_as_rawmodule_does(cupy_compiler, dtype, arch):
+    """Each .cu file through NVRTC with CudaKernels' options plus the one RawModule adds (-ftz=true),
+    to a cubin for sm_80 and sm_90 that holds every extern "C" kernel of the file under its own name."""
+    for filename, source in modules.read_sources().items():
+        cubin, _ = cupy_compiler.compile_using_nvrtc(
+            source, options=modules.nvrtc_options(dtype) + ("-ftz=true",), arch=arch, filename=filename)
+        assert cubin[:4] == b"\x7fELF", filename                          # a cubin is an ELF image
+        for name in modules.kernel_signatures(source):
+            assert name.encode() + b"\0" in cubin, f"{name} missing from the cubin of {filename}"
+
+
+def test_an_nvrtc_error_is_the_exception_the_loader_turns_into_one_line(cupy_compiler):
+    """CudaKernels catches cupy.cuda.compiler.CompileException: that is what NVRTC's errors raise."""
+    source = modules.read_sources()["rnn.cu"].replace("tanh(a)", "tanh(a, oops)")
+    with pytest.raises(cupy_compiler.CompileException, match="oops"):
+        cupy_compiler.compile_using_nvrtc(source, options=modules.nvrtc_options("float32") + ("-ftz=true",), arch="80")

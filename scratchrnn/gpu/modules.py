@@ -49,6 +49,11 @@ def read_sources():
 _CUDA_CACHE = {}
 
 
+def nvrtc_options(dtype):
+    """What CudaKernels passes to cupy.RawModule (CuPy adds its own, -arch and -ftz=true among them)."""
+    return (f"-I{KERNEL_DIR}", f"-DSCRATCHRNN_REAL={REAL[np.dtype(dtype)]}", "--std=c++14")
+
+
 class CudaKernels:
     """The kernels compiled by NVRTC through cupy.RawModule, once per process and dtype."""
 
@@ -61,8 +66,7 @@ class CudaKernels:
             for filename, source in read_sources().items():
                 names = list(kernel_signatures(source))
                 try:
-                    module = cupy.RawModule(code=source, options=(
-                        f"-I{KERNEL_DIR}", f"-DSCRATCHRNN_REAL={REAL[self.dtype]}", "--std=c++14"))
+                    module = cupy.RawModule(code=source, options=nvrtc_options(self.dtype))
                     for name in names:
                         functions[name] = module.get_function(name)      # compiles on first use
                 except cupy.cuda.compiler.CompileException as e:
