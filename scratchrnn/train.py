@@ -104,7 +104,8 @@ def train_epoch(model, train_iter, lr, theta=1.0, use_random_iter=False, on_step
 
 def evaluate(model, corpus, batch_size, num_steps):
     """Perplexity on held-out tokens: the text cut into `batch_size` rows read left to right in chunks
-    of `num_steps`, the state carried across chunks; forward only, no gradient, no update."""
+    of `num_steps`, the state carried across chunks; forward only, no gradient, no update. The loss is
+    read once, at the end."""
     xp = model.xp
     rows = min(batch_size, (len(corpus) - 1) // num_steps)
     if rows < 1:
@@ -118,8 +119,8 @@ def evaluate(model, corpus, batch_size, num_steps):
         Y = xp.asarray(np.ascontiguousarray(Ys[:, i:i + num_steps].T))
         logits, state, _ = model.forward(X, state)
         loss, _ = output.softmax_cross_entropy(logits, Y.reshape(-1))
-        total, n = total + float(loss) * X.size, n + X.size
-    return math.exp(total / n)
+        total, n = total + loss * X.size, n + X.size              # summed on the device
+    return math.exp(float(total) / n)                                   # the one host sync
 
 
 def predict(prefix, num_preds, model, vocab, temperature=0.0, seed=None):

@@ -15,7 +15,7 @@ from scratchrnn.gpu import modules
 from scratchrnn.gpu.modules import KERNEL_DIR, KERNEL_FILES, HostKernels, kernel_signatures
 from scratchrnn.gpu.ops import BLOCK, KernelOps
 from scratchrnn.model import RNNLM
-from scratchrnn.train import train_epoch
+from scratchrnn.train import evaluate, train_epoch
 
 DTYPES = {"float32": 1e-5, "float64": 1e-12}
 SIZES = [(3, 5), (32, 256), (7, 300)]          # B*n below, at and across the block size of 256
@@ -313,3 +313,112 @@ def test_an_nvrtc_error_is_the_exception_the_loader_turns_into_one_line(cupy_com
     source = modules.read_sources()["rnn.cu"].replace("tanh(a)", "tanh(a, oops)")
     with pytest.raises(cupy_compiler.CompileException, match="oops"):
         cupy_compiler.compile_using_nvrtc(source, options=modules.nvrtc_options("float32") + ("-ftz=true",), arch="80")
+
+
+# ----------------------------------------------------------------------------------------------
+# Host synchronisation on the GPU path, counted with a stand-in CuPy whose arrays log every read
+# ----------------------------------------------------------------------------------------------
+
+class DeviceArray(np.ndarray):
+    """A NumPy array playing a CuPy array: every way of reading its values on the host (float(),
+    int(), bool(), .item(), .get(), printing) is logged as a device-to-host synchronisation. As in
+    CuPy, indexing down to one element gives a 0-d array, not a host scalar."""
+
+    reads = []
+
+    def _read(self, how):
+        DeviceArray.reads.append(how)
+
+    def __float__(self):
+        self._read("float")
+        return float(np.asarray(self))
+
+    def __int__(self):
+        self._read("int")
+        return int(np.asarray(self))
+
+    def __index__(self):
+        self._read("index")
+        return int(np.asarray(self))
+
+    def __bool__(self):
+        self._read("bool")
+        return bool(np.asarray(self))
+
+    def item(self, *args):
+        self._read("item")
+        return np.asarray(self).item(*args)
+
+    def tolist(self):
+        self._read("tolist")
+        return np.asarray(self).tolist()
+
+    def get(self):
+        self._read("get")
+        return np.array(self)
+
+    def __repr__(self):
+        self._read("repr")
+        return repr(np.asarray(self))
+
+    __str__ = __format__ = lambda self, *args: DeviceArray.__repr__(self)
+
+    def __getitem__(self, key):
+        out = super().__getitem__(key)
+        return out if isinstance(out, np.ndarray) else np.asarray(out).view(DeviceArray)
+
+
+class SyncCountingCupy(FakeCupy):
+    """FakeCupy (kernels through the host build) whose array functions make DeviceArrays; `uploads`
+    counts host arrays copied to the "device" (cupy.asarray of a host array)."""
+
+    def __init__(self):
+        import types
+        super().__init__()
+        self.uploads = 0
+        self.cuda.runtime = types.SimpleNamespace(getDeviceCount=lambda: 1)
+
+    def __getattr__(self, name):                       # everything else: NumPy's, results on the "device"
+        f = getattr(np, name)
+        if not callable(f) or isinstance(f, type):
+            return f
+
+        def on_device(*args, **kwargs):
+            out = f(*args, **kwargs)
+            return out.view(DeviceArray) if isinstance(out, np.ndarray) and not isinstance(out, DeviceArray) else out
+        return on_device
+
+    def asarray(self, a, dtype=None):
+        if not isinstance(a, DeviceArray):
+            self.uploads += 1
+        return np.array(a, dtype=dtype).view(DeviceArray)
+
+    def get_array_module(self, *args):
+        return self
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+@pytest.mark.parametrize("random_iter", [False, True], ids=["sequential", "random"])
+def test_a_gpu_epoch_reads_the_device_once(monkeypatch, cell, random_iter):
+    """The GPU code path (CudaKernels, KernelOps, the fast engine, train_epoch) through a whole epoch:
+    the host reads the device once (the epoch's loss, at the end) and uploads twice (the epoch's
+    inputs and targets). A read per step, here the norm that on_step could print, is counted."""
+    fake = SyncCountingCupy()
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    monkeypatch.setattr(modules, "_CUDA_CACHE", {})
+    corpus, vocab = load_corpus()
+    loader = SeqDataLoader(corpus[:2000], 8, 10, random_iter, seed=0)
+    model = RNNLM(len(vocab), 16, 2, cell, device="gpu", engine="fast")
+    assert model.engine.name == "fast (CUDA kernels)" and isinstance(model.flat_params, DeviceArray)
+    DeviceArray.reads.clear()
+    fake.uploads = 0
+    ppl, _ = train_epoch(model, loader, 1.0, 1.0, random_iter)
+    assert DeviceArray.reads == ["float"] and fake.uploads == 2
+    assert 1 < ppl < len(vocab) * 2
+    DeviceArray.reads.clear()
+    steps = []
+    train_epoch(model, loader, 1.0, 1.0, random_iter, on_step=lambda pos, norm: steps.append(float(norm)))
+    assert len(steps) > 3 and DeviceArray.reads == ["float"] * (len(steps) + 1)
+    DeviceArray.reads.clear()
+    assert 1 < evaluate(model, corpus[2000:3000], 8, 10) < len(vocab) * 2       # validation: one read too
+    assert DeviceArray.reads == ["float"]
