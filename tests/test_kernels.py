@@ -397,15 +397,25 @@ class SyncCountingCupy(FakeCupy):
         return self
 
 
+@pytest.fixture
+def stand_in_cupy(monkeypatch):
+    """SyncCountingCupy installed as `cupy`, with a device to name."""
+    import types
+    fake = SyncCountingCupy()
+    fake.cuda.Device = lambda *args: types.SimpleNamespace(id=0)
+    fake.cuda.runtime.getDeviceProperties = lambda i: {"name": b"stand-in GPU"}
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    monkeypatch.setattr(modules, "_CUDA_CACHE", {})
+    return fake
+
+
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
 @pytest.mark.parametrize("random_iter", [False, True], ids=["sequential", "random"])
-def test_a_gpu_epoch_reads_the_device_once(monkeypatch, cell, random_iter):
+def test_a_gpu_epoch_reads_the_device_once(stand_in_cupy, cell, random_iter):
     """The GPU code path (CudaKernels, KernelOps, the fast engine, train_epoch) through a whole epoch:
     the host reads the device once (the epoch's loss, at the end) and uploads twice (the epoch's
     inputs and targets). A read per step, here the norm that on_step could print, is counted."""
-    fake = SyncCountingCupy()
-    monkeypatch.setitem(sys.modules, "cupy", fake)
-    monkeypatch.setattr(modules, "_CUDA_CACHE", {})
+    fake = stand_in_cupy
     corpus, vocab = load_corpus()
     loader = SeqDataLoader(corpus[:2000], 8, 10, random_iter, seed=0)
     model = RNNLM(len(vocab), 16, 2, cell, device="gpu", engine="fast")
@@ -422,3 +432,37 @@ def test_a_gpu_epoch_reads_the_device_once(monkeypatch, cell, random_iter):
     DeviceArray.reads.clear()
     assert 1 < evaluate(model, corpus[2000:3000], 8, 10) < len(vocab) * 2       # validation: one read too
     assert DeviceArray.reads == ["float"]
+
+
+def test_selftest_gpu_branch_on_a_stand_in_cupy(stand_in_cupy, monkeypatch, capsys):
+    """`python -m scratchrnn.selftest --device gpu`, every GPU-only line of it (CudaKernels, device
+    arrays into the comparisons, the gradient check on the device, the timing), run in-process on the
+    stand-in CuPy: the first real GPU run should find nothing but the GPU to test."""
+    from scratchrnn import selftest
+    monkeypatch.setattr(selftest.time_deep_lstm, "__defaults__", (2,))      # 2 timed steps, not 50
+    with pytest.raises(SystemExit) as exit_status:
+        selftest.main(["--device", "gpu"])
+    out = capsys.readouterr().out
+    assert exit_status.value.code == 0, out
+    assert out.startswith("scratchrnn self-test on gpu:0 (stand-in GPU)\n")
+    assert out.count("\nok   kernel ") == 20 and "FAIL" not in out
+    assert "training steps 2-layer lstm vs CPU reference" in out and "gradient check, 2-layer gru" in out
+    assert "tokens/s with our kernels" in out and "PyTorch cuDNN LSTM: " in out
+    assert out.rstrip().endswith("all checks passed")
+
+
+def test_the_headline_command_on_a_stand_in_cupy(stand_in_cupy, capsys, tmp_path):
+    """`python examples/train_deep_lstm.py --device gpu` (small and short) and `scratchrnn train
+    --device gpu` writing a checkpoint that `generate` reads, through the GPU code path on the stand-in."""
+    from scratchrnn import book, cli
+    book.main("deep LSTM", {"cell": "lstm", "layers": 2, "hidden": 16, "lr": 2.0, "init": "pytorch"},
+              ["--device", "gpu", "--epochs", "2", "--max-tokens", "2000"])
+    out = capsys.readouterr().out
+    assert "fast (CUDA kernels) engine" in out and "tokens/sec on gpu:0 (stand-in GPU)" in out
+    assert "\ntime traveller" in out and "\ntraveller" in out
+    run = tmp_path / "run"
+    cli.main(["train", "--device", "gpu", "--epochs", "2", "--hidden", "16", "--max-tokens", "2000",
+              "--out", str(run)])                                         # returns; errors exit non-zero
+    assert (run / "last.npz").is_file() and "on gpu:0 (stand-in GPU)" in capsys.readouterr().out
+    cli.main(["generate", "--from", str(run), "--prefix", "time", "--length", "20"])    # on the CPU
+    assert capsys.readouterr().out.strip().splitlines()[-1].startswith("time")
