@@ -23,6 +23,7 @@ import tracemalloc
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from scratchrnn.book import OneLineParser, positive_int
 from scratchrnn.model import RNNLM
 from scratchrnn.torch_baseline import TorchStep
 from scratchrnn.train import detach
@@ -149,12 +150,20 @@ def memory_growth(steps):
     return marks
 
 
+def memory_steps(text):
+    value = int(text) if text.lstrip("-").isdigit() else None
+    if value is None or not (value == 0 or value >= 10):
+        raise argparse.ArgumentTypeError(f"expected 0 (skip) or at least 10, got {text!r}")
+    return value
+
+
 def main():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--steps", type=int, default=10, help="timed training steps per measurement")
-    p.add_argument("--rounds", type=int, default=3,
+    p = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--steps", type=positive_int, default=10, help="timed training steps per measurement")
+    p.add_argument("--rounds", type=positive_int, default=3,
                    help="interleaved timing rounds; each implementation's best round is reported")
-    p.add_argument("--memory-steps", type=int, default=1000, help="steps for the memory-growth check (0: skip)")
+    p.add_argument("--memory-steps", type=memory_steps, default=1000,
+                   help="steps for the memory-growth check (0: skip; else at least 10)")
     args = p.parse_args()
     try:
         import torch

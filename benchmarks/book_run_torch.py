@@ -4,17 +4,18 @@ its wall time beside `python examples/train_deep_lstm.py --device cpu` on the sa
 
     python benchmarks/book_run_torch.py [--epochs 500] [--threads 2]
 """
-import argparse
 import math
 import time
 
 import numpy as np
 
+from scratchrnn.book import OneLineParser, positive_int
+
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--epochs", type=int, default=500)
-    p.add_argument("--threads", type=int, default=2)
+    p = OneLineParser(description=__doc__)
+    p.add_argument("--epochs", type=positive_int, default=500)
+    p.add_argument("--threads", type=positive_int, default=2)
     args = p.parse_args()
     try:
         import torch
