@@ -13,7 +13,7 @@ from .backend import DEVICES, device_name, resolve_device
 from .data import SeqDataLoader, load_corpus
 from .errors import ConfigError, ScratchRNNError
 from .model import ENGINES, INITS, RNNLM
-from .train import check_hyperparameters, predict, train_epoch
+from .train import check_hyperparameters, predict, prefix_tokens, train_epoch
 
 BOOK_PREFIXES = ("time traveller", "traveller")
 
@@ -117,6 +117,8 @@ def run(args):
                   device=device, dtype=args.dtype, init=args.init, seed=args.seed, engine=args.engine,
                   embedding_dim=args.embedding)
     prefixes = args.prefix or [p for p in BOOK_PREFIXES if all(ch in vocab.token_to_idx for ch in p)]
+    for prefix in prefixes:
+        prefix_tokens(prefix, vocab)                             # a bad prefix stops here, before training
     print(f"{args.layers}-layer {args.cell.upper()} ({args.hidden} hidden, {model.num_parameters():,} parameters, "
           f"{model.engine_name} engine) on {len(corpus):,} tokens, vocabulary {len(vocab)}, {device_name(device)}")
 
@@ -140,15 +142,24 @@ def run(args):
     return ppl
 
 
-def main(description, defaults, argv=None):
-    """Parse, run, and turn our errors into one line on stderr and exit status 2."""
-    args = build_parser(description, defaults).parse_args(argv)
+def with_one_line_errors(program, *args):
+    """Run program(*args); our errors (ScratchRNNError) become one line on stderr and exit status 2,
+    Ctrl-C becomes 'interrupted' and 130. Anything else is a bug, and keeps its traceback."""
     try:
-        with blas_threads(args.threads):
-            run(args)
+        return program(*args)
     except ScratchRNNError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
+
+
+def main(description, defaults, argv=None):
+    """Parse, run, and turn our errors into one line on stderr and exit status 2."""
+    args = build_parser(description, defaults).parse_args(argv)
+
+    def program():
+        with blas_threads(args.threads):
+            run(args)
+    with_one_line_errors(program)

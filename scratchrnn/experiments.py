@@ -108,11 +108,19 @@ def plot_curves(path, curves, title, ylabel="training perplexity", logy=True):
 
 
 def parser(doc):
-    """The common flags: --quick (tiny sizes, for tests) and --out (where PNGs go)."""
-    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    """The common flags: --quick (tiny sizes, for tests) and --out (where PNGs go). A bad flag is one line."""
+    from .book import OneLineParser
+    p = OneLineParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="tiny sizes: check that it runs, in seconds")
     p.add_argument("--out", default="exercise-output", help="folder for pictures")
     return p
+
+
+def run_exercise(main, args_parser):
+    """Parse the flags and run the exercise's main(args): a missing corpus, an unknown prefix or a bad
+    checkpoint is one line on stderr and exit status 2, as everywhere in scratchrnn."""
+    from .book import with_one_line_errors
+    with_one_line_errors(main, args_parser.parse_args())
 
 
 def out_dir(args):

@@ -123,19 +123,27 @@ def evaluate(model, corpus, batch_size, num_steps):
     return math.exp(float(total) / n)                                   # the one host sync
 
 
+def prefix_tokens(prefix, vocab):
+    """The prefix as tokens of this vocabulary (characters or words), or a ConfigError naming the
+    ones it lacks: check it before a long training run, not after."""
+    sep = vocab.sep                                                       # "" for characters, " " for words
+    tokens = list(prefix) if sep == "" else prefix.split()
+    if not tokens:
+        raise ConfigError("the prefix must not be empty")
+    unknown = sorted({tok for tok in tokens if tok not in vocab.token_to_idx})
+    if unknown:
+        what = "characters" if sep == "" else "words"
+        raise ConfigError(f"prefix has {what} outside the vocabulary: {sep.join(unknown)!r}")
+    return tokens
+
+
 def predict(prefix, num_preds, model, vocab, temperature=0.0, seed=None):
     """Warm up on `prefix`, then generate `num_preds` tokens.
 
     temperature 0: greedy (argmax), as the book. temperature > 0: sample from softmax(logits / T)
     with a seeded generator (T < 1 sharper, T > 1 flatter)."""
     sep = vocab.sep                                                       # "" for characters, " " for words
-    prefix = list(prefix) if sep == "" else prefix.split()
-    if not prefix:
-        raise ConfigError("the prefix must not be empty")
-    unknown = sorted({tok for tok in prefix if tok not in vocab.token_to_idx})
-    if unknown:
-        what = "characters" if sep == "" else "words"
-        raise ConfigError(f"prefix has {what} outside the vocabulary: {sep.join(unknown)!r}")
+    prefix = prefix_tokens(prefix, vocab)
     if temperature < 0 or not math.isfinite(temperature):
         raise ConfigError(f"temperature must be >= 0 (got {temperature!r})")
     xp = model.xp

@@ -49,6 +49,7 @@ def test_gpu_without_cupy_or_gpu_is_one_clear_line():
     (["--lr", "-1"], "--lr"), (["--hidden", "0"], "--hidden"), (["--epochs", "x"], "--epochs"),
     (["--lr", "nan"], "--lr"), (["--corpus", "/no/such/file.txt"], "does not exist"),
     (["--batch-size", "500"], "too short for one minibatch"), (["--max-tokens", "0"], "--max-tokens"),
+    (["--prefix", "Zeus", "--epochs", "1000"], "prefix has characters outside the vocabulary: 'Z'"),
 ])
 def test_bad_input_is_one_line_and_non_zero(args, message):
     r = run("train_deep_lstm.py", "--device", "cpu", "--epochs", "1", *args)
@@ -56,3 +57,4 @@ def test_bad_input_is_one_line_and_non_zero(args, message):
     assert "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert message in r.stderr
+    assert "perplexity" not in r.stdout                       # stopped before training, nothing lost

@@ -74,3 +74,17 @@ def test_exercise_runs_and_prints_a_table(script, tmp_path):
                        text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "|---" in r.stdout and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("script, args, message", [
+    ("another_book", ["--corpus", "/nonexistent/book.txt"], "error: corpus '/nonexistent/book.txt' does not exist"),
+    ("temperature", ["--from", "/nonexistent"], "error: checkpoint '/nonexistent/last.npz' does not exist"),
+    ("temperature", ["--prefix", "Zebra"], "error: prefix has characters outside the vocabulary: 'Z'"),
+    ("hyperparameters", ["--epochs", "-3"], "error: argument --epochs: expected a positive integer, got -3"),
+    ("cells_and_depth", ["--seconds", "0"], "error: argument --seconds: expected a positive finite number"),
+])
+def test_an_exercise_given_bad_input_says_so_in_one_line(script, args, message, tmp_path):
+    path = ROOT / "examples" / "exercises" / f"{script}.py"
+    r = subprocess.run([sys.executable, str(path), "--quick", "--out", str(tmp_path), *args], capture_output=True,
+                       text=True, timeout=600)
+    assert r.returncode == 2 and r.stderr.startswith(message) and len(r.stderr.strip().splitlines()) == 1, r.stderr

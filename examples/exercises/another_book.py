@@ -7,21 +7,28 @@ lower case: 28 tokens) or a wider character set (every character kept, case and 
 A wider character set means a larger vocabulary and a harder prediction task; perplexities of the two
 are not comparable with each other (different vocabularies), only within a column of runs.
 """
+from scratchrnn.book import positive_int
 from scratchrnn.data import load_corpus
-from scratchrnn.experiments import parser, table, train_run
+from scratchrnn.experiments import parser, run_exercise, table, train_run
 
 args_p = parser(__doc__)
 args_p.add_argument("--corpus", action="append", default=None)
-args_p.add_argument("--epochs", type=int, default=60)
-args_p.add_argument("--max-tokens", type=int, default=50000)
-args = args_p.parse_args()
-epochs, hidden, max_tokens = (2, 32, 5000) if args.quick else (args.epochs, 256, args.max_tokens)
-rows = []
-for charset in ("book", "wide"):
-    corpus, vocab = load_corpus(args.corpus, max_tokens=max_tokens, charset=charset)
-    run = train_run("gru", 1, hidden, lr=1.0, epochs=epochs, val_fraction=0.1, data=(corpus, vocab))
-    sample_prefix = "".join(vocab.to_tokens(corpus[:10]))
-    from scratchrnn.train import predict
-    rows.append([charset, len(vocab), f"{len(corpus):,}", f"{run.ppl:.2f}", f"{run.val_ppl:.2f}",
-                 repr(predict(sample_prefix, 40, run.model, vocab))])
-table(["charset", "vocabulary", "tokens", "train ppl", "validation ppl", "greedy sample"], rows)
+args_p.add_argument("--epochs", type=positive_int, default=60)
+args_p.add_argument("--max-tokens", type=positive_int, default=50000)
+
+
+def main(args):
+    epochs, hidden, max_tokens = (2, 32, 5000) if args.quick else (args.epochs, 256, args.max_tokens)
+    rows = []
+    for charset in ("book", "wide"):
+        corpus, vocab = load_corpus(args.corpus, max_tokens=max_tokens, charset=charset)
+        run = train_run("gru", 1, hidden, lr=1.0, epochs=epochs, val_fraction=0.1, data=(corpus, vocab))
+        sample_prefix = "".join(vocab.to_tokens(corpus[:10]))
+        from scratchrnn.train import predict
+        rows.append([charset, len(vocab), f"{len(corpus):,}", f"{run.ppl:.2f}", f"{run.val_ppl:.2f}",
+                     repr(predict(sample_prefix, 40, run.model, vocab))])
+    table(["charset", "vocabulary", "tokens", "train ppl", "validation ppl", "greedy sample"], rows)
+
+
+if __name__ == "__main__":
+    run_exercise(main, args_p)

@@ -12,32 +12,39 @@ such), which shows the mechanics but not the effect of other authors.
 """
 import numpy as np
 
-from scratchrnn.data import Vocab, preprocess_book, read_text, tokenize, TIME_MACHINE
-from scratchrnn.experiments import parser, table, train_run
+from scratchrnn.book import positive_int
+from scratchrnn.data import TIME_MACHINE, Vocab, preprocess_book, read_text, tokenize
+from scratchrnn.experiments import parser, run_exercise, table, train_run
 
 args_p = parser(__doc__)
 args_p.add_argument("--corpus", action="append", default=None)
-args_p.add_argument("--epochs", type=int, default=30)
-args = args_p.parse_args()
-epochs, hidden = (2, 32) if args.quick else (args.epochs, 256)
-if args.corpus:
-    texts = {p: read_text(p) for p in args.corpus}
-else:
-    text = read_text(TIME_MACHINE)
-    quarter = len(text) // 4
-    texts = {f"Time Machine part {i + 1} (stand-in)": text[i * quarter:(i + 1) * quarter] for i in range(4)}
-    if args.quick:
-        texts = {k: v[:20000] for k, v in list(texts.items())[:2]}
-tokens = {name: [t for line in tokenize(preprocess_book(text)) for t in line] for name, text in texts.items()}
-vocab = Vocab([t for toks in tokens.values() for t in toks])
-ids = {name: np.array(vocab[toks], dtype=np.int64) for name, toks in tokens.items()}
-names = list(ids)
-first = ids[names[0]]
-n_val = len(first) // 10
-val = first[-n_val:]
-rows = []
-for k in range(1, len(names) + 1):
-    train = np.concatenate([first[:-n_val]] + [ids[n] for n in names[1:k]])
-    run = train_run("gru", 1, hidden, lr=1.0, epochs=epochs, data=(train, vocab), val=val)
-    rows.append([" + ".join(str(n) for n in names[:k]), f"{len(train):,}", f"{run.ppl:.2f}", f"{run.val_ppl:.2f}"])
-table(["books", "training tokens", "train ppl", f"validation ppl (tail of {names[0]})"], rows)
+args_p.add_argument("--epochs", type=positive_int, default=30)
+
+
+def main(args):
+    epochs, hidden = (2, 32) if args.quick else (args.epochs, 256)
+    if args.corpus:
+        texts = {p: read_text(p) for p in args.corpus}
+    else:
+        text = read_text(TIME_MACHINE)
+        quarter = len(text) // 4
+        texts = {f"Time Machine part {i + 1} (stand-in)": text[i * quarter:(i + 1) * quarter] for i in range(4)}
+        if args.quick:
+            texts = {k: v[:20000] for k, v in list(texts.items())[:2]}
+    tokens = {name: [t for line in tokenize(preprocess_book(text)) for t in line] for name, text in texts.items()}
+    vocab = Vocab([t for toks in tokens.values() for t in toks])
+    ids = {name: np.array(vocab[toks], dtype=np.int64) for name, toks in tokens.items()}
+    names = list(ids)
+    first = ids[names[0]]
+    n_val = len(first) // 10
+    val = first[-n_val:]
+    rows = []
+    for k in range(1, len(names) + 1):
+        train = np.concatenate([first[:-n_val]] + [ids[n] for n in names[1:k]])
+        run = train_run("gru", 1, hidden, lr=1.0, epochs=epochs, data=(train, vocab), val=val)
+        rows.append([" + ".join(str(n) for n in names[:k]), f"{len(train):,}", f"{run.ppl:.2f}", f"{run.val_ppl:.2f}"])
+    table(["books", "training tokens", "train ppl", f"validation ppl (tail of {names[0]})"], rows)
+
+
+if __name__ == "__main__":
+    run_exercise(main, args_p)
