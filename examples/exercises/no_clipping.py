@@ -8,15 +8,7 @@ book's learning rate and at a larger one, and shows when training breaks.
 """
 from scratchrnn.book import positive_int
 from scratchrnn.data import load_corpus
-from scratchrnn.experiments import (
-    at,
-    out_dir,
-    parser,
-    plot_curves,
-    run_exercise,
-    table,
-    train_run,
-)
+from scratchrnn.experiments import at, out_dir, parser, plot_curves, run_exercise, table, train_run
 
 args_p = parser(__doc__)
 args_p.add_argument("--epochs", type=positive_int, default=100)
