@@ -221,8 +221,9 @@ class FakeCupy:
         pass
 
     def __init__(self, fail_on=None):
+        import collections
         import types
-        self.fail_on, self.modules = fail_on, []
+        self.fail_on, self.modules, self.launches = fail_on, [], collections.Counter()
         self.cuda = types.SimpleNamespace(compiler=types.SimpleNamespace(CompileException=self.CompileException))
         outer = self
 
@@ -236,7 +237,10 @@ class FakeCupy:
             def get_function(self, name):
                 if outer.fail_on and outer.fail_on in self.code:
                     raise outer.CompileException(f"kernel.cu(12): error: identifier \"{outer.fail_on}\" is undefined")
-                return lambda grid, block, args: self.host.launch(name, grid, block, args)
+                def launch(grid, block, args):
+                    outer.launches[name] += 1
+                    self.host.launch(name, grid, block, args)
+                return launch
 
         self.RawModule = RawModule
 
@@ -373,9 +377,10 @@ class SyncCountingCupy(FakeCupy):
     counts host arrays copied to the "device" (cupy.asarray of a host array)."""
 
     def __init__(self):
+        import collections
         import types
         super().__init__()
-        self.uploads = 0
+        self.uploads, self.calls = 0, collections.Counter()
         self.cuda.runtime = types.SimpleNamespace(getDeviceCount=lambda: 1)
 
     def __getattr__(self, name):                       # everything else: NumPy's, results on the "device"
@@ -384,6 +389,7 @@ class SyncCountingCupy(FakeCupy):
             return f
 
         def on_device(*args, **kwargs):
+            self.calls[name] += 1
             out = f(*args, **kwargs)
             return out.view(DeviceArray) if isinstance(out, np.ndarray) and not isinstance(out, DeviceArray) else out
         return on_device
@@ -432,6 +438,32 @@ def test_a_gpu_epoch_reads_the_device_once(stand_in_cupy, cell, random_iter):
     DeviceArray.reads.clear()
     assert 1 < evaluate(model, corpus[2000:3000], 8, 10) < len(vocab) * 2       # validation: one read too
     assert DeviceArray.reads == ["float"]
+
+
+@pytest.mark.parametrize("cell, layers", [("lstm", 2), ("gru", 1), ("rnn", 3)])
+def test_gpu_cost_of_one_time_step_of_one_layer(stand_in_cupy, cell, layers):
+    """What README says one time step of one layer costs on the GPU, counted: forward 1 GEMM + 1
+    kernel, backward 1 kernel + 1 GEMM. Two chunk lengths, the difference divided by the extra steps."""
+    fake = stand_in_cupy
+    model = RNNLM(11, 8, layers, cell, device="gpu", engine="fast")
+    counts = {}
+    for T in (4, 9):
+        X = fake.asarray(np.random.default_rng(T).integers(0, 11, (T, 3)))
+        model.loss_and_grad(X, X, model.begin_state(3))                       # workspace for this T
+        fake.calls.clear()
+        fake.launches.clear()
+        model.loss_and_grad(X, X, model.begin_state(3))
+        counts[T] = (fake.calls["matmul"], sum(fake.launches.values()), dict(fake.launches))
+    per_step = [(counts[9][i] - counts[4][i]) / (5 * layers) for i in (0, 1)]
+    assert per_step == [2, 2]
+    fwd, bwd = {"lstm": ("lstm_forward", "lstm_backward"), "gru": ("gru_forward", "gru_backward"),
+                "rnn": ("rnn_forward", "rnn_backward")}[cell]
+    assert counts[9][2][fwd] == counts[9][2][bwd] == 9 * layers
+    # Once per chunk: per layer dW_hh, and for layers above the first the input projection, dW_xh and
+    # dX; the output layer's forward, dW_hq and dH. Kernels: the one-hot gather and scatter, softmax_xent.
+    T, L = 9, layers
+    assert counts[T][0] == 2 * T * L + L + 3 * (L - 1) + 3
+    assert counts[T][1] == 2 * T * L + 3
 
 
 def test_selftest_gpu_branch_on_a_stand_in_cupy(stand_in_cupy, monkeypatch, capsys):
