@@ -245,13 +245,21 @@ class FakeCupy:
         self.RawModule = RawModule
 
 
+def install_as_cupy(monkeypatch, fake):
+    """`fake` becomes `cupy` for one test; a real CuPy imported earlier steps aside (its lazily loaded
+    parts too, which would otherwise import from the fake) and comes back afterwards."""
+    for name in [n for n in sys.modules if n.split(".")[0] in ("cupy", "cupyx", "cupy_backends")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    monkeypatch.setattr(modules, "_CUDA_CACHE", {})
+    return fake
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_cuda_loader_with_a_stand_in_cupy(monkeypatch, dtype):
     """CudaKernels compiles each file once per dtype with our include path and type, finds every kernel,
     and calls it as RawKernel does; a full training step through it equals the reference."""
-    fake = FakeCupy()
-    monkeypatch.setitem(sys.modules, "cupy", fake)
-    monkeypatch.setattr(modules, "_CUDA_CACHE", {})
+    fake = install_as_cupy(monkeypatch, FakeCupy())
     kernels = modules.CudaKernels(dtype)
     assert len(fake.modules) == len(KERNEL_FILES)
     assert all(f"-I{KERNEL_DIR}" in o and any(x.startswith("-DSCRATCHRNN_REAL=") for x in o) for o in fake.modules)
@@ -271,9 +279,7 @@ def test_cuda_loader_with_a_stand_in_cupy(monkeypatch, dtype):
 
 
 def test_cuda_compile_error_names_the_kernel(monkeypatch):
-    fake = FakeCupy(fail_on="softmax_xent")
-    monkeypatch.setitem(sys.modules, "cupy", fake)
-    monkeypatch.setattr(modules, "_CUDA_CACHE", {})
+    install_as_cupy(monkeypatch, FakeCupy(fail_on="softmax_xent"))
     with pytest.raises(DeviceError, match=r"CUDA kernel softmax_xent \(softmax_xent.cu\) failed to compile: "
                                           r".*identifier \"softmax_xent\" is undefined"):
         modules.CudaKernels("float32")
@@ -384,6 +390,8 @@ class SyncCountingCupy(FakeCupy):
         self.cuda.runtime = types.SimpleNamespace(getDeviceCount=lambda: 1)
 
     def __getattr__(self, name):                       # everything else: NumPy's, results on the "device"
+        if name.startswith("_"):                       # not numpy's __path__, __file__...: a module of its own
+            raise AttributeError(name)
         f = getattr(np, name)
         if not callable(f) or isinstance(f, type):
             return f
@@ -410,9 +418,7 @@ def stand_in_cupy(monkeypatch):
     fake = SyncCountingCupy()
     fake.cuda.Device = lambda *args: types.SimpleNamespace(id=0)
     fake.cuda.runtime.getDeviceProperties = lambda i: {"name": b"stand-in GPU"}
-    monkeypatch.setitem(sys.modules, "cupy", fake)
-    monkeypatch.setattr(modules, "_CUDA_CACHE", {})
-    return fake
+    return install_as_cupy(monkeypatch, fake)
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
