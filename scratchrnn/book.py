@@ -16,6 +16,7 @@ from .model import ENGINES, INITS, RNNLM
 from .train import check_hyperparameters, predict, prefix_tokens, train_epoch
 
 BOOK_PREFIXES = ("time traveller", "traveller")
+EXIT_ERROR, EXIT_INTERRUPTED = 2, 130          # a user's error (one line on stderr); Ctrl-C
 
 
 def positive_int(text):
@@ -149,10 +150,10 @@ def with_one_line_errors(program, *args):
         return program(*args)
     except ScratchRNNError as e:
         print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(EXIT_ERROR)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        sys.exit(130)
+        sys.exit(EXIT_INTERRUPTED)
 
 
 def main(description, defaults, argv=None):

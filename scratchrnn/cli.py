@@ -23,14 +23,15 @@ import numpy as np
 from tqdm import tqdm
 
 from .backend import device_name, resolve_device
-from .book import OneLineParser, add_training_arguments, blas_threads, max_tokens_of, positive_int
+from .book import (EXIT_INTERRUPTED, OneLineParser, add_training_arguments, blas_threads, max_tokens_of, positive_int,
+                   with_one_line_errors)
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import SeqDataLoader, Vocab, load_corpus
-from .errors import CheckpointError, ConfigError, DataError, ScratchRNNError, TrainingDiverged
+from .errors import CheckpointError, ConfigError, DataError, TrainingDiverged
 from .model import RNNLM
 from .train import EpochPosition, check_hyperparameters, evaluate, predict, train_epoch
 
-EXIT_ERROR, EXIT_DIVERGED, EXIT_INTERRUPTED = 2, 3, 130
+EXIT_DIVERGED = 3                              # beside book.EXIT_ERROR (2) and EXIT_INTERRUPTED (130)
 CONFIG_KEYS = ("cell", "nonlinearity", "layers", "hidden", "epochs", "lr", "theta", "batch_size", "num_steps",
                "random_iter", "corpus", "max_tokens", "tokens", "charset", "seed", "init", "dtype",
                "val_fraction", "engine", "embedding")
@@ -365,15 +366,11 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    try:
+
+    def program():
         with blas_threads(getattr(args, "threads", None)):
             args.func(args)
-    except ScratchRNNError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(EXIT_ERROR)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        sys.exit(EXIT_INTERRUPTED)
+    with_one_line_errors(program)
 
 
 if __name__ == "__main__":

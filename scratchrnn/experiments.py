@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .book import OneLineParser, with_one_line_errors
 from .data import SeqDataLoader, load_corpus
 from .errors import TrainingDiverged
 from .model import RNNLM
@@ -109,7 +110,6 @@ def plot_curves(path, curves, title, ylabel="training perplexity", logy=True):
 
 def parser(doc):
     """The common flags: --quick (tiny sizes, for tests) and --out (where PNGs go). A bad flag is one line."""
-    from .book import OneLineParser
     p = OneLineParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="tiny sizes: check that it runs, in seconds")
     p.add_argument("--out", default="exercise-output", help="folder for pictures")
@@ -119,7 +119,6 @@ def parser(doc):
 def run_exercise(main, args_parser):
     """Parse the flags and run the exercise's main(args): a missing corpus, an unknown prefix or a bad
     checkpoint is one line on stderr and exit status 2, as everywhere in scratchrnn."""
-    from .book import with_one_line_errors
     with_one_line_errors(main, args_parser.parse_args())
 
 
