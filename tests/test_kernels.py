@@ -329,49 +329,25 @@ def test_an_nvrtc_error_is_the_exception_the_loader_turns_into_one_line(cupy_com
 # Host synchronisation on the GPU path, counted with a stand-in CuPy whose arrays log every read
 # ----------------------------------------------------------------------------------------------
 
+def host_read(how, read):
+    """A DeviceArray method that logs a host read (`how`), then does `read` on the values."""
+    def method(self, *args):
+        DeviceArray.reads.append(how)
+        return read(np.asarray(self), *args)
+    return method
+
+
 class DeviceArray(np.ndarray):
     """A NumPy array playing a CuPy array: every way of reading its values on the host (float(),
     int(), bool(), .item(), .get(), printing) is logged as a device-to-host synchronisation. As in
     CuPy, indexing down to one element gives a 0-d array, not a host scalar."""
 
     reads = []
-
-    def _read(self, how):
-        DeviceArray.reads.append(how)
-
-    def __float__(self):
-        self._read("float")
-        return float(np.asarray(self))
-
-    def __int__(self):
-        self._read("int")
-        return int(np.asarray(self))
-
-    def __index__(self):
-        self._read("index")
-        return int(np.asarray(self))
-
-    def __bool__(self):
-        self._read("bool")
-        return bool(np.asarray(self))
-
-    def item(self, *args):
-        self._read("item")
-        return np.asarray(self).item(*args)
-
-    def tolist(self):
-        self._read("tolist")
-        return np.asarray(self).tolist()
-
-    def get(self):
-        self._read("get")
-        return np.array(self)
-
-    def __repr__(self):
-        self._read("repr")
-        return repr(np.asarray(self))
-
-    __str__ = __format__ = lambda self, *args: DeviceArray.__repr__(self)
+    __float__, __int__, __index__ = host_read("float", float), host_read("int", int), host_read("index", int)
+    __bool__ = host_read("bool", bool)
+    item, tolist = host_read("item", np.ndarray.item), host_read("tolist", np.ndarray.tolist)
+    get = host_read("get", np.array)
+    __repr__ = __str__ = __format__ = host_read("repr", lambda values, *spec: repr(values))
 
     def __getitem__(self, key):
         out = super().__getitem__(key)
