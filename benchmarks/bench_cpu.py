@@ -151,10 +151,10 @@ def memory_growth(steps):
 
 
 def memory_steps(text):
-    value = int(text) if text.lstrip("-").isdigit() else None
-    if value is None or not (value == 0 or value >= 10):
-        raise argparse.ArgumentTypeError(f"expected 0 (skip) or at least 10, got {text!r}")
-    return value
+    """0 (skip the check) or at least 10 (memory_growth takes its first mark after 10 steps)."""
+    if text.isdigit() and (int(text) == 0 or int(text) >= 10):
+        return int(text)
+    raise argparse.ArgumentTypeError(f"expected 0 (skip) or at least 10, got {text!r}")
 
 
 def main():
