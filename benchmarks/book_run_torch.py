@@ -1,8 +1,14 @@
-"""The book's deep LSTM run (d2l.ai "Deep RNNs": 2 x 256 LSTM, lr 2, 500 epochs, batch 32, 35 steps,
-sequential partitioning, clipping at 1) with PyTorch on the CPU, on exactly our data pipeline, to put
-its wall time beside `python examples/train_deep_lstm.py --device cpu` on the same machine.
+"""The book's training runs with PyTorch on the CPU, on exactly our data pipeline, to put PyTorch's
+wall time and perplexity curve beside ours on the same machine.
 
-    python benchmarks/book_run_torch.py [--epochs 500] [--threads 2]
+Default: the deep LSTM run (d2l.ai "Deep RNNs": 2 x 256 LSTM, lr 2, 500 epochs, batch 32, 35 steps,
+sequential partitioning, clipping at 1), beside `python examples/train_deep_lstm.py --device cpu`.
+`--scratch` is the book's scratch RNN (one tanh layer of 512, lr 1), beside
+`python examples/train_rnn_scratch.py`. `--init normal` starts from the book's N(0, 0.01^2) weights and
+zero biases instead of PyTorch's default, as `--init normal` does in ours.
+
+    python benchmarks/book_run_torch.py [--epochs 500] [--threads 2] [--seed 0]
+    python benchmarks/book_run_torch.py --scratch --init normal --seed 3 --every 10
 """
 import math
 import time
@@ -14,8 +20,13 @@ from scratchrnn.book import OneLineParser, positive_int
 
 def main():
     p = OneLineParser(description=__doc__)
+    p.add_argument("--scratch", action="store_true", help="the scratch RNN run instead of the deep LSTM")
     p.add_argument("--epochs", type=positive_int, default=500)
     p.add_argument("--threads", type=positive_int, default=2)
+    p.add_argument("--seed", type=int, default=0, help="seeds torch's initialisation and our data iterator")
+    p.add_argument("--init", choices=("pytorch", "normal"), default="pytorch",
+                   help="pytorch: PyTorch's default U(-1/sqrt(H), 1/sqrt(H)); normal: the book's N(0, 0.01^2)")
+    p.add_argument("--every", type=positive_int, default=50, help="print the perplexity every N epochs")
     args = p.parse_args()
     try:
         import torch
@@ -24,11 +35,14 @@ def main():
     from scratchrnn.data import SeqDataLoader, load_corpus
     from scratchrnn.torch_baseline import TorchStep
     torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
+    torch.manual_seed(args.seed)
     corpus, vocab = load_corpus()
     V = len(vocab)
-    loader = SeqDataLoader(corpus, 32, 35, seed=0)
-    step = TorchStep(torch, "lstm", V, 256, 2, lr=2.0, theta=1.0)
+    loader = SeqDataLoader(corpus, 32, 35, seed=args.seed)
+    if args.scratch:
+        step = TorchStep(torch, "rnn", V, 512, 1, lr=1.0, theta=1.0, init=args.init)
+    else:
+        step = TorchStep(torch, "lstm", V, 256, 2, lr=2.0, theta=1.0, init=args.init)
     start = time.perf_counter()
     for epoch in range(args.epochs):
         step.state, total, n, t0 = None, 0.0, 0, time.perf_counter()    # state re-initialised each epoch
@@ -37,10 +51,10 @@ def main():
             loss = step(torch.from_numpy(np.ascontiguousarray(X.T)), y)
             total, n = total + loss.item() * y.numel(), n + y.numel()
         speed = n / (time.perf_counter() - t0)
-        if (epoch + 1) % 50 == 0:
+        if (epoch + 1) % args.every == 0:
             print(f"epoch {epoch + 1:4d}  perplexity {math.exp(total / n):6.2f}", flush=True)
-    print(f"perplexity {math.exp(total / n):.1f}, {speed:.1f} tokens/sec on cpu (PyTorch {torch.__version__}, "
-          f"{args.threads} threads)")
+    print(f"perplexity {math.exp(total / n):.1f} ({math.exp(total / n):.2f}), {speed:.1f} tokens/sec on cpu "
+          f"(PyTorch {torch.__version__}, {args.threads} threads)")
     print(f"wall time {time.perf_counter() - start:.1f} s for {args.epochs} epochs")
 
 

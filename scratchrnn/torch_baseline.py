@@ -7,13 +7,20 @@ class TorchStep:
     SGD, state carried and detached between calls: the work of one scratchrnn training step."""
 
     def __init__(self, torch, cell, vocab_size, num_hiddens, num_layers, lr=1.0, theta=1.0, device="cpu",
-                 nonlinearity="tanh"):
+                 nonlinearity="tanh", init="pytorch"):
         kind = {"rnn": torch.nn.RNN, "gru": torch.nn.GRU, "lstm": torch.nn.LSTM}[cell]
         self.torch, self.V, self.H, self.theta = torch, vocab_size, num_hiddens, theta
         extra = {"nonlinearity": nonlinearity} if cell == "rnn" else {}
         self.net = kind(vocab_size, num_hiddens, num_layers, **extra).to(device)
         self.fc = torch.nn.Linear(num_hiddens, vocab_size).to(device)
         self.params = list(self.net.parameters()) + list(self.fc.parameters())
+        if init == "normal":                              # the book's scheme: N(0, 0.01^2) weights, zero biases
+            with torch.no_grad():
+                for module in (self.net, self.fc):
+                    for name, p in module.named_parameters():
+                        p.normal_(0.0, 0.01) if name.startswith("weight") else p.zero_()
+        elif init != "pytorch":
+            raise ValueError(f"init must be 'pytorch' or 'normal', got {init!r}")
         self.opt = torch.optim.SGD(self.params, lr=lr)
         self.state = None
 

@@ -36,3 +36,16 @@ def test_benchmark_flags_are_checked_in_one_line(script, args):
     import sys
     r = subprocess.run([sys.executable, str(BENCH.parent / script), *args], capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and r.stderr.startswith("error: argument") and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_the_torch_book_run_trains_the_scratch_rnn_from_the_books_init():
+    """`book_run_torch.py --scratch --init normal` runs and prints the book's closing line."""
+    import subprocess
+    import sys
+    pytest.importorskip("torch")
+    r = subprocess.run([sys.executable, str(BENCH.parent / "book_run_torch.py"), "--scratch", "--init", "normal",
+                        "--epochs", "2", "--every", "1", "--threads", "1"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith("epoch    1  perplexity") and lines[1].startswith("epoch    2  perplexity")
+    assert lines[2].startswith("perplexity ") and "tokens/sec on cpu" in lines[2]

@@ -178,3 +178,23 @@ def test_one_training_step_equals_pytorch(cell, nonlinearity, theta, rng):
     for name, p in step.net.named_parameters():
         np.testing.assert_allclose(after["rnn." + name], p.detach().numpy(), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(after["fc.weight"], step.fc.weight.detach().numpy(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("init", ["pytorch", "normal"])
+def test_torch_baseline_starts_from_the_same_scheme_as_ours(init):
+    """benchmarks/book_run_torch.py compares perplexity curves, so its PyTorch model must start from our
+    initialisation scheme: the same parameter names, zero biases under 'normal', and the same spread."""
+    torch = pytest.importorskip("torch")
+    from scratchrnn.torch_baseline import TorchStep
+    torch.manual_seed(0)
+    step = TorchStep(torch, "rnn", 28, 512, 1, init=init)
+    theirs = {"rnn." + k: v.detach().numpy() for k, v in step.net.state_dict().items()}
+    theirs.update({"fc." + k: v.detach().numpy() for k, v in step.fc.state_dict().items()})
+    ours = RNNLM(28, 512, 1, "rnn", init=init, seed=0).state_dict()
+    assert sorted(theirs) == sorted(ours)
+    for name in ours:
+        assert theirs[name].shape == ours[name].shape, name
+        if init == "normal" and "bias" in name:
+            assert not theirs[name].any() and not ours[name].any(), name
+        elif ours[name].size >= 500:                  # a spread measured on enough samples to compare
+            assert theirs[name].std() == pytest.approx(ours[name].std(), rel=0.1), name
