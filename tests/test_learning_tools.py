@@ -88,3 +88,43 @@ def test_an_exercise_given_bad_input_says_so_in_one_line(script, args, message, 
     r = subprocess.run([sys.executable, str(path), "--quick", "--out", str(tmp_path), *args], capture_output=True,
                        text=True, timeout=600)
     assert r.returncode == 2 and r.stderr.startswith(message) and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def _late_plateaus():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("late_plateaus", ROOT / "examples" / "late_plateaus.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_late_plateaus_recovers_each_chunks_perplexity_from_the_running_sum():
+    """The per-chunk perplexities the plateau study prints are cut out of train_epoch's running loss sum:
+    their geometric mean is the epoch's perplexity, and the lr schedule is applied as asked."""
+    from scratchrnn.data import SeqDataLoader, load_corpus
+    lp = _late_plateaus()
+    corpus, vocab = load_corpus(max_tokens=3000)
+    lrs = []
+    m = RNNLM(len(vocab), 16, 1, "rnn", seed=0)
+    curve, steps = lp.train_recording(m, SeqDataLoader(corpus, 8, 10, seed=0), 3,
+                                      lambda e: lrs.append(e) or (1.0 if e < 3 else 0.1))
+    assert lrs == [1, 2, 3] and len(curve) == len(steps) == 3
+    for ppl, chunks in zip(curve, steps):
+        assert len(chunks) == 37                  # (3000 - offset - 1) // 8 // 10 for every offset in 0..10
+        assert np.exp(np.mean([np.log(p) for p, _ in chunks])) == pytest.approx(ppl, rel=1e-9)
+        assert all(g > 0 for _, g in chunks)
+    assert lp.spans([3, 4, 5, 9, 11, 12]) == "3-5, 9, 11-12" and lp.spans([]) == "none"
+    assert lp.epochs_to_show([487, 488, 499], 299, 499) == [485, 486, 487, 499]
+    assert lp.epochs_to_show([300, 301], 299, 499) == [299, 300, 499]          # nothing before the look
+    assert lp.epochs_to_show([299, 300], 299, 499) == [499]                    # a plateau from the start
+    assert lp.epochs_to_show([], 299, 499) == [499]
+    row = lp.summary([0, 1], [[(2.0, 0.5), (1.0, 2.0)], [(8.0, 1.5), (1.0, 0.1)], [(9.9, 9.9)]])
+    assert row == [2, "4.000", "1.00", "1.000", "1.05", "50%"]
+
+
+def test_late_plateaus_runs(tmp_path):
+    r = subprocess.run([sys.executable, str(ROOT / "examples" / "late_plateaus.py"), "--quick", "--out", str(tmp_path)],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "| at most 1.1 (calm)" in r.stdout and "chunk by chunk" in r.stdout and "  epoch 6: perplexity" in r.stdout
+    assert (tmp_path / "late_plateaus.png").exists()
