@@ -23,6 +23,7 @@ import numpy as np
 
 from scratchrnn.book import blas_threads, positive_int
 from scratchrnn.data import SeqDataLoader, load_corpus
+from scratchrnn.errors import ConfigError
 from scratchrnn.experiments import out_dir, parser, plot_curves, run_exercise, table
 from scratchrnn.model import INITS, RNNLM
 from scratchrnn.train import train_epoch
@@ -99,7 +100,7 @@ def epochs_to_show(plateau, first, last):
 def main(args):
     hidden, epochs, first = (32, 6, 1) if args.quick else (512, args.epochs, args.first)
     if first > epochs:
-        first = epochs
+        raise ConfigError(f"--from {first} is after the last epoch ({epochs})")
     lr = 1.0
     corpus, vocab = load_corpus(max_tokens=3000 if args.quick else 10000)
     loader = SeqDataLoader(corpus, 32, 35, seed=args.seed)

@@ -128,3 +128,9 @@ def test_late_plateaus_runs(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     assert "| at most 1.1 (calm)" in r.stdout and "chunk by chunk" in r.stdout and "  epoch 6: perplexity" in r.stdout
     assert (tmp_path / "late_plateaus.png").exists()
+
+
+def test_late_plateaus_given_a_look_past_the_end_says_so_in_one_line():
+    r = subprocess.run([sys.executable, str(ROOT / "examples" / "late_plateaus.py"), "--epochs", "5", "--from", "9"],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 2 and r.stderr == "error: --from 9 is after the last epoch (5)\n", r.stderr
