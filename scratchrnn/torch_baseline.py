@@ -18,7 +18,10 @@ class TorchStep:
             with torch.no_grad():
                 for module in (self.net, self.fc):
                     for name, p in module.named_parameters():
-                        p.normal_(0.0, 0.01) if name.startswith("weight") else p.zero_()
+                        if name.startswith("weight"):
+                            p.normal_(0.0, 0.01)
+                        else:
+                            p.zero_()
         elif init != "pytorch":
             raise ValueError(f"init must be 'pytorch' or 'normal', got {init!r}")
         self.opt = torch.optim.SGD(self.params, lr=lr)
