@@ -19,8 +19,6 @@ shrink, and a plateau settles within a few epochs.
 import math
 import statistics
 
-import numpy as np
-
 from scratchrnn.book import blas_threads, positive_int
 from scratchrnn.data import SeqDataLoader, load_corpus
 from scratchrnn.errors import ConfigError
@@ -45,14 +43,13 @@ def train_recording(model, loader, epochs, lr_of_epoch, theta=1.0):
     """Train; return the perplexity of every epoch and, per epoch, [(chunk perplexity, grad norm)]."""
     curve, steps = [], []
     for epoch in range(1, epochs + 1):
-        chunks, last = [], [0.0]
-
-        def on_step(pos, grad_norm):
-            loss_sum = float(pos.loss_sum)                      # running sum of loss * tokens
-            chunk_tokens = pos.tokens / pos.batch
-            chunks.append((math.exp((loss_sum - last[0]) / chunk_tokens), float(grad_norm)))
-            last[0] = loss_sum
-        ppl, _ = train_epoch(model, loader, lr_of_epoch(epoch), theta, on_step=on_step)
+        marks = []                           # after each step: (sum of loss * tokens so far, tokens so far, grad norm)
+        ppl, _ = train_epoch(model, loader, lr_of_epoch(epoch), theta,
+                             on_step=lambda pos, g: marks.append((float(pos.loss_sum), pos.tokens, float(g))))
+        chunks, prev_sum, prev_tokens = [], 0.0, 0
+        for loss_sum, tokens, grad_norm in marks:                       # a chunk's loss: the running sum's step
+            chunks.append((math.exp((loss_sum - prev_sum) / (tokens - prev_tokens)), grad_norm))
+            prev_sum, prev_tokens = loss_sum, tokens
         curve.append(ppl)
         steps.append(chunks)
     return curve, steps
@@ -109,7 +106,7 @@ def main(args):
 
     def lr_of_epoch(epoch):
         return lr / 10 if drop is not None and epoch >= drop else lr
-    with np.errstate(all="ignore"), blas_threads(args.threads):
+    with blas_threads(args.threads):
         curve, steps = train_recording(model, loader, epochs, lr_of_epoch)
 
     looked_at = list(range(first - 1, epochs))                        # 0-based epoch indices
