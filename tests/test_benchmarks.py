@@ -1,5 +1,4 @@
 """The CPU benchmark's own arithmetic (benchmarks/bench_cpu.py): its GEMM list is the step's FLOPs."""
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -8,11 +7,8 @@ BENCH = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_cpu.py"
 
 
 @pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("bench_cpu", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def bench(load_script):
+    return load_script(BENCH)
 
 
 @pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])

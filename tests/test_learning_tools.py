@@ -90,19 +90,14 @@ def test_an_exercise_given_bad_input_says_so_in_one_line(script, args, message, 
     assert r.returncode == 2 and r.stderr.startswith(message) and len(r.stderr.strip().splitlines()) == 1, r.stderr
 
 
-def _late_plateaus():
-    import importlib.util
-    spec = importlib.util.spec_from_file_location("late_plateaus", ROOT / "examples" / "late_plateaus.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+LATE_PLATEAUS = ROOT / "examples" / "late_plateaus.py"
 
 
-def test_late_plateaus_recovers_each_chunks_perplexity_from_the_running_sum():
+def test_late_plateaus_recovers_each_chunks_perplexity_from_the_running_sum(load_script):
     """The per-chunk perplexities the plateau study prints are cut out of train_epoch's running loss sum:
     their geometric mean is the epoch's perplexity, and the lr schedule is applied as asked."""
     from scratchrnn.data import SeqDataLoader, load_corpus
-    lp = _late_plateaus()
+    lp = load_script(LATE_PLATEAUS)
     corpus, vocab = load_corpus(max_tokens=3000)
     lrs = []
     m = RNNLM(len(vocab), 16, 1, "rnn", seed=0)
@@ -123,7 +118,7 @@ def test_late_plateaus_recovers_each_chunks_perplexity_from_the_running_sum():
 
 
 def test_late_plateaus_runs(tmp_path):
-    r = subprocess.run([sys.executable, str(ROOT / "examples" / "late_plateaus.py"), "--quick", "--out", str(tmp_path)],
+    r = subprocess.run([sys.executable, str(LATE_PLATEAUS), "--quick", "--out", str(tmp_path)],
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "| at most 1.1 (calm)" in r.stdout and "chunk by chunk" in r.stdout and "  epoch 6: perplexity" in r.stdout
@@ -131,6 +126,6 @@ def test_late_plateaus_runs(tmp_path):
 
 
 def test_late_plateaus_given_a_look_past_the_end_says_so_in_one_line():
-    r = subprocess.run([sys.executable, str(ROOT / "examples" / "late_plateaus.py"), "--epochs", "5", "--from", "9"],
+    r = subprocess.run([sys.executable, str(LATE_PLATEAUS), "--epochs", "5", "--from", "9"],
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 2 and r.stderr == "error: --from 9 is after the last epoch (5)\n", r.stderr
