@@ -16,6 +16,7 @@ import time
 import numpy as np
 
 from scratchrnn.book import OneLineParser, positive_int
+from scratchrnn.model import INITS
 
 
 def main():
@@ -24,7 +25,7 @@ def main():
     p.add_argument("--epochs", type=positive_int, default=500)
     p.add_argument("--threads", type=positive_int, default=2)
     p.add_argument("--seed", type=int, default=0, help="seeds torch's initialisation and our data iterator")
-    p.add_argument("--init", choices=("pytorch", "normal"), default="pytorch",
+    p.add_argument("--init", choices=INITS, default="pytorch",
                    help="pytorch: PyTorch's default U(-1/sqrt(H), 1/sqrt(H)); normal: the book's N(0, 0.01^2)")
     p.add_argument("--every", type=positive_int, default=50, help="print the perplexity every N epochs")
     args = p.parse_args()
@@ -39,10 +40,8 @@ def main():
     corpus, vocab = load_corpus()
     V = len(vocab)
     loader = SeqDataLoader(corpus, 32, 35, seed=args.seed)
-    if args.scratch:
-        step = TorchStep(torch, "rnn", V, 512, 1, lr=1.0, theta=1.0, init=args.init)
-    else:
-        step = TorchStep(torch, "lstm", V, 256, 2, lr=2.0, theta=1.0, init=args.init)
+    cell, hidden, layers, lr = ("rnn", 512, 1, 1.0) if args.scratch else ("lstm", 256, 2, 2.0)
+    step = TorchStep(torch, cell, V, hidden, layers, lr=lr, theta=1.0, init=args.init)
     start = time.perf_counter()
     for epoch in range(args.epochs):
         step.state, total, n, t0 = None, 0.0, 0, time.perf_counter()    # state re-initialised each epoch
@@ -53,7 +52,8 @@ def main():
         speed = n / (time.perf_counter() - t0)
         if (epoch + 1) % args.every == 0:
             print(f"epoch {epoch + 1:4d}  perplexity {math.exp(total / n):6.2f}", flush=True)
-    print(f"perplexity {math.exp(total / n):.1f} ({math.exp(total / n):.2f}), {speed:.1f} tokens/sec on cpu "
+    ppl = math.exp(total / n)
+    print(f"perplexity {ppl:.1f} ({ppl:.2f}), {speed:.1f} tokens/sec on cpu "
           f"(PyTorch {torch.__version__}, {args.threads} threads)")
     print(f"wall time {time.perf_counter() - start:.1f} s for {args.epochs} epochs")
 

@@ -1,5 +1,6 @@
 """The same training step in PyTorch, for comparisons only (benchmarks/, the GPU self-test).
 torch is never a dependency of scratchrnn: the caller imports it and passes the module in."""
+from .model import INITS
 
 
 class TorchStep:
@@ -8,6 +9,8 @@ class TorchStep:
 
     def __init__(self, torch, cell, vocab_size, num_hiddens, num_layers, lr=1.0, theta=1.0, device="cpu",
                  nonlinearity="tanh", init="pytorch"):
+        if init not in INITS:
+            raise ValueError(f"init must be one of {INITS}, got {init!r}")
         kind = {"rnn": torch.nn.RNN, "gru": torch.nn.GRU, "lstm": torch.nn.LSTM}[cell]
         self.torch, self.V, self.H, self.theta = torch, vocab_size, num_hiddens, theta
         extra = {"nonlinearity": nonlinearity} if cell == "rnn" else {}
@@ -22,8 +25,6 @@ class TorchStep:
                             p.normal_(0.0, 0.01)
                         else:
                             p.zero_()
-        elif init != "pytorch":
-            raise ValueError(f"init must be 'pytorch' or 'normal', got {init!r}")
         self.opt = torch.optim.SGD(self.params, lr=lr)
         self.state = None
 
