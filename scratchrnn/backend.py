@@ -8,6 +8,8 @@ Model code never imports numpy or cupy directly for its math; it asks for `xp`:
 Both libraries share one API for everything scratchrnn uses, so each equation is written once.
 CuPy is imported lazily: the CPU path never needs it installed.
 """
+import importlib
+
 import numpy as np
 
 from .errors import DeviceError
@@ -15,30 +17,47 @@ from .errors import DeviceError
 DEVICES = ("auto", "cpu", "gpu")
 
 
+GPU_EXTRAS = "pip install 'scratchrnn[gpu]' (CUDA 12) or 'scratchrnn[gpu-cuda13]' (CUDA 13)"
+
+
 def _import_cupy():
-    """Import CuPy and check that it sees a GPU; one clear line if not."""
+    """Import CuPy and check that it sees a GPU and can load the two CUDA libraries the GPU path needs:
+    NVRTC (compiles our kernels) and cuBLAS (the matrix products). One clear line if not."""
     try:
         import cupy
     except ImportError:
-        raise DeviceError(
-            "--device gpu needs CuPy, which is not installed: "
-            "pip install 'scratchrnn[gpu]' (CuPy for CUDA 12)") from None
+        raise DeviceError(f"--device gpu needs CuPy, which is not installed: {GPU_EXTRAS}") from None
     try:
         count = cupy.cuda.runtime.getDeviceCount()
     except Exception as e:  # CUDA driver missing or broken
-        raise DeviceError(f"--device gpu: CuPy finds no usable GPU ({str(e).splitlines()[0]})") from None
+        raise DeviceError(f"--device gpu: CuPy finds no usable GPU ({first_line(e)})") from None
     if count < 1:
         raise DeviceError("--device gpu: CuPy finds no GPU on this machine")
+    try:                    # CuPy loads these lazily; a CuPy installed without the CUDA toolkit lacks them
+        cupy.cuda.nvrtc.getVersion()
+        importlib.import_module("cupy.cuda.cublas")
+    except Exception as e:
+        raise DeviceError(f"--device gpu: CuPy cannot load a CUDA library ({first_line(e)}); "
+                          f"{GPU_EXTRAS} installs CuPy with them") from None
     return cupy
 
 
-def gpu_available():
-    """True when CuPy is installed and sees at least one GPU."""
+def first_line(error):
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
+def gpu_unusable_reason():
+    """None when --device gpu would work; else the one line it would stop with."""
     try:
         _import_cupy()
-        return True
-    except DeviceError:
-        return False
+    except DeviceError as e:
+        return str(e)
+    return None
+
+
+def gpu_available():
+    """True when CuPy is installed, sees at least one GPU and can load the CUDA libraries it needs."""
+    return gpu_unusable_reason() is None
 
 
 def resolve_device(device="auto"):

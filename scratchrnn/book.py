@@ -9,7 +9,7 @@ import time
 
 from tqdm import tqdm
 
-from .backend import DEVICES, device_name, resolve_device
+from .backend import DEVICES, device_name, gpu_unusable_reason, resolve_device
 from .data import SeqDataLoader, load_corpus
 from .errors import ConfigError, ScratchRNNError
 from .model import ENGINES, INITS, RNNLM
@@ -112,7 +112,8 @@ def run(args):
     corpus, vocab = load_corpus(args.corpus, max_tokens=max_tokens_of(args))
     device = resolve_device(args.device)
     if args.device == "auto":
-        print(f"device: auto picked {device}", file=sys.stderr)
+        why = "" if device == "gpu" else f" ({gpu_unusable_reason()})"
+        print(f"device: auto picked {device}{why}", file=sys.stderr)
     train_iter = SeqDataLoader(corpus, args.batch_size, args.num_steps, args.random_iter, seed=args.seed)
     model = RNNLM(len(vocab), args.hidden, args.layers, args.cell, nonlinearity=args.nonlinearity,
                   device=device, dtype=args.dtype, init=args.init, seed=args.seed, engine=args.engine,

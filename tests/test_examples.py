@@ -29,6 +29,8 @@ def test_example_auto_device_says_what_it_picked():
     r = run("train_deep_lstm.py", "--epochs", "1", "--hidden", "8", "--layers", "1")
     assert r.returncode == 0, r.stderr
     assert "device: auto picked" in r.stderr
+    if "device: auto picked cpu" in r.stderr:                  # and why not the GPU, in the same line
+        assert "device: auto picked cpu (--device gpu" in r.stderr
 
 
 def test_gpu_without_cupy_or_gpu_is_one_clear_line():

@@ -164,6 +164,34 @@ def test_launch_covers_a_partial_last_block():
     assert BLOCK == 256
 
 
+def test_host_launch_checks_each_pointer_as_the_gpu_cannot():
+    """On the GPU, RawKernel passes an array's address whatever its dtype or layout, and a scalar in as
+    many bytes as its own type has (8 for a Python int), so a launcher that hands a kernel the wrong one
+    computes garbage without a word. Under host emulation every argument is checked against its C type:
+    real (the module's dtype), int (int32), long long (int64), double; pointers contiguous."""
+    k = HostKernels("float32")
+    W, b, out = np.zeros((4, 3), np.float32), np.zeros(3, np.float32), np.empty((2, 3), np.float32)
+    ids, n, m = np.array([1, 3]), np.int32(2), np.int32(3)
+    k.launch("gather_rows_bias", (1,), (BLOCK,), (W, ids, b, out, n, m))                    # as ops.py does
+    assert np.array_equal(out, W[ids])
+    bad = [((W.astype(np.float64), ids, b, out, n, m), "W must be a C-contiguous float32 array, got float64"),
+           ((W, ids.astype(np.int32), b, out, n, m), "ids must be a C-contiguous int64 array, got int32"),
+           ((np.zeros((4, 6), np.float32)[:, ::2], ids, b, out, n, m), "argument W must be"),   # strided
+           ((W, [1, 3], b, out, n, m), "ids must be a C-contiguous int64 array, got list"),
+           ((W, ids, b, out, n), "gather_rows_bias takes 6 arguments, got 5"),
+           ((W, ids, b, out, 2, m), "argument N must be a NumPy int32 scalar, got int"),
+           ((W, ids, b, out, n, np.int64(3)), "argument m must be a NumPy int32 scalar, got int64")]
+    for args, message in bad:
+        with pytest.raises(TypeError, match=message):
+            k.launch("gather_rows_bias", (1,), (BLOCK,), args)
+    sumsq = np.zeros(1, np.float32)                                    # the accumulator is double
+    with pytest.raises(TypeError, match="sumsq must be a C-contiguous float64 array"):
+        k.launch("sum_squares", (1,), (BLOCK,), (np.ones(5, np.float32), np.int64(5), sumsq))
+    p, g, sumsq = np.ones(5, np.float32), np.ones(5, np.float32), np.zeros(1)
+    with pytest.raises(TypeError, match="argument lr must be a NumPy float32 scalar, got float"):
+        k.launch("clip_sgd", (1,), (BLOCK,), (p, g, np.int64(5), sumsq, 0.5, np.float32(1)))
+
+
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 def test_training_with_host_emulated_kernels_equals_reference(cell):
     """A few training steps of a 2-layer model: the CUDA kernels (run on the host) give the losses and
@@ -223,13 +251,14 @@ class FakeCupy:
     def __init__(self, fail_on=None):
         import collections
         import types
-        self.fail_on, self.modules, self.launches = fail_on, [], collections.Counter()
+        self.fail_on, self.modules, self.codes, self.launches = fail_on, [], [], collections.Counter()
         self.cuda = types.SimpleNamespace(compiler=types.SimpleNamespace(CompileException=self.CompileException))
         outer = self
 
         class RawModule:
             def __init__(self, code, options):
                 outer.modules.append(options)
+                outer.codes.append(code)
                 real = [o for o in options if o.startswith("-DSCRATCHRNN_REAL=")][0].split("=")[1]
                 self.host = HostKernels({"float": "float32", "double": "float64"}[real])
                 self.code = code
@@ -238,11 +267,15 @@ class FakeCupy:
                 if outer.fail_on and outer.fail_on in self.code:
                     raise outer.CompileException(f"kernel.cu(12): error: identifier \"{outer.fail_on}\" is undefined")
                 def launch(grid, block, args):
+                    outer.check_arguments(name, args)
                     outer.launches[name] += 1
                     self.host.launch(name, grid, block, args)
                 return launch
 
         self.RawModule = RawModule
+
+    def check_arguments(self, name, args):
+        """Here any NumPy array may stand for a device array."""
 
 
 def install_as_cupy(monkeypatch, fake):
@@ -278,6 +311,24 @@ def test_cuda_loader_with_a_stand_in_cupy(monkeypatch, dtype):
     assert relative_error(ref.flat_grads, dev.flat_grads) < DTYPES[dtype] * 10
 
 
+def test_an_edited_header_changes_the_code_rawmodule_is_handed(monkeypatch, tmp_path):
+    """CuPy's on-disk kernel cache keys on the code and options RawModule is handed, not on the files the
+    code includes: an edit of common.cuh alone must change every file's code, or the cubins built from
+    the old header would be loaded. The code is the .cu source itself, with that hash appended."""
+    fake = install_as_cupy(monkeypatch, FakeCupy())
+    modules.CudaKernels("float32")
+    before = {f: modules.rawmodule_code(s) for f, s in modules.read_sources().items()}
+    assert fake.codes == list(before.values())
+    edited = tmp_path / "kernels"
+    shutil.copytree(KERNEL_DIR, edited)
+    header = (edited / "common.cuh").read_text()
+    (edited / "common.cuh").write_text(header.replace("real(0.5) * x", "x * real(0.5)"))
+    monkeypatch.setattr(modules, "KERNEL_DIR", edited)
+    after = {f: modules.rawmodule_code(s) for f, s in modules.read_sources().items()}
+    for f, source in modules.read_sources().items():
+        assert after[f] != before[f] and after[f].startswith(source) and before[f].startswith(source)
+
+
 def test_cuda_compile_error_names_the_kernel(monkeypatch):
     install_as_cupy(monkeypatch, FakeCupy(fail_on="softmax_xent"))
     with pytest.raises(DeviceError, match=r"CUDA kernel softmax_xent \(softmax_xent.cu\) failed to compile: "
@@ -308,11 +359,12 @@ def cupy_compiler(monkeypatch):
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("arch", ["80", "90"])
 def test_every_kernel_compiles_with_nvrtc_as_rawmodule_does(cupy_compiler, dtype, arch):
-    """Each .cu file through NVRTC with CudaKernels' options plus the one RawModule adds (-ftz=true),
-    to a cubin for sm_80 and sm_90 that holds every extern "C" kernel of the file under its own name."""
+    """Each .cu file, as CudaKernels hands it to RawModule, through NVRTC with CudaKernels' options plus
+    the one RawModule adds (-ftz=true), to a cubin for sm_80 and sm_90 that holds every extern "C" kernel
+    of the file under its own name."""
     for filename, source in modules.read_sources().items():
         cubin, _ = cupy_compiler.compile_using_nvrtc(
-            source, options=modules.nvrtc_options(dtype) + ("-ftz=true",), arch=arch, filename=filename)
+            modules.rawmodule_code(source), options=modules.nvrtc_options(dtype) + ("-ftz=true",), arch=arch, filename=filename)
         assert cubin[:4] == b"\x7fELF", filename                          # a cubin is an ELF image
         for name in modules.kernel_signatures(source):
             assert name.encode() + b"\0" in cubin, f"{name} missing from the cubin of {filename}"
@@ -362,12 +414,13 @@ class SyncCountingCupy(FakeCupy):
         import collections
         import types
         super().__init__()
-        self.uploads, self.calls = 0, collections.Counter()
+        self.uploads, self.calls, self.served = 0, collections.Counter(), set()
         self.cuda.runtime = types.SimpleNamespace(getDeviceCount=lambda: 1)
 
     def __getattr__(self, name):                       # everything else: NumPy's, results on the "device"
         if name.startswith("_"):                       # not numpy's __path__, __file__...: a module of its own
             raise AttributeError(name)
+        self.served.add(name)
         f = getattr(np, name)
         if not callable(f) or isinstance(f, type):
             return f
@@ -386,15 +439,85 @@ class SyncCountingCupy(FakeCupy):
     def get_array_module(self, *args):
         return self
 
+    def check_arguments(self, name, args):
+        """As RawKernel does: a host array handed to a kernel is a TypeError, not an address."""
+        for a in args:
+            if isinstance(a, np.ndarray) and not isinstance(a, DeviceArray):
+                raise TypeError(f"{name}: Unsupported type {type(a)} (a host array given to a GPU kernel)")
+
+
+def with_cuda_libraries(monkeypatch, fake):
+    """What _import_cupy checks besides the GPU count: NVRTC answers, cupy.cuda.cublas imports."""
+    import types
+    fake.cuda.nvrtc = types.SimpleNamespace(getVersion=lambda: (12, 9))
+    monkeypatch.setitem(sys.modules, "cupy.cuda.cublas", types.ModuleType("cupy.cuda.cublas"))
+    return fake
+
 
 @pytest.fixture
 def stand_in_cupy(monkeypatch):
-    """SyncCountingCupy installed as `cupy`, with a device to name."""
+    """SyncCountingCupy installed as `cupy`, with a device to name and the CUDA libraries it loads."""
     import types
     fake = SyncCountingCupy()
     fake.cuda.Device = lambda *args: types.SimpleNamespace(id=0)
     fake.cuda.runtime.getDeviceProperties = lambda i: {"name": b"stand-in GPU"}
-    return install_as_cupy(monkeypatch, fake)
+    return with_cuda_libraries(monkeypatch, install_as_cupy(monkeypatch, fake))
+
+
+# What the stand-in plays besides NumPy's functions (those it serves are in its `served`), as CuPy spells it.
+STAND_IN_API = ("RawModule", "asarray", "get_array_module", "cuda.Device", "cuda.compiler.CompileException",
+                "cuda.runtime.getDeviceCount", "cuda.runtime.getDeviceProperties", "cuda.nvrtc.getVersion")
+
+
+def assert_real_cupy_has(fake, real_cupy):
+    """The stand-in lends the GPU path any NumPy function; real CuPy must have each one the path asked for,
+    and the attributes the stand-in plays, or the first GPU run would stop at an AttributeError."""
+    if real_cupy is None:                      # CI installs CuPy; without it there is nothing to compare with
+        return
+    assert fake.served, "the stand-in served nothing: the comparison would prove nothing"
+    for path in sorted(fake.served) + list(STAND_IN_API):
+        target = real_cupy
+        for part in path.split("."):
+            assert hasattr(target, part), f"the GPU path uses cupy.{path}, which CuPy {real_cupy.__version__} lacks"
+            target = getattr(target, part)
+
+
+@pytest.fixture
+def real_cupy():
+    """CuPy itself, imported before a stand-in takes its name (None where it is not installed)."""
+    try:
+        import cupy
+        import cupy.cuda.compiler  # noqa: F401 - imported here, as the loader imports it, before it steps aside
+        return cupy
+    except ImportError:
+        return None
+
+
+def test_a_cupy_that_cannot_load_its_cuda_libraries_is_one_clear_line(monkeypatch):
+    """CuPy installed without the CUDA toolkit imports and counts the GPUs, then fails at the first kernel
+    compile (NVRTC) or matrix product (cuBLAS). --device gpu finds that out first, in one line naming the
+    extras that install CuPy with the libraries; --device auto then picks the CPU and gives that reason."""
+    import types
+    from scratchrnn import backend
+    fake = install_as_cupy(monkeypatch, types.SimpleNamespace(cuda=types.SimpleNamespace(
+        runtime=types.SimpleNamespace(getDeviceCount=lambda: 1))))
+
+    def missing():
+        raise RuntimeError('Failure finding "libnvrtc.so.13 or libnvrtc.so.12": No such file\nmore')
+    fake.cuda.nvrtc = types.SimpleNamespace(getVersion=missing)
+    with pytest.raises(DeviceError, match=r"^--device gpu: CuPy cannot load a CUDA library \(Failure finding "
+                                          r"\"libnvrtc.so.13 or libnvrtc.so.12\": No such file\); pip install "
+                                          r"'scratchrnn\[gpu\]' \(CUDA 12\) or 'scratchrnn\[gpu-cuda13\]'"):
+        backend.resolve_device("gpu")
+    assert backend.resolve_device("auto") == "cpu" and "libnvrtc" in backend.gpu_unusable_reason()
+
+    with_cuda_libraries(monkeypatch, fake)                            # NVRTC there, cuBLAS not
+    monkeypatch.setitem(sys.modules, "cupy.cuda.cublas", None)        # import of it fails, as without libcublas
+    with pytest.raises(DeviceError, match=r"cannot load a CUDA library \(.*cupy.cuda.cublas"):
+        backend.resolve_device("gpu")
+    monkeypatch.delitem(sys.modules, "cupy.cuda.cublas")
+    with_cuda_libraries(monkeypatch, fake)
+    assert backend.resolve_device("gpu") == "gpu" and backend.gpu_unusable_reason() is None
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
@@ -420,6 +543,9 @@ def test_a_gpu_epoch_reads_the_device_once(stand_in_cupy, cell, random_iter):
     DeviceArray.reads.clear()
     assert 1 < evaluate(model, corpus[2000:3000], 8, 10) < len(vocab) * 2       # validation: one read too
     assert DeviceArray.reads == ["float"]
+    host = np.zeros((2, 3), model.flat_params.dtype)              # and every kernel above got device arrays:
+    with pytest.raises(TypeError, match="host array given to a GPU kernel"):    # a host one would stop it
+        model.engine.ops.softmax_xent(host, fake.asarray(np.zeros(2, np.int64)), fake.zeros(2, host.dtype))
 
 
 @pytest.mark.parametrize("cell, layers", [("lstm", 2), ("gru", 1), ("rnn", 3)])
@@ -448,7 +574,7 @@ def test_gpu_cost_of_one_time_step_of_one_layer(stand_in_cupy, cell, layers):
     assert counts[T][1] == 2 * T * L + 3
 
 
-def test_selftest_gpu_branch_on_a_stand_in_cupy(stand_in_cupy, monkeypatch, capsys):
+def test_selftest_gpu_branch_on_a_stand_in_cupy(real_cupy, stand_in_cupy, monkeypatch, capsys):
     """`python -m scratchrnn.selftest --device gpu`, every GPU-only line of it (CudaKernels, device
     arrays into the comparisons, the gradient check on the device, the timing), run in-process on the
     stand-in CuPy: the first real GPU run should find nothing but the GPU to test."""
@@ -463,9 +589,10 @@ def test_selftest_gpu_branch_on_a_stand_in_cupy(stand_in_cupy, monkeypatch, caps
     assert "training steps 2-layer lstm vs CPU reference" in out and "gradient check, 2-layer gru" in out
     assert "tokens/s with our kernels" in out and "PyTorch cuDNN LSTM: " in out
     assert out.rstrip().endswith("all checks passed")
+    assert_real_cupy_has(stand_in_cupy, real_cupy)
 
 
-def test_the_headline_command_on_a_stand_in_cupy(stand_in_cupy, capsys, tmp_path):
+def test_the_headline_command_on_a_stand_in_cupy(real_cupy, stand_in_cupy, capsys, tmp_path):
     """`python examples/train_deep_lstm.py --device gpu` (small and short) and `scratchrnn train
     --device gpu` writing a checkpoint that `generate` reads, through the GPU code path on the stand-in."""
     from scratchrnn import book, cli
@@ -480,3 +607,4 @@ def test_the_headline_command_on_a_stand_in_cupy(stand_in_cupy, capsys, tmp_path
     assert (run / "last.npz").is_file() and "on gpu:0 (stand-in GPU)" in capsys.readouterr().out
     cli.main(["generate", "--from", str(run), "--prefix", "time", "--length", "20"])    # on the CPU
     assert capsys.readouterr().out.strip().splitlines()[-1].startswith("time")
+    assert_real_cupy_has(stand_in_cupy, real_cupy)

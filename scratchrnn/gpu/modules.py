@@ -42,6 +42,12 @@ def read_sources():
     return {f: (KERNEL_DIR / f).read_text() for f in KERNEL_FILES}
 
 
+def header_digest(*headers):
+    """A short hash of the headers the kernels #include. Compilers' caches key on the source text they
+    are handed, not on what it includes: this hash, put into that text, makes a header edit recompile."""
+    return hashlib.sha256("".join((KERNEL_DIR / h).read_text() for h in headers).encode()).hexdigest()[:16]
+
+
 # ----------------------------------------------------------------------------------------------
 # On the GPU: CuPy RawModule
 # ----------------------------------------------------------------------------------------------
@@ -52,6 +58,13 @@ _CUDA_CACHE = {}
 def nvrtc_options(dtype):
     """What CudaKernels passes to cupy.RawModule (CuPy adds its own, -arch and -ftz=true among them)."""
     return (f"-I{KERNEL_DIR}", f"-DSCRATCHRNN_REAL={REAL[np.dtype(dtype)]}", "--std=c++14")
+
+
+def rawmodule_code(source):
+    """What CudaKernels hands cupy.RawModule: the .cu source and, in a last comment line, the hash of
+    common.cuh. CuPy's on-disk kernel cache keys on this text and the options, not on included files, so
+    without the hash an edited common.cuh would load the cubin built from the old one."""
+    return f"{source}\n// common.cuh {header_digest('common.cuh')}\n"
 
 
 class CudaKernels:
@@ -66,7 +79,7 @@ class CudaKernels:
             for filename, source in read_sources().items():
                 names = list(kernel_signatures(source))
                 try:
-                    module = cupy.RawModule(code=source, options=nvrtc_options(self.dtype))
+                    module = cupy.RawModule(code=rawmodule_code(source), options=nvrtc_options(self.dtype))
                     for name in names:
                         functions[name] = module.get_function(name)      # compiles on first use
                 except cupy.cuda.compiler.CompileException as e:
@@ -88,6 +101,7 @@ class CudaKernels:
 # On the host: the same sources, g++ and ctypes
 # ----------------------------------------------------------------------------------------------
 
+C_DTYPE = {"int": np.int32, "long long": np.int64, "double": np.float64}    # and real: the module's dtype
 CTYPE = {"int": ctypes.c_int, "long long": ctypes.c_longlong, "float": ctypes.c_float,
          "double": ctypes.c_double}
 
@@ -117,8 +131,7 @@ def build_host_library(dtype, build_dir=None):
     real = REAL[np.dtype(dtype)]
     sources = read_sources()
     wrapper = host_wrapper_source(sources)
-    digest = hashlib.sha256((wrapper + real + (KERNEL_DIR / "host_shim.h").read_text()
-                             + (KERNEL_DIR / "common.cuh").read_text()
+    digest = hashlib.sha256((wrapper + real + header_digest("host_shim.h", "common.cuh")
                              + "".join(sources.values())).encode()).hexdigest()[:16]
     build_dir = Path(build_dir or os.environ.get("SCRATCHRNN_BUILD_DIR")
                      or Path(tempfile.gettempdir()) / "scratchrnn-host-kernels")
@@ -169,13 +182,21 @@ class HostKernels:
         f, params = self.functions[name]
         if len(args) != len(params):
             raise TypeError(f"{name} takes {len(params)} arguments, got {len(args)}")
+        # RawKernel packs each argument by its own type, unchecked: an array of the wrong dtype, or a Python
+        # int where the kernel takes an int (CuPy passes 8 bytes), is garbage on the GPU. Here both are errors.
         values = []
         for (t, pname), a in zip(params, args):
+            element = t.replace("const ", "").rstrip(" *")
+            dtype = self.dtype if element == "real" else np.dtype(C_DTYPE[element])
             if t.endswith("*"):
-                if not (isinstance(a, np.ndarray) and a.flags.c_contiguous):
-                    raise TypeError(f"{name}: argument {pname} must be a C-contiguous NumPy array")
+                if not (isinstance(a, np.ndarray) and a.flags.c_contiguous and a.dtype == dtype):
+                    raise TypeError(f"{name}: argument {pname} must be a C-contiguous {dtype} array, got "
+                                    f"{getattr(a, 'dtype', type(a).__name__)}")
                 values.append(a.ctypes.data)
             else:
+                if not (isinstance(a, np.generic) and a.dtype == dtype):
+                    raise TypeError(f"{name}: argument {pname} must be a NumPy {dtype} scalar, got "
+                                    f"{getattr(a, 'dtype', type(a).__name__)}")
                 values.append(a)
         g, b = tuple(grid) + (1,) * (3 - len(grid)), tuple(block) + (1,) * (3 - len(block))
         f(*g, *b, *values)
