@@ -35,6 +35,25 @@ def test_kernel_compiles_with_nvcc_for_sm80_and_sm90(filename, real, tmp_path):
         assert "sm_80" in listing.stdout and "sm_90" in listing.stdout
 
 
+def test_every_kernel_source_and_the_corpus_ship_in_a_wheel():
+    """setup.cfg's package_data decides what a wheel (a non-editable install) holds besides the Python
+    code: every file in kernels/ (the .cu sources and the headers they include) and the corpus must match
+    one of its patterns, or the installed kernels cannot compile. common.cuh once matched none."""
+    import configparser
+    import fnmatch
+    from pathlib import Path
+    package = KERNEL_DIR.parent
+    config = configparser.ConfigParser()
+    config.read(package.parent / "setup.cfg")
+    patterns = config["options.package_data"]["scratchrnn"].split()
+    files = [f.relative_to(package).as_posix() for folder in ("kernels", "data") for f in (package / folder).iterdir()
+             if f.is_file() and f.suffix != ".py"]
+    assert "kernels/common.cuh" in files and "data/timemachine.txt" in files
+    assert set(KERNEL_FILES) <= {Path(f).name for f in files}
+    for f in files:
+        assert any(fnmatch.fnmatch(f, p) for p in patterns), f"{f} is not in setup.cfg's package_data"
+
+
 def test_every_kernel_has_a_launcher_and_a_signature():
     names = {n for f in KERNEL_FILES for n in kernel_signatures((KERNEL_DIR / f).read_text())}
     assert names == {"lstm_forward", "lstm_backward", "gru_forward", "gru_backward", "rnn_forward",
