@@ -101,9 +101,9 @@ class CudaKernels:
 # On the host: the same sources, g++ and ctypes
 # ----------------------------------------------------------------------------------------------
 
-C_DTYPE = {"int": np.int32, "long long": np.int64, "double": np.float64}    # and real: the module's dtype
-CTYPE = {"int": ctypes.c_int, "long long": ctypes.c_longlong, "float": ctypes.c_float,
-         "double": ctypes.c_double}
+# A kernel parameter's C type (`real` already replaced by float or double): its NumPy dtype and ctypes type.
+C_TYPES = {"int": (np.int32, ctypes.c_int), "long long": (np.int64, ctypes.c_longlong),
+           "float": (np.float32, ctypes.c_float), "double": (np.float64, ctypes.c_double)}
 
 
 def host_wrapper_source(sources):
@@ -161,34 +161,31 @@ class HostKernels:
         self.dtype = np.dtype(dtype)
         if self.dtype not in _HOST_CACHE:
             library = ctypes.CDLL(str(build_host_library(self.dtype)))
-            real = CTYPE[REAL[self.dtype]]
             functions = {}
             for source in read_sources().values():
                 for name, params in kernel_signatures(source).items():
                     f = getattr(library, f"host_{name}")
-                    types = [ctypes.c_uint] * 6
-                    for t, _ in params:
-                        base = t.replace("const ", "")
-                        if base.endswith("*"):
-                            types.append(ctypes.c_void_p)
-                        else:
-                            types.append(real if base == "real" else CTYPE[base])
+                    types, expected = [ctypes.c_uint] * 6, []
+                    for t, pname in params:             # e.g. ("const real *", "Ax") -> Ax, pointer, float32
+                        element = t.replace("const ", "").rstrip(" *").replace("real", REAL[self.dtype])
+                        dtype, ctype = C_TYPES[element]
+                        pointer = t.endswith("*")
+                        types.append(ctypes.c_void_p if pointer else ctype)
+                        expected.append((pname, pointer, np.dtype(dtype)))
                     f.argtypes, f.restype = types, None
-                    functions[name] = (f, params)
+                    functions[name] = (f, expected)
             _HOST_CACHE[self.dtype] = functions
         self.functions = _HOST_CACHE[self.dtype]
 
     def launch(self, name, grid, block, args):
-        f, params = self.functions[name]
-        if len(args) != len(params):
-            raise TypeError(f"{name} takes {len(params)} arguments, got {len(args)}")
+        f, expected = self.functions[name]
+        if len(args) != len(expected):
+            raise TypeError(f"{name} takes {len(expected)} arguments, got {len(args)}")
         # RawKernel packs each argument by its own type, unchecked: an array of the wrong dtype, or a Python
         # int where the kernel takes an int (CuPy passes 8 bytes), is garbage on the GPU. Here both are errors.
         values = []
-        for (t, pname), a in zip(params, args):
-            element = t.replace("const ", "").rstrip(" *")
-            dtype = self.dtype if element == "real" else np.dtype(C_DTYPE[element])
-            if t.endswith("*"):
+        for (pname, pointer, dtype), a in zip(expected, args):
+            if pointer:
                 if not (isinstance(a, np.ndarray) and a.flags.c_contiguous and a.dtype == dtype):
                     raise TypeError(f"{name}: argument {pname} must be a C-contiguous {dtype} array, got "
                                     f"{getattr(a, 'dtype', type(a).__name__)}")
