@@ -149,6 +149,10 @@ def test_softmax_xent_kernel_matches_numpy(setup, N, V):
 @pytest.mark.parametrize("size", [1, 255, 257, 100_003])
 @pytest.mark.parametrize("theta", [1e-2, 1e6, 0.0])
 def test_clip_sgd_kernels_match_numpy(setup, size, theta):
+    """Sizes below, at and across one block, and one (100,003) where sum_squares' capped grid makes each
+    thread walk its grid-stride loop several times."""
+    from scratchrnn.gpu.ops import MAX_REDUCTION_BLOCKS
+    assert MAX_REDUCTION_BLOCKS * BLOCK * 2 < 100_003
     dtype, ops, r, _ = setup
     p, g = r(size), r(size)
     expected_norm = np.sqrt((g.astype(np.float64) ** 2).sum())
