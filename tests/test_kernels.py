@@ -386,8 +386,8 @@ def test_every_kernel_compiles_with_nvrtc_as_rawmodule_does(cupy_compiler, dtype
     the one RawModule adds (-ftz=true), to a cubin for sm_80 and sm_90 that holds every extern "C" kernel
     of the file under its own name."""
     for filename, source in modules.read_sources().items():
-        cubin, _ = cupy_compiler.compile_using_nvrtc(
-            modules.rawmodule_code(source), options=modules.nvrtc_options(dtype) + ("-ftz=true",), arch=arch, filename=filename)
+        cubin, _ = cupy_compiler.compile_using_nvrtc(modules.rawmodule_code(source), arch=arch, filename=filename,
+                                                     options=modules.nvrtc_options(dtype) + ("-ftz=true",))
         assert cubin[:4] == b"\x7fELF", filename                          # a cubin is an ELF image
         for name in modules.kernel_signatures(source):
             assert name.encode() + b"\0" in cubin, f"{name} missing from the cubin of {filename}"
