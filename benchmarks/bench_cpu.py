@@ -23,7 +23,7 @@ import tracemalloc
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from scratchrnn.book import OneLineParser, positive_int
+from scratchrnn.cmdline import OneLineParser, positive_int
 from scratchrnn.model import RNNLM
 from scratchrnn.torch_baseline import TorchStep
 from scratchrnn.train import detach

@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from scratchrnn.book import OneLineParser, positive_int
+from scratchrnn.cmdline import OneLineParser, positive_int
 from scratchrnn.model import INITS
 
 

@@ -19,7 +19,7 @@ shrink, and a plateau settles within a few epochs.
 import math
 import statistics
 
-from scratchrnn.book import blas_threads, positive_int
+from scratchrnn.cmdline import blas_threads, positive_int
 from scratchrnn.data import SeqDataLoader, load_corpus
 from scratchrnn.errors import ConfigError
 from scratchrnn.experiments import out_dir, parser, plot_curves, run_exercise, table

@@ -1,9 +1,15 @@
-"""Checkpoints: one .npz file (a zip of .npy arrays) with a `manifest.json` member beside the arrays.
+"""Files of weights and checkpoints, and what a checkpoint's manifest holds.
+
+Weights (`save_weights` / `load_weights`): a plain .npz of the model's state_dict, under PyTorch's names.
+
+A checkpoint of a run (`save_run` / `load_run`): one .npz file (a zip of .npy arrays) with a
+`manifest.json` member beside the arrays.
 
     arrays     the weights under PyTorch's names (model.state_dict()), and, for a run stopped inside
                an epoch, the carried hidden state as `state.l{k}.{j}`
-    manifest   JSON: format and version, model and training config, vocabulary, epoch, position inside
-               the epoch, the data iterator's RNG state, the metrics so far, the best validation score
+    manifest   JSON (MANIFEST_KEYS): format and version, the run's config, vocabulary, epoch, position
+               inside the epoch (batch, loss_sum, tokens, seconds), the data iterator's RNG state, the
+               metrics so far (history), the best validation perplexity (best_val)
 
 No pickle anywhere: np.load(..., allow_pickle=False) opens it, and opening a checkpoint from
 elsewhere runs no code. Written atomically: a temporary file in the same folder, flushed and
@@ -17,11 +23,17 @@ from pathlib import Path
 
 import numpy as np
 
+from .backend import to_numpy
+from .data import Vocab
 from .errors import CheckpointError
+from .model import model_from_config
+from .train import EpochPosition
 
 FORMAT = "scratchrnn-checkpoint"
 VERSION = 1
 MANIFEST = "manifest.json"
+MANIFEST_KEYS = ("config", "vocab", "epoch", "batch", "loss_sum", "tokens", "seconds", "loader_rng", "history",
+                 "best_val")
 
 
 def atomic_write(path, write):
@@ -87,3 +99,93 @@ def load_checkpoint(path):
         raise CheckpointError(f"checkpoint {str(path)!r} has format version {manifest.get('version')}, "
                               f"this scratchrnn reads version {VERSION}")
     return arrays, manifest
+
+
+# ----------------------------------------------------------------------------------------------
+# A run's checkpoint: what is written, and how it is read back
+# ----------------------------------------------------------------------------------------------
+
+def save_run(path, model, vocab, config, epoch, loader_rng, history, best_val, position=None):
+    """Write a run's checkpoint: the weights, the carried state of a run stopped inside an epoch
+    (`position`, an EpochPosition), and the manifest that lets `load_run` continue it exactly."""
+    arrays = model.state_dict()
+    if position is not None and position.state is not None:
+        for k, layer_state in enumerate(position.state):
+            for j, a in enumerate(layer_state):
+                arrays[f"state.l{k}.{j}"] = to_numpy(a)
+    save_checkpoint(path, arrays, dict(
+        config=config, vocab=vocab.idx_to_token, epoch=epoch, batch=position.batch if position else 0,
+        loss_sum=float(position.loss_sum) if position else 0.0, tokens=position.tokens if position else 0,
+        seconds=position.seconds if position else 0.0, loader_rng=loader_rng, history=history,
+        best_val=None if best_val == float("inf") else best_val))
+
+
+def load_run(path):
+    """-> (arrays, manifest) of a run's checkpoint, the manifest checked for every key `save_run` writes.
+    A config of format version 1 may say engine 'auto', which meant 'fast': it is read as 'fast'."""
+    arrays, manifest = load_checkpoint(path)
+    missing = [key for key in MANIFEST_KEYS if key not in manifest]
+    if missing or not isinstance(manifest["config"], dict):
+        raise CheckpointError(f"checkpoint {str(path)!r} has no {(missing or ['config'])[0]!r} in its manifest")
+    if manifest["config"].get("engine") == "auto":
+        manifest["config"]["engine"] = "fast"
+    return arrays, manifest
+
+
+def weights_in(arrays):
+    """The weight arrays of a checkpoint (without the carried hidden state `state.*`)."""
+    return {k: v for k, v in arrays.items() if not k.startswith("state.")}
+
+
+def position_in(arrays, manifest, model):
+    """Where a run stopped inside an epoch, as an EpochPosition with the carried state on the model's device;
+    None for a run stopped at the end of an epoch. A random-iteration run carries no state."""
+    if manifest["batch"] == 0:
+        return None
+    state = None
+    if not manifest["config"].get("random_iter"):
+        try:
+            state = [tuple(model.xp.asarray(arrays[f"state.l{k}.{j}"]) for j in range(len(s)))
+                     for k, s in enumerate(model.begin_state(1))]
+        except KeyError as e:
+            raise CheckpointError(f"checkpoint stopped inside an epoch lacks its carried state {e}") from None
+    return EpochPosition(manifest["batch"], state, model.dtype.type(manifest["loss_sum"]), manifest["tokens"],
+                         manifest["seconds"])
+
+
+def model_from_checkpoint(arrays, manifest, device="cpu"):
+    """A model with a checkpoint's config and weights (shapes checked key by key), and its vocabulary."""
+    config = manifest["config"]
+    try:
+        vocab = Vocab(idx_to_token=manifest["vocab"], token=config["tokens"])
+        model = model_from_config(config, len(vocab), device)
+    except (KeyError, TypeError) as e:
+        raise CheckpointError(f"checkpoint manifest is missing or has a bad config entry ({e})") from None
+    model.load_state_dict(weights_in(arrays))
+    return model, vocab
+
+
+# ----------------------------------------------------------------------------------------------
+# Weights alone: a plain .npz under PyTorch's names
+# ----------------------------------------------------------------------------------------------
+
+def save_weights(model, path):
+    """Write model.state_dict() to an .npz file atomically (temporary file, fsync, rename)."""
+    atomic_write(path, lambda f: np.savez(f, **model.state_dict()))
+
+
+def load_weights(model, path):
+    """Load an .npz of weights under PyTorch's names into the model (every key checked before any copy)."""
+    model.load_state_dict(read_npz(path))
+
+
+def read_npz(path):
+    """Read every array of an .npz file (no pickle: opening a file from elsewhere runs no code)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"weights file {str(path)!r} does not exist")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            return {key: f[key] for key in f.files}
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as e:
+        raise CheckpointError(f"weights file {str(path)!r} is truncated or corrupted ({e})") from None

@@ -13,7 +13,6 @@ import copy
 import csv
 import io
 import math
-import os
 import signal
 import sys
 import time
@@ -22,19 +21,20 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from .backend import device_name, resolve_device
-from .book import (EXIT_INTERRUPTED, OneLineParser, add_training_arguments, blas_threads, max_tokens_of, positive_int,
-                   with_one_line_errors)
-from .checkpoint import load_checkpoint, save_checkpoint
-from .data import SeqDataLoader, Vocab, load_corpus
+from . import diagnose
+from .backend import DEVICES, device_name, resolve_device
+from .checkpoint import atomic_write, load_run, model_from_checkpoint, position_in, save_run, weights_in
+from .cmdline import (EXIT_DIVERGED, EXIT_INTERRUPTED, OneLineParser, add_model_arguments, add_training_arguments,
+                      blas_threads, max_tokens_of, model_config, positive_int, prepare_out_dir, with_one_line_errors)
+from .data import SeqDataLoader, load_corpus
+from .engines import ENGINES
 from .errors import CheckpointError, ConfigError, DataError, TrainingDiverged
-from .model import RNNLM
-from .train import EpochPosition, check_hyperparameters, evaluate, predict, train_epoch
+from .model import model_from_config
+from .train import TRAIN_DEFAULTS, check_hyperparameters, evaluate, predict, train_epoch
 
-EXIT_DIVERGED = 3                              # beside book.EXIT_ERROR (2) and EXIT_INTERRUPTED (130)
-CONFIG_KEYS = ("cell", "nonlinearity", "layers", "hidden", "epochs", "lr", "theta", "batch_size", "num_steps",
-               "random_iter", "corpus", "max_tokens", "tokens", "charset", "seed", "init", "dtype",
-               "val_fraction", "engine", "embedding")
+# The config of a run, as its checkpoint keeps it: the model's keys (model.MODEL_DEFAULTS) and these.
+RUN_KEYS = ("epochs", "lr", "theta", "batch_size", "num_steps", "random_iter", "corpus", "max_tokens", "tokens",
+            "charset", "val_fraction")
 
 
 class Interrupted(Exception):
@@ -45,19 +45,6 @@ class Interrupted(Exception):
 # ----------------------------------------------------------------------------------------------
 # train
 # ----------------------------------------------------------------------------------------------
-
-def prepare_out_dir(path):
-    """Create the output folder and prove it can be written, before any training starts."""
-    path = Path(path)
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".write-test"
-        probe.write_bytes(b"ok")
-        probe.unlink()
-    except OSError as e:
-        raise ConfigError(f"output directory {str(path)!r} cannot be written: {e.strerror or e}") from None
-    return path
-
 
 def split_validation(corpus, fraction, num_steps):
     """The tail of the corpus (a fraction of its tokens) is held out for validation."""
@@ -72,37 +59,13 @@ def split_validation(corpus, fraction, num_steps):
     return corpus[:-n_val], corpus[-n_val:]
 
 
-def model_from_config(config, vocab_size, device="cpu", engine="auto"):
-    """The RNNLM a run's config describes (fresh weights, drawn from the config's seed)."""
-    return RNNLM(vocab_size, config["hidden"], config["layers"], config["cell"], nonlinearity=config["nonlinearity"],
-                 device=device, dtype=config["dtype"], init=config["init"], seed=config["seed"], engine=engine,
-                 embedding_dim=config.get("embedding"))
-
-
-def weights_in(arrays):
-    """The weight arrays of a checkpoint (without the carried hidden state `state.*`)."""
-    return {k: v for k, v in arrays.items() if not k.startswith("state.")}
-
-
-def build(config, device, engine="auto"):
+def build(config, device):
     """Corpus, vocabulary, train/validation split, data loader and model from a run's config."""
     corpus, vocab = load_corpus(config["corpus"], max_tokens=config["max_tokens"], token=config["tokens"],
                                 charset=config["charset"])
     train, val = split_validation(corpus, config["val_fraction"], config["num_steps"])
     loader = SeqDataLoader(train, config["batch_size"], config["num_steps"], config["random_iter"], config["seed"])
-    return vocab, loader, val, model_from_config(config, len(vocab), device, engine)
-
-
-def model_from_checkpoint(arrays, manifest, device="cpu"):
-    """A model with a checkpoint's config and weights (shapes checked key by key)."""
-    config = manifest["config"]
-    try:
-        vocab = Vocab(idx_to_token=manifest["vocab"], token=config["tokens"])
-        model = model_from_config(config, len(vocab), device, engine="reference")
-    except (KeyError, TypeError) as e:
-        raise CheckpointError(f"checkpoint manifest is missing or has a bad config entry ({e})") from None
-    model.load_state_dict(weights_in(arrays))
-    return model, vocab
+    return vocab, loader, val, model_from_config(config, len(vocab), device)
 
 
 def write_metrics(out, history):
@@ -111,9 +74,7 @@ def write_metrics(out, history):
     writer = csv.DictWriter(buf, fieldnames=["epoch", "train_perplexity", "val_perplexity", "tokens_per_s", "elapsed_s"])
     writer.writeheader()
     writer.writerows(history)
-    tmp = out / ".metrics.csv.tmp"
-    tmp.write_text(buf.getvalue())
-    os.replace(tmp, out / "metrics.csv")
+    atomic_write(out / "metrics.csv", lambda f: f.write(buf.getvalue().encode()))
 
 
 def plot_perplexity(out, history):
@@ -132,26 +93,25 @@ def plot_perplexity(out, history):
     ax.grid(True, alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    tmp = out / ".perplexity.png.tmp"
-    fig.savefig(tmp, format="png")
+    atomic_write(out / "perplexity.png", lambda f: fig.savefig(f, format="png"))
     plt.close(fig)
-    os.replace(tmp, out / "perplexity.png")
 
 
 def config_from_args(args):
-    config = {key: getattr(args, key) for key in CONFIG_KEYS if hasattr(args, key)}
+    """A new run's config: the model's part (cmdline.model_config) and RUN_KEYS."""
+    config = {**model_config(args), **{key: getattr(args, key) for key in RUN_KEYS}}
     config["max_tokens"] = max_tokens_of(args)
     config["corpus"] = [str(Path(c).resolve()) for c in args.corpus] if args.corpus else None
-    config["epochs"] = args.epochs or 500
+    config["epochs"] = args.epochs or TRAIN_DEFAULTS["epochs"]
     return config
 
 
 def cmd_train(args):
     if args.resume:
         out = Path(args.resume)
-        arrays, manifest = load_checkpoint(out / "last.npz")
+        arrays, manifest = load_run(out / "last.npz")
         config = manifest["config"]
-        if args.epochs:
+        if args.epochs:                                               # None unless --epochs was given
             config["epochs"] = args.epochs
     else:
         arrays, manifest, config = None, None, config_from_args(args)
@@ -159,7 +119,7 @@ def cmd_train(args):
     check_hyperparameters(config["lr"], config["epochs"], config["theta"])
     out = prepare_out_dir(out)
     device = resolve_device(args.device)
-    vocab, loader, val, model = build(config, device, config.get("engine", "auto"))
+    vocab, loader, val, model = build(config, device)
 
     epoch, position, history, best = 0, None, [], math.inf
     if manifest is not None:
@@ -170,11 +130,7 @@ def cmd_train(args):
         loader.rng.bit_generator.state = manifest["loader_rng"]
         epoch, history = manifest["epoch"], manifest["history"]
         best = manifest["best_val"] if manifest["best_val"] is not None else math.inf
-        if manifest["batch"] > 0:                                     # stopped inside an epoch
-            state = [tuple(model.xp.asarray(arrays[f"state.l{k}.{j}"]) for j in range(len(s)))
-                     for k, s in enumerate(model.begin_state(1))] if not config["random_iter"] else None
-            position = EpochPosition(manifest["batch"], state, model.dtype.type(manifest["loss_sum"]),
-                                     manifest["tokens"], manifest["seconds"])
+        position = position_in(arrays, manifest, model)               # None unless stopped inside an epoch
         if epoch >= config["epochs"]:
             print(f"{out} already has {epoch} epochs; ask for more with --epochs N")
             return
@@ -185,17 +141,8 @@ def cmd_train(args):
           + f", vocabulary {len(vocab)}, {device_name(device)}; writing to {out}")
 
     def checkpoint(path, epoch_done, pos=None, loader_rng=None):
-        arrays_out = model.state_dict()
-        if pos is not None and pos.state is not None:
-            for k, s in enumerate(pos.state):
-                for j, a in enumerate(s):
-                    arrays_out[f"state.l{k}.{j}"] = np.asarray(a.get() if hasattr(a, "get") else a)
-        save_checkpoint(path, arrays_out, dict(
-            config=config, vocab=vocab.idx_to_token, epoch=epoch_done, batch=pos.batch if pos else 0,
-            loss_sum=float(pos.loss_sum) if pos else 0.0, tokens=pos.tokens if pos else 0,
-            seconds=pos.seconds if pos else 0.0,
-            loader_rng=loader_rng or loader.rng.bit_generator.state,
-            history=history, best_val=None if best == math.inf else best))
+        save_run(path, model, vocab, config, epoch_done, loader_rng or loader.rng.bit_generator.state, history,
+                 best, pos)
 
     stop = {"requested": False}
 
@@ -272,7 +219,7 @@ def cmd_generate(args):
     folder = Path(args.from_dir)
     path = folder if folder.is_file() else folder / ("best.npz" if args.checkpoint == "best" and
                                                      (folder / "best.npz").exists() else "last.npz")
-    arrays, manifest = load_checkpoint(path)
+    arrays, manifest = load_run(path)
     model, vocab = model_from_checkpoint(arrays, manifest)
     print(predict(args.prefix, args.length, model, vocab, temperature=args.temperature, seed=args.seed))
 
@@ -314,7 +261,8 @@ def build_parser():
 
     t = sub.add_parser("train", help="train a language model on text files", formatter_class=defaults,
                        description="Train a character (or word) language model with truncated BPTT.")
-    add_training_arguments(t, dict(cell="lstm", layers=2, hidden=256, lr=2.0, init="pytorch", epochs=None))
+    add_training_arguments(t, dict(lr=2.0, epochs=None))     # the book's deep LSTM; epochs: TRAIN_DEFAULTS
+    # (None here tells a resume whether --epochs was given)
     t.add_argument("--tokens", choices=("char", "word"), default="char", help="character or word tokens")
     t.add_argument("--charset", choices=("book", "wide"), default="book",
                    help="book: letters only, lower case (the book's preprocessing); wide: keep every character")
@@ -340,26 +288,22 @@ def build_parser():
     g.set_defaults(func=cmd_generate)
 
     c = sub.add_parser("gradcheck", help="finite differences against the hand-written backward", formatter_class=defaults)
-    c.add_argument("--cell", choices=("rnn", "gru", "lstm"), default="lstm")
-    c.add_argument("--nonlinearity", choices=("tanh", "relu"), default="tanh")
-    c.add_argument("--layers", type=positive_int, default=2)
+    add_model_arguments(c, dict(hidden=5))
     c.add_argument("--random-iter", action="store_true")
-    c.add_argument("--engine", choices=("reference", "fast"), default="reference")
+    c.add_argument("--engine", choices=ENGINES, default="reference")
     c.add_argument("--vocab", type=positive_int, default=7)
-    c.add_argument("--hidden", type=positive_int, default=5)
     c.add_argument("--batch-size", type=positive_int, default=3)
     c.add_argument("--num-steps", type=positive_int, default=4)
     c.add_argument("--seed", type=int, default=0)
     c.set_defaults(func=cmd_gradcheck)
 
     d = sub.add_parser("diagnose", help="picture vanishing and exploding gradients (RNN vs GRU vs LSTM)",
-                       formatter_class=defaults, description=__import__("scratchrnn.diagnose").diagnose.__doc__)
-    from . import diagnose
+                       formatter_class=defaults, description=diagnose.__doc__)
     diagnose.add_arguments(d)
     d.set_defaults(func=diagnose.main)
 
     s = sub.add_parser("selftest", help="check the CUDA kernels (on the GPU, or built for the host)")
-    s.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
+    s.add_argument("--device", choices=DEVICES, default="auto")
     s.set_defaults(func=cmd_selftest)
     return p
 

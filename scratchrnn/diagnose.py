@@ -11,37 +11,40 @@ Draws:
                              how much of a gradient survives k steps back (BPTT's product of Jacobians)
   grad_norm.png       the global gradient norm before clipping, for every training step, beside theta
 """
-import argparse
-import math
 from pathlib import Path
 
 import numpy as np
 
 from . import output
+from .cmdline import OneLineParser, positive_float, positive_int, prepare_out_dir, with_one_line_errors
 from .data import SeqDataLoader, load_corpus
+from .engines.reference import ReferenceEngine
+from .errors import ConfigError
 from .model import RNNLM
-from .train import train_epoch
+from .train import check_hyperparameters, train_epoch
 
 CELLS = (("tanh RNN", "rnn"), ("GRU", "gru"), ("LSTM", "lstm"))
 
 
 def last_step_gradient_flow(model, X, Y):
-    """||dL_T/dH_t|| for every layer and step t, where L_T is the loss at the final time step only."""
+    """||dL_T/dH_t|| for every layer and step t, where L_T is the loss at the final time step only
+    (the reference engine's backward, handed a dlogits that is zero but for the last step)."""
     model.trace_gradient_flow = True
-    logits, _, cache = model.forward(X, model.begin_state(X.shape[1]))
+    reference = ReferenceEngine(model)
+    logits, _, cache = reference.forward_with_cache(X, model.begin_state(X.shape[1]))
     y = Y.reshape(-1)
     _, P = output.softmax_cross_entropy(logits, y)
     dlogits = output.softmax_cross_entropy_backward(P, y)
     T, B = X.shape
     dlogits[:(T - 1) * B] = 0                    # rows are time-major: keep only the last step's rows
-    model.backward(cache, dlogits)
+    reference.backward(cache, dlogits)
     flow = model.gradient_flow
     model.trace_gradient_flow = False
     return flow
 
 
 def run(cells=CELLS, layers=2, hidden=128, epochs=60, lr=2.0, theta=1.0, batch_size=32, num_steps=35,
-        max_tokens=10000, seed=0, engine="auto", on_epoch=None):
+        max_tokens=10000, seed=0, engine="fast", on_epoch=None):
     """Train each cell; return {label: dict(flow_train, flow_last, norms, ppl, params)}."""
     corpus, vocab = load_corpus(max_tokens=max_tokens)
     results = {}
@@ -128,22 +131,20 @@ def format_table(header, rows):
 
 def add_arguments(p):
     p.add_argument("--out", default="scratchrnn-diagnose", help="folder for the PNGs")
-    p.add_argument("--layers", type=int, default=2)
-    p.add_argument("--hidden", type=int, default=128)
-    p.add_argument("--epochs", type=int, default=60)
-    p.add_argument("--lr", type=float, default=2.0)
-    p.add_argument("--theta", type=float, default=1.0)
-    p.add_argument("--num-steps", type=int, default=35)
+    p.add_argument("--layers", type=positive_int, default=2)
+    p.add_argument("--hidden", type=positive_int, default=128)
+    p.add_argument("--epochs", type=positive_int, default=60)
+    p.add_argument("--lr", type=positive_float, default=2.0)
+    p.add_argument("--theta", type=positive_float, default=1.0, help="gradient clipping threshold")
+    p.add_argument("--num-steps", type=positive_int, default=35)
     p.add_argument("--seed", type=int, default=0)
 
 
 def main(args):
-    from .cli import prepare_out_dir
+    check_hyperparameters(args.lr, args.epochs, args.theta)
+    if args.num_steps < 2:
+        raise ConfigError(f"--num-steps must be at least 2 for a gradient to flow back (got {args.num_steps})")
     out = prepare_out_dir(args.out)
-    if args.layers < 1 or args.hidden < 1 or args.epochs < 1 or args.num_steps < 2 or not args.lr > 0 \
-            or not math.isfinite(args.lr):
-        from .errors import ConfigError
-        raise ConfigError("--layers, --hidden, --epochs must be positive, --num-steps at least 2, --lr positive")
     results = run(layers=args.layers, hidden=args.hidden, epochs=args.epochs, lr=args.lr, theta=args.theta,
                   num_steps=args.num_steps, seed=args.seed,
                   on_epoch=lambda label, e, ppl: print(f"{label}: epoch {e}, perplexity {ppl:.2f}")
@@ -155,6 +156,6 @@ def main(args):
 
 
 if __name__ == "__main__":
-    p = argparse.ArgumentParser(description=__doc__)
-    add_arguments(p)
-    main(p.parse_args())
+    parser = OneLineParser(description=__doc__)
+    add_arguments(parser)
+    with_one_line_errors(main, parser.parse_args())

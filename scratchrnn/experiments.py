@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .book import OneLineParser, with_one_line_errors
+from .cmdline import OneLineParser, with_one_line_errors
 from .data import SeqDataLoader, load_corpus
 from .errors import TrainingDiverged
 from .model import RNNLM

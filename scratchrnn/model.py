@@ -1,9 +1,10 @@
 """The character language model: L stacked recurrent layers and a dense output layer.
 
-    tokens X (T, B) --layer 0--> Hs_0 (T, B, H) --layer 1--> ... --> Hs_{L-1} --dense--> logits (T*B, V)
+    tokens X (T, B) --layer 0--> Hs_0 (T, B, nh) --layer 1--> ... --> Hs_{L-1} --dense--> logits (T*B, V)
 
-Layer 0 reads one-hot vectors of the vocabulary, computed as a row gather of its W_xh (V, G*H);
-layer k > 0 reads the hidden states of layer k-1.
+Layer 0 reads one-hot vectors of the vocabulary, computed as a row gather of its W_xh (V, G*nh);
+layer k > 0 reads the hidden states of layer k-1. The model owns the parameters; an engine (engines/)
+computes the forward, the backward and the update with them.
 
 All parameters live in one flat buffer (and all gradients in another), with a named view for each:
 the update and the clipping are one operation over one array, and the memory layout is plain to see.
@@ -11,42 +12,44 @@ the update and the clipping are one operation over one array, and the memory lay
 Our names inside (W_xh, W_hh, b_xh, b_hh per layer; W_hq, b_q) are the math's; at the boundary
 `state_dict` / `load_state_dict` speak PyTorch's names and layouts, so weights move both ways:
 
-    rnn.weight_ih_l{k} = W_xh.T (G*H, in)     rnn.weight_hh_l{k} = W_hh.T (G*H, H)
-    rnn.bias_ih_l{k}   = b_xh   (G*H,)        rnn.bias_hh_l{k}   = b_hh   (G*H,)
-    fc.weight          = W_hq.T (V, H)        fc.bias            = b_q    (V,)
+    rnn.weight_ih_l{k} = W_xh.T (G*nh, ni)    rnn.weight_hh_l{k} = W_hh.T (G*nh, nh)
+    rnn.bias_ih_l{k}   = b_xh   (G*nh,)       rnn.bias_hh_l{k}   = b_hh   (G*nh,)
+    fc.weight          = W_hq.T (V, nh)       fc.bias            = b_q    (V,)
     embedding.weight   = E      (V, D)        (only with embedding_dim: a learnable embedding, embedding.py)
 """
 import math
-import zipfile
 from collections import OrderedDict
-from pathlib import Path
 
 import numpy as np
 
-from . import output
 from .backend import get_array_module, to_numpy
-from .cells import CELLS
-from .checkpoint import atomic_write
-from .embedding import embedding_backward, embedding_forward
+from .cells import CELLS, step_options
+from .engines import ENGINES, clipping_threshold, make_engine
 from .errors import CheckpointError, ConfigError
 
-NONLINEARITIES = ("tanh", "relu")
 INITS = ("pytorch", "normal")
-ENGINES = ("reference", "fast", "auto")
+DTYPES = ("float32", "float64")
+NONLINEARITIES = tuple(dict.fromkeys(n for cell in CELLS.values() for n in cell.NONLINEARITIES))
+# What a model is built from when nothing else is said (the book's deep LSTM): `model_from_config`, the
+# command line and the checkpoint manifest all read these, under these names.
+MODEL_DEFAULTS = dict(cell="lstm", nonlinearity="tanh", layers=2, hidden=256, init="pytorch", dtype="float32",
+                      seed=0, engine="fast", embedding=None)
 
 
 class RNNLM:
     """A deep recurrent language model trained by hand-written BPTT.
 
     cell: 'rnn' (tanh, or ReLU with nonlinearity='relu'), 'gru' or 'lstm'.
-    init: 'pytorch' (every weight and bias U(-1/sqrt(H), 1/sqrt(H)), PyTorch's default) or 'normal'
+    init: 'pytorch' (every weight and bias U(-1/sqrt(nh), 1/sqrt(nh)), PyTorch's default) or 'normal'
           (the book's scratch scheme: weights N(0, 0.01^2), biases 0).
-    engine: 'reference' (the readable cells in cells/), 'fast' (hoisted GEMMs and fused gate
-          kernels: Numba on the CPU, our CUDA on the GPU), or 'auto' (fast).
+    engine: 'fast' (hoisted GEMMs and fused step kernels: Numba on the CPU, our CUDA on the GPU) or
+          'reference' (the readable cells in cells/, layer after layer); see engines/.
+
+    The model owns the parameters (their names, layouts and initialisation); its engine computes with them.
     """
 
     def __init__(self, vocab_size, num_hiddens=256, num_layers=1, cell="lstm", nonlinearity="tanh",
-                 device="cpu", dtype="float32", init="pytorch", seed=0, engine="auto", embedding_dim=None):
+                 device="cpu", dtype="float32", init="pytorch", seed=0, engine="fast", embedding_dim=None):
         for name, value in (("vocab size", vocab_size), ("hidden size", num_hiddens),
                             ("number of layers", num_layers)):
             if not isinstance(value, (int, np.integer)) or value < 1:
@@ -55,17 +58,20 @@ class RNNLM:
             raise ConfigError(f"embedding size must be a positive integer (got {embedding_dim!r})")
         if cell not in CELLS:
             raise ConfigError(f"unknown cell {cell!r}; choose one of {', '.join(CELLS)}")
-        if nonlinearity not in NONLINEARITIES:
-            raise ConfigError(f"unknown nonlinearity {nonlinearity!r}; choose tanh or relu")
+        if nonlinearity not in CELLS[cell].NONLINEARITIES:
+            raise ConfigError(f"nonlinearity {nonlinearity!r} is not one of the {cell} cell's: "
+                              f"{', '.join(CELLS[cell].NONLINEARITIES)}")
         if init not in INITS:
             raise ConfigError(f"unknown init {init!r}; choose one of {', '.join(INITS)}")
         if engine not in ENGINES:
             raise ConfigError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+        if str(dtype) not in DTYPES:
+            raise ConfigError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
         self.vocab_size, self.num_hiddens, self.num_layers = int(vocab_size), int(num_hiddens), int(num_layers)
         self.cell_name, self.nonlinearity, self.init, self.device = cell, nonlinearity, init, device
         self.embedding_dim = None if embedding_dim is None else int(embedding_dim)   # None: one-hot input
         self.cell = CELLS[cell]
-        self.cell_options = {"nonlinearity": nonlinearity} if cell == "rnn" else {}
+        self.step_options = step_options(self.cell, nonlinearity)      # {"relu": ...} for the RNN
         self.xp = get_array_module(device)
         self.dtype = np.dtype(dtype)
 
@@ -82,34 +88,32 @@ class RNNLM:
             self.grads[name] = self.flat_grads[offset:offset + size].reshape(shape)
             offset += size
         self.initialize(seed)
-
-        if engine == "reference":
-            self.engine = None
-        else:
-            from .fast import make_engine
-            self.engine = make_engine(self)
-        self.engine_name = "reference" if self.engine is None else self.engine.name
+        self.engine = make_engine(self, engine)
         # Diagnostics: when True, every backward stores ||dL/dH_t|| for each layer and time step in
         # self.gradient_flow, an array (L, T) (row 0 is the bottom layer, column 0 the first step).
         self.trace_gradient_flow = False
         self.gradient_flow = None
+
+    @property
+    def engine_name(self):
+        return self.engine.name
 
     # ------------------------------------------------------------------------------------------
     # Parameters
     # ------------------------------------------------------------------------------------------
 
     def parameter_shapes(self):
-        V, H, G = self.vocab_size, self.num_hiddens, self.cell.GATES
+        V, nh, G = self.vocab_size, self.num_hiddens, self.cell.GATES
         shapes = OrderedDict()
         if self.embedding_dim:
             shapes["E"] = (V, self.embedding_dim)                   # learnable embedding (embedding.py)
         for k in range(self.num_layers):
-            n_in = (self.embedding_dim or V) if k == 0 else H
-            shapes[f"l{k}.W_xh"] = (n_in, G * H)
-            shapes[f"l{k}.W_hh"] = (H, G * H)
-            shapes[f"l{k}.b_xh"] = (G * H,)
-            shapes[f"l{k}.b_hh"] = (G * H,)
-        shapes["W_hq"] = (H, V)
+            ni = (self.embedding_dim or V) if k == 0 else nh
+            shapes[f"l{k}.W_xh"] = (ni, G * nh)
+            shapes[f"l{k}.W_hh"] = (nh, G * nh)
+            shapes[f"l{k}.b_xh"] = (G * nh,)
+            shapes[f"l{k}.b_hh"] = (G * nh,)
+        shapes["W_hq"] = (nh, V)
         shapes["b_q"] = (V,)
         return shapes
 
@@ -137,71 +141,29 @@ class RNNLM:
         return int(self.flat_params.size)
 
     def begin_state(self, batch_size):
-        """Zero initial state: a list over layers of the cell's state tuple ((H,) or (H, C)), each (B, H)."""
+        """Zero initial state: a list over layers of the cell's STATE tuple ((H,) or (H, C)), each (B, nh)."""
         return [self.cell.zero_state(batch_size, self.num_hiddens, self.xp, self.dtype)
                 for _ in range(self.num_layers)]
 
     # ------------------------------------------------------------------------------------------
-    # Forward and backward through the whole network (the reference engine)
+    # Computing: everything goes through the engine (engines/__init__.py has the interface)
     # ------------------------------------------------------------------------------------------
 
     def forward(self, X, state):
-        """X: (T, B) token ids; state from `begin_state`. -> logits (T*B, V), final state, cache."""
-        layer_input, caches, new_state = X, [], []
-        if self.embedding_dim:
-            layer_input = embedding_forward(self.params["E"], X)              # (T, B, D)
-        for k in range(self.num_layers):
-            Hs, s, cache = self.cell.forward(self.layer_params(k), layer_input, state[k], **self.cell_options)
-            caches.append(cache)
-            new_state.append(s)
-            layer_input = Hs                                                 # (T, B, H)
-        T, B, H = layer_input.shape
-        H_top = layer_input.reshape(T * B, H)                               # time-major rows
-        logits = output.dense_forward(H_top, self.params["W_hq"], self.params["b_q"])
-        return logits, new_state, (caches, H_top, (T, B), X)
+        """X: (T, B) token ids on this model's device. -> logits (T*B, V), final state. No gradient."""
+        return self.engine.forward(X, state)
 
-    def backward(self, cache, dlogits, dstate=None):
-        """Fill self.grads from dloss/dlogits; dstate: gradient reaching the final state (None: zero,
-        which is what truncated BPTT means). Returns the gradient with respect to the initial state."""
-        caches, H_top, (T, B), X = cache
-        dH, dW_hq, db_q = output.dense_backward(H_top, self.params["W_hq"], dlogits)
-        self.grads["W_hq"][...] = dW_hq
-        self.grads["b_q"][...] = db_q
-        dHs = dH.reshape(T, B, self.num_hiddens)
-        dstate0 = [None] * self.num_layers
-        traces = [[] if self.trace_gradient_flow else None for _ in range(self.num_layers)]
-        for k in reversed(range(self.num_layers)):
-            dX, dstate0[k], grads = self.cell.backward(
-                self.layer_params(k), dHs, caches[k], None if dstate is None else dstate[k], trace=traces[k])
-            for name, g in grads.items():
-                self.grads[f"l{k}.{name}"][...] = g
-            dHs = dX                                                         # to the layer below
-        if self.embedding_dim:
-            self.grads["E"][...] = embedding_backward(self.params["E"], X, dHs)
-        if self.trace_gradient_flow:
-            self.gradient_flow = np.array([trace[::-1] for trace in traces])    # (L, T), time forwards
-        return dstate0
-
-    def loss_and_grad(self, X, Y, state):
-        """One chunk of truncated BPTT. X, Y: (T, B) ids on this model's device.
-        -> (mean loss as a 0-d device array, final state, dloss/dinitial state). Fills self.grads."""
-        if self.engine is not None:
-            return self.engine.loss_and_grad(X, Y, state)
-        logits, new_state, cache = self.forward(X, state)
-        y = Y.reshape(-1)                                                    # time-major, as logits
-        loss, P = output.softmax_cross_entropy(logits, y)
-        dstate0 = self.backward(cache, output.softmax_cross_entropy_backward(P, y))
-        return loss, new_state, dstate0
+    def loss_and_grad(self, X, Y, state, dstate=None):
+        """One chunk of BPTT. X, Y: (T, B) ids on this model's device; dstate: a gradient reaching the
+        final state (None: zero, truncated BPTT). -> (mean loss as a 0-d device array, final state,
+        dloss/dinitial state). Fills self.grads."""
+        return self.engine.loss_and_grad(X, Y, state, dstate)
 
     def clip_and_sgd(self, lr, theta):
-        """Global-norm clipping then SGD, over the flat buffers. Returns the norm before clipping."""
-        if self.engine is not None:
-            return self.engine.clip_and_sgd(lr, theta)
-        xp = self.xp
-        norm = xp.sqrt((self.flat_grads * self.flat_grads).sum())
-        scale = xp.minimum(1.0, theta / (norm + 1e-12)) if theta is not None else 1.0
-        self.flat_params -= (lr * scale) * self.flat_grads
-        return norm
+        """Global-norm clipping at theta (None: none; the rule: engines.clipping_threshold), then SGD, over
+        the flat buffers. Returns the gradient norm before clipping (a 0-d device array)."""
+        clipping_threshold(theta)                       # a theta that makes no sense stops here, in every engine
+        return self.engine.clip_and_sgd(lr, theta)
 
     # ------------------------------------------------------------------------------------------
     # PyTorch names at the boundary
@@ -252,26 +214,10 @@ class RNNLM:
         for ours, value in values.items():
             self.params[ours][...] = self.xp.asarray(value, dtype=self.dtype)
 
-    def save_weights(self, path):
-        """Write the state dict to an .npz file atomically (temporary file, fsync, rename)."""
-        atomic_save_npz(path, self.state_dict())
 
-    def load_weights(self, path):
-        self.load_state_dict(load_npz(path))
-
-
-def atomic_save_npz(path, arrays):
-    """np.savez, written atomically (see checkpoint.atomic_write)."""
-    atomic_write(path, lambda f: np.savez(f, **arrays))
-
-
-def load_npz(path):
-    """Read every array of an .npz file (no pickle: opening a file from elsewhere runs no code)."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"weights file {str(path)!r} does not exist")
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            return {key: f[key] for key in f.files}
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as e:
-        raise CheckpointError(f"weights file {str(path)!r} is truncated or corrupted ({e})") from None
+def model_from_config(config, vocab_size, device="cpu"):
+    """The one way a model is built from a run's config (the command line, the examples, checkpoints): the
+    keys of MODEL_DEFAULTS, each defaulting to its value there. Fresh weights, drawn from the config's seed."""
+    c = {**MODEL_DEFAULTS, **{k: v for k, v in config.items() if k in MODEL_DEFAULTS}}
+    return RNNLM(vocab_size, c["hidden"], c["layers"], c["cell"], nonlinearity=c["nonlinearity"], device=device,
+                 dtype=c["dtype"], init=c["init"], seed=c["seed"], engine=c["engine"], embedding_dim=c["embedding"])

@@ -1,6 +1,7 @@
 """GPU self-test: python -m scratchrnn.selftest --device gpu
 
-1. every CUDA kernel, launched through ops.py, against its Numba/NumPy twin on the same inputs;
+1. every CUDA kernel, launched through ops.py, on the same inputs as its twin: a cell's step kernels
+   against the cell's NumPy step function, the others against their Numba twins;
 2. full training steps of the deep LSTM and a GRU with the CUDA engine against the CPU reference;
 3. the float64 finite-difference gradient check run on the device;
 4. tokens/s of the book's deep LSTM training step (2 x 256, batch 32, 35 steps, clipping, SGD),
@@ -10,39 +11,57 @@
 CI exercises this very file.
 """
 import argparse
+import inspect
 import sys
 import time
 
 import numpy as np
 
-from .backend import device_name, get_array_module, resolve_device
+from .backend import DEVICES, device_name, get_array_module, resolve_device
+from .cells import CELLS, step_options, step_shapes
+from .cmdline import EXIT_ERROR, OneLineParser
+from .engines import numba_kernels
 from .errors import ScratchRNNError
-from .fast import numba_kernels
 from .gradcheck import check_model, relative_error
 from .model import RNNLM
 from .train import detach
 
 TOL = {"float32": 1e-5, "float64": 1e-12}
 
-# For each kernel: its arguments as (role, shape) with role in / out / inout / ids / int;
-# shapes use B = batch, n = hidden, N = rows, V = vocabulary.
-B, n, N, V = 7, 300, 45, 28
-KERNEL_ARGS = {
-    "lstm_forward": [("in", (B, 4 * n)), ("in", (B, 4 * n)), ("in", (4 * n,)), ("in", (B, n)),
-                     ("out", (B, 4 * n)), ("out", (B, n)), ("out", (B, n))],
-    "lstm_backward": [("in", (B, n)), ("in", (B, n)), ("inout", (B, n)), ("gates", (B, 4 * n)), ("in", (B, n)),
-                      ("in", (B, n)), ("out", (B, 4 * n))],
-    "gru_forward": [("in", (B, 3 * n)), ("in", (B, 3 * n)), ("in", (3 * n,)), ("in", (B, n)),
-                    ("out", (B, 3 * n)), ("out", (B, n)), ("out", (B, n))],
-    "gru_backward": [("in", (B, n)), ("in", (B, n)), ("inout", (B, n)), ("gates", (B, 3 * n)), ("in", (B, n)),
-                     ("in", (B, n)), ("out", (B, 3 * n)), ("out", (B, 3 * n))],
-    "rnn_forward": [("in", (B, n)), ("in", (B, n)), ("in", (n,)), ("out", (B, n)), ("int", 0)],
-    "rnn_backward": [("in", (B, n)), ("in", (B, n)), ("in", (B, n)), ("out", (B, n)), ("int", 1)],
-    "gather_rows_bias": [("in", (V, 4 * n)), ("ids", (N,)), ("in", (4 * n,)), ("out", (N, 4 * n))],
-    "scatter_add_rows": [("inout", (V, 4 * n)), ("ids", (N,)), ("in", (N, 4 * n))],
+# Sizes of the kernel checks: B batch, nh hidden (B * nh crosses a block of 256), N rows, V vocabulary.
+B, nh, N, V = 7, 300, 45, 28
+# The kernels that are not a cell's step: their arguments as (role, shape), role in / out / inout / ids /
+# float; checked against their Numba twins, which the tests hold to NumPy.
+OTHER_KERNELS = {
+    "gather_rows_bias": [("in", (V, 4 * nh)), ("ids", (N,)), ("in", (4 * nh,)), ("out", (N, 4 * nh))],
+    "scatter_add_rows": [("inout", (V, 4 * nh)), ("ids", (N,)), ("in", (N, 4 * nh))],
     "softmax_xent": [("inout", (N, V)), ("ids", (N,)), ("out", (N,))],
     "clip_sgd": [("inout", (100_003,)), ("in", (100_003,)), ("float", 0.5), ("float", 1.0)],
 }
+
+
+def step_cases():
+    """(cell, nonlinearity, kernel name, step function) for every cell's two step kernels and every
+    nonlinearity the cell has: what the step kernels are held to, found on the cell modules."""
+    for cell in CELLS.values():
+        for nonlinearity in cell.NONLINEARITIES:
+            yield cell, nonlinearity, cell.FORWARD_KERNEL, cell.step_forward
+            yield cell, nonlinearity, cell.BACKWARD_KERNEL, cell.step_backward
+
+
+def step_arguments(cell, function, nonlinearity, batch, hidden, dtype, rng):
+    """Random host arguments for a step function (and so for its kernels), by parameter name:
+    arrays of cells.step_shapes; gate values inside (0, 1), as gates are; the step options."""
+    shapes, options = step_shapes(cell, batch, hidden), step_options(cell, nonlinearity)
+    args = []
+    for name in inspect.signature(function).parameters:
+        if name in options:
+            args.append(options[name])
+        elif name == "gates":
+            args.append(rng.uniform(0.05, 0.95, shapes[name]).astype(dtype))
+        else:
+            args.append(rng.standard_normal(shapes[name]).astype(dtype))
+    return args
 
 
 def device_ops(device, dtype):
@@ -54,16 +73,24 @@ def device_ops(device, dtype):
 
 
 def check_kernels(device, dtype, report):
+    """Every cell's step kernels against the cell's NumPy step function (the one home of its equations),
+    the other kernels against their Numba twins; the same arguments for both, every array compared."""
     ops, xp = device_ops(device, dtype)
     rng = np.random.default_rng(0)
-    for name, spec in KERNEL_ARGS.items():
+    for cell, nonlinearity, name, function in step_cases():
+        host = step_arguments(cell, function, nonlinearity, B, nh, dtype, rng)
+        dev = [xp.asarray(a) if isinstance(a, np.ndarray) else a for a in host]
+        function(*host)
+        getattr(ops, name)(*dev)
+        worst = max(relative_error(d, h) for d, h in zip(dev, host) if isinstance(h, np.ndarray))
+        report(f"kernel {name}{' (' + nonlinearity + ')' if len(cell.NONLINEARITIES) > 1 else ''} vs "
+               f"step function ({dtype})", worst, TOL[dtype])
+    for name, spec in OTHER_KERNELS.items():
         host = []
         for role, shape in spec:
             if role == "ids":
                 host.append(rng.integers(0, V, shape))
-            elif role == "gates":                                      # gate values live in (0, 1)
-                host.append(rng.uniform(0.05, 0.95, shape).astype(dtype))
-            elif role in ("int", "float"):
+            elif role == "float":
                 host.append(shape)
             else:
                 host.append(rng.standard_normal(shape).astype(dtype))
@@ -72,7 +99,7 @@ def check_kernels(device, dtype, report):
         getattr(ops, name)(*dev)
         getattr(numba_kernels, name)(*twin)
         worst = max(relative_error(d, t) for (role, _), d, t in zip(spec, dev, twin) if role in ("out", "inout"))
-        report(f"kernel {name} ({dtype})", worst, TOL[dtype])
+        report(f"kernel {name} vs Numba twin ({dtype})", worst, TOL[dtype])
 
 
 def check_training(device, report):
@@ -83,7 +110,7 @@ def check_training(device, report):
         ref = RNNLM(len(vocab), 64, layers, cell, dtype="float64", engine="reference", seed=1)
         dev = RNNLM(len(vocab), 64, layers, cell, dtype="float64", engine="fast", seed=1, device=device)
         if device == "cpu":
-            from .fast import use_host_cuda_kernels
+            from .engines import use_host_cuda_kernels
             use_host_cuda_kernels(dev)
         worst = 0.0
         s_ref = s_dev = None
@@ -101,8 +128,8 @@ def check_training(device, report):
 
 
 def check_gradients(device, report):
-    from .fast import use_host_cuda_kernels
-    for cell in ("rnn", "gru", "lstm"):
+    from .engines import use_host_cuda_kernels
+    for cell in CELLS:
         if device == "gpu":
             results = check_model(cell, 2, engine="fast", device="gpu")
         else:
@@ -116,7 +143,7 @@ def time_deep_lstm(device, steps=50):
     xp = get_array_module(device)
     model = RNNLM(28, 256, 2, "lstm", device=device, engine="fast")
     if device == "cpu":
-        from .fast import use_host_cuda_kernels
+        from .engines import use_host_cuda_kernels
         use_host_cuda_kernels(model)
         steps = 2
     rng = np.random.default_rng(0)
@@ -162,8 +189,8 @@ def time_torch_cudnn(steps=50):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
+    parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", choices=DEVICES, default="auto")
     args = parser.parse_args(argv)
     failures = []
 
@@ -189,7 +216,7 @@ def main(argv=None):
                                            else f"{theirs:,.0f} tokens/s (ours / cuDNN = {ours / theirs:.2f})"))
     except ScratchRNNError as e:
         print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(EXIT_ERROR)
     print(f"{len(failures)} failed" if failures else "all checks passed")
     sys.exit(1 if failures else 0)
 

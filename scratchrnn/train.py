@@ -5,7 +5,7 @@ One epoch, for each minibatch (X, Y) of shape (B, T):
     state = begin_state(B)        if random sampling, or first minibatch   (re-initialise)
     state = detach(state)         otherwise (sequential partitioning)      (carry, cut the gradient)
     loss, state = forward/backward over the T steps                        (BPTT within the chunk)
-    g = g * min(1, theta / ||g||)                                          (global-norm clipping)
+    g = g * theta / ||g||   if ||g|| > theta                               (global-norm clipping)
     W = W - lr * g                                                         (SGD)
 
 Perplexity = exp(mean cross-entropy per token over the epoch).
@@ -17,7 +17,11 @@ import numpy as np
 
 from . import output
 from .backend import to_numpy
+from .engines import clipping_threshold
 from .errors import ConfigError, DataError, TrainingDiverged
+
+# The book's training recipe, read by the command line and the checkpoint's config under these names.
+TRAIN_DEFAULTS = dict(epochs=500, lr=1.0, theta=1.0, batch_size=32, num_steps=35, random_iter=False)
 
 
 def detach(state):
@@ -31,12 +35,12 @@ def detach(state):
 
 
 def check_hyperparameters(lr, num_epochs, theta=1.0):
+    """Before training: a learning rate, a number of epochs and a clipping threshold that make sense."""
     if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
         raise ConfigError(f"learning rate must be a positive finite number (got {lr!r})")
     if not (isinstance(num_epochs, int) and num_epochs >= 1):
         raise ConfigError(f"number of epochs must be a positive integer (got {num_epochs!r})")
-    if theta is not None and not (math.isfinite(theta) and theta > 0):
-        raise ConfigError(f"clipping threshold theta must be a positive finite number (got {theta!r})")
+    clipping_threshold(theta)
 
 
 class EpochPosition:
@@ -104,8 +108,8 @@ def train_epoch(model, train_iter, lr, theta=1.0, use_random_iter=False, on_step
 
 def evaluate(model, corpus, batch_size, num_steps):
     """Perplexity on held-out tokens: the text cut into `batch_size` rows read left to right in chunks
-    of `num_steps`, the state carried across chunks; forward only, no gradient, no update. The loss is
-    read once, at the end."""
+    of `num_steps`, the state carried across chunks; forward only (the model's engine, so as fast as
+    training), no gradient, no update. The loss is read once, at the end."""
     xp = model.xp
     rows = min(batch_size, (len(corpus) - 1) // num_steps)
     if rows < 1:
@@ -117,7 +121,7 @@ def evaluate(model, corpus, batch_size, num_steps):
     for i in range(0, (length // num_steps) * num_steps, num_steps):
         X = xp.asarray(np.ascontiguousarray(Xs[:, i:i + num_steps].T))
         Y = xp.asarray(np.ascontiguousarray(Ys[:, i:i + num_steps].T))
-        logits, state, _ = model.forward(X, state)
+        logits, state = model.forward(X, state)
         loss, _ = output.softmax_cross_entropy(logits, Y.reshape(-1))
         total, n = total + loss * X.size, n + X.size              # summed on the device
     return math.exp(float(total) / n)                                   # the one host sync
@@ -151,9 +155,9 @@ def predict(prefix, num_preds, model, vocab, temperature=0.0, seed=None):
     state = model.begin_state(1)
     outputs = [vocab[prefix[0]]]
 
-    def step(token):
-        logits, new_state, _ = model.forward(xp.asarray([[token]], dtype=np.int64), state)
-        return np.asarray(to_numpy(logits), dtype=np.float64)[0], new_state
+    def step(token):                                                      # the model's engine, forward only
+        logits, new_state = model.forward(xp.asarray([[token]], dtype=np.int64), state)
+        return np.array(to_numpy(logits)[0], dtype=np.float64), new_state
 
     for ch in prefix[1:]:                                                 # warm-up
         _, state = step(outputs[-1])

@@ -4,6 +4,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from standin_cupy import SyncCountingCupy, install_as_cupy, with_cuda_libraries
+
 
 @pytest.fixture
 def rng():
@@ -19,3 +21,40 @@ def load_script():
         spec.loader.exec_module(module)
         return module
     return load
+
+
+@pytest.fixture
+def stand_in_cupy(monkeypatch):
+    """SyncCountingCupy installed as `cupy`, with a device to name and the CUDA libraries it loads."""
+    import types
+    fake = SyncCountingCupy()
+    fake.cuda.Device = lambda *args: types.SimpleNamespace(id=0)
+    fake.cuda.runtime.getDeviceProperties = lambda i: {"name": b"stand-in GPU"}
+    return with_cuda_libraries(monkeypatch, install_as_cupy(monkeypatch, fake))
+
+
+@pytest.fixture
+def real_cupy():
+    """CuPy itself, imported before a stand-in takes its name (None where it is not installed)."""
+    try:
+        import cupy
+        import cupy.cuda.compiler  # noqa: F401 - imported here, as the loader imports it, before it steps aside
+        return cupy
+    except ImportError:
+        return None
+
+
+ENGINES = ["reference", "fast", "cuda-on-host"]
+
+
+@pytest.fixture(scope="session")
+def model_on():
+    """model_on(engine, *RNNLM args): a model on the reference engine, the fast engine (Numba), or the fast
+    engine with our CUDA kernels built for the host ('cuda-on-host')."""
+    from scratchrnn.engines import use_host_cuda_kernels
+    from scratchrnn.model import RNNLM
+
+    def make(engine, *args, **kwargs):
+        m = RNNLM(*args, engine="reference" if engine == "cuda-on-host" else engine, **kwargs)
+        return use_host_cuda_kernels(m) if engine == "cuda-on-host" else m
+    return make

@@ -2,7 +2,9 @@
 import numpy as np
 import pytest
 
+from conftest import ENGINES
 from scratchrnn.data import seq_data_iter_random, seq_data_iter_sequential
+from scratchrnn.errors import ConfigError
 from scratchrnn.gradcheck import relative_error
 from scratchrnn.model import RNNLM
 from scratchrnn.train import detach
@@ -45,23 +47,92 @@ def test_fast_engine_equals_reference(cell, nonlinearity, num_layers, random_ite
         state = detach(assert_same_step(ref, fast, X_t, Y_t, state, TOLERANCE[dtype]))
 
 
-@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
-def test_fast_update_equals_reference(cell, rng):
-    """Clipping and SGD over the flat buffers: same norm, same new weights."""
-    ref = RNNLM(9, 8, 2, cell, dtype="float64", engine="reference")
-    fast = RNNLM(9, 8, 2, cell, dtype="float64", engine="fast")
-    for theta in (1e-3, 1e6, None):
-        g = rng.standard_normal(ref.flat_grads.shape)
-        ref.flat_grads[...] = g
-        fast.flat_grads[...] = g
-        assert abs(float(ref.clip_and_sgd(0.5, theta)) - float(fast.clip_and_sgd(0.5, theta))) < 1e-10
-        np.testing.assert_allclose(ref.flat_params, fast.flat_params, rtol=1e-12, atol=1e-14)
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("num_layers", [1, 2])
+@pytest.mark.parametrize("cell, nonlinearity", CELLS, ids=["rnn-tanh", "rnn-relu", "gru", "lstm"])
+def test_a_gradient_reaching_the_final_state_continues_bptt(model_on, engine, cell, nonlinearity, num_layers, rng):
+    """dstate, in every engine: chunk 2's gradient at its initial state, handed to chunk 1's backward as the
+    gradient reaching chunk 1's final state, makes the two chunks' gradients add up to those of one backward
+    through both (the mean loss over 2T steps is the mean of the two chunks' losses)."""
+    V, H, B, T = 9, 6, 3, 4
+    m = model_on(engine, V, H, num_layers, cell, nonlinearity=nonlinearity, dtype="float64", seed=3)
+    X, Y = rng.integers(0, V, (2 * T, B)), rng.integers(0, V, (2 * T, B))
+    start = [tuple(rng.standard_normal(s.shape) for s in layer) for layer in m.begin_state(B)]
+    _, _, d_full = m.loss_and_grad(X, Y, start)
+    g_full = m.flat_grads.copy()
+    _, middle, _ = m.loss_and_grad(X[:T], Y[:T], start)
+    _, _, d2 = m.loss_and_grad(X[T:], Y[T:], detach(middle))
+    g2 = m.flat_grads.copy()
+    m.loss_and_grad(X[:T], Y[:T], start)                                     # truncated: nothing from chunk 2
+    g1_truncated = m.flat_grads.copy()
+    _, _, d1 = m.loss_and_grad(X[:T], Y[:T], start, dstate=d2)
+    g1 = m.flat_grads.copy()
+    assert relative_error((g1 + g2) / 2, g_full) < 1e-10
+    for a, b in zip(d1, d_full):
+        for x, y in zip(a, b):
+            assert relative_error(x / 2, y) < 1e-10
+    assert relative_error((g1_truncated + g2) / 2, g_full) > 1e-3           # and truncation does cut it
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_the_forward_alone_gives_the_logits_of_the_training_forward(model_on, engine, rng):
+    """Validation and generation run through the model's engine (forward only): the same logits and final
+    state as the reference's forward, for chunks of several shapes in turn (the fast engine keeps a
+    workspace per shape)."""
+    m = model_on(engine, 11, 8, 2, "gru", dtype="float64", seed=1)
+    ref = RNNLM(11, 8, 2, "gru", dtype="float64", seed=1, engine="reference")
+    for T, B in ((5, 3), (1, 1), (5, 3), (7, 2)):
+        X = rng.integers(0, 11, (T, B))
+        state = [tuple(rng.standard_normal(s.shape) for s in layer) for layer in m.begin_state(B)]
+        logits, final = m.forward(X, state)
+        logits_ref, final_ref = ref.forward(X, state)
+        assert logits.shape == (T * B, 11) and relative_error(logits, logits_ref) < 1e-12
+        assert relative_error(final[1][0], final_ref[1][0]) < 1e-12
+
+
+@pytest.mark.parametrize("gradient", ["random", "zero", "norm equal to theta", "one NaN"])
+@pytest.mark.parametrize("theta", [1e-3, 1.0, 1e6, None])
+def test_the_clipping_twins_agree_on_every_input(model_on, gradient, theta, rng):
+    """One rule (engines.clipping_threshold) in the three engines: the same norm, the same new weights."""
+    results = []
+    g = rng.standard_normal(RNNLM(9, 8, 2, "lstm").flat_grads.shape)
+    if gradient == "zero":
+        g[:] = 0
+    elif gradient == "norm equal to theta":
+        g *= (theta or 1.0) / np.linalg.norm(g)
+    elif gradient == "one NaN":
+        g[7] = np.nan
+    for engine in ENGINES:
+        m = model_on(engine, 9, 8, 2, "lstm", dtype="float64", seed=0)
+        m.flat_grads[...] = g
+        with np.errstate(invalid="ignore"):
+            norm = float(m.clip_and_sgd(0.5, theta))
+        results.append((norm, m.flat_params.copy()))
+    for norm, params in results[1:]:
+        np.testing.assert_allclose(norm, results[0][0], rtol=1e-12)
+        np.testing.assert_allclose(params, results[0][1], rtol=1e-12, atol=1e-14)
+    if gradient in ("zero", "norm equal to theta") or theta is None:   # not above theta: an unscaled step
+        fresh = RNNLM(9, 8, 2, "lstm", dtype="float64", seed=0).flat_params
+        np.testing.assert_allclose(results[0][1], fresh - 0.5 * g, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("theta", [0, -1.0, float("nan"), float("inf"), "1"])
+def test_a_threshold_that_makes_no_sense_is_refused_by_every_engine(model_on, engine, theta):
+    m = model_on(engine, 9, 8, 1, "rnn")
+    before = m.flat_params.copy()
+    with pytest.raises(ConfigError, match="clipping threshold theta must be a positive finite number"):
+        m.clip_and_sgd(0.5, theta)
+    np.testing.assert_array_equal(m.flat_params, before)
 
 
 def test_workspace_is_reused():
+    """A workspace per chunk shape, reused: the training shape survives validation and generation calls."""
     m = RNNLM(11, 8, 2, "lstm", engine="fast")
     X = np.zeros((6, 3), np.int64)
     m.loss_and_grad(X, X, m.begin_state(3))
-    ws = m.engine.ws
+    ws = m.engine.workspace(6, 3)
+    m.forward(np.zeros((1, 1), np.int64), m.begin_state(1))
+    m.forward(np.zeros((6, 2), np.int64), m.begin_state(2))
     m.loss_and_grad(X, X, m.begin_state(3))
-    assert m.engine.ws is ws
+    assert m.engine.workspace(6, 3) is ws and len(m.engine.workspaces) == 3

@@ -34,7 +34,7 @@ def test_last_step_loss_flow_starts_at_the_output_gradient(cell, rng):
     m = RNNLM(11, 8, 2, cell, dtype="float64", engine="reference", seed=2)
     X, Y = rng.integers(0, 11, (6, 3)), rng.integers(0, 11, (6, 3))
     flow = diagnose.last_step_gradient_flow(m, X, Y)
-    logits, _, _ = m.forward(X, m.begin_state(3))
+    logits, _ = m.forward(X, m.begin_state(3))
     _, P = output.softmax_cross_entropy(logits, Y.reshape(-1))
     dlogits = output.softmax_cross_entropy_backward(P, Y.reshape(-1))[-3:]      # step T's rows
     assert flow[-1, -1] == pytest.approx(np.linalg.norm(dlogits @ m.params["W_hq"].T), rel=1e-12)

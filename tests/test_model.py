@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from scratchrnn.checkpoint import load_weights, save_weights
 from scratchrnn.errors import CheckpointError, ConfigError
 from scratchrnn.gradcheck import relative_error
 from scratchrnn.model import RNNLM
@@ -28,8 +29,8 @@ def test_weights_round_trip_through_npz(tmp_path, cell, nonlinearity, rng):
     a = RNNLM(12, 8, 3, cell, nonlinearity=nonlinearity, seed=1)
     b = RNNLM(12, 8, 3, cell, nonlinearity=nonlinearity, seed=2)
     path = tmp_path / "w.npz"
-    a.save_weights(path)
-    b.load_weights(path)
+    save_weights(a, path)
+    load_weights(b, path)
     np.testing.assert_array_equal(a.flat_params, b.flat_params)
     X = rng.integers(0, 12, (5, 2))
     np.testing.assert_array_equal(a.forward(X, a.begin_state(2))[0], b.forward(X, b.begin_state(2))[0])
@@ -53,18 +54,21 @@ def test_load_errors_name_the_key(tmp_path):
         m.load_state_dict(d)
     np.testing.assert_array_equal(m.flat_params, before)       # a failed load changes nothing
     with pytest.raises(CheckpointError, match="does not exist"):
-        m.load_weights(tmp_path / "nope.npz")
+        load_weights(m, tmp_path / "nope.npz")
     bad = tmp_path / "bad.npz"
-    m.save_weights(bad)
+    save_weights(m, bad)
     bad.write_bytes(bad.read_bytes()[:200])
     with pytest.raises(CheckpointError, match="truncated or corrupted"):
-        m.load_weights(bad)
+        load_weights(m, bad)
 
 
 @pytest.mark.parametrize("kwargs, message", [
     (dict(vocab_size=0), "vocab size"), (dict(num_hiddens=-3), "hidden size"),
     (dict(num_layers=0), "number of layers"), (dict(cell="transformer"), "unknown cell"),
-    (dict(nonlinearity="sigmoid"), "unknown nonlinearity"), (dict(init="xavier"), "unknown init"),
+    (dict(nonlinearity="sigmoid"), "nonlinearity 'sigmoid' is not one of the lstm cell's: tanh"),
+    (dict(cell="gru", nonlinearity="relu"), "nonlinearity 'relu' is not one of the gru cell's"),
+    (dict(init="xavier"), "unknown init"), (dict(engine="auto"), "unknown engine 'auto'; choose one of reference, fast"),
+    (dict(dtype="float16"), "unknown dtype"),
 ])
 def test_bad_model_config(kwargs, message):
     args = dict(vocab_size=10, num_hiddens=4, num_layers=1)

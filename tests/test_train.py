@@ -5,7 +5,9 @@ import weakref
 import numpy as np
 import pytest
 
+from conftest import ENGINES
 from scratchrnn.data import SeqDataLoader, load_corpus
+from scratchrnn.engines.reference import ReferenceEngine
 from scratchrnn.errors import ConfigError, TrainingDiverged
 from scratchrnn.model import RNNLM
 from scratchrnn.train import check_hyperparameters, detach, predict, train_epoch
@@ -31,26 +33,46 @@ def test_clipping_bounds_the_norm_and_keeps_the_direction(engine, rng):
     np.testing.assert_allclose(m.flat_params, before - 0.1 * small, rtol=1e-15, atol=1e-16)  # unscaled
 
 
-def test_detaching_frees_the_previous_chunk_and_cuts_the_gradient(rng):
+def test_detaching_frees_the_previous_chunk(rng):
     m = RNNLM(9, 6, 2, "lstm", dtype="float64", engine="reference")
-    X1, Y1, X2, Y2 = (rng.integers(0, 9, (4, 3)) for _ in range(4))
-    logits, state1, cache1 = m.forward(X1, m.begin_state(3))
-    probe = weakref.ref(cache1[0][0][1][0][0])      # an array only chunk 1's cache holds (its H_0)
+    X1 = rng.integers(0, 9, (4, 3))
+    logits, state1, cache1 = ReferenceEngine(m).forward_with_cache(X1, m.begin_state(3))
+    probe = weakref.ref(cache1[0][0][1])            # an array only chunk 1's cache holds (layer 0's Hs)
     carried = detach(state1)
-    assert all(c is not s and not np.shares_memory(c, s) for a, b in zip(carried, state1) for c, s in zip(a, b))
+    assert all(not np.shares_memory(c, s) for a, b in zip(carried, state1) for c, s in zip(a, b))
     del logits, state1, cache1
     gc.collect()
     assert probe() is None                          # nothing of chunk 1 is kept alive
-    # The backward of chunk 2 stops at its initial state: its gradients are exactly those of a
-    # chunk 2 that started from the same numbers with no past at all.
-    m.loss_and_grad(X2, Y2, carried)
-    g_carried = m.flat_grads.copy()
-    m.loss_and_grad(X2, Y2, [tuple(np.array(s) for s in layer) for layer in carried])
-    np.testing.assert_array_equal(g_carried, m.flat_grads)
-    # ... and they differ from the gradient of chunks 1 and 2 backpropagated together.
-    both_X, both_Y = np.concatenate([X1, X2]), np.concatenate([Y1, Y2])
-    m.loss_and_grad(both_X, both_Y, m.begin_state(3))
-    assert not np.allclose(g_carried, m.flat_grads)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+def test_no_gradient_leaks_across_a_chunk_boundary(model_on, engine, cell, rng):
+    """Truncated BPTT as train_epoch runs it (sequential minibatches, the state carried and detached): the
+    gradient of its second step is chunk 2's own, not the one a backward through both chunks gives.
+    That one is computed too, through the whole sequence, and split: g_full_2 = 2 g_both - g_1 (the
+    mean loss over both chunks is the mean of the two), and what it sends into chunk 1 is non-zero. A
+    gradient leaking across the boundary would make step 2's gradient that full one."""
+    V, B, T = 9, 3, 5
+    m = model_on(engine, V, 6, 2, cell, dtype="float64", seed=4)
+    X, Y = rng.integers(0, V, (B, 2 * T)), rng.integers(0, V, (B, 2 * T))     # the loader's (B, T) layout
+    batches = [(X[:, :T], Y[:, :T]), (X[:, T:], Y[:, T:])]
+    grads = []
+    train_epoch(m, batches, lr=0.0, theta=None, on_step=lambda pos, norm: grads.append(m.flat_grads.copy()))
+    g_1, g_2 = grads                                                       # lr 0: the weights never moved
+    m.loss_and_grad(np.ascontiguousarray(X.T), np.ascontiguousarray(Y.T), m.begin_state(B))
+    g_full_2 = 2 * m.flat_grads - g_1                                      # dL_2/dw through both chunks
+    _, middle, _ = m.loss_and_grad(np.ascontiguousarray(X[:, :T].T), np.ascontiguousarray(Y[:, :T].T),
+                                   m.begin_state(B))
+    _, _, d_middle = m.loss_and_grad(np.ascontiguousarray(X[:, T:].T), np.ascontiguousarray(Y[:, T:].T),
+                                     detach(middle))
+    np.testing.assert_allclose(g_2, m.flat_grads, rtol=1e-12, atol=1e-15)  # chunk 2 alone, from the numbers
+    through_chunk_1 = g_full_2 - g_2
+    m.loss_and_grad(np.ascontiguousarray(X[:, :T].T), np.ascontiguousarray(Y[:, :T].T), m.begin_state(B),
+                    dstate=d_middle)                                       # chunk 1 walked back from chunk 2's
+    np.testing.assert_allclose(m.flat_grads - g_1, through_chunk_1, rtol=1e-9, atol=1e-12)
+    assert np.linalg.norm(through_chunk_1) > 1e-3 * np.linalg.norm(g_full_2)
+    assert np.linalg.norm(g_2 - g_full_2) > 1e-3 * np.linalg.norm(g_full_2)
 
 
 @pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])

@@ -7,7 +7,7 @@ lower case: 28 tokens) or a wider character set (every character kept, case and 
 A wider character set means a larger vocabulary and a harder prediction task; perplexities of the two
 are not comparable with each other (different vocabularies), only within a column of runs.
 """
-from scratchrnn.book import positive_int
+from scratchrnn.cmdline import positive_int
 from scratchrnn.data import load_corpus
 from scratchrnn.experiments import parser, run_exercise, table, train_run
 

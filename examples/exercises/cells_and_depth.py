@@ -5,7 +5,7 @@ it reached: training and validation perplexity (the last 10% of the text is held
 
     python examples/exercises/cells_and_depth.py [--seconds 15] [--hidden 128]
 """
-from scratchrnn.book import positive_float, positive_int
+from scratchrnn.cmdline import positive_float, positive_int
 from scratchrnn.data import load_corpus
 from scratchrnn.experiments import parser, run_exercise, table, train_run
 

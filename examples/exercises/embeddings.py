@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 
-from scratchrnn.book import positive_int
+from scratchrnn.cmdline import positive_int
 from scratchrnn.data import load_corpus
 from scratchrnn.embedding import embedding_backward, embedding_forward
 from scratchrnn.experiments import parser, run_exercise, table, train_run

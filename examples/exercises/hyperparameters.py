@@ -3,7 +3,7 @@ each varied around the book's deep-LSTM setting while the others stay fixed, sam
 
     python examples/exercises/hyperparameters.py [--epochs 40]
 """
-from scratchrnn.book import positive_int
+from scratchrnn.cmdline import positive_int
 from scratchrnn.data import load_corpus
 from scratchrnn.experiments import parser, run_exercise, table, train_run
 

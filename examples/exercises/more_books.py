@@ -12,7 +12,7 @@ such), which shows the mechanics but not the effect of other authors.
 """
 import numpy as np
 
-from scratchrnn.book import positive_int
+from scratchrnn.cmdline import positive_int
 from scratchrnn.data import TIME_MACHINE, Vocab, preprocess_book, read_text, tokenize
 from scratchrnn.experiments import parser, run_exercise, table, train_run
 

@@ -6,7 +6,7 @@ book's learning rate and at a larger one, and shows when training breaks.
 
     python examples/exercises/no_clipping.py [--epochs 100]
 """
-from scratchrnn.book import positive_int
+from scratchrnn.cmdline import positive_int
 from scratchrnn.data import load_corpus
 from scratchrnn.experiments import at, out_dir, parser, plot_curves, run_exercise, table, train_run
 

@@ -12,7 +12,7 @@ import tracemalloc
 
 import numpy as np
 
-from scratchrnn.book import positive_int
+from scratchrnn.cmdline import positive_int
 from scratchrnn.data import load_corpus, seq_data_iter_sequential
 from scratchrnn.experiments import out_dir, parser, plot_curves, run_exercise, table
 from scratchrnn.model import RNNLM

@@ -5,7 +5,7 @@ gradient grow without bound, so training leans on clipping much harder (or diver
 
     python examples/exercises/relu_rnn.py [--epochs 100]
 """
-from scratchrnn.book import positive_int
+from scratchrnn.cmdline import positive_int
 from scratchrnn.data import load_corpus
 from scratchrnn.experiments import at, out_dir, parser, plot_curves, run_exercise, table, train_run
 

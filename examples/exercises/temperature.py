@@ -9,7 +9,7 @@ softmax(logits / T) trades that for variety: T < 1 sharpens the distribution, T 
 import re
 from pathlib import Path
 
-from scratchrnn.book import positive_int
+from scratchrnn.cmdline import positive_int
 from scratchrnn.data import TIME_MACHINE, load_corpus, preprocess_book
 from scratchrnn.experiments import parser, run_exercise, table, train_run
 from scratchrnn.train import predict, prefix_tokens
@@ -22,10 +22,9 @@ args_p.add_argument("--prefix", default="the time traveller")
 
 def main(args):
     if args.from_dir:
-        from scratchrnn.checkpoint import load_checkpoint
-        from scratchrnn.cli import model_from_checkpoint
+        from scratchrnn.checkpoint import load_run, model_from_checkpoint
         folder = Path(args.from_dir)
-        arrays, manifest = load_checkpoint(folder / ("best.npz" if (folder / "best.npz").exists() else "last.npz"))
+        arrays, manifest = load_run(folder / ("best.npz" if (folder / "best.npz").exists() else "last.npz"))
         model, vocab = model_from_checkpoint(arrays, manifest)
     else:
         prefix_tokens(args.prefix, load_corpus()[1])          # a bad prefix stops here, before training

@@ -1,4 +1,4 @@
-"""Pieces every cell uses: the gate nonlinearities and the input projection with its backward."""
+"""Pieces every cell uses: the gate nonlinearity, the gate blocks, the input projection and its backward."""
 from ..backend import scatter_add_rows, xp_of
 
 
@@ -9,6 +9,12 @@ def sigmoid(x):
     return 0.5 * (xp.tanh(0.5 * x) + 1.0)
 
 
+def blocks(M, G):
+    """The G gate blocks of M (B, G*nh), as views (B, nh) in PyTorch's order: writing one writes M."""
+    nh = M.shape[-1] // G
+    return [M[..., k * nh:(k + 1) * nh] for k in range(G)]
+
+
 def is_tokens(X):
     """Integer input means token ids: a one-hot input that is never built as a matrix."""
     return X.dtype.kind in "iu"
@@ -16,7 +22,7 @@ def is_tokens(X):
 
 def project_input(X_t, W_xh):
     """X_t @ W_xh. For token ids (one-hot rows) it is the row gather W_xh[X_t]: the same numbers,
-    without multiplying by a matrix of zeros. X_t: (B,) ids or (B, in); W_xh: (in, G*H) -> (B, G*H)."""
+    without multiplying by a matrix of zeros. X_t: (B,) ids or (B, ni); W_xh: (ni, G*nh) -> (B, G*nh)."""
     if is_tokens(X_t):
         return W_xh[X_t]
     return X_t @ W_xh
@@ -30,3 +36,4 @@ def project_input_backward(X_t, W_xh, dA, dW_xh):
         return None
     dW_xh += X_t.T @ dA
     return dA @ W_xh.T
+

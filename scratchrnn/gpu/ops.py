@@ -1,13 +1,19 @@
-"""Launchers for our CUDA kernels, with the same names and arguments as fast/numba_kernels.py, so
-the fast engine runs unchanged on either. Each computes the grid from the sizes (one thread per
-output element, BLOCK threads a block, the last block partly idle) and launches the kernel of the
-same name in scratchrnn/kernels/. `kernels` is CudaKernels (GPU, CuPy arrays) or HostKernels (the
+"""Launchers for our CUDA kernels, called as the Numba kernels of engines/numba_kernels.py are (same names,
+same arguments), so the fast engine runs unchanged on either. Each computes the grid from the sizes (one
+thread per output element, BLOCK threads a block, the last block partly idle) and launches the kernel of
+the same name in scratchrnn/kernels/. `kernels` is CudaKernels (GPU, CuPy arrays) or HostKernels (the
 same sources built for the CPU, NumPy arrays): the grid arithmetic here is shared by both.
+
+A cell's step kernels need no launcher of their own: asked for a cell's FORWARD_KERNEL or BACKWARD_KERNEL,
+KernelOps returns one made from the kernel's C signature (`cell_step_launcher`). Adding a cell adds none here.
 
 Per time step of one layer: forward = 1 GEMM (cuBLAS, H_{t-1} W_hh) + 1 kernel (gates);
 backward = 1 kernel (gate gradients) + 1 GEMM (dA W_hh^T).
 """
 import numpy as np
+
+from ..cells import CELLS
+from .modules import read_sources, kernel_signatures
 
 BLOCK = 256
 # sum_squares runs at most this many blocks: each thread sums its grid-stride share of the gradient, then
@@ -15,6 +21,12 @@ BLOCK = 256
 # so their number (blocks x BLOCK) is kept small whatever the size: 64 x 256 = 16,384 (for the deep LSTM's
 # 826,396 parameters, about 50 each). Chosen from that reasoning; not yet timed on a GPU.
 MAX_REDUCTION_BLOCKS = 64
+# softmax_xent's first pass gives each thread a chunk of this many columns of one row: a vocabulary of 28
+# is one chunk per row, one of 20,000 is 79, and no thread walks a whole long row.
+SOFTMAX_CHUNK = 256
+# The C types of kernel parameters that are not arrays, as NumPy scalars (RawKernel packs each argument by
+# its own type, so a Python int would be 8 bytes where the kernel reads 4).
+SCALARS = {"int": np.int32, "long long": np.int64}
 
 
 def grid_for(n):
@@ -26,39 +38,41 @@ def i32(n):
     return np.int32(n)
 
 
+CELL_KERNELS = {name for cell in CELLS.values() for name in (cell.FORWARD_KERNEL, cell.BACKWARD_KERNEL)}
+
+
 class KernelOps:
     def __init__(self, kernels, xp):
         self.k, self.xp = kernels, xp
         self.sumsq = xp.zeros(1, dtype=np.float64)          # device scalar for the gradient norm
+        self.scratch = {}                                    # softmax_xent's partial results, per shape
+        self.signatures = {name: params for source in read_sources().values()
+                           for name, params in kernel_signatures(source).items()}
 
-    # LSTM ------------------------------------------------------------------------------------
-    def lstm_forward(self, Ax, Ah, b_hh, C_prev, gates, C, H):
-        B, n = C.shape
-        self.k.launch("lstm_forward", grid_for(B * n), (BLOCK,), (Ax, Ah, b_hh, C_prev, gates, C, H, i32(B), i32(n)))
+    def __getattr__(self, name):
+        if name in CELL_KERNELS:
+            launcher = self.cell_step_launcher(name)
+            setattr(self, name, launcher)                    # made once
+            return launcher
+        raise AttributeError(name)
 
-    def lstm_backward(self, dH_above, dH_rec, dC, gates, C_prev, C, dA):
-        B, n = C.shape
-        self.k.launch("lstm_backward", grid_for(B * n), (BLOCK,),
-                      (dH_above, dH_rec, dC, gates, C_prev, C, dA, i32(B), i32(n)))
+    def cell_step_launcher(self, name):
+        """A launcher for a cell's step kernel: the step function's arguments in order, then the sizes B and
+        nh, taken from H (forward) or dH_above (backward), which every cell's step functions have; one
+        thread per (b, j). Scalars are converted to the C type the kernel declares."""
+        params = self.signatures[name]
+        assert [p for _, p in params[-2:]] == ["B", "nh"], f"{name} must end with the sizes (int B, int nh)"
+        params = params[:-2]
+        names = [p for _, p in params]
+        sized_by = names.index("H") if "H" in names else names.index("dH_above")
+        convert = [None if ctype.endswith("*") else SCALARS.get(ctype, self.k.scalar) for ctype, _ in params]
 
-    # GRU -------------------------------------------------------------------------------------
-    def gru_forward(self, Ax, Ah, b_hh, H_prev, gates, Hn, H):
-        B, n = H.shape
-        self.k.launch("gru_forward", grid_for(B * n), (BLOCK,), (Ax, Ah, b_hh, H_prev, gates, Hn, H, i32(B), i32(n)))
-
-    def gru_backward(self, dH_above, dH_rec, dH_skip, gates, Hn, H_prev, dAx, dAh):
-        B, n = H_prev.shape
-        self.k.launch("gru_backward", grid_for(B * n), (BLOCK,),
-                      (dH_above, dH_rec, dH_skip, gates, Hn, H_prev, dAx, dAh, i32(B), i32(n)))
-
-    # RNN -------------------------------------------------------------------------------------
-    def rnn_forward(self, Ax, Ah, b_hh, H, relu):
-        B, n = H.shape
-        self.k.launch("rnn_forward", grid_for(B * n), (BLOCK,), (Ax, Ah, b_hh, H, i32(relu), i32(B), i32(n)))
-
-    def rnn_backward(self, dH_above, dH_rec, H, dA, relu):
-        B, n = H.shape
-        self.k.launch("rnn_backward", grid_for(B * n), (BLOCK,), (dH_above, dH_rec, H, dA, i32(relu), i32(B), i32(n)))
+        def launch(*args):
+            B, nh = args[sized_by].shape
+            values = tuple(a if f is None else f(a) for f, a in zip(convert, args))
+            self.k.launch(name, grid_for(B * nh), (BLOCK,), values + (i32(B), i32(nh)))
+        launch.__name__ = name
+        return launch
 
     # Input rows, loss, update ----------------------------------------------------------------
     def gather_rows_bias(self, W, ids, bias, out):
@@ -66,15 +80,32 @@ class KernelOps:
         self.k.launch("gather_rows_bias", grid_for(N * m), (BLOCK,), (W, ids, bias, out, i32(N), i32(m)))
 
     def scatter_add_rows(self, dW, ids, dA):
-        V, m = dW.shape
-        self.k.launch("scatter_add_rows", grid_for(V * m), (BLOCK,), (dW, ids, dA, i32(ids.shape[0]), i32(V), i32(m)))
+        """dW[ids[r]] += dA[r]. The rows sorted by id (the key id * N + r is unique, so any sort gives the
+        same order: ascending r within an id) and the start of each id's rows, then one thread per (v, j)."""
+        xp, (V, m), N = self.xp, dW.shape, ids.shape[0]
+        order = xp.argsort(ids * N + xp.arange(N, dtype=np.int64))
+        starts = xp.searchsorted(ids[order], xp.arange(V + 1, dtype=np.int64)).astype(np.int64)
+        self.k.launch("scatter_add_rows", grid_for(V * m), (BLOCK,), (dW, order, starts, dA, i32(V), i32(m)))
 
     def softmax_xent(self, logits, y, row_loss):
+        """row_loss[r] = the cross-entropy of row r; logits <- dloss/dlogits of the mean loss. Three passes
+        (kernels/softmax_xent.cu): per (row, chunk of columns), per row, per element."""
         N, V = logits.shape
-        self.k.launch("softmax_xent", grid_for(N), (BLOCK,), (logits, y, row_loss, i32(N), i32(V)))
+        chunks = (V + SOFTMAX_CHUNK - 1) // SOFTMAX_CHUNK
+        key = (N, chunks, logits.dtype)
+        if key not in self.scratch:
+            self.scratch[key] = (self.xp.empty(N * chunks, logits.dtype), self.xp.empty(N * chunks, logits.dtype),
+                                 self.xp.empty(N, logits.dtype))
+        part_max, part_sum, lse = self.scratch[key]
+        self.k.launch("softmax_xent_partial", grid_for(N * chunks), (BLOCK,),
+                      (logits, part_max, part_sum, i32(N), i32(V), i32(SOFTMAX_CHUNK), i32(chunks)))
+        self.k.launch("softmax_xent_rows", grid_for(N), (BLOCK,),
+                      (logits, y, part_max, part_sum, lse, row_loss, i32(N), i32(V), i32(chunks)))
+        self.k.launch("softmax_xent_grad", grid_for(N * V), (BLOCK,), (logits, y, lse, i32(N), i32(V)))
 
     def clip_sgd(self, params, grads, lr, theta):
-        """Returns the gradient norm before clipping as a 0-d device array (read it only to report)."""
+        """Returns the gradient norm before clipping as a 0-d device array (read it only to report).
+        theta: a number, +inf for no clipping (engines.clipping_threshold)."""
         size = params.shape[0]
         self.sumsq.fill(0)
         reduction_grid = (min(grid_for(size)[0], MAX_REDUCTION_BLOCKS),)

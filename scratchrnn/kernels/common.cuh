@@ -1,6 +1,7 @@
 // Shared by every kernel. Each .cu file is compiled twice, with SCRATCHRNN_REAL = float and = double
 // (one CuPy RawModule, or one host library, per type); `real` is that type.
-// Threads: one per output element (b, j), 1-D grid: idx = blockIdx.x * blockDim.x + threadIdx.x.
+// Threads: one per output element, 1-D grid: idx = blockIdx.x * blockDim.x + threadIdx.x. A cell's step
+// kernel has one thread per (b, j) of its (B, nh) state and takes the sizes B and nh as its last two ints.
 // No kernel uses __syncthreads or shared memory, so running the threads one after another on the
 // host (host_shim.h) computes exactly what the GPU computes.
 #pragma once

@@ -3,8 +3,9 @@
 // gridDim) become variables that the launch loop below sets before calling each "thread" in turn.
 // Valid because our kernels never synchronise threads or share memory (see common.cuh).
 #pragma once
+#include <algorithm>
 #include <cmath>
-using std::exp; using std::fmin; using std::log; using std::sqrt; using std::tanh;
+using std::exp; using std::fmin; using std::log; using std::min; using std::sqrt; using std::tanh;
 
 struct dim3 { unsigned x, y, z; };
 static dim3 threadIdx, blockIdx, blockDim, gridDim;

@@ -1,7 +1,8 @@
-// One-hot input without the one-hot matrix. NumPy twin: project_input in scratchrnn/cells/common.py.
+// One-hot input without the one-hot matrix. NumPy twins: project_input in cells/common.py (the gather) and
+// backend.scatter_add_rows (its backward); Numba twins of the same names in engines/numba_kernels.py.
 #include "common.cuh"
 
-// out[r, j] = W[ids[r], j] + bias[j]        out (N, m), W (V, m)
+// out[r, j] = W[ids[r], j] + bias[j]        out (N, m), W (V, m): one thread per (r, j)
 extern "C" __global__ void gather_rows_bias(const real* W, const long long* ids, const real* bias, real* out,
                                             int N, int m) {
     long long idx = thread_index();
@@ -11,15 +12,18 @@ extern "C" __global__ void gather_rows_bias(const real* W, const long long* ids,
     out[idx] = W[ids[r] * m + j] + bias[j];
 }
 
-// dW[v, j] += sum over rows r with ids[r] == v of dA[r, j]. One thread per (v, j) that scans the ids:
-// no atomics, so the sum is always taken in the same order (deterministic).
-extern "C" __global__ void scatter_add_rows(real* dW, const long long* ids, const real* dA, int N, int V, int m) {
+// dW[v, j] += sum over the rows r with ids[r] == v of dA[r, j]. The launcher (gpu/ops.py) hands the row
+// numbers sorted by id, ascending within an id (`order`, N entries), and where each id's rows begin
+// (`starts`, V + 1 entries): one thread per (v, j) adds its own rows only, always in the same order (no
+// atomics: the sum is deterministic), and the work is N*m + V*m whatever the vocabulary.
+extern "C" __global__ void scatter_add_rows(real* dW, const long long* order, const long long* starts,
+                                            const real* dA, int V, int m) {
     long long idx = thread_index();
     if (idx >= (long long)V * m) return;
     long long v = idx / m;
     int j = idx % m;
     real s = real(0);
-    for (int r = 0; r < N; ++r)
-        if (ids[r] == v) s += dA[(long long)r * m + j];
+    for (long long k = starts[v]; k < starts[v + 1]; ++k)
+        s += dA[order[k] * m + j];
     dW[idx] += s;
 }

@@ -1,12 +1,16 @@
-"""Numba twins of the fused elementwise kernels (CPU fast path).
+"""Numba twins of the step functions of scratchrnn/cells/ (the CPU fast path).
 
-Each function is the loop body of one CUDA kernel in scratchrnn/kernels/, run over all (b, j) on the
-CPU; each computes exactly the equations of the readable cell in scratchrnn/cells/ (tests hold them
-to it). One time step of one layer costs: one GEMM (H_{t-1} W_hh) and one of these fused kernels
-forward; one fused kernel and one GEMM (dA W_hh^T) backward. Everything else is hoisted out of the
-time loop (see engine.py).
+Each cell kernel mirrors one step function line by line: the same name as the cell's FORWARD_KERNEL or
+BACKWARD_KERNEL, the step function's arguments in its order, the same split of work, and the same
+lines, written as loops over every (b, j) of the batch and the hidden units; the CUDA kernel of the same
+name in scratchrnn/kernels/ is the body of those loops, one thread per (b, j). The tests call the step
+function, this twin and the CUDA kernel (built for the host) with the same arguments and compare.
 
-Shapes: B batch, H hidden, G gates; gate blocks are stacked along the last axis in PyTorch's order.
+One time step of one layer costs: one GEMM (H_{t-1} W_hh) and one of these fused kernels forward; one
+fused kernel and one GEMM (dA W_hh^T) backward. Everything else is hoisted out of the time loop (fast.py).
+
+Shapes (the key of cells/__init__.py): B batch, nh hidden units, G gate blocks stacked along the last
+axis in PyTorch's order.
 """
 import math
 
@@ -59,104 +63,106 @@ def sigmoid(x):
 
 
 # ----------------------------------------------------------------------------------------------
-# LSTM   A = Ax + Ah + b_hh = [Ai, Af, Ag, Ao];  C = F*C_prev + I*G;  H = O*tanh(C)
+# LSTM: mirrors cells/lstm.py step_forward / step_backward; CUDA twin: kernels/lstm.cu
 # ----------------------------------------------------------------------------------------------
 
 @kernel
 def lstm_forward(Ax, Ah, b_hh, C_prev, gates, C, H):
-    """Ax, Ah, gates (B, 4H); b_hh (4H,); C_prev, C, H (B, H). gates <- [I, F, G, O].
-
-    Two loops per row instead of one: each touches few arrays, so the compiler can prove they do
-    not overlap and vectorises them (one fused loop over seven arrays ran 5x slower in float32)."""
-    B, n = C.shape
+    """cells.lstm.step_forward: A = Ax + Ah + b_hh; gates <- [I, F, C_tilde, O]; C = F*C_prev + I*C_tilde;
+    H = O*tanh(C). Two loops per row instead of one: each touches few arrays, so the compiler can prove they
+    do not overlap and vectorises them (one fused loop over seven arrays ran 5x slower in float32)."""
+    B, nh = C.shape
     for b in range(B):
-        for j in range(4 * n):                   # every gate: sigma, except G = tanh (third block)
+        for j in range(4 * nh):                  # I, F, O = sigma(A); C_tilde = tanh(A) (the third block)
             a = Ax[b, j] + Ah[b, j] + b_hh[j]
-            gates[b, j] = tanh(a) if 2 * n <= j < 3 * n else sigmoid(a)
-        for j in range(n):                       # C = F * C_prev + I * G;  H = O * tanh(C)
-            c = gates[b, n + j] * C_prev[b, j] + gates[b, j] * gates[b, 2 * n + j]
+            gates[b, j] = tanh(a) if 2 * nh <= j < 3 * nh else sigmoid(a)
+        for j in range(nh):
+            i, f, c_tilde, o = gates[b, j], gates[b, nh + j], gates[b, 2 * nh + j], gates[b, 3 * nh + j]
+            c = f * C_prev[b, j] + i * c_tilde
             C[b, j] = c
-            H[b, j] = gates[b, 3 * n + j] * tanh(c)
+            H[b, j] = o * tanh(c)
 
 
 @kernel
 def lstm_backward(dH_above, dH_rec, dC, gates, C_prev, C, dA):
-    """dH = dH_above + dH_rec (from the layer above and from step t+1).
-    dC (B, H) holds dC_next on entry and dC_prev = dC * F on exit. dA (B, 4H) <- gate gradients.
-    Two loops per row (see lstm_forward): the first leaves dc = dC_next + dH O (1 - tanh(C)^2) in dC."""
-    B, n = C.shape
+    """cells.lstm.step_backward: dH = dH_above + dH_rec; dC += dH*O*(1 - tanh(C)^2); dA <- the four gate
+    gradients; dC *= F (dC_next on entry, dC_prev on exit). Two loops per row (see lstm_forward): the first
+    leaves dC_t in dC and writes dAo, the second the other three blocks and dC_prev."""
+    B, nh = C.shape
     for b in range(B):
-        for j in range(n):
-            o = gates[b, 3 * n + j]
+        for j in range(nh):
+            o = gates[b, 3 * nh + j]
             tanh_c = tanh(C[b, j])
             dh = dH_above[b, j] + dH_rec[b, j]
-            dA[b, 3 * n + j] = dh * tanh_c * o * (ONE - o)
             dC[b, j] = dC[b, j] + dh * o * (ONE - tanh_c * tanh_c)
-        for j in range(n):
-            i, f, g = gates[b, j], gates[b, n + j], gates[b, 2 * n + j]
+            dA[b, 3 * nh + j] = dh * tanh_c * o * (ONE - o)
+        for j in range(nh):
+            i, f, c_tilde = gates[b, j], gates[b, nh + j], gates[b, 2 * nh + j]
             dc = dC[b, j]
-            dA[b, j] = dc * g * i * (ONE - i)
-            dA[b, n + j] = dc * C_prev[b, j] * f * (ONE - f)
-            dA[b, 2 * n + j] = dc * i * (ONE - g * g)
+            dA[b, j] = dc * c_tilde * i * (ONE - i)
+            dA[b, nh + j] = dc * C_prev[b, j] * f * (ONE - f)
+            dA[b, 2 * nh + j] = dc * i * (ONE - c_tilde * c_tilde)
             dC[b, j] = dc * f
 
 
 # ----------------------------------------------------------------------------------------------
-# GRU   R = s(Xr + Hr);  Z = s(Xz + Hz);  N = tanh(Xn + R*Hn);  H = (1-Z)*N + Z*H_prev
+# GRU: mirrors cells/gru.py step_forward / step_backward; CUDA twin: kernels/gru.cu
 # ----------------------------------------------------------------------------------------------
 
 @kernel
 def gru_forward(Ax, Ah, b_hh, H_prev, gates, Hn, H):
-    """Ax (B, 3H) with b_xh; Ah (B, 3H) = H_prev W_hh without bias. gates <- [R, Z, N]; Hn <- Hn.
-    Three short loops per row, each over few arrays, so that each is vectorised (see lstm_forward)."""
-    B, n = H.shape
+    """cells.gru.step_forward: R = s(Xr + Hr); Z = s(Xz + Hz); Hn = Ahn + b_hn; N = tanh(Xn + R*Hn);
+    H = (1-Z)*N + Z*H_prev. Three short loops per row, each over few arrays, so that each is vectorised."""
+    B, nh = H.shape
     for b in range(B):
-        for j in range(2 * n):                   # R and Z
+        for j in range(2 * nh):                  # R and Z
             gates[b, j] = sigmoid(Ax[b, j] + (Ah[b, j] + b_hh[j]))
-        for j in range(n):                       # N = tanh(Xn + R * Hn)
-            hn = Ah[b, 2 * n + j] + b_hh[2 * n + j]
+        for j in range(nh):                      # Hn, N
+            hn = Ah[b, 2 * nh + j] + b_hh[2 * nh + j]
             Hn[b, j] = hn
-            gates[b, 2 * n + j] = tanh(Ax[b, 2 * n + j] + gates[b, j] * hn)
-        for j in range(n):                       # H = (1 - Z) * N + Z * H_prev
-            z = gates[b, n + j]
-            H[b, j] = (ONE - z) * gates[b, 2 * n + j] + z * H_prev[b, j]
+            gates[b, 2 * nh + j] = tanh(Ax[b, 2 * nh + j] + gates[b, j] * hn)
+        for j in range(nh):                      # H
+            z = gates[b, nh + j]
+            H[b, j] = (ONE - z) * gates[b, 2 * nh + j] + z * H_prev[b, j]
 
 
 @kernel
 def gru_backward(dH_above, dH_rec, dH_skip, gates, Hn, H_prev, dAx, dAh):
-    """dH = dH_above + dH_rec + dH_skip. dH_skip holds dH_{t+1} * Z_{t+1} on entry and dH * Z on
-    exit (the direct path to H_{t-1}). dAx, dAh (B, 3H) <- gradients of the input and hidden parts."""
-    B, n = H_prev.shape
+    """cells.gru.step_backward: dH = dH_above + dH_rec + dH_skip; dAn, dAr, dAz; dAx = [dAr, dAz, dAn];
+    dAh = [dAr, dAz, dAn*R]; dH_skip <- dH*Z."""
+    B, nh = H_prev.shape
     for b in range(B):
-        for j in range(n):
-            r, z, nn = gates[b, j], gates[b, n + j], gates[b, 2 * n + j]
+        for j in range(nh):
+            r, z, n = gates[b, j], gates[b, nh + j], gates[b, 2 * nh + j]
             dh = dH_above[b, j] + dH_rec[b, j] + dH_skip[b, j]
-            dan = dh * (ONE - z) * (ONE - nn * nn)
+            dan = dh * (ONE - z) * (ONE - n * n)
             dar = dan * Hn[b, j] * r * (ONE - r)
-            daz = dh * (H_prev[b, j] - nn) * z * (ONE - z)
-            dAx[b, j], dAx[b, n + j], dAx[b, 2 * n + j] = dar, daz, dan
-            dAh[b, j], dAh[b, n + j], dAh[b, 2 * n + j] = dar, daz, dan * r
+            daz = dh * (H_prev[b, j] - n) * z * (ONE - z)
+            dAx[b, j], dAx[b, nh + j], dAx[b, 2 * nh + j] = dar, daz, dan
+            dAh[b, j], dAh[b, nh + j], dAh[b, 2 * nh + j] = dar, daz, dan * r
             dH_skip[b, j] = dh * z
 
 
 # ----------------------------------------------------------------------------------------------
-# RNN   H = phi(Ax + Ah + b_hh), phi = tanh or ReLU
+# RNN: mirrors cells/rnn.py step_forward / step_backward; CUDA twin: kernels/rnn.cu
 # ----------------------------------------------------------------------------------------------
 
 @kernel
 def rnn_forward(Ax, Ah, b_hh, H, relu):
-    B, n = H.shape
+    """cells.rnn.step_forward: H = phi(Ax + Ah + b_hh), phi = ReLU if relu else tanh."""
+    B, nh = H.shape
     for b in range(B):
-        for j in range(n):
+        for j in range(nh):
             a = Ax[b, j] + Ah[b, j] + b_hh[j]
             H[b, j] = (a if a > 0 else ZERO) if relu else tanh(a)
 
 
 @kernel
 def rnn_backward(dH_above, dH_rec, H, dA, relu):
-    B, n = H.shape
+    """cells.rnn.step_backward: dA = (dH_above + dH_rec) * phi'(A), phi' = [H > 0] or 1 - H^2."""
+    B, nh = H.shape
     for b in range(B):
-        for j in range(n):
+        for j in range(nh):
             dh = dH_above[b, j] + dH_rec[b, j]
             h = H[b, j]
             dA[b, j] = (dh if h > 0 else ZERO) if relu else dh * (ONE - h * h)
@@ -168,7 +174,7 @@ def rnn_backward(dH_above, dH_rec, H, dA, relu):
 
 @kernel
 def gather_rows_bias(W, ids, bias, out):
-    """out[n] = W[ids[n]] + bias: one-hot rows times W, without the one-hot matrix."""
+    """out[r] = W[ids[r]] + bias: one-hot rows times W, without the one-hot matrix (cells.common.project_input)."""
     for r in range(ids.shape[0]):
         row = ids[r]
         for j in range(out.shape[1]):
@@ -177,7 +183,7 @@ def gather_rows_bias(W, ids, bias, out):
 
 @kernel
 def scatter_add_rows(dW, ids, dA):
-    """dW[ids[n]] += dA[n]: the backward of `gather_rows_bias` with respect to W."""
+    """dW[ids[r]] += dA[r]: the backward of `gather_rows_bias` with respect to W (backend.scatter_add_rows)."""
     for r in range(ids.shape[0]):
         row = ids[r]
         for j in range(dA.shape[1]):
@@ -186,10 +192,10 @@ def scatter_add_rows(dW, ids, dA):
 
 @kernel
 def softmax_xent(logits, y, row_loss):
-    """In one pass per row: row_loss[n] = log sum exp(logits[n] - m) - (logits[n, y_n] - m), and
-    logits <- dloss/dlogits = (softmax - onehot(y)) / N for the mean loss over N rows."""
-    N, V = logits.shape
-    for r in range(N):
+    """output.softmax_cross_entropy and its backward, in one pass per row: row_loss[r] = log sum exp(logits[r]
+    - m) - (logits[r, y_r] - m), and logits <- (softmax - onehot(y)) / rows, the gradient of the mean loss."""
+    rows, V = logits.shape
+    for r in range(rows):
         m = logits[r, 0]
         for v in range(1, V):
             m = max(m, logits[r, v])
@@ -198,19 +204,20 @@ def softmax_xent(logits, y, row_loss):
             s += math.exp(logits[r, v] - m)
         row_loss[r] = math.log(s) - (logits[r, y[r]] - m)
         for v in range(V):
-            logits[r, v] = math.exp(logits[r, v] - m) / s / N
-        logits[r, y[r]] -= 1.0 / N
+            logits[r, v] = math.exp(logits[r, v] - m) / s / rows
+        logits[r, y[r]] -= 1.0 / rows
 
 
 @kernel
 def clip_sgd(params, grads, lr, theta):
-    """norm = ||grads||; params -= lr * min(1, theta / norm) * grads. Returns the norm before clipping.
-    theta <= 0 means no clipping."""
+    """The reference engine's clip_and_sgd in one pass: norm = ||grads||; params -= lr * scale * grads with
+    scale = theta / norm when norm > theta, else 1 (engines.clipping_threshold; theta = inf: no clipping).
+    Returns the norm before clipping."""
     sq = 0.0
     for i in range(grads.shape[0]):
         sq += np.float64(grads[i]) * grads[i]
     norm = math.sqrt(sq)
-    scale = min(1.0, theta / (norm + 1e-12)) if theta > 0 else 1.0
+    scale = theta / norm if norm > theta else 1.0
     step = lr * scale
     for i in range(params.shape[0]):
         params[i] -= step * grads[i]

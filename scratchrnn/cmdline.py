@@ -1,0 +1,155 @@
+"""The command-line toolkit every entry point shares: `scratchrnn`, the book's examples and exercises, the
+self-test, `diagnose` and the benchmarks.
+
+    OneLineParser            argparse whose usage errors are one line and exit status 2
+    positive_int, positive_float      argument types that refuse what makes no sense, in one line
+    add_model_arguments, add_training_arguments    the shared flags; choices and defaults come from where
+                             they are declared (cells.CELLS, model.MODEL_DEFAULTS, train.TRAIN_DEFAULTS, ...)
+    with_one_line_errors     our errors -> one line on stderr and EXIT_ERROR; Ctrl-C -> EXIT_INTERRUPTED
+    blas_threads             limit the BLAS thread pool
+    prepare_out_dir, prepare_out_file   prove an output folder or file can be written, before any training
+"""
+import argparse
+import sys
+from contextlib import nullcontext
+from pathlib import Path
+
+from .backend import DEVICES
+from .cells import CELLS
+from .engines import ENGINES
+from .errors import ConfigError, ScratchRNNError
+from .model import DTYPES, INITS, MODEL_DEFAULTS, NONLINEARITIES
+from .train import TRAIN_DEFAULTS
+
+EXIT_ERROR = 2              # a user's error: one line on stderr
+EXIT_DIVERGED = 3           # the loss became NaN or infinite; the last good checkpoint is kept
+EXIT_INTERRUPTED = 130      # Ctrl-C: saved where there was something to save
+
+
+def positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not (value > 0 and value < float("inf")):
+        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text}")
+    return value
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (and exit status 2), not the whole usage block."""
+
+    def error(self, message):
+        self.exit(EXIT_ERROR, f"error: {message} (see --help)\n")
+
+
+def add_model_arguments(p, defaults=None):
+    """The flags that choose a model: --cell --nonlinearity --layers --hidden (defaults: MODEL_DEFAULTS,
+    overridden by `defaults`)."""
+    d = {**MODEL_DEFAULTS, **(defaults or {})}
+    p.add_argument("--cell", choices=tuple(CELLS), default=d["cell"])
+    p.add_argument("--nonlinearity", choices=NONLINEARITIES, default=d["nonlinearity"], help="for --cell rnn")
+    p.add_argument("--layers", type=positive_int, default=d["layers"])
+    p.add_argument("--hidden", type=positive_int, default=d["hidden"])
+    return p
+
+
+def add_training_arguments(p, defaults=None):
+    """The flags shared by the book's examples and `scratchrnn train` (defaults: MODEL_DEFAULTS and
+    TRAIN_DEFAULTS, overridden by `defaults`)."""
+    d = {**MODEL_DEFAULTS, **TRAIN_DEFAULTS, **(defaults or {})}
+    p.add_argument("--device", choices=DEVICES, default="auto",
+                   help="where to train; auto picks the GPU when CuPy finds one")
+    add_model_arguments(p, d)
+    p.add_argument("--epochs", type=positive_int, default=d["epochs"])
+    p.add_argument("--lr", type=positive_float, default=d["lr"])
+    p.add_argument("--theta", type=positive_float, default=d["theta"], help="gradient clipping threshold")
+    p.add_argument("--batch-size", type=positive_int, default=d["batch_size"])
+    p.add_argument("--num-steps", type=positive_int, default=d["num_steps"])
+    p.add_argument("--random-iter", action="store_true",
+                   help="random sampling (state re-initialised each minibatch) instead of sequential")
+    p.add_argument("--corpus", action="append", default=None, metavar="PATH",
+                   help="UTF-8 text file to train on; repeat for several (default: the Time Machine, shipped)")
+    p.add_argument("--max-tokens", type=int, default=10000,
+                   help="keep the first N tokens, as the book does; -1 keeps the whole text")
+    p.add_argument("--full-text", action="store_true", help="same as --max-tokens -1")
+    p.add_argument("--seed", type=int, default=d["seed"])
+    p.add_argument("--init", choices=INITS, default=d["init"],
+                   help="pytorch: U(-1/sqrt(nh), 1/sqrt(nh)); normal: the book's N(0, 0.01^2) weights, zero biases")
+    p.add_argument("--engine", choices=ENGINES, default=d["engine"],
+                   help="fast (Numba / CUDA kernels) or the readable NumPy reference")
+    p.add_argument("--dtype", choices=DTYPES, default=d["dtype"])
+    p.add_argument("--embedding", type=positive_int, default=d["embedding"], metavar="D",
+                   help="a learnable embedding of size D instead of one-hot input")
+    p.add_argument("--threads", type=positive_int, default=None, metavar="N",
+                   help="BLAS threads on the CPU (default: all cores); use 1 when running several trainings at once")
+    return p
+
+
+def max_tokens_of(args):
+    max_tokens = -1 if args.full_text else args.max_tokens
+    if max_tokens == 0 or max_tokens < -1:
+        raise ConfigError(f"--max-tokens must be positive or -1 (got {max_tokens})")
+    return max_tokens
+
+
+def model_config(args):
+    """The model's part of a run's config, read off the flags of add_training_arguments (MODEL_DEFAULTS'
+    keys; --embedding is the config's `embedding`)."""
+    return {key: getattr(args, key) for key in MODEL_DEFAULTS}
+
+
+def blas_threads(n):
+    """A context limiting the BLAS thread pool (OpenBLAS, MKL) to n threads; None leaves it alone.
+    Two processes each spinning up a thread per core fight for the cores and both slow down many times."""
+    if n is None:
+        return nullcontext()
+    from threadpoolctl import threadpool_limits
+    return threadpool_limits(limits=n, user_api="blas")
+
+
+def prepare_out_dir(path):
+    """Create the output folder and prove it can be written, before any training starts."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write-test"
+        probe.write_bytes(b"ok")
+        probe.unlink()
+    except OSError as e:
+        raise ConfigError(f"output directory {str(path)!r} cannot be written: {e.strerror or e}") from None
+    return path
+
+
+def prepare_out_file(path, flag):
+    """A file the run writes at its end (--save): its folder must exist and take a file, checked before any
+    training, so that a run is never lost at its last line."""
+    folder = Path(path).resolve().parent
+    if not folder.is_dir():
+        raise ConfigError(f"{flag} {path}: the folder {str(folder)!r} does not exist")
+    prepare_out_dir(folder)
+    return Path(path)
+
+
+def with_one_line_errors(program, *args):
+    """Run program(*args); our errors (ScratchRNNError) become one line on stderr and exit status
+    EXIT_ERROR, Ctrl-C becomes 'interrupted' and EXIT_INTERRUPTED. Anything else is a bug, and keeps its
+    traceback."""
+    try:
+        return program(*args)
+    except ScratchRNNError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(EXIT_ERROR)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(EXIT_INTERRUPTED)

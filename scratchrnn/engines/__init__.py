@@ -1,0 +1,67 @@
+"""Engines: how a model's forward, backward and update are computed. Two, behind one interface:
+
+    reference.py   the readable NumPy/CuPy cells of scratchrnn/cells/, layer after layer: the source of truth
+    fast.py        the same mathematics arranged for speed: hoisted GEMMs, preallocated workspaces, and the
+                   step functions' fused twins: Numba on the CPU (numba_kernels.py), our CUDA C on the GPU
+                   (scratchrnn/kernels/, launched by scratchrnn/gpu/); the tests hold it to the reference
+
+An engine is made for one model (it reads the model's parameters and fills its gradients) and has:
+
+    forward(X, state)                  -> logits (T*B, V), final state        forward only: validation, generation
+    loss_and_grad(X, Y, state, dstate) -> mean loss (0-d array), final state, dL/d(initial state)
+                                          fills model.grads; dstate: a gradient reaching the final state
+                                          (None: zero, which is what truncated BPTT means)
+    clip_and_sgd(lr, theta)            -> the gradient norm before clipping (0-d array); updates in place
+
+X, Y are (T, B) token ids on the model's device; a state is a list over layers of the cell's STATE tuple.
+"""
+import math
+
+import numpy as np
+
+from ..errors import ConfigError
+
+ENGINES = ("reference", "fast")
+
+
+def clipping_threshold(theta):
+    """The one rule of global-norm clipping, for every engine (d2l.ai's `grad_clipping`):
+
+        g <- g * theta / ||g||    when ||g|| > theta,   else unchanged
+
+    theta None means no clipping; otherwise it must be a positive finite number. Returns theta as the
+    update kernels take it: +inf for None (no norm is above it). No epsilon is needed: the division
+    happens only when ||g|| > theta > 0."""
+    if theta is None:
+        return math.inf
+    if isinstance(theta, (bool, np.bool_)) or not isinstance(theta, (int, float, np.floating, np.integer)) \
+            or not (math.isfinite(theta) and theta > 0):
+        raise ConfigError(f"clipping threshold theta must be a positive finite number, or None for no clipping "
+                          f"(got {theta!r})")
+    return float(theta)
+
+
+def make_engine(model, engine):
+    """The engine named `engine` for this model, on the model's device."""
+    if engine == "reference":
+        from .reference import ReferenceEngine
+        return ReferenceEngine(model)
+    if engine != "fast":
+        raise ConfigError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+    from .fast import FastEngine
+    if model.device == "gpu":
+        from ..gpu.modules import CudaKernels
+        from ..gpu.ops import KernelOps
+        return FastEngine(model, KernelOps(CudaKernels(model.dtype), model.xp), "fast (CUDA kernels)")
+    from . import numba_kernels
+    return FastEngine(model, numba_kernels, "fast (Numba)")
+
+
+def use_host_cuda_kernels(model):
+    """Run a CPU model with our CUDA kernels built for the host (g++) instead of Numba: the GPU's
+    code and launch arithmetic, checked without a GPU."""
+    from ..gpu.modules import HostKernels
+    from ..gpu.ops import KernelOps
+    from .fast import FastEngine
+    model.engine = FastEngine(model, KernelOps(HostKernels(model.dtype), np), "fast (CUDA kernels on the host)")
+    return model

@@ -1,0 +1,238 @@
+"""The fast engine: the same mathematics as cells/ and output.py, arranged for speed.
+
+What changes against the reference (and nothing else):
+
+1. Hoisted GEMMs. Only H_{t-1} W_hh (forward) and dAh_t W_hh^T (backward) depend on the previous
+   step; everything else is done once per chunk over all T*B rows:
+       Ax     = X W_xh + b_xh             (T*B, G*nh)  one GEMM, or a row gather for one-hot input
+       dW_hh  = H_prev^T dAh              (nh, G*nh)   one GEMM over the chunk
+       dW_xh  = X^T dAx,  dX = dAx W_xh^T              one GEMM each (a row scatter for one-hot)
+2. Fused steps: each cell's step_forward and step_backward run as one kernel per step and layer, its
+   fused twin (the cell's FORWARD_KERNEL and BACKWARD_KERNEL in `ops`): Numba on the CPU, our CUDA C
+   on the GPU. The kernels take the step functions' arguments, by name: this engine allocates a buffer
+   for each (cells.step_shapes, with a time axis) and binds them once per workspace.
+3. Preallocated workspaces, reused for every chunk of the same shape: no allocation in the step,
+   GEMMs write into their destination (`out=`), parameters are updated in place.
+4. Softmax cross-entropy and its gradient in one pass; clipping and SGD in one pass over the flat
+   gradient buffer.
+
+Per step and layer: forward 1 GEMM + 1 fused kernel; backward 1 fused kernel + 1 GEMM.
+Nothing here knows which cell it runs: every per-cell fact is read off the cell module.
+"""
+import inspect
+from collections import OrderedDict
+from types import SimpleNamespace
+
+import numpy as np
+
+from ..cells import step_shapes
+from . import clipping_threshold
+
+MAX_WORKSPACES = 4          # chunk shapes kept at once: training, validation, generation, and one spare
+
+
+def parameter_names(function):
+    return tuple(inspect.signature(function).parameters)
+
+
+class FastEngine:
+    def __init__(self, model, ops, name):
+        self.model, self.ops, self.name = model, ops, name
+        self.xp, self.cell = model.xp, model.cell
+        self.forward_kernel = getattr(ops, self.cell.FORWARD_KERNEL)
+        self.backward_kernel = getattr(ops, self.cell.BACKWARD_KERNEL)
+        self.forward_names = parameter_names(self.cell.step_forward)
+        self.backward_names = parameter_names(self.cell.step_backward)
+        self.workspaces = OrderedDict()
+
+    # ------------------------------------------------------------------------------------------
+    # Workspaces: allocated once per chunk shape (T, B), with every step's kernel arguments bound
+    # ------------------------------------------------------------------------------------------
+
+    def workspace(self, T, B):
+        if (T, B) in self.workspaces:
+            self.workspaces.move_to_end((T, B))
+            return self.workspaces[(T, B)]
+        if len(self.workspaces) >= MAX_WORKSPACES:
+            self.workspaces.popitem(last=False)
+        m, xp, cell = self.model, self.xp, self.cell
+        nh, V, dt = m.num_hiddens, m.vocab_size, m.dtype
+        shapes = step_shapes(cell, B, nh)
+        ws = SimpleNamespace(
+            shape=(T, B), logits=xp.empty((T * B, V), dt), row_loss=xp.empty(T * B, dt),
+            dHs=[xp.empty((T, B, nh), dt), xp.empty((T, B, nh), dt)],      # gradient from above, two in turn
+            dH_rec=xp.empty((B, nh), dt), carried={name: xp.empty((B, nh), dt) for name in cell.CARRIED})
+        if m.embedding_dim:
+            D = m.embedding_dim
+            ws.emb, ws.demb, ws.zero_bias = xp.empty((T * B, D), dt), xp.empty((T * B, D), dt), xp.zeros(D, dt)
+        ws.layers = []
+        for k in range(m.num_layers):
+            layer = SimpleNamespace(
+                Ax=xp.empty((T,) + shapes["Ax"], dt),                          # input part of the gates, all steps
+                Ah=xp.empty(shapes["Ah"], dt),                                  # H_{t-1} W_hh, one step
+                states={S: xp.empty((T + 1, B, nh), dt) for S in cell.STATE},   # [0]: initial, [t+1]: after step t
+                saved={name: xp.empty((T,) + shapes[name], dt) for name in cell.SAVED},
+                dAx=xp.empty((T,) + shapes["dAx"], dt))
+            # A cell whose step_backward writes one dA has the same gradient for the input and hidden parts.
+            layer.dAh = layer.dAx if "dA" in self.backward_names else xp.empty((T,) + shapes["dAh"], dt)
+            layer.H = layer.states["H"]
+            layer.forward_args = [self.bind(self.forward_names, ws, layer, k, t) for t in range(T)]
+            layer.backward_args = [self.bind(self.backward_names, ws, layer, k, t) for t in range(T)]
+            ws.layers.append(layer)
+        self.workspaces[(T, B)] = ws
+        return ws
+
+    def bind(self, names, ws, layer, k, t):
+        """The kernel arguments of step t of layer k: a buffer (or a view of one) for each parameter name."""
+        m = self.model
+        arguments = []
+        for name in names:
+            base = name[:-len("_prev")] if name.endswith("_prev") else None
+            if name == "Ax":
+                a = layer.Ax[t]
+            elif name == "Ah":
+                a = layer.Ah
+            elif name == "b_hh":
+                a = m.params[f"l{k}.b_hh"]
+            elif name in layer.states:
+                a = layer.states[name][t + 1]                          # the state after step t
+            elif base in layer.states:
+                a = layer.states[base][t]                              # the state before step t
+            elif name in layer.saved:
+                a = layer.saved[name][t]
+            elif name == "dH_above":
+                a = ws.dHs[(m.num_layers - 1 - k) % 2][t]
+            elif name == "dH_rec":
+                a = ws.dH_rec
+            elif name in ws.carried:
+                a = ws.carried[name]
+            elif name in ("dA", "dAx"):
+                a = layer.dAx[t]
+            elif name == "dAh":
+                a = layer.dAh[t]
+            elif name in m.step_options:
+                a = m.step_options[name]
+            else:
+                raise TypeError(f"the fast engine has no buffer for the step argument {name!r}")
+            arguments.append(a)
+        return tuple(arguments)
+
+    # ------------------------------------------------------------------------------------------
+    # Forward and backward of one chunk
+    # ------------------------------------------------------------------------------------------
+
+    def forward_layers(self, ws, X, state):
+        """Every layer through every step; then the logits of the top layer in ws.logits."""
+        m, xp, ops = self.model, self.xp, self.ops
+        T, B = X.shape
+        nh = m.num_hiddens
+        ids = X.reshape(-1)
+        for k, layer in enumerate(ws.layers):
+            W_xh, W_hh, b_xh = m.params[f"l{k}.W_xh"], m.params[f"l{k}.W_hh"], m.params[f"l{k}.b_xh"]
+            Ax2d = layer.Ax.reshape(T * B, -1)
+            if k == 0 and m.embedding_dim:                       # Emb = E[X], then a GEMM like any layer
+                ops.gather_rows_bias(m.params["E"], ids, ws.zero_bias, ws.emb)
+                xp.matmul(ws.emb, W_xh, out=Ax2d)
+                Ax2d += b_xh
+            elif k == 0:                                          # one-hot input: a row gather of W_xh
+                ops.gather_rows_bias(W_xh, ids, b_xh, Ax2d)
+            else:
+                xp.matmul(ws.layers[k - 1].H[1:].reshape(T * B, nh), W_xh, out=Ax2d)
+                Ax2d += b_xh
+            for S, value in zip(self.cell.STATE, state[k]):
+                layer.states[S][0] = value
+            for t in range(T):
+                xp.matmul(layer.H[t], W_hh, out=layer.Ah)
+                self.forward_kernel(*layer.forward_args[t])
+        xp.matmul(ws.layers[-1].H[1:].reshape(T * B, nh), m.params["W_hq"], out=ws.logits)
+        ws.logits += m.params["b_q"]
+
+    def final_state(self, ws):
+        T = ws.shape[0]
+        return [tuple(layer.states[S][T].copy() for S in self.cell.STATE) for layer in ws.layers]
+
+    def forward(self, X, state):
+        """Forward only. The logits returned are the workspace's: read them before the next call."""
+        ws = self.workspace(*X.shape)
+        self.forward_layers(ws, X, state)
+        return ws.logits, self.final_state(ws)
+
+    def start_backward(self, ws, dstate):
+        """dH_rec starts from the gradient reaching H_T, each CARRIED buffer from the one reaching its
+        state unless that is H (already in dH_rec); zero where dstate is None (truncated BPTT)."""
+        ws.dH_rec[...] = 0 if dstate is None else dstate[0]
+        for name, S in self.cell.CARRIED.items():
+            j = self.cell.STATE.index(S)
+            ws.carried[name][...] = 0 if dstate is None or j == 0 else dstate[j]
+
+    def state_gradient(self, ws, extra=()):
+        """For each state array, the sum of the buffers that carry gradient into it (dH_rec into H):
+        dL/d(state before step 1) once the walk back is done (or dL/dH_t with `extra` = (dH_above,))."""
+        into = {S: [] for S in self.cell.STATE}
+        into["H"] += [ws.dH_rec, *extra]
+        for name, S in self.cell.CARRIED.items():
+            into[S].append(ws.carried[name])
+        out = []
+        for S in self.cell.STATE:
+            total = into[S][0].copy()
+            for buffer in into[S][1:]:
+                total += buffer
+            out.append(total)
+        return tuple(out)
+
+    def loss_and_grad(self, X, Y, state, dstate=None):
+        """Same contract as the reference engine's."""
+        m, xp, ops = self.model, self.xp, self.ops
+        T, B = X.shape
+        nh = m.num_hiddens
+        ws = self.workspace(T, B)
+        ids = X.reshape(-1)
+        self.forward_layers(ws, X, state)
+        new_state = self.final_state(ws)
+
+        # Output layer and loss; ws.logits becomes dloss/dlogits in place.
+        H_top = ws.layers[-1].H[1:].reshape(T * B, nh)
+        ops.softmax_xent(ws.logits, Y.reshape(-1), ws.row_loss)
+        loss = ws.row_loss.mean()
+        xp.matmul(H_top.T, ws.logits, out=m.grads["W_hq"])
+        ws.logits.sum(axis=0, out=m.grads["b_q"])
+        xp.matmul(ws.logits, m.params["W_hq"].T, out=ws.dHs[0].reshape(T * B, nh))
+
+        # Backward, layer by layer from the top, each walking time backwards.
+        dstate0 = [None] * m.num_layers
+        flow = np.zeros((m.num_layers, T)) if m.trace_gradient_flow else None
+        for k in reversed(range(m.num_layers)):
+            layer, W_hh = ws.layers[k], m.params[f"l{k}.W_hh"]
+            W_xh, g = m.params[f"l{k}.W_xh"], {n: m.grads[f"l{k}.{n}"] for n in ("W_xh", "W_hh", "b_xh", "b_hh")}
+            dHs = ws.dHs[(m.num_layers - 1 - k) % 2]
+            self.start_backward(ws, None if dstate is None else dstate[k])
+            for t in reversed(range(T)):
+                if flow is not None:                           # ||dL/dH_t||, diagnostics only
+                    flow[k, t] = float(xp.linalg.norm(self.state_gradient(ws, (dHs[t],))[0]))
+                self.backward_kernel(*layer.backward_args[t])
+                xp.matmul(layer.dAh[t], W_hh.T, out=ws.dH_rec)                 # to H_{t-1}
+            dstate0[k] = self.state_gradient(ws)
+
+            dAx2d, dAh2d = layer.dAx.reshape(T * B, -1), layer.dAh.reshape(T * B, -1)
+            xp.matmul(layer.H[:T].reshape(T * B, nh).T, dAh2d, out=g["W_hh"])   # one GEMM for the chunk
+            dAh2d.sum(axis=0, out=g["b_hh"])
+            dAx2d.sum(axis=0, out=g["b_xh"])
+            if k == 0 and m.embedding_dim:
+                xp.matmul(ws.emb.T, dAx2d, out=g["W_xh"])
+                xp.matmul(dAx2d, W_xh.T, out=ws.demb)                  # dEmb, then rows into dE
+                m.grads["E"].fill(0)
+                ops.scatter_add_rows(m.grads["E"], ids, ws.demb)
+            elif k == 0:
+                g["W_xh"].fill(0)
+                ops.scatter_add_rows(g["W_xh"], ids, dAx2d)
+            else:
+                xp.matmul(ws.layers[k - 1].H[1:].reshape(T * B, nh).T, dAx2d, out=g["W_xh"])
+                below = ws.dHs[(m.num_layers - k) % 2]
+                xp.matmul(dAx2d, W_xh.T, out=below.reshape(T * B, nh))        # to the layer below
+        if flow is not None:
+            m.gradient_flow = flow
+        return loss, new_state, dstate0
+
+    def clip_and_sgd(self, lr, theta):
+        """One pass: the norm, then params -= lr * scale * grads (the rule of `clipping_threshold`)."""
+        return self.ops.clip_sgd(self.model.flat_params, self.model.flat_grads, lr, clipping_threshold(theta))
