@@ -23,6 +23,7 @@ import tracemalloc
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from scratchrnn.cells import CELLS
 from scratchrnn.cmdline import OneLineParser, positive_int
 from scratchrnn.model import RNNLM
 from scratchrnn.torch_baseline import TorchStep
@@ -35,7 +36,7 @@ MODELS = [("deep LSTM", "lstm", 2, 256), ("GRU", "gru", 1, 256), ("tanh RNN", "r
 def flops_per_token(cell, layers, H):
     """Multiply-adds x 2 of every GEMM of one training step, per token. The one-hot input of layer 0
     is a row gather (no FLOPs). Backward GEMMs cost twice the forward (dX and dW)."""
-    G = {"rnn": 1, "gru": 3, "lstm": 4}[cell]
+    G = CELLS[cell].GATES
     forward = layers * 2 * H * G * H + (layers - 1) * 2 * H * G * H + 2 * H * V
     backward = layers * 4 * H * G * H + (layers - 1) * 4 * H * G * H + 4 * H * V
     return forward + backward
@@ -60,7 +61,7 @@ def step_gemms(cell, layers, H):
     """The GEMMs of one training step of the fast engine, as (count, M, K, N, A transposed?):
     per layer the per-step recurrent GEMMs (forward H W_hh, backward dA W_hh^T), the hoisted input
     projection and dX of layers above the first, the weight gradients over the chunk; the output layer."""
-    G, TB = {"rnn": 1, "gru": 3, "lstm": 4}[cell], T * B
+    G, TB = CELLS[cell].GATES, T * B
     gemms = [(1, TB, H, V, False), (1, H, TB, V, True), (1, TB, V, H, False)]      # logits, dW_hq, dH
     for k in range(layers):
         gemms += [(T, B, H, G * H, False), (T, B, G * H, H, False), (1, H, TB, G * H, True)]

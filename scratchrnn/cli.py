@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from . import diagnose
 from .backend import DEVICES, device_name, resolve_device
+from .cells import CELLS
 from .checkpoint import atomic_write, load_run, model_from_checkpoint, position_in, save_run, weights_in
 from .cmdline import (EXIT_DIVERGED, EXIT_INTERRUPTED, OneLineParser, add_model_arguments, add_training_arguments,
                       blas_threads, max_tokens_of, model_config, positive_int, prepare_out_dir, with_one_line_errors)
@@ -231,7 +232,7 @@ def cmd_gradcheck(args):
                           num_steps=args.num_steps, seed=args.seed)
     names = list(next(iter(results.values())))
     print(f"finite differences (float64, central, eps 1e-4) vs hand-written backward: {args.layers}-layer "
-          f"{args.cell}{' (' + args.nonlinearity + ')' if args.cell == 'rnn' else ''}, "
+          f"{args.cell}{' (' + args.nonlinearity + ')' if len(CELLS[args.cell].NONLINEARITIES) > 1 else ''}, "
           f"{'random' if args.random_iter else 'sequential'} iteration, {args.engine} engine")
     print(f"{'parameter':<12}" + "".join(f"{chunk:>12}" for chunk in results))
     worst = 0.0

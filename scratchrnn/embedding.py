@@ -7,7 +7,7 @@ r"""A learnable embedding layer: token ids -> dense vectors, with its backward (
 
 One-hot times a weight matrix is exactly this lookup: onehot(X) @ E selects row X of E, every other
 term being a multiplication by 0. That is why the first layer of the one-hot model (its W_xh) already
-*is* an embedding of size G*H, computed by a gather; a separate E of size D < V adds a bottleneck
+*is* an embedding of size G*nh, computed by a gather; a separate E of size D < V adds a bottleneck
 (and the ability to share it or initialise it from elsewhere), not new expressive power.
 
 Backward: row X[t, b] of E received dEmb[t, b]; a token seen several times gets the sum:

@@ -28,14 +28,14 @@ from .train import detach
 
 TOL = {"float32": 1e-5, "float64": 1e-12}
 
-# Sizes of the kernel checks: B batch, nh hidden (B * nh crosses a block of 256), N rows, V vocabulary.
-B, nh, N, V = 7, 300, 45, 28
+# Sizes of the kernel checks: B batch, nh hidden (B * nh crosses a block of 256), ROWS = T*B, V vocabulary.
+B, nh, ROWS, V = 7, 300, 45, 28
 # The kernels that are not a cell's step: their arguments as (role, shape), role in / out / inout / ids /
 # float; checked against their Numba twins, which the tests hold to NumPy.
 OTHER_KERNELS = {
-    "gather_rows_bias": [("in", (V, 4 * nh)), ("ids", (N,)), ("in", (4 * nh,)), ("out", (N, 4 * nh))],
-    "scatter_add_rows": [("inout", (V, 4 * nh)), ("ids", (N,)), ("in", (N, 4 * nh))],
-    "softmax_xent": [("inout", (N, V)), ("ids", (N,)), ("out", (N,))],
+    "gather_rows_bias": [("in", (V, 4 * nh)), ("ids", (ROWS,)), ("in", (4 * nh,)), ("out", (ROWS, 4 * nh))],
+    "scatter_add_rows": [("inout", (V, 4 * nh)), ("ids", (ROWS,)), ("in", (ROWS, 4 * nh))],
+    "softmax_xent": [("inout", (ROWS, V)), ("ids", (ROWS,)), ("out", (ROWS,))],
     "clip_sgd": [("inout", (100_003,)), ("in", (100_003,)), ("float", 0.5), ("float", 1.0)],
 }
 
@@ -106,7 +106,7 @@ def check_training(device, report):
     from .data import SeqDataLoader, load_corpus
     corpus, vocab = load_corpus(max_tokens=3000)
     xp = get_array_module(device)
-    for cell, layers in (("lstm", 2), ("gru", 1)):
+    for cell, layers in ((name, 2) for name in CELLS):
         ref = RNNLM(len(vocab), 64, layers, cell, dtype="float64", engine="reference", seed=1)
         dev = RNNLM(len(vocab), 64, layers, cell, dtype="float64", engine="fast", seed=1, device=device)
         if device == "cpu":

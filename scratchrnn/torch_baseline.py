@@ -1,5 +1,6 @@
 """The same training step in PyTorch, for comparisons only (benchmarks/, the GPU self-test).
 torch is never a dependency of scratchrnn: the caller imports it and passes the module in."""
+from .cells import CELLS
 from .model import INITS
 
 
@@ -11,9 +12,9 @@ class TorchStep:
                  nonlinearity="tanh", init="pytorch"):
         if init not in INITS:
             raise ValueError(f"init must be one of {INITS}, got {init!r}")
-        kind = {"rnn": torch.nn.RNN, "gru": torch.nn.GRU, "lstm": torch.nn.LSTM}[cell]
+        kind = getattr(torch.nn, CELLS[cell].TORCH_MODULE)
         self.torch, self.V, self.H, self.theta = torch, vocab_size, num_hiddens, theta
-        extra = {"nonlinearity": nonlinearity} if cell == "rnn" else {}
+        extra = {"nonlinearity": nonlinearity} if len(CELLS[cell].NONLINEARITIES) > 1 else {}
         self.net = kind(vocab_size, num_hiddens, num_layers, **extra).to(device)
         self.fc = torch.nn.Linear(num_hiddens, vocab_size).to(device)
         self.params = list(self.net.parameters()) + list(self.fc.parameters())

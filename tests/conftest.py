@@ -4,7 +4,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from scratchrnn.cells import CELLS
 from standin_cupy import SyncCountingCupy, install_as_cupy, with_cuda_libraries
+
+# The tests' lists of cells come from the cells' registry: a new cell is tested without editing them.
+CELL_NAMES = list(CELLS)
+CELL_VARIANTS = [(name, nl) for name, cell in CELLS.items() for nl in cell.NONLINEARITIES]
+VARIANT_IDS = [f"{name}-{nl}" if len(CELLS[name].NONLINEARITIES) > 1 else name for name, nl in CELL_VARIANTS]
 
 
 @pytest.fixture

@@ -3,6 +3,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import CELL_NAMES
+
 BENCH = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_cpu.py"
 
 
@@ -11,7 +13,7 @@ def bench(load_script):
     return load_script(BENCH)
 
 
-@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+@pytest.mark.parametrize("cell", CELL_NAMES)
 @pytest.mark.parametrize("layers", [1, 2, 3])
 def test_the_gemm_floor_times_exactly_the_steps_flops(bench, cell, layers):
     """The GEMMs timed for the floor add up to the FLOPs per token the table divides by."""

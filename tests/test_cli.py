@@ -8,6 +8,7 @@ import sys
 import numpy as np
 import pytest
 
+from conftest import CELL_NAMES
 from scratchrnn import cli
 from scratchrnn.checkpoint import load_checkpoint, save_checkpoint
 
@@ -43,7 +44,7 @@ def test_train_writes_checkpoints_metrics_and_plot(tmp_path):
     assert g.returncode == 0 and g.stdout.startswith("time traveller") and len(g.stdout.rstrip("\n")) == 34
 
 
-@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+@pytest.mark.parametrize("cell", CELL_NAMES)
 def test_resume_is_bit_identical(tmp_path, cell):
     """2N epochs in one go == N epochs, then resume for N more."""
     one, two = tmp_path / "one", tmp_path / "two"
@@ -196,10 +197,36 @@ def test_bad_corpus(tmp_path, content, needle):
 @pytest.mark.parametrize("args, needle", [
     (["--hidden", "0"], "--hidden"), (["--layers", "-2"], "--layers"), (["--lr", "nan"], "--lr"),
     (["--lr", "inf"], "--lr"), (["--batch-size", "0"], "--batch-size"), (["--val-fraction", "1.5"], "--val-fraction"),
-    (["--max-tokens", "-5"], "--max-tokens"), (["--epochs", "0"], "--epochs"),
+    (["--max-tokens", "-5"], "--max-tokens"), (["--epochs", "0"], "--epochs"), (["--theta", "0"], "--theta"),
+    (["--engine", "auto"], "--engine: invalid choice: 'auto'"),
+    (["--cell", "gru", "--nonlinearity", "relu"], "nonlinearity 'relu' is not one of the gru cell's: tanh"),
 ])
 def test_nonsense_hyperparameters(tmp_path, args, needle):
     one_line_error(scratchrnn("train", "--out", str(tmp_path / "o"), "--device", "cpu", *args), needle)
+
+
+@pytest.mark.parametrize("command", [["diagnose", "--theta", "0"], ["diagnose", "--num-steps", "1"],
+                                     ["gradcheck", "--layers", "0"], ["selftest", "--device", "tpu"],
+                                     ["diagnose", "--epochs", "-1"]])
+def test_every_subcommand_refuses_nonsense_in_one_line(tmp_path, command):
+    one_line_error(scratchrnn(*command, *(["--out", str(tmp_path)] if command[0] == "diagnose" else [])))
+
+
+def test_a_checkpoint_of_format_1_that_says_engine_auto_still_loads(tmp_path, trained):
+    """Before the engines were two, a config could say engine 'auto' (which meant fast): it is read as fast."""
+    arrays, manifest = load_checkpoint(trained / "last.npz")
+    manifest["config"]["engine"] = "auto"
+    save_checkpoint(tmp_path / "old.npz", arrays, manifest)
+    r = scratchrnn("generate", "--from", str(tmp_path / "old.npz"), "--prefix", "the", "--length", "5")
+    assert r.returncode == 0 and r.stdout.startswith("the"), r.stderr
+
+
+def test_a_manifest_without_its_keys_is_one_line(tmp_path, trained):
+    arrays, manifest = load_checkpoint(trained / "last.npz")
+    del manifest["loader_rng"]
+    save_checkpoint(tmp_path / "partial.npz", arrays, manifest)
+    one_line_error(scratchrnn("generate", "--from", str(tmp_path / "partial.npz"), "--prefix", "the"),
+                   "has no 'loader_rng' in its manifest")
 
 
 def test_prefix_outside_the_vocabulary(trained):

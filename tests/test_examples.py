@@ -51,6 +51,8 @@ def test_gpu_without_cupy_or_gpu_is_one_clear_line():
     (["--lr", "nan"], "--lr"), (["--corpus", "/no/such/file.txt"], "does not exist"),
     (["--batch-size", "500"], "too short for one minibatch"), (["--max-tokens", "0"], "--max-tokens"),
     (["--prefix", "Zeus", "--epochs", "1000"], "prefix has characters outside the vocabulary: 'Z'"),
+    (["--save", "/no/such/dir/w.npz", "--epochs", "1000"],
+     "--save /no/such/dir/w.npz: the folder '/no/such/dir' does not exist"),
 ])
 def test_bad_input_is_one_line_and_non_zero(args, message):
     r = run("train_deep_lstm.py", "--device", "cpu", "--epochs", "1", *args)

@@ -2,14 +2,13 @@
 import numpy as np
 import pytest
 
-from conftest import ENGINES
+from conftest import CELL_VARIANTS, VARIANT_IDS, ENGINES
 from scratchrnn.data import seq_data_iter_random, seq_data_iter_sequential
 from scratchrnn.errors import ConfigError
 from scratchrnn.gradcheck import relative_error
 from scratchrnn.model import RNNLM
 from scratchrnn.train import detach
 
-CELLS = [("rnn", "tanh"), ("rnn", "relu"), ("gru", "tanh"), ("lstm", "tanh")]
 TOLERANCE = {"float64": 1e-10, "float32": 1e-5}
 
 
@@ -31,7 +30,7 @@ def assert_same_step(ref, fast, X, Y, state, tol):
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("random_iter", [False, True], ids=["sequential", "random"])
 @pytest.mark.parametrize("num_layers", [1, 2, 3])
-@pytest.mark.parametrize("cell, nonlinearity", CELLS, ids=["rnn-tanh", "rnn-relu", "gru", "lstm"])
+@pytest.mark.parametrize("cell, nonlinearity", CELL_VARIANTS, ids=VARIANT_IDS)
 def test_fast_engine_equals_reference(cell, nonlinearity, num_layers, random_iter, dtype, rng):
     V, H, B, T = 13, 16, 5, 7
     ref = RNNLM(V, H, num_layers, cell, nonlinearity=nonlinearity, dtype=dtype, engine="reference", seed=2)
@@ -49,7 +48,7 @@ def test_fast_engine_equals_reference(cell, nonlinearity, num_layers, random_ite
 
 @pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("num_layers", [1, 2])
-@pytest.mark.parametrize("cell, nonlinearity", CELLS, ids=["rnn-tanh", "rnn-relu", "gru", "lstm"])
+@pytest.mark.parametrize("cell, nonlinearity", CELL_VARIANTS, ids=VARIANT_IDS)
 def test_a_gradient_reaching_the_final_state_continues_bptt(model_on, engine, cell, nonlinearity, num_layers, rng):
     """dstate, in every engine: chunk 2's gradient at its initial state, handed to chunk 1's backward as the
     gradient reaching chunk 1's final state, makes the two chunks' gradients add up to those of one backward
@@ -136,3 +135,22 @@ def test_workspace_is_reused():
     m.forward(np.zeros((6, 2), np.int64), m.begin_state(2))
     m.loss_and_grad(X, X, m.begin_state(3))
     assert m.engine.workspace(6, 3) is ws and len(m.engine.workspaces) == 3
+
+
+def test_a_cell_the_engines_never_heard_of_runs_on_every_engine(monkeypatch, model_on, rng):
+    """Adding a cell touches no engine: a copy of the GRU's module under a new name, registered in CELLS and
+    nowhere else, runs on the reference, the fast engine (Numba) and our CUDA kernels built for the host,
+    each finding every fact (state, saved arrays, carried gradients, kernels) on the module."""
+    import types
+    from scratchrnn import cells
+    from scratchrnn.cells import gru
+    clone = types.ModuleType("scratchrnn.cells.gru_copy")
+    clone.__dict__.update({k: v for k, v in vars(gru).items() if not k.startswith("__")})
+    monkeypatch.setitem(cells.CELLS, "gru_copy", clone)
+    X, Y = rng.integers(0, 9, (5, 3)), rng.integers(0, 9, (5, 3))
+    for engine in ENGINES:
+        new, known = (model_on(engine, 9, 6, 2, cell, dtype="float64", seed=1) for cell in ("gru_copy", "gru"))
+        assert new.cell is clone
+        for m in (new, known):
+            m.loss_and_grad(X, Y, m.begin_state(3))
+        np.testing.assert_allclose(new.flat_grads, known.flat_grads, rtol=1e-12, atol=1e-15)

@@ -6,6 +6,7 @@ import sys
 import numpy as np
 import pytest
 
+from conftest import CELL_NAMES
 from scratchrnn.data import SeqDataLoader, load_corpus
 from scratchrnn.errors import DeviceError
 from scratchrnn.gpu import modules
@@ -95,7 +96,7 @@ def test_a_cupy_that_cannot_load_its_cuda_libraries_is_one_clear_line(monkeypatc
     assert backend.resolve_device("gpu") == "gpu" and backend.gpu_unusable_reason() is None
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+@pytest.mark.parametrize("cell", CELL_NAMES)
 @pytest.mark.parametrize("random_iter", [False, True], ids=["sequential", "random"])
 def test_a_gpu_epoch_reads_the_device_once(stand_in_cupy, cell, random_iter):
     """The GPU code path (CudaKernels, KernelOps, the fast engine, train_epoch) through a whole epoch:

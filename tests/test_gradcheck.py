@@ -2,22 +2,23 @@
 both iterator modes, two consecutive chunks, every parameter element and the initial state."""
 import pytest
 
+from conftest import CELL_NAMES, CELL_VARIANTS, VARIANT_IDS
+from scratchrnn.cells import CELLS
 from scratchrnn.gradcheck import check_model
 
-CELLS = [("rnn", "tanh"), ("rnn", "relu"), ("gru", "tanh"), ("lstm", "tanh")]
 
 
 @pytest.mark.parametrize("engine", ["reference", "fast"])
 @pytest.mark.parametrize("random_iter", [False, True], ids=["sequential", "random"])
 @pytest.mark.parametrize("num_layers", [1, 2, 3])
-@pytest.mark.parametrize("cell, nonlinearity", CELLS, ids=["rnn-tanh", "rnn-relu", "gru", "lstm"])
+@pytest.mark.parametrize("cell, nonlinearity", CELL_VARIANTS, ids=VARIANT_IDS)
 def test_backward_matches_finite_differences(cell, nonlinearity, num_layers, random_iter, engine):
     results = check_model(cell, num_layers, nonlinearity, random_iter, engine=engine)
     assert list(results) == ["chunk 1", "chunk 2"]
     for chunk, errors in results.items():
         # every parameter of every layer and every initial-state array was checked
         assert sum(name.startswith("l") and "_0" not in name for name in errors) == 4 * num_layers
-        assert sum(name.endswith("_0") for name in errors) == num_layers * (2 if cell == "lstm" else 1)
+        assert sum(name.endswith("_0") for name in errors) == num_layers * len(CELLS[cell].STATE)
         bad = {name: err for name, err in errors.items() if not err < 1e-6}
         assert not bad, f"{chunk}: {bad}"
 
@@ -40,7 +41,7 @@ def test_a_wrong_backward_is_caught(monkeypatch):
 
 @pytest.mark.parametrize("engine", ["reference", "fast"])
 @pytest.mark.parametrize("num_layers", [1, 2])
-@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+@pytest.mark.parametrize("cell", CELL_NAMES)
 def test_learnable_embedding_matches_finite_differences(cell, num_layers, engine):
     results = check_model(cell, num_layers, engine=engine, embedding_dim=3)
     for errors in results.values():

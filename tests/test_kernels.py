@@ -198,7 +198,7 @@ def test_host_launch_checks_each_pointer_as_the_gpu_cannot():
            ((np.zeros((4, 6), np.float32)[:, ::2], ids, b, out, n, m), "argument W must be"),   # strided
            ((W, [1, 3], b, out, n, m), "ids must be a C-contiguous int64 array, got list"),
            ((W, ids, b, out, n), "gather_rows_bias takes 6 arguments, got 5"),
-           ((W, ids, b, out, 2, m), "argument N must be a NumPy int32 scalar, got int"),
+           ((W, ids, b, out, 2, m), "argument rows must be a NumPy int32 scalar, got int"),
            ((W, ids, b, out, n, np.int64(3)), "argument m must be a NumPy int32 scalar, got int64")]
     for args, message in bad:
         with pytest.raises(TypeError, match=message):

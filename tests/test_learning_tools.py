@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import CELL_NAMES
 from scratchrnn import diagnose, output
 from scratchrnn.model import RNNLM
 
@@ -13,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 EXERCISES = sorted((ROOT / "examples" / "exercises").glob("*.py"))
 
 
-@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+@pytest.mark.parametrize("cell", CELL_NAMES)
 def test_gradient_flow_is_recorded_the_same_by_both_engines(cell, rng):
     X, Y = rng.integers(0, 11, (9, 4)), rng.integers(0, 11, (9, 4))
     flows = []
@@ -27,7 +28,7 @@ def test_gradient_flow_is_recorded_the_same_by_both_engines(cell, rng):
     np.testing.assert_allclose(flows[0], flows[1], rtol=1e-10)
 
 
-@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+@pytest.mark.parametrize("cell", CELL_NAMES)
 def test_last_step_loss_flow_starts_at_the_output_gradient(cell, rng):
     """With only the last step's loss, the gradient reaching the top layer's H_T is exactly what the
     output layer sends back, dlogits_T W_hq^T; lower layers and earlier steps get only what flows back."""

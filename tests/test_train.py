@@ -5,7 +5,7 @@ import weakref
 import numpy as np
 import pytest
 
-from conftest import ENGINES
+from conftest import CELL_NAMES, ENGINES
 from scratchrnn.data import SeqDataLoader, load_corpus
 from scratchrnn.engines.reference import ReferenceEngine
 from scratchrnn.errors import ConfigError, TrainingDiverged
@@ -46,7 +46,7 @@ def test_detaching_frees_the_previous_chunk(rng):
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+@pytest.mark.parametrize("cell", CELL_NAMES)
 def test_no_gradient_leaks_across_a_chunk_boundary(model_on, engine, cell, rng):
     """Truncated BPTT as train_epoch runs it (sequential minibatches, the state carried and detached): the
     gradient of its second step is chunk 2's own, not the one a backward through both chunks gives.
@@ -75,7 +75,7 @@ def test_no_gradient_leaks_across_a_chunk_boundary(model_on, engine, cell, rng):
     assert np.linalg.norm(g_2 - g_full_2) > 1e-3 * np.linalg.norm(g_full_2)
 
 
-@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+@pytest.mark.parametrize("cell", CELL_NAMES)
 @pytest.mark.parametrize("random_iter", [False, True])
 def test_training_lowers_perplexity(cell, random_iter):
     corpus, vocab = load_corpus(max_tokens=3000)

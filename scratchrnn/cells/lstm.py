@@ -28,6 +28,7 @@ GATES = 4
 STATE = ("H", "C")
 SAVED = {"gates": GATES}              # [I, F, C_tilde, O] of every step
 CARRIED = {"dC": "C"}                 # dC_next, the gradient reaching C_t from step t+1
+TORCH_MODULE = "LSTM"                 # torch.nn.LSTM: the same equations, for comparisons
 NONLINEARITIES = ("tanh",)
 FORWARD_KERNEL, BACKWARD_KERNEL = "lstm_forward", "lstm_backward"
 

@@ -23,6 +23,7 @@ GATES = 1
 STATE = ("H",)
 SAVED = {}                            # the backward needs only H_t, which is the state
 CARRIED = {}
+TORCH_MODULE = "RNN"                  # torch.nn.RNN: the same equations, for comparisons
 NONLINEARITIES = ("tanh", "relu")
 FORWARD_KERNEL, BACKWARD_KERNEL = "rnn_forward", "rnn_backward"
 

@@ -15,30 +15,13 @@ An engine is made for one model (it reads the model's parameters and fills its g
 
 X, Y are (T, B) token ids on the model's device; a state is a list over layers of the cell's STATE tuple.
 """
-import math
-
 import numpy as np
 
 from ..errors import ConfigError
+from .clipping import clipping_threshold
 
 ENGINES = ("reference", "fast")
-
-
-def clipping_threshold(theta):
-    """The one rule of global-norm clipping, for every engine (d2l.ai's `grad_clipping`):
-
-        g <- g * theta / ||g||    when ||g|| > theta,   else unchanged
-
-    theta None means no clipping; otherwise it must be a positive finite number. Returns theta as the
-    update kernels take it: +inf for None (no norm is above it). No epsilon is needed: the division
-    happens only when ||g|| > theta > 0."""
-    if theta is None:
-        return math.inf
-    if isinstance(theta, (bool, np.bool_)) or not isinstance(theta, (int, float, np.floating, np.integer)) \
-            or not (math.isfinite(theta) and theta > 0):
-        raise ConfigError(f"clipping threshold theta must be a positive finite number, or None for no clipping "
-                          f"(got {theta!r})")
-    return float(theta)
+__all__ = ["ENGINES", "clipping_threshold", "make_engine", "use_host_cuda_kernels"]
 
 
 def make_engine(model, engine):

@@ -26,7 +26,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from ..cells import step_shapes
-from . import clipping_threshold
+from .clipping import clipping_threshold
 
 MAX_WORKSPACES = 4          # chunk shapes kept at once: training, validation, generation, and one spare
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from .. import output
 from ..embedding import embedding_backward, embedding_forward
-from . import clipping_threshold
+from .clipping import clipping_threshold
 
 
 class ReferenceEngine:

@@ -4,16 +4,16 @@ thread per output element, BLOCK threads a block, the last block partly idle) an
 the same name in scratchrnn/kernels/. `kernels` is CudaKernels (GPU, CuPy arrays) or HostKernels (the
 same sources built for the CPU, NumPy arrays): the grid arithmetic here is shared by both.
 
-A cell's step kernels need no launcher of their own: asked for a cell's FORWARD_KERNEL or BACKWARD_KERNEL,
-KernelOps returns one made from the kernel's C signature (`cell_step_launcher`). Adding a cell adds none here.
+A cell's step kernels need no launcher of their own: asked for a kernel whose C signature ends with the sizes
+(int B, int nh), as every cell's FORWARD_KERNEL and BACKWARD_KERNEL does, KernelOps returns one made from
+that signature (`cell_step_launcher`). Adding a cell adds nothing here.
 
 Per time step of one layer: forward = 1 GEMM (cuBLAS, H_{t-1} W_hh) + 1 kernel (gates);
 backward = 1 kernel (gate gradients) + 1 GEMM (dA W_hh^T).
 """
 import numpy as np
 
-from ..cells import CELLS
-from .modules import read_sources, kernel_signatures
+from .modules import kernel_signatures, read_sources
 
 BLOCK = 256
 # sum_squares runs at most this many blocks: each thread sums its grid-stride share of the gradient, then
@@ -38,7 +38,7 @@ def i32(n):
     return np.int32(n)
 
 
-CELL_KERNELS = {name for cell in CELLS.values() for name in (cell.FORWARD_KERNEL, cell.BACKWARD_KERNEL)}
+STEP_SIZES = ["B", "nh"]                  # how a cell's step kernel ends: one thread per (b, j) of its state
 
 
 class KernelOps:
@@ -50,7 +50,8 @@ class KernelOps:
                            for name, params in kernel_signatures(source).items()}
 
     def __getattr__(self, name):
-        if name in CELL_KERNELS:
+        signature = self.__dict__.get("signatures", {}).get(name)
+        if signature and [p for _, p in signature[-2:]] == STEP_SIZES:
             launcher = self.cell_step_launcher(name)
             setattr(self, name, launcher)                    # made once
             return launcher
@@ -60,9 +61,7 @@ class KernelOps:
         """A launcher for a cell's step kernel: the step function's arguments in order, then the sizes B and
         nh, taken from H (forward) or dH_above (backward), which every cell's step functions have; one
         thread per (b, j). Scalars are converted to the C type the kernel declares."""
-        params = self.signatures[name]
-        assert [p for _, p in params[-2:]] == ["B", "nh"], f"{name} must end with the sizes (int B, int nh)"
-        params = params[:-2]
+        params = self.signatures[name][:-2]
         names = [p for _, p in params]
         sized_by = names.index("H") if "H" in names else names.index("dH_above")
         convert = [None if ctype.endswith("*") else SCALARS.get(ctype, self.k.scalar) for ctype, _ in params]
@@ -76,32 +75,31 @@ class KernelOps:
 
     # Input rows, loss, update ----------------------------------------------------------------
     def gather_rows_bias(self, W, ids, bias, out):
-        N, m = out.shape
-        self.k.launch("gather_rows_bias", grid_for(N * m), (BLOCK,), (W, ids, bias, out, i32(N), i32(m)))
+        rows, m = out.shape
+        self.k.launch("gather_rows_bias", grid_for(rows * m), (BLOCK,), (W, ids, bias, out, i32(rows), i32(m)))
 
     def scatter_add_rows(self, dW, ids, dA):
-        """dW[ids[r]] += dA[r]. The rows sorted by id (the key id * N + r is unique, so any sort gives the
+        """dW[ids[r]] += dA[r]. The rows sorted by id (the key id * rows + r is unique, so any sort gives the
         same order: ascending r within an id) and the start of each id's rows, then one thread per (v, j)."""
-        xp, (V, m), N = self.xp, dW.shape, ids.shape[0]
-        order = xp.argsort(ids * N + xp.arange(N, dtype=np.int64))
+        xp, (V, m), rows = self.xp, dW.shape, ids.shape[0]
+        order = xp.argsort(ids * rows + xp.arange(rows, dtype=np.int64))
         starts = xp.searchsorted(ids[order], xp.arange(V + 1, dtype=np.int64)).astype(np.int64)
         self.k.launch("scatter_add_rows", grid_for(V * m), (BLOCK,), (dW, order, starts, dA, i32(V), i32(m)))
 
     def softmax_xent(self, logits, y, row_loss):
         """row_loss[r] = the cross-entropy of row r; logits <- dloss/dlogits of the mean loss. Three passes
         (kernels/softmax_xent.cu): per (row, chunk of columns), per row, per element."""
-        N, V = logits.shape
+        rows, V = logits.shape
         chunks = (V + SOFTMAX_CHUNK - 1) // SOFTMAX_CHUNK
-        key = (N, chunks, logits.dtype)
+        key = (rows, chunks, logits.dtype)
         if key not in self.scratch:
-            self.scratch[key] = (self.xp.empty(N * chunks, logits.dtype), self.xp.empty(N * chunks, logits.dtype),
-                                 self.xp.empty(N, logits.dtype))
+            self.scratch[key] = tuple(self.xp.empty(n, logits.dtype) for n in (rows * chunks, rows * chunks, rows))
         part_max, part_sum, lse = self.scratch[key]
-        self.k.launch("softmax_xent_partial", grid_for(N * chunks), (BLOCK,),
-                      (logits, part_max, part_sum, i32(N), i32(V), i32(SOFTMAX_CHUNK), i32(chunks)))
-        self.k.launch("softmax_xent_rows", grid_for(N), (BLOCK,),
-                      (logits, y, part_max, part_sum, lse, row_loss, i32(N), i32(V), i32(chunks)))
-        self.k.launch("softmax_xent_grad", grid_for(N * V), (BLOCK,), (logits, y, lse, i32(N), i32(V)))
+        self.k.launch("softmax_xent_partial", grid_for(rows * chunks), (BLOCK,),
+                      (logits, part_max, part_sum, i32(rows), i32(V), i32(SOFTMAX_CHUNK), i32(chunks)))
+        self.k.launch("softmax_xent_rows", grid_for(rows), (BLOCK,),
+                      (logits, y, part_max, part_sum, lse, row_loss, i32(rows), i32(V), i32(chunks)))
+        self.k.launch("softmax_xent_grad", grid_for(rows * V), (BLOCK,), (logits, y, lse, i32(rows), i32(V)))
 
     def clip_sgd(self, params, grads, lr, theta):
         """Returns the gradient norm before clipping as a 0-d device array (read it only to report).

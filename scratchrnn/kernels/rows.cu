@@ -2,20 +2,20 @@
 // backend.scatter_add_rows (its backward); Numba twins of the same names in engines/numba_kernels.py.
 #include "common.cuh"
 
-// out[r, j] = W[ids[r], j] + bias[j]        out (N, m), W (V, m): one thread per (r, j)
+// out[r, j] = W[ids[r], j] + bias[j]        out (rows, m), W (V, m): one thread per (r, j)
 extern "C" __global__ void gather_rows_bias(const real* W, const long long* ids, const real* bias, real* out,
-                                            int N, int m) {
+                                            int rows, int m) {
     long long idx = thread_index();
-    if (idx >= (long long)N * m) return;
+    if (idx >= (long long)rows * m) return;
     long long r = idx / m;
     int j = idx % m;
     out[idx] = W[ids[r] * m + j] + bias[j];
 }
 
 // dW[v, j] += sum over the rows r with ids[r] == v of dA[r, j]. The launcher (gpu/ops.py) hands the row
-// numbers sorted by id, ascending within an id (`order`, N entries), and where each id's rows begin
+// numbers sorted by id, ascending within an id (`order`, rows entries), and where each id's rows begin
 // (`starts`, V + 1 entries): one thread per (v, j) adds its own rows only, always in the same order (no
-// atomics: the sum is deterministic), and the work is N*m + V*m whatever the vocabulary.
+// atomics: the sum is deterministic), and the work is rows*m + V*m whatever the vocabulary.
 extern "C" __global__ void scatter_add_rows(real* dW, const long long* order, const long long* starts,
                                             const real* dA, int V, int m) {
     long long idx = thread_index();
