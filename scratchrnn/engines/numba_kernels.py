@@ -76,26 +76,25 @@ def lstm_forward(Ax, Ah, b_hh, C_prev, gates, C, H):
         for j in range(4 * nh):                  # I, F, O = sigma(A); C_tilde = tanh(A) (the third block)
             a = Ax[b, j] + Ah[b, j] + b_hh[j]
             gates[b, j] = tanh(a) if 2 * nh <= j < 3 * nh else sigmoid(a)
-        for j in range(nh):
-            i, f, c_tilde, o = gates[b, j], gates[b, nh + j], gates[b, 2 * nh + j], gates[b, 3 * nh + j]
-            c = f * C_prev[b, j] + i * c_tilde
+        for j in range(nh):                      # C = F * C_prev + I * C_tilde;  H = O * tanh(C)
+            c = gates[b, nh + j] * C_prev[b, j] + gates[b, j] * gates[b, 2 * nh + j]
             C[b, j] = c
-            H[b, j] = o * tanh(c)
+            H[b, j] = gates[b, 3 * nh + j] * tanh(c)
 
 
 @kernel
 def lstm_backward(dH_above, dH_rec, dC, gates, C_prev, C, dA):
     """cells.lstm.step_backward: dH = dH_above + dH_rec; dC += dH*O*(1 - tanh(C)^2); dA <- the four gate
     gradients; dC *= F (dC_next on entry, dC_prev on exit). Two loops per row (see lstm_forward): the first
-    leaves dC_t in dC and writes dAo, the second the other three blocks and dC_prev."""
+    writes dAo and leaves dC_t in dC, the second the other three blocks and dC_prev."""
     B, nh = C.shape
     for b in range(B):
         for j in range(nh):
             o = gates[b, 3 * nh + j]
             tanh_c = tanh(C[b, j])
             dh = dH_above[b, j] + dH_rec[b, j]
-            dC[b, j] = dC[b, j] + dh * o * (ONE - tanh_c * tanh_c)
             dA[b, 3 * nh + j] = dh * tanh_c * o * (ONE - o)
+            dC[b, j] = dC[b, j] + dh * o * (ONE - tanh_c * tanh_c)
         for j in range(nh):
             i, f, c_tilde = gates[b, j], gates[b, nh + j], gates[b, 2 * nh + j]
             dc = dC[b, j]
