@@ -33,12 +33,12 @@ V, B, T = 28, 32, 35
 MODELS = [("deep LSTM", "lstm", 2, 256), ("GRU", "gru", 1, 256), ("tanh RNN", "rnn", 1, 512)]
 
 
-def flops_per_token(cell, layers, H):
+def flops_per_token(cell, layers, nh):
     """Multiply-adds x 2 of every GEMM of one training step, per token. The one-hot input of layer 0
     is a row gather (no FLOPs). Backward GEMMs cost twice the forward (dX and dW)."""
     G = CELLS[cell].GATES
-    forward = layers * 2 * H * G * H + (layers - 1) * 2 * H * G * H + 2 * H * V
-    backward = layers * 4 * H * G * H + (layers - 1) * 4 * H * G * H + 4 * H * V
+    forward = layers * 2 * nh * G * nh + (layers - 1) * 2 * nh * G * nh + 2 * nh * V
+    backward = layers * 4 * nh * G * nh + (layers - 1) * 4 * nh * G * nh + 4 * nh * V
     return forward + backward
 
 
@@ -57,25 +57,25 @@ def gemm_gflops():
     return best
 
 
-def step_gemms(cell, layers, H):
+def step_gemms(cell, layers, nh):
     """The GEMMs of one training step of the fast engine, as (count, M, K, N, A transposed?):
     per layer the per-step recurrent GEMMs (forward H W_hh, backward dA W_hh^T), the hoisted input
     projection and dX of layers above the first, the weight gradients over the chunk; the output layer."""
     G, TB = CELLS[cell].GATES, T * B
-    gemms = [(1, TB, H, V, False), (1, H, TB, V, True), (1, TB, V, H, False)]      # logits, dW_hq, dH
+    gemms = [(1, TB, nh, V, False), (1, nh, TB, V, True), (1, TB, V, nh, False)]      # logits, dW_hq, dH
     for k in range(layers):
-        gemms += [(T, B, H, G * H, False), (T, B, G * H, H, False), (1, H, TB, G * H, True)]
+        gemms += [(T, B, nh, G * nh, False), (T, B, G * nh, nh, False), (1, nh, TB, G * nh, True)]
         if k > 0:
-            gemms += [(1, TB, H, G * H, False), (1, H, TB, G * H, True), (1, TB, G * H, H, False)]
+            gemms += [(1, TB, nh, G * nh, False), (1, nh, TB, G * nh, True), (1, TB, G * nh, nh, False)]
     return gemms
 
 
-def gemm_floor(cell, layers, H, rounds):
+def gemm_floor(cell, layers, nh, rounds):
     """Tokens/s of a step that did nothing but its GEMMs, with NumPy's BLAS at their very shapes:
     an upper bound for any implementation of this step on this BLAS (no gate math, no Python)."""
     rng = np.random.default_rng(0)
     calls = []
-    for count, M, K, N, transposed in step_gemms(cell, layers, H):
+    for count, M, K, N, transposed in step_gemms(cell, layers, nh):
         a = rng.standard_normal((K, M) if transposed else (M, K)).astype(np.float32)
         a = a.T if transposed else a
         b, c = rng.standard_normal((K, N)).astype(np.float32), np.empty((M, N), np.float32)
@@ -97,8 +97,8 @@ def batches(steps):
 class Ours:
     """One of our models with its carried state: each call times `data` steps (after a warm-up)."""
 
-    def __init__(self, cell, layers, H, engine, data):
-        self.m = RNNLM(V, H, layers, cell, engine=engine)
+    def __init__(self, cell, layers, nh, engine, data):
+        self.m = RNNLM(V, nh, layers, cell, engine=engine)
         self.state = self.m.begin_state(B)
         self(data[:2])                                                  # warm-up (and Numba compile)
 
@@ -120,8 +120,8 @@ class Ours:
 class Theirs:
     """PyTorch doing the same work (scratchrnn/torch_baseline.py)."""
 
-    def __init__(self, torch, cell, layers, H, data):
-        self.step = TorchStep(torch, cell, V, H, layers)
+    def __init__(self, torch, cell, layers, nh, data):
+        self.step = TorchStep(torch, cell, V, nh, layers)
         self.tensors = [(torch.from_numpy(X), torch.from_numpy(Y).reshape(-1)) for X, Y in data]
         self(2)                                                         # warm-up
 
@@ -185,10 +185,10 @@ def main():
             if torch is not None:
                 torch.set_num_threads(threads)
             machine = gemm_gflops()
-            for label, cell, layers, H in MODELS:
+            for label, cell, layers, nh in MODELS:
                 ref_data = data[:max(2, args.steps // 3)]
-                ref, fast = Ours(cell, layers, H, "reference", data), Ours(cell, layers, H, "fast", data)
-                theirs = Theirs(torch, cell, layers, H, data) if torch is not None else None
+                ref, fast = Ours(cell, layers, nh, "reference", data), Ours(cell, layers, nh, "fast", data)
+                theirs = Theirs(torch, cell, layers, nh, data) if torch is not None else None
                 best = {"ref": 0.0, "fast": 0.0, "torch": 0.0}
                 for _ in range(args.rounds):           # interleaved rounds, the best of each: same rule for all
                     best["ref"] = max(best["ref"], ref(ref_data)[0])
@@ -196,10 +196,10 @@ def main():
                     if theirs is not None:
                         best["torch"] = max(best["torch"], theirs())
                 _, peak = fast(data[:2], trace=True)
-                floor = gemm_floor(cell, layers, H, max(3, args.rounds))
-                f = flops_per_token(cell, layers, H)
+                floor = gemm_floor(cell, layers, nh, max(3, args.rounds))
+                f = flops_per_token(cell, layers, nh)
                 r, q, t = best["ref"], best["fast"], best["torch"]
-                print(f"| {label} {layers}x{H} | {threads} | {r:,.0f} | {q:,.0f} | "
+                print(f"| {label} {layers}x{nh} | {threads} | {r:,.0f} | {q:,.0f} | "
                       + (f"{t:,.0f} | {q / t:.2f}x" if t else "missing | -")
                       + f" | {q / r:.2f}x | {f / 1e6:.2f} | {q * f / 1e9:.1f} | "
                       f"{q * f / 1e9 / machine:.0%} of {machine:.0f} GFLOP/s | {floor:,.0f} | {q / floor:.0%} "

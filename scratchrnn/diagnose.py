@@ -20,7 +20,7 @@ from .cmdline import OneLineParser, positive_float, positive_int, prepare_out_di
 from .data import SeqDataLoader, load_corpus
 from .engines.reference import ReferenceEngine
 from .errors import ConfigError
-from .model import RNNLM
+from .model import MODEL_DEFAULTS, RNNLM
 from .train import check_hyperparameters, train_epoch
 
 CELLS = (("tanh RNN", "rnn"), ("GRU", "gru"), ("LSTM", "lstm"))
@@ -44,7 +44,7 @@ def last_step_gradient_flow(model, X, Y):
 
 
 def run(cells=CELLS, layers=2, hidden=128, epochs=60, lr=2.0, theta=1.0, batch_size=32, num_steps=35,
-        max_tokens=10000, seed=0, engine="fast", on_epoch=None):
+        max_tokens=10000, seed=0, engine=MODEL_DEFAULTS["engine"], on_epoch=None):
     """Train each cell; return {label: dict(flow_train, flow_last, norms, ppl, params)}."""
     corpus, vocab = load_corpus(max_tokens=max_tokens)
     results = {}

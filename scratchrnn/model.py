@@ -48,8 +48,10 @@ class RNNLM:
     The model owns the parameters (their names, layouts and initialisation); its engine computes with them.
     """
 
-    def __init__(self, vocab_size, num_hiddens=256, num_layers=1, cell="lstm", nonlinearity="tanh",
-                 device="cpu", dtype="float32", init="pytorch", seed=0, engine="fast", embedding_dim=None):
+    def __init__(self, vocab_size, num_hiddens=MODEL_DEFAULTS["hidden"], num_layers=MODEL_DEFAULTS["layers"],
+                 cell=MODEL_DEFAULTS["cell"], nonlinearity=MODEL_DEFAULTS["nonlinearity"], device="cpu",
+                 dtype=MODEL_DEFAULTS["dtype"], init=MODEL_DEFAULTS["init"], seed=MODEL_DEFAULTS["seed"],
+                 engine=MODEL_DEFAULTS["engine"], embedding_dim=MODEL_DEFAULTS["embedding"]):
         for name, value in (("vocab size", vocab_size), ("hidden size", num_hiddens),
                             ("number of layers", num_layers)):
             if not isinstance(value, (int, np.integer)) or value < 1:

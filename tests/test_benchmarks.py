@@ -17,9 +17,9 @@ def bench(load_script):
 @pytest.mark.parametrize("layers", [1, 2, 3])
 def test_the_gemm_floor_times_exactly_the_steps_flops(bench, cell, layers):
     """The GEMMs timed for the floor add up to the FLOPs per token the table divides by."""
-    H = 64
-    flops = sum(count * 2 * M * K * N for count, M, K, N, _ in bench.step_gemms(cell, layers, H))
-    assert flops == bench.flops_per_token(cell, layers, H) * bench.T * bench.B
+    nh = 64
+    flops = sum(count * 2 * M * K * N for count, M, K, N, _ in bench.step_gemms(cell, layers, nh))
+    assert flops == bench.flops_per_token(cell, layers, nh) * bench.T * bench.B
 
 
 @pytest.mark.parametrize("script, args", [("bench_cpu.py", ["--steps", "0"]), ("bench_cpu.py", ["--memory-steps", "5"]),
