@@ -1,14 +1,21 @@
-"""The book's text pipeline (d2l.ai, "Text Preprocessing" and "Language Models and the Dataset").
+"""The text pipeline (d2l.ai, "Text Preprocessing" and "Language Models and the Dataset"), for the book and
+for any text.
 
-    text --preprocess--> lines of lower-case letters and spaces
-         --tokenize----> character (or word) tokens
-         --Vocab-------> integer ids, most frequent first, '<unk>' = 0
-         --iterators---> minibatches X, Y of shape (batch_size, num_steps), Y = X shifted by one
+    file --read_text-----> str: UTF-8, Unicode NFC, line breaks as "\n", no byte-order mark
+         --charset-------> raw: every character as written | book: lower-case letters and spaces, the
+                           book's preprocessing | wide: every printable character, runs of blanks as one
+         --tokenize------> character (or word) tokens
+         --Vocab---------> integer ids, most frequent first, '<unk>' = 0
+         --iterators-----> minibatches X, Y of shape (batch_size, num_steps), Y = X shifted by one
 
+Characters are counted and turned into ids with NumPy over the text's code points, never as a Python list
+of one-character strings, so a text of 100 MB loads in seconds (benchmarks/bench_load.py).
 The Time Machine ships inside the package (scratchrnn/data/timemachine.txt); nothing is downloaded.
 """
 import collections
 import re
+import string
+import unicodedata
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +23,10 @@ import numpy as np
 from .errors import DataError
 
 TIME_MACHINE = Path(__file__).parent / "data" / "timemachine.txt"
+CHARSETS = ("raw", "book", "wide")
+TOKENS = ("char", "word")
+# A charset that drops or changes more than this share of a text's characters says so (one line).
+CHARSET_LOSS_WARNING = 0.01
 
 
 # ----------------------------------------------------------------------------------------------
@@ -23,7 +34,8 @@ TIME_MACHINE = Path(__file__).parent / "data" / "timemachine.txt"
 # ----------------------------------------------------------------------------------------------
 
 def read_text(path):
-    """Read a UTF-8 text file, refusing what is missing, empty, binary or not UTF-8 (one-line errors)."""
+    """Read a UTF-8 text file, refusing what is missing, empty, binary or not UTF-8 (one-line errors).
+    The text comes back as `normalize` leaves it."""
     path = Path(path)
     if not path.exists():
         raise DataError(f"corpus {str(path)!r} does not exist")
@@ -38,9 +50,24 @@ def read_text(path):
     if b"\x00" in raw:
         raise DataError(f"corpus {str(path)!r} looks binary (it contains NUL bytes), not text")
     try:
-        return raw.decode("utf-8")
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
         raise DataError(f"corpus {str(path)!r} is not UTF-8 text (bad byte at offset {e.start})") from None
+    del raw
+    return normalize(text)
+
+
+def normalize(text):
+    """One text, one sequence of characters: a leading byte-order mark dropped, "\r\n" (and a lone "\r")
+    read as "\n", and Unicode NFC, so that "é" is one character whether the file wrote it composed or as
+    "e" plus a combining accent (NFD)."""
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if not unicodedata.is_normalized("NFC", text):
+        text = unicodedata.normalize("NFC", text)
+    return text
 
 
 def preprocess_book(text):
@@ -51,6 +78,29 @@ def preprocess_book(text):
 def preprocess_wide(text):
     """A wider character set (an exercise): keep every printable character and the case; one line each."""
     return [" ".join(line.split()) for line in text.splitlines()]
+
+
+def apply_charset(text, charset, sep=""):
+    """The text as the charset keeps it, one string. book and wide join their lines with `sep`: nothing
+    for characters, as the book does, a space for words; raw is the text itself, line breaks included."""
+    if charset == "raw":
+        return text
+    if charset == "book":
+        return sep.join(preprocess_book(text))
+    if charset == "wide":
+        return sep.join(preprocess_wide(text))
+    raise DataError(f"unknown character set {charset!r}; choose one of {', '.join(CHARSETS)}")
+
+
+def charset_loss(text, kept, charset):
+    """How many of the text's characters the charset dropped or changed: for book every character that is
+    not a lower-case letter or a space (upper-case letters, digits, punctuation, line breaks, other
+    scripts); for wide the characters dropped (line breaks, repeated blanks) and tabs made spaces."""
+    if charset == "book":
+        return len(text) - sum(text.count(c) for c in string.ascii_lowercase + " ")
+    if charset == "wide":
+        return max(0, len(text) - len(kept)) + text.count("\t")
+    return 0
 
 
 def tokenize(lines, token="char"):
@@ -69,7 +119,7 @@ class Vocab:
     """
 
     def __init__(self, tokens=(), min_freq=0, reserved_tokens=(), idx_to_token=None, token="char"):
-        if idx_to_token is not None:           # rebuilt from a checkpoint
+        if idx_to_token is not None:           # rebuilt from a checkpoint, or counted elsewhere
             self.idx_to_token = list(idx_to_token)
         else:
             if tokens and isinstance(tokens[0], list):
@@ -83,6 +133,7 @@ class Vocab:
                 if tok not in self.idx_to_token:
                     self.idx_to_token.append(tok)
         self.token_to_idx = {tok: idx for idx, tok in enumerate(self.idx_to_token)}
+        self.token = token
         self.sep = "" if token == "char" else " "                         # how generated tokens are joined
 
     def __len__(self):
@@ -103,29 +154,107 @@ class Vocab:
         return 0
 
 
-def load_corpus(paths=None, max_tokens=10000, token="char", charset="book"):
+# ----------------------------------------------------------------------------------------------
+# Characters to ids, in NumPy over the text's code points
+# ----------------------------------------------------------------------------------------------
+
+def code_points(text):
+    """The text's characters as an array of Unicode code points (uint32), without a Python list."""
+    return np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+
+
+def first_positions(codes, values):
+    """{code point: position of its first occurrence} for each of `values` (all present in codes): a
+    lookup table marks the ones still unseen, and each chunk of the text is searched only for those. The
+    chunks start small and double, as most characters show up early."""
+    unseen = np.zeros(int(codes.max()) + 1, dtype=bool)
+    unseen[values] = True
+    first, remaining, start, chunk = {}, len(values), 0, 1 << 12
+    while remaining and start < len(codes):
+        block = codes[start:start + chunk]
+        hits = np.flatnonzero(unseen[block])
+        if hits.size:
+            found, at = np.unique(block[hits], return_index=True)
+            for value, i in zip(found.tolist(), hits[at].tolist()):
+                first[value] = start + i
+            unseen[found] = False
+            remaining -= len(found)
+        start, chunk = start + chunk, min(chunk * 2, 1 << 24)
+    return first
+
+
+def char_vocab(codes):
+    """The book's Vocab of a text's characters: most frequent first, ties in order of first appearance."""
+    counts = np.bincount(codes)
+    present = np.flatnonzero(counts)
+    first = first_positions(codes, present)
+    order = sorted(present.tolist(), key=lambda c: (-int(counts[c]), first[c]))
+    return Vocab(idx_to_token=["<unk>"] + [chr(c) for c in order], token="char")
+
+
+def char_ids(codes, vocab):
+    """The ids of the characters (int64): a table from code point to id, '<unk>' (0) for those the
+    vocabulary lacks."""
+    known = {ord(tok): i for i, tok in enumerate(vocab.idx_to_token) if len(tok) == 1}
+    size = max(int(codes.max()) if codes.size else 0, max(known, default=0)) + 1
+    table = np.zeros(size, dtype=np.int64)
+    table[list(known)] = list(known.values())
+    return table[codes]
+
+
+# ----------------------------------------------------------------------------------------------
+# A corpus: files -> ids and vocabulary
+# ----------------------------------------------------------------------------------------------
+
+def load_corpus(paths=None, max_tokens=10000, token="char", charset="book", vocab=None, report=None):
     """The book's `load_corpus_time_machine`, for any UTF-8 text files.
 
-    paths: a path or a list of paths (None: the Time Machine). The corpus is the flat list of token ids,
-    cut to `max_tokens` (the book's 10,000 characters; -1 or None keeps the whole text).
-    Returns (corpus as an int64 array, vocab).
+    paths: a path or a list of paths (None: the Time Machine), read in turn as one text (a line break is
+    put between two files when the first does not end with one). The corpus is the flat array of token ids
+    (int64), cut to `max_tokens` (the book's 10,000 characters; -1 or None keeps the whole text).
+    vocab: None builds the vocabulary of the text; a Vocab (a trained model's) maps the text onto it, and
+    its tokens outside it to '<unk>'.
+    report(line): told, in one line, what the user should know: a charset that drops or changes more than
+    1% of a text given by path, or how many tokens fell outside a given vocabulary.
+    Returns (corpus, vocab).
     """
+    given, vocab_given = paths is not None, vocab is not None
     if paths is None:
         paths = [TIME_MACHINE]
     elif isinstance(paths, (str, Path)):
         paths = [paths]
-    preprocess = {"book": preprocess_book, "wide": preprocess_wide}[charset]
-    lines = []
-    for p in paths:
-        lines += preprocess(read_text(p))
-    tokens = tokenize(lines, token)
-    flat = [tok for line in tokens for tok in line]
-    if not flat:
-        raise DataError(f"corpus {', '.join(map(str, paths))} has no tokens left after preprocessing")
-    vocab = Vocab(flat, token=token)
-    corpus = np.array([vocab[tok] for tok in flat], dtype=np.int64)
+    if token not in TOKENS:
+        raise DataError(f"unknown token type {token!r}; choose 'char' or 'word'")
+    texts = [read_text(p) for p in paths]
+    text = "".join(t if i == len(texts) - 1 or t.endswith("\n") else t + "\n" for i, t in enumerate(texts))
+    del texts
+    kept = apply_charset(text, charset, sep="" if token == "char" else " ")
+    lost = charset_loss(text, kept, charset)
+    if report is not None and given and lost > CHARSET_LOSS_WARNING * len(text):
+        report(f"note: --charset {charset} drops or changes {lost:,} of the text's {len(text):,} characters "
+               f"({lost / len(text):.1%}); --charset raw keeps every character as written")
+    del text
+    names = ", ".join(map(str, paths))
+    hint = "" if charset == "raw" else "; --charset raw keeps every character"
+    if token == "char":
+        codes = code_points(kept)
+        del kept
+        if codes.size == 0:
+            raise DataError(f"corpus {names} has no tokens left after preprocessing with --charset {charset}{hint}")
+        vocab = vocab or char_vocab(codes)
+        corpus = char_ids(codes, vocab)
+    else:
+        words = kept.split()
+        if not words:
+            raise DataError(f"corpus {names} has no tokens left after preprocessing with --charset {charset}{hint}")
+        vocab = vocab or Vocab(words, token="word")
+        corpus = np.array([vocab[w] for w in words], dtype=np.int64)
     if max_tokens is not None and max_tokens > 0:
         corpus = corpus[:max_tokens]
+    unknown = int(np.count_nonzero(corpus == vocab.unk)) if vocab_given else 0
+    if report is not None and unknown:
+        report(f"note: {unknown:,} of the {len(corpus):,} tokens ({unknown / len(corpus):.1%}) are not in the "
+               f"model's vocabulary of {len(vocab)} and are read as <unk>")
     return corpus, vocab
 
 
