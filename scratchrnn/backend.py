@@ -9,10 +9,11 @@ Both libraries share one API for everything scratchrnn uses, so each equation is
 CuPy is imported lazily: the CPU path never needs it installed.
 """
 import importlib
+import os
 
 import numpy as np
 
-from .errors import DeviceError
+from .errors import ConfigError, DeviceError
 
 DEVICES = ("auto", "cpu", "gpu")
 
@@ -116,3 +117,36 @@ def xp_of(a):
         return np
     import cupy
     return cupy.get_array_module(a)
+
+
+def available_memory(device):
+    """Bytes this process can still allocate on the device: the GPU's free memory, or on the CPU the
+    kernel's MemAvailable (Linux), else the physical memory; None where neither can be read."""
+    if device == "gpu":
+        return int(_import_cupy().cuda.runtime.memGetInfo()[0])
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def human_bytes(n):
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if n < 1024 or unit == "PiB":
+            return f"{n:,.1f} {unit}" if unit != "B" else f"{n:,.0f} B"
+        n /= 1024
+
+
+def check_memory(needed, device, what):
+    """Refuse, in one line and before any allocation, what would not fit in the memory the device has."""
+    free = available_memory(device)
+    if free is not None and needed > free:
+        raise ConfigError(f"{what} needs about {human_bytes(needed)} of memory; this machine has "
+                          f"{human_bytes(free)} available{' on the GPU' if device == 'gpu' else ''}")

@@ -26,7 +26,7 @@ import numpy as np
 from .backend import to_numpy
 from .data import Vocab
 from .errors import CheckpointError
-from .model import model_from_config
+from .model import model_from_config, state_dict_shapes
 from .train import EpochPosition
 
 FORMAT = "scratchrnn-checkpoint"
@@ -153,14 +153,35 @@ def position_in(arrays, manifest, model):
                          manifest["seconds"])
 
 
-def model_from_checkpoint(arrays, manifest, device="cpu"):
-    """A model with a checkpoint's config and weights (shapes checked key by key), and its vocabulary."""
+def check_arrays(arrays, config, vocab_size, path):
+    """The checkpoint's weight arrays against the shapes its manifest's config implies, before any model is
+    built: a manifest that does not agree with its own arrays (an absurd size included) is one line."""
+    try:
+        expected = state_dict_shapes(config, vocab_size)
+    except (KeyError, TypeError) as e:
+        raise CheckpointError(f"checkpoint {str(path)!r} has a bad config in its manifest ({e})") from None
+    weights = weights_in(arrays)
+    for key, shape in expected.items():
+        if key not in weights:
+            raise CheckpointError(f"checkpoint {str(path)!r} lacks the weights {key!r} its manifest's model has")
+        if tuple(weights[key].shape) != tuple(shape):
+            raise CheckpointError(f"checkpoint {str(path)!r}: weights {key!r} have shape {tuple(weights[key].shape)}, "
+                                  f"its manifest's model needs {tuple(shape)}")
+    extra = sorted(set(weights) - set(expected))
+    if extra:
+        raise CheckpointError(f"checkpoint {str(path)!r} has weights {extra[0]!r} its manifest's model lacks")
+
+
+def model_from_checkpoint(arrays, manifest, device="cpu", path="checkpoint"):
+    """A model with a checkpoint's config and weights, and its vocabulary. The arrays are checked against
+    the manifest before the model is built; weights that are NaN or infinite are refused."""
     config = manifest["config"]
     try:
         vocab = Vocab(idx_to_token=manifest["vocab"], token=config["tokens"])
-        model = model_from_config(config, len(vocab), device)
     except (KeyError, TypeError) as e:
         raise CheckpointError(f"checkpoint manifest is missing or has a bad config entry ({e})") from None
+    check_arrays(arrays, config, len(vocab), path)
+    model = model_from_config(config, len(vocab), device)
     model.load_state_dict(weights_in(arrays))
     return model, vocab
 

@@ -24,23 +24,20 @@ from tqdm import tqdm
 from . import diagnose
 from .backend import DEVICES, device_name, resolve_device
 from .cells import CELLS
-from .checkpoint import atomic_write, load_run, model_from_checkpoint, position_in, save_run, weights_in
+from .checkpoint import (atomic_write, check_arrays, load_run, model_from_checkpoint, position_in, save_run,
+                         weights_in)
 from .cmdline import (EXIT_DIVERGED, EXIT_INTERRUPTED, OneLineParser, add_model_arguments, add_training_arguments,
-                      blas_threads, max_tokens_of, model_config, positive_int, prepare_out_dir, with_one_line_errors)
-from .data import SeqDataLoader, load_corpus
+                      blas_threads, max_tokens_of, model_config, positive_float, positive_int, prepare_out_dir,
+                      with_one_line_errors)
+from .data import CHARSETS, TOKENS, SeqDataLoader, Vocab, load_corpus
 from .engines import ENGINES
 from .errors import CheckpointError, ConfigError, DataError, TrainingDiverged
 from .model import model_from_config
-from .train import TRAIN_DEFAULTS, check_hyperparameters, evaluate, predict, train_epoch
+from .train import TRAIN_DEFAULTS, check_hyperparameters, evaluate, generate, train_epoch
 
 # The config of a run, as its checkpoint keeps it: the model's keys (model.MODEL_DEFAULTS) and these.
 RUN_KEYS = ("epochs", "lr", "theta", "batch_size", "num_steps", "random_iter", "corpus", "max_tokens", "tokens",
             "charset", "val_fraction")
-
-
-class Interrupted(Exception):
-    def __init__(self, position):
-        self.position = position
 
 
 # ----------------------------------------------------------------------------------------------
@@ -60,13 +57,16 @@ def split_validation(corpus, fraction, num_steps):
     return corpus[:-n_val], corpus[-n_val:]
 
 
-def build(config, device):
-    """Corpus, vocabulary, train/validation split, data loader and model from a run's config."""
+def build(config, device, vocab=None, report=None):
+    """Corpus, vocabulary, train/validation split, data loader and model from a run's config. vocab: the
+    vocabulary to read the text with (a run that started from another's weights keeps that run's); None
+    builds it from the text. The model's memory is checked before anything is allocated."""
     corpus, vocab = load_corpus(config["corpus"], max_tokens=config["max_tokens"], token=config["tokens"],
-                                charset=config["charset"])
+                                charset=config["charset"], vocab=vocab, report=report)
     train, val = split_validation(corpus, config["val_fraction"], config["num_steps"])
     loader = SeqDataLoader(train, config["batch_size"], config["num_steps"], config["random_iter"], config["seed"])
-    return vocab, loader, val, model_from_config(config, len(vocab), device)
+    model = model_from_config(config, len(vocab), device, config["batch_size"], config["num_steps"])
+    return vocab, loader, val, model
 
 
 def write_metrics(out, history):
@@ -102,25 +102,95 @@ def config_from_args(args):
     """A new run's config: the model's part (cmdline.model_config) and RUN_KEYS."""
     config = {**model_config(args), **{key: getattr(args, key) for key in RUN_KEYS}}
     config["max_tokens"] = max_tokens_of(args)
-    config["corpus"] = [str(Path(c).resolve()) for c in args.corpus] if args.corpus else None
+    config["corpus"] = corpus_paths(args.corpus)
     config["epochs"] = args.epochs or TRAIN_DEFAULTS["epochs"]
     return config
 
 
+def corpus_paths(paths):
+    return [str(Path(c).resolve()) for c in paths] if paths else None
+
+
+# What a resume honours; every other flag describes the run, and must agree with its checkpoint.
+RESUME_HONOURS = ("resume", "epochs", "device", "engine", "threads", "save_every", "save_every_steps", "log_every",
+                  "plot", "max_minutes")
+# What --init-from takes from the run it starts from: the model's shape and how its text was read.
+INHERITED = ("cell", "nonlinearity", "layers", "hidden", "init", "dtype", "embedding", "tokens", "charset")
+
+
+def flag_value(args, dest):
+    """(config key, value) that a flag given on the command line stands for."""
+    if dest in ("max_tokens", "full_text"):
+        return "max_tokens", max_tokens_of(args)
+    if dest == "corpus":
+        return "corpus", corpus_paths(args.corpus)
+    return dest, getattr(args, dest)
+
+
+def refuse_contradictions(args, dests, config, whose, advice):
+    """Each flag of `dests` given with a value other than the run's: one line naming both."""
+    for dest in sorted(dests & args.given):
+        key, value = flag_value(args, dest)
+        if key in config and config[key] != value:
+            shown = " ".join(value) if isinstance(value, list) else value
+            theirs = " ".join(config[key]) if isinstance(config[key], list) else config[key]
+            raise ConfigError(f"--{dest.replace('_', '-')} {shown} contradicts {whose}'s {theirs}; {advice}")
+
+
+def checkpoint_in(folder, prefer="best"):
+    """A run folder's checkpoint (best.npz when asked for and there, else last.npz), or the file itself."""
+    folder = Path(folder)
+    if folder.is_file():
+        return folder
+    return folder / ("best.npz" if prefer == "best" and (folder / "best.npz").exists() else "last.npz")
+
+
+class Stop(Exception):
+    """Training stops inside an epoch: `why` is 'interrupted' (Ctrl-C, SIGTERM) or 'budget' (--max-minutes)."""
+
+    def __init__(self, why, position):
+        self.why, self.position = why, position
+
+
 def cmd_train(args):
+    started_at = time.perf_counter()
+    report = lambda line: print(line, file=sys.stderr)        # noqa: E731 - one line, the user should know
+    arrays = manifest = vocab = None
     if args.resume:
         out = Path(args.resume)
         arrays, manifest = load_run(out / "last.npz")
         config = manifest["config"]
+        honours = ", ".join("--" + d.replace("_", "-") for d in RESUME_HONOURS[1:])
+        refuse_contradictions(args, set(vars(args)) - set(RESUME_HONOURS) - {"out"}, config, "the checkpoint",
+                              f"a resume continues the run as it was (it honours {honours}); to change it, start "
+                              f"a new run from its weights with --init-from {out}")
+        if "out" in args.given and Path(args.out).resolve() != out.resolve():
+            raise ConfigError(f"--out {args.out} contradicts --resume {out}: a resume writes into the run's folder")
         if args.epochs:                                               # None unless --epochs was given
             config["epochs"] = args.epochs
+        if "engine" in args.given:
+            config["engine"] = args.engine
+        check_arrays(arrays, config, len(manifest["vocab"]), out / "last.npz")
+        if config.get("init_from"):                                   # its vocabulary came with its weights
+            vocab = Vocab(idx_to_token=manifest["vocab"], token=config["tokens"])
+    elif args.init_from:
+        parent = checkpoint_in(args.init_from)
+        arrays, parent_manifest = load_run(parent)
+        refuse_contradictions(args, set(INHERITED), parent_manifest["config"], f"the run of --init-from {parent}",
+                              "a run started from another's weights keeps its shape and its vocabulary")
+        config = {**config_from_args(args), **{k: parent_manifest["config"][k] for k in INHERITED
+                                               if k in parent_manifest["config"]}}
+        config["init_from"] = str(parent.resolve())
+        vocab = Vocab(idx_to_token=parent_manifest["vocab"], token=config["tokens"])
+        check_arrays(arrays, config, len(vocab), parent)
+        out = Path(args.out)
     else:
-        arrays, manifest, config = None, None, config_from_args(args)
+        config = config_from_args(args)
         out = Path(args.out)
     check_hyperparameters(config["lr"], config["epochs"], config["theta"])
     out = prepare_out_dir(out)
     device = resolve_device(args.device)
-    vocab, loader, val, model = build(config, device)
+    vocab, loader, val, model = build(config, device, vocab, report)
 
     epoch, position, history, best = 0, None, [], math.inf
     if manifest is not None:
@@ -136,6 +206,9 @@ def cmd_train(args):
             print(f"{out} already has {epoch} epochs; ask for more with --epochs N")
             return
         print(f"resuming {out} at epoch {epoch}" + (f", minibatch {manifest['batch']}" if position else ""))
+    elif arrays is not None:
+        model.load_state_dict(weights_in(arrays))                     # --init-from: its weights, a new text
+        print(f"starting from the weights of {config['init_from']}")
     print(f"{config['layers']}-layer {config['cell'].upper()} ({config['hidden']} hidden, "
           f"{model.num_parameters():,} parameters, {model.engine_name}) on {len(loader.corpus):,} training tokens"
           + (f" and {len(val):,} validation tokens" if val is not None else "")
@@ -145,33 +218,56 @@ def cmd_train(args):
         save_run(path, model, vocab, config, epoch_done, loader_rng or loader.rng.bit_generator.state, history,
                  best, pos)
 
-    stop = {"requested": False}
+    stop = {"signal": None, "rng_at_start": None}
+    budget = None if args.max_minutes is None else args.max_minutes * 60
 
-    def on_sigint(signum, frame):
-        if stop["requested"]:                                         # a second Ctrl-C: leave now
+    def on_signal(signum, frame):
+        if stop["signal"]:                                            # a second one: leave now
             raise KeyboardInterrupt
-        stop["requested"] = True
+        stop["signal"] = signal.Signals(signum).name
 
     def on_step(pos, grad_norm):
-        if stop["requested"]:
-            raise Interrupted(pos)
+        if stop["signal"]:
+            raise Stop("interrupted", pos)
+        if args.save_every_steps and pos.batch % args.save_every_steps == 0:
+            checkpoint(out / "last.npz", epoch, pos, stop["rng_at_start"])
+        if budget is not None and time.perf_counter() - started_at > budget:
+            raise Stop("budget", pos)
 
-    previous = signal.signal(signal.SIGINT, on_sigint)
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     on_terminal = sys.stderr.isatty()
+    say = tqdm.write if on_terminal else print
     bar = tqdm(total=config["epochs"], initial=epoch, desc="training", unit="epoch", disable=not on_terminal)
+    ppl = speed = val_ppl = None
     try:
         while epoch < config["epochs"]:
-            rng_at_start = copy.deepcopy(loader.rng.bit_generator.state)
+            stop["rng_at_start"] = copy.deepcopy(loader.rng.bit_generator.state)
             started = time.perf_counter()
             try:
                 ppl, speed = train_epoch(model, loader, config["lr"], config["theta"], config["random_iter"],
                                          on_step=on_step, resume=position)
-            except Interrupted as e:
-                checkpoint(out / "last.npz", epoch, e.position, rng_at_start)
+            except Stop as e:
                 bar.close()
-                print(f"interrupted: saved {out / 'last.npz'} at epoch {epoch}, minibatch {e.position.batch}; "
-                      f"resume with: scratchrnn train --resume {out}", file=sys.stderr)
-                sys.exit(EXIT_INTERRUPTED)
+                where = f"epoch {epoch}, minibatch {e.position.batch}"
+                if e.why == "interrupted":
+                    checkpoint(out / "last.npz", epoch, e.position, stop["rng_at_start"])
+                    print(f"interrupted ({stop['signal']}): saved {out / 'last.npz'} at {where}; "
+                          f"resume with: scratchrnn train --resume {out}", file=sys.stderr)
+                    sys.exit(EXIT_INTERRUPTED)
+                with np.errstate(all="ignore"):                       # the budget: end as any run ends
+                    val_ppl = evaluate(model, val, config["batch_size"], config["num_steps"]) if val is not None else None
+                if val_ppl is not None and val_ppl < best:
+                    best = val_ppl
+                    checkpoint(out / "best.npz", epoch, e.position, stop["rng_at_start"])
+                checkpoint(out / "last.npz", epoch, e.position, stop["rng_at_start"])
+                write_metrics(out, history)
+                if args.plot:
+                    plot_perplexity(out, history)
+                ppl = math.exp(float(e.position.loss_sum) / max(1, e.position.tokens))
+                speed = e.position.tokens / max(e.position.seconds, 1e-9)
+                print(f"stopped: the --max-minutes {args.max_minutes:g} budget is spent, at {where}; resume with: "
+                      f"scratchrnn train --resume {out}")
+                break
             except TrainingDiverged as e:
                 bar.close()
                 kept = f"the last good checkpoint {out / 'last.npz'} is kept" if (out / "last.npz").exists() \
@@ -199,12 +295,12 @@ def cmd_train(args):
             bar.set_postfix(train_ppl=f"{ppl:.2f}", val_ppl="-" if val_ppl is None else f"{val_ppl:.2f}",
                             tokens_per_s=f"{speed:,.0f}")
             if epoch % args.log_every == 0 or epoch == config["epochs"]:
-                line = (f"epoch {epoch:4d}  train perplexity {ppl:7.2f}  "
-                        + ("" if val_ppl is None else f"validation perplexity {val_ppl:7.2f}  ")
-                        + f"{speed:,.0f} tokens/s")
-                (tqdm.write if on_terminal else print)(line)
+                say(f"epoch {epoch:4d}  train perplexity {ppl:7.2f}  "
+                    + ("" if val_ppl is None else f"validation perplexity {val_ppl:7.2f}  ")
+                    + f"{speed:,.0f} tokens/s")
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         bar.close()
     print(f"perplexity {ppl:.1f}" + ("" if val_ppl is None else f" (validation {val_ppl:.1f}, best {best:.1f})")
           + f", {speed:.1f} tokens/sec on {device_name(device)}")
@@ -217,12 +313,16 @@ def cmd_train(args):
 # ----------------------------------------------------------------------------------------------
 
 def cmd_generate(args):
-    folder = Path(args.from_dir)
-    path = folder if folder.is_file() else folder / ("best.npz" if args.checkpoint == "best" and
-                                                     (folder / "best.npz").exists() else "last.npz")
+    """The prefix, then each token as it is produced (a long generation shows progress at once)."""
+    path = checkpoint_in(args.from_dir, args.checkpoint)
     arrays, manifest = load_run(path)
-    model, vocab = model_from_checkpoint(arrays, manifest)
-    print(predict(args.prefix, args.length, model, vocab, temperature=args.temperature, seed=args.seed))
+    model, vocab = model_from_checkpoint(arrays, manifest, resolve_device(args.device), path)
+    tokens = generate(args.prefix, args.length, model, vocab, temperature=args.temperature, seed=args.seed,
+                      top_k=args.top_k)
+    print(args.prefix, end="", flush=True)
+    for token in tokens:
+        print(vocab.sep + token, end="", flush=True)
+    print()
 
 
 def cmd_gradcheck(args):
@@ -262,17 +362,28 @@ def build_parser():
 
     t = sub.add_parser("train", help="train a language model on text files", formatter_class=defaults,
                        description="Train a character (or word) language model with truncated BPTT.")
-    add_training_arguments(t, dict(lr=2.0, epochs=None))     # the book's deep LSTM; epochs: TRAIN_DEFAULTS
-    # (None here tells a resume whether --epochs was given)
-    t.add_argument("--tokens", choices=("char", "word"), default="char", help="character or word tokens")
-    t.add_argument("--charset", choices=("book", "wide"), default="book",
-                   help="book: letters only, lower case (the book's preprocessing); wide: keep every character")
+    add_training_arguments(t, dict(lr=2.0, epochs=None, max_tokens=-1))   # the book's deep LSTM, whole text;
+    # epochs None here tells a resume whether --epochs was given (a new run takes TRAIN_DEFAULTS')
+    t.add_argument("--tokens", choices=TOKENS, default="char", help="character or word tokens")
+    t.add_argument("--charset", choices=CHARSETS, default="raw",
+                   help="raw: every character as written (Unicode NFC, line breaks kept); book: letters only, "
+                        "lower case (the book's preprocessing); wide: every printable character, blanks collapsed")
     t.add_argument("--val-fraction", type=float, default=0.1,
                    help="the tail of the corpus held out to measure validation perplexity (0: none)")
     t.add_argument("--out", default="scratchrnn-run", help="folder for checkpoints, metrics and plots")
     t.add_argument("--resume", metavar="DIR", default=None,
-                   help="continue the run saved in DIR (its config is used; --epochs may raise the total)")
+                   help="continue the run saved in DIR exactly; it honours --epochs (to raise the total), --device, "
+                        "--engine, --threads, --save-every(-steps), --log-every, --plot, --max-minutes and refuses "
+                        "any other flag that contradicts the run")
+    t.add_argument("--init-from", metavar="RUN", default=None,
+                   help="start from the weights and vocabulary of RUN (a run folder or checkpoint) and train on "
+                        "--corpus; its shape flags come from RUN; characters RUN never saw are read as <unk>")
     t.add_argument("--save-every", type=positive_int, default=1, help="write last.npz every N epochs")
+    t.add_argument("--save-every-steps", type=positive_int, default=None, metavar="N",
+                   help="also write last.npz every N minibatches (for texts whose epoch is long)")
+    t.add_argument("--max-minutes", type=positive_float, default=None, metavar="M",
+                   help="stop after M minutes, at the end of the minibatch that crosses them: validation, "
+                        "checkpoint and plot as at the end of a run; resumable")
     t.add_argument("--log-every", type=positive_int, default=10, help="print a line every N epochs")
     t.add_argument("--plot", action="store_true", help="draw perplexity.png (train and validation)")
     t.set_defaults(func=cmd_train)
@@ -280,12 +391,15 @@ def build_parser():
     g = sub.add_parser("generate", help="continue a prefix with a trained model", formatter_class=defaults)
     g.add_argument("--from", dest="from_dir", required=True, metavar="DIR",
                    help="a run folder (or a checkpoint .npz file)")
-    g.add_argument("--prefix", required=True, help="text to warm up on")
+    g.add_argument("--prefix", required=True, help="text to warm up on (any characters of the run's vocabulary)")
     g.add_argument("--length", type=positive_int, default=100, help="tokens to generate")
     g.add_argument("--temperature", type=float, default=0.0, help="0: greedy; > 0: sample from softmax(logits/T)")
+    g.add_argument("--top-k", type=positive_int, default=None, metavar="K",
+                   help="sample only among the K most likely tokens (with --temperature > 0)")
     g.add_argument("--seed", type=int, default=None, help="seed for sampling")
     g.add_argument("--checkpoint", choices=("best", "last"), default="best",
                    help="best validation checkpoint (when there is one) or the last one")
+    g.add_argument("--device", choices=DEVICES, default="cpu", help="where to run the model")
     g.set_defaults(func=cmd_generate)
 
     c = sub.add_parser("gradcheck", help="finite differences against the hand-written backward", formatter_class=defaults)
@@ -306,13 +420,38 @@ def build_parser():
     s = sub.add_parser("selftest", help="check the CUDA kernels (on the GPU, or built for the host)")
     s.add_argument("--device", choices=DEVICES, default="auto")
     s.set_defaults(func=cmd_selftest)
+    p.subcommands = {"train": t, "generate": g, "gradcheck": c, "diagnose": d, "selftest": s}
     return p
 
 
+NOT_GIVEN = object()
+
+
+def given_options(argv):
+    """The options a command line gives, by dest: parsed again with every default replaced by a marker
+    (argparse fills in a subcommand's defaults itself, so the marker has to be the default)."""
+    p = build_parser()
+    appended = set()
+    for sub in p.subcommands.values():
+        for action in sub._actions:
+            if isinstance(action, argparse._AppendAction):     # appends to its default: None, not the marker
+                action.default = None
+                appended.add(action.dest)
+            else:
+                action.default = NOT_GIVEN
+    return {dest for dest, value in vars(p.parse_args(argv)).items()
+            if value is not NOT_GIVEN and not (dest in appended and value is None)}
+
+
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    args.given = given_options(argv) - {"command", "func"}
 
     def program():
+        if getattr(args, "resume", None) and getattr(args, "init_from", None):
+            raise ConfigError("--resume continues a run, --init-from starts a new one from a run's weights: "
+                              "give one of them")
         with blas_threads(getattr(args, "threads", None)):
             args.func(args)
     with_one_line_errors(program)

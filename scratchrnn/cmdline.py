@@ -80,8 +80,8 @@ def add_training_arguments(p, defaults=None):
                    help="random sampling (state re-initialised each minibatch) instead of sequential")
     p.add_argument("--corpus", action="append", default=None, metavar="PATH",
                    help="UTF-8 text file to train on; repeat for several (default: the Time Machine, shipped)")
-    p.add_argument("--max-tokens", type=int, default=10000,
-                   help="keep the first N tokens, as the book does; -1 keeps the whole text")
+    p.add_argument("--max-tokens", type=int, default=d.get("max_tokens", 10000),
+                   help="keep the first N tokens (the book: 10000); -1 keeps the whole text")
     p.add_argument("--full-text", action="store_true", help="same as --max-tokens -1")
     p.add_argument("--seed", type=int, default=d["seed"])
     p.add_argument("--init", choices=INITS, default=d["init"],

@@ -22,8 +22,8 @@ from collections import OrderedDict
 
 import numpy as np
 
-from .backend import get_array_module, to_numpy
-from .cells import CELLS, step_options
+from .backend import check_memory, get_array_module, to_numpy
+from .cells import CELLS, step_options, step_shapes
 from .engines import ENGINES, clipping_threshold, make_engine
 from .errors import CheckpointError, ConfigError
 
@@ -80,6 +80,9 @@ class RNNLM:
         # One flat buffer for the parameters, one for the gradients; named views into both.
         self.shapes = self.parameter_shapes()
         total = sum(math.prod(s) for s in self.shapes.values())
+        check_memory(2 * total * self.dtype.itemsize, device,
+                     f"a {num_layers}-layer {cell} of {num_hiddens} hidden units over {vocab_size} tokens "
+                     f"({total:,} parameters, with their gradients)")
         self.flat_params = self.xp.zeros(total, dtype=self.dtype)
         self.flat_grads = self.xp.zeros(total, dtype=self.dtype)
         self.params, self.grads = OrderedDict(), OrderedDict()
@@ -105,19 +108,7 @@ class RNNLM:
     # ------------------------------------------------------------------------------------------
 
     def parameter_shapes(self):
-        V, nh, G = self.vocab_size, self.num_hiddens, self.cell.GATES
-        shapes = OrderedDict()
-        if self.embedding_dim:
-            shapes["E"] = (V, self.embedding_dim)                   # learnable embedding (embedding.py)
-        for k in range(self.num_layers):
-            ni = (self.embedding_dim or V) if k == 0 else nh
-            shapes[f"l{k}.W_xh"] = (ni, G * nh)
-            shapes[f"l{k}.W_hh"] = (nh, G * nh)
-            shapes[f"l{k}.b_xh"] = (G * nh,)
-            shapes[f"l{k}.b_hh"] = (G * nh,)
-        shapes["W_hq"] = (nh, V)
-        shapes["b_q"] = (V,)
-        return shapes
+        return parameter_shapes(self.cell_name, self.vocab_size, self.num_hiddens, self.num_layers, self.embedding_dim)
 
     def initialize(self, seed=0):
         """Draw every parameter on the host in float64 from one seeded generator (so the CPU and the
@@ -181,17 +172,7 @@ class RNNLM:
 
     def _torch_names(self):
         """PyTorch key -> (our name, transposed?)."""
-        names = OrderedDict()
-        if self.embedding_dim:
-            names["embedding.weight"] = ("E", False)
-        for k in range(self.num_layers):
-            names[f"rnn.weight_ih_l{k}"] = (f"l{k}.W_xh", True)
-            names[f"rnn.weight_hh_l{k}"] = (f"l{k}.W_hh", True)
-            names[f"rnn.bias_ih_l{k}"] = (f"l{k}.b_xh", False)
-            names[f"rnn.bias_hh_l{k}"] = (f"l{k}.b_hh", False)
-        names["fc.weight"] = ("W_hq", True)
-        names["fc.bias"] = ("b_q", False)
-        return names
+        return torch_names(self.num_layers, self.embedding_dim)
 
     def load_state_dict(self, d):
         """Accept a dict of arrays in PyTorch's names and layouts (NumPy, or anything np.asarray takes).
@@ -217,9 +198,83 @@ class RNNLM:
             self.params[ours][...] = self.xp.asarray(value, dtype=self.dtype)
 
 
-def model_from_config(config, vocab_size, device="cpu"):
+def model_from_config(config, vocab_size, device="cpu", batch_size=None, num_steps=None):
     """The one way a model is built from a run's config (the command line, the examples, checkpoints): the
-    keys of MODEL_DEFAULTS, each defaulting to its value there. Fresh weights, drawn from the config's seed."""
-    c = {**MODEL_DEFAULTS, **{k: v for k, v in config.items() if k in MODEL_DEFAULTS}}
+    keys of MODEL_DEFAULTS, each defaulting to its value there. Fresh weights, drawn from the config's seed.
+    With batch_size and num_steps, the memory that training will take is checked first, before anything
+    is allocated: a model that cannot fit is one line saying what it would need."""
+    c = config_of(config)
+    if batch_size is not None and c["cell"] in CELLS:
+        check_memory(training_bytes(c, vocab_size, batch_size, num_steps), device,
+                     f"training a {c['layers']}-layer {c['cell']} of {c['hidden']} hidden units over {vocab_size} "
+                     f"tokens (batch {batch_size}, {num_steps} steps)")
     return RNNLM(vocab_size, c["hidden"], c["layers"], c["cell"], nonlinearity=c["nonlinearity"], device=device,
                  dtype=c["dtype"], init=c["init"], seed=c["seed"], engine=c["engine"], embedding_dim=c["embedding"])
+
+
+# ----------------------------------------------------------------------------------------------
+# Shapes and sizes, known before anything is allocated
+# ----------------------------------------------------------------------------------------------
+
+def parameter_shapes(cell, vocab_size, nh, layers, embedding_dim=None):
+    """Our name -> shape of every parameter, in the order of the flat buffer."""
+    V, G = vocab_size, CELLS[cell].GATES
+    shapes = OrderedDict()
+    if embedding_dim:
+        shapes["E"] = (V, embedding_dim)                            # learnable embedding (embedding.py)
+    for k in range(layers):
+        ni = (embedding_dim or V) if k == 0 else nh
+        shapes[f"l{k}.W_xh"] = (ni, G * nh)
+        shapes[f"l{k}.W_hh"] = (nh, G * nh)
+        shapes[f"l{k}.b_xh"] = (G * nh,)
+        shapes[f"l{k}.b_hh"] = (G * nh,)
+    shapes["W_hq"] = (nh, V)
+    shapes["b_q"] = (V,)
+    return shapes
+
+
+def torch_names(layers, embedding_dim=None):
+    """PyTorch key -> (our name, transposed?)."""
+    names = OrderedDict()
+    if embedding_dim:
+        names["embedding.weight"] = ("E", False)
+    for k in range(layers):
+        names[f"rnn.weight_ih_l{k}"] = (f"l{k}.W_xh", True)
+        names[f"rnn.weight_hh_l{k}"] = (f"l{k}.W_hh", True)
+        names[f"rnn.bias_ih_l{k}"] = (f"l{k}.b_xh", False)
+        names[f"rnn.bias_hh_l{k}"] = (f"l{k}.b_hh", False)
+    names["fc.weight"] = ("W_hq", True)
+    names["fc.bias"] = ("b_q", False)
+    return names
+
+
+def config_of(config):
+    """A run's config with every key of MODEL_DEFAULTS (a missing one takes its default)."""
+    return {**MODEL_DEFAULTS, **{k: v for k, v in config.items() if k in MODEL_DEFAULTS}}
+
+
+def state_dict_shapes(config, vocab_size):
+    """PyTorch key -> shape of the state_dict a model of this config has: what a checkpoint's arrays are
+    checked against before the model is built."""
+    c = config_of(config)
+    if c["cell"] not in CELLS:
+        raise ConfigError(f"unknown cell {c['cell']!r}; choose one of {', '.join(CELLS)}")
+    shapes = parameter_shapes(c["cell"], vocab_size, c["hidden"], c["layers"], c["embedding"])
+    return {key: shapes[ours][::-1] if transposed else shapes[ours]
+            for key, (ours, transposed) in torch_names(c["layers"], c["embedding"]).items()}
+
+
+def training_bytes(config, vocab_size, batch_size, num_steps):
+    """About how much memory training this model takes: parameters and gradients, and the fast engine's
+    workspaces for two chunk shapes (training and validation: every step's gates, states and gradients)."""
+    c = config_of(config)
+    cell, nh, B, T = CELLS[c["cell"]], c["hidden"], batch_size, num_steps
+    itemsize = np.dtype(c["dtype"]).itemsize
+    parameters = sum(math.prod(s) for s in parameter_shapes(c["cell"], vocab_size, nh, c["layers"],
+                                                            c["embedding"]).values())
+    shapes = step_shapes(cell, B, nh)
+    per_layer = (2 * T * math.prod(shapes["Ax"]) + math.prod(shapes["Ah"])               # Ax, dAx (dAh)
+                 + (T + 1) * len(cell.STATE) * B * nh
+                 + T * sum(math.prod(shapes[name]) for name in cell.SAVED))
+    per_chunk = c["layers"] * per_layer + T * B * (vocab_size + 1 + 2 * nh + 2 * (c["embedding"] or 0))
+    return itemsize * (2 * parameters + 2 * per_chunk)

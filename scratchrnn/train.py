@@ -12,6 +12,7 @@ Perplexity = exp(mean cross-entropy per token over the epoch).
 """
 import math
 import time
+import unicodedata
 
 import numpy as np
 
@@ -131,6 +132,7 @@ def prefix_tokens(prefix, vocab):
     """The prefix as tokens of this vocabulary (characters or words), or a ConfigError naming the
     ones it lacks: check it before a long training run, not after."""
     sep = vocab.sep                                                       # "" for characters, " " for words
+    prefix = unicodedata.normalize("NFC", prefix)                         # as every text is read (data.normalize)
     tokens = list(prefix) if sep == "" else prefix.split()
     if not tokens:
         raise ConfigError("the prefix must not be empty")
@@ -141,33 +143,42 @@ def prefix_tokens(prefix, vocab):
     return tokens
 
 
-def predict(prefix, num_preds, model, vocab, temperature=0.0, seed=None):
-    """Warm up on `prefix`, then generate `num_preds` tokens.
+def generate(prefix, num_preds, model, vocab, temperature=0.0, seed=None, top_k=None):
+    """Warm up on `prefix`, then yield `num_preds` tokens, one at a time, as they are produced.
 
     temperature 0: greedy (argmax), as the book. temperature > 0: sample from softmax(logits / T)
-    with a seeded generator (T < 1 sharper, T > 1 flatter)."""
-    sep = vocab.sep                                                       # "" for characters, " " for words
+    with a seeded generator (T < 1 sharper, T > 1 flatter); top_k: only among the k most likely tokens."""
     prefix = prefix_tokens(prefix, vocab)
     if temperature < 0 or not math.isfinite(temperature):
         raise ConfigError(f"temperature must be >= 0 (got {temperature!r})")
+    if top_k is not None and top_k < 1:
+        raise ConfigError(f"top-k must be a positive integer (got {top_k!r})")
     xp = model.xp
     rng = np.random.default_rng(seed)
     state = model.begin_state(1)
-    outputs = [vocab[prefix[0]]]
+    token = vocab[prefix[0]]
 
     def step(token):                                                      # the model's engine, forward only
         logits, new_state = model.forward(xp.asarray([[token]], dtype=np.int64), state)
         return np.array(to_numpy(logits)[0], dtype=np.float64), new_state
 
     for ch in prefix[1:]:                                                 # warm-up
-        _, state = step(outputs[-1])
-        outputs.append(vocab[ch])
+        _, state = step(token)
+        token = vocab[ch]
     for _ in range(num_preds):                                            # predict num_preds steps
-        logits, state = step(outputs[-1])
+        logits, state = step(token)
         if temperature == 0:
-            outputs.append(int(logits.argmax()))
+            token = int(logits.argmax())
         else:
             z = logits / temperature
+            if top_k is not None and top_k < len(z):
+                z[z < np.partition(z, -top_k)[-top_k]] = -np.inf           # all but the k largest
             p = np.exp(z - z.max())
-            outputs.append(int(rng.choice(len(p), p=p / p.sum())))
-    return sep.join(vocab.idx_to_token[i] for i in outputs)
+            token = int(rng.choice(len(p), p=p / p.sum()))
+        yield vocab.idx_to_token[token]
+
+
+def predict(prefix, num_preds, model, vocab, temperature=0.0, seed=None, top_k=None):
+    """The book's `predict_ch8`: the prefix and the `num_preds` tokens that follow it, as one string."""
+    tokens = list(generate(prefix, num_preds, model, vocab, temperature, seed, top_k))
+    return vocab.sep.join([prefix] + tokens) if tokens else prefix

@@ -24,8 +24,9 @@ def main(args):
     if args.from_dir:
         from scratchrnn.checkpoint import load_run, model_from_checkpoint
         folder = Path(args.from_dir)
-        arrays, manifest = load_run(folder / ("best.npz" if (folder / "best.npz").exists() else "last.npz"))
-        model, vocab = model_from_checkpoint(arrays, manifest)
+        path = folder / ("best.npz" if (folder / "best.npz").exists() else "last.npz")
+        arrays, manifest = load_run(path)
+        model, vocab = model_from_checkpoint(arrays, manifest, path=path)
     else:
         prefix_tokens(args.prefix, load_corpus()[1])          # a bad prefix stops here, before training
         run = train_run("gru", 1, 32 if args.quick else 256, lr=1.0, epochs=3 if args.quick else args.epochs)
