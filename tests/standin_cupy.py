@@ -94,7 +94,7 @@ class SyncCountingCupy(FakeCupy):
         import types
         super().__init__()
         self.uploads, self.calls, self.served = 0, collections.Counter(), set()
-        self.cuda.runtime = types.SimpleNamespace(getDeviceCount=lambda: 1)
+        self.cuda.runtime = types.SimpleNamespace(getDeviceCount=lambda: 1, memGetInfo=lambda: (16 * 2**30, 16 * 2**30))
 
     def __getattr__(self, name):                       # everything else: NumPy's, results on the "device"
         if name.startswith("_"):                       # not numpy's __path__, __file__...: a module of its own
@@ -135,7 +135,8 @@ def with_cuda_libraries(monkeypatch, fake):
 
 # What the stand-in plays besides NumPy's functions (those it serves are in its `served`), as CuPy spells it.
 STAND_IN_API = ("RawModule", "asarray", "get_array_module", "cuda.Device", "cuda.compiler.CompileException",
-                "cuda.runtime.getDeviceCount", "cuda.runtime.getDeviceProperties", "cuda.nvrtc.getVersion")
+                "cuda.runtime.getDeviceCount", "cuda.runtime.getDeviceProperties", "cuda.runtime.memGetInfo",
+                "cuda.nvrtc.getVersion")
 
 
 def assert_real_cupy_has(fake, real_cupy):

@@ -185,3 +185,11 @@ def test_the_headline_command_on_a_stand_in_cupy(real_cupy, stand_in_cupy, capsy
     cli.main(["generate", "--from", str(run), "--prefix", "time", "--length", "20"])    # on the CPU
     assert capsys.readouterr().out.strip().splitlines()[-1].startswith("time")
     assert_real_cupy_has(stand_in_cupy, real_cupy)
+
+
+def test_a_model_too_big_for_the_gpu_is_refused_before_allocating(stand_in_cupy):
+    """The GPU's free memory (cupy.cuda.runtime.memGetInfo; the stand-in has 16 GiB) is checked first."""
+    from scratchrnn.errors import ConfigError
+    with pytest.raises(ConfigError, match=r"needs about 321\.9 GiB of memory; this machine has 16\.0 GiB available "
+                                          r"on the GPU"):
+        RNNLM(28, 60000, 2, "lstm", device="gpu")

@@ -1,0 +1,290 @@
+"""A person's own text: every character as written, fine-tuning on a new text, long runs that survive a
+time budget and a scheduler's SIGTERM, generation that streams, and no input that loses a run."""
+import os
+import signal
+import subprocess
+import sys
+import unicodedata
+
+import numpy as np
+import pytest
+
+from scratchrnn import cli
+from scratchrnn.checkpoint import load_checkpoint, save_checkpoint
+from scratchrnn.data import Vocab, char_vocab, code_points, load_corpus, normalize
+from scratchrnn.errors import DataError
+
+POEM = ("Tyger Tyger, burning bright,\n\tIn the forests of the night;\nWhat immortal hand or eye,\n"
+        "    Could frame thy fearful symmetry?\n\n")
+VIETNAMESE = "Thời gian là vàng bạc. Đi đâu cũng nhớ về nhà.\n"
+TURKISH = "Çocuk ağaçta, ışık şu an güzel.\n"
+JAPANESE = "時は金なり。旅人は言った、時間は川のように流れる。\n"
+SMALL = ["--hidden", "16", "--layers", "1", "--batch-size", "4", "--num-steps", "8", "--device", "cpu",
+         "--log-every", "1", "--val-fraction", "0"]
+
+
+def scratchrnn(*args, **kw):
+    return subprocess.run([sys.executable, "-m", "scratchrnn", *args], capture_output=True, text=True, timeout=600, **kw)
+
+
+def one_line_error(r, *needles):
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    for needle in needles:
+        assert needle in r.stderr, r.stderr
+
+
+def write(path, text, encoding="utf-8", newline=None):
+    with open(path, "w", encoding=encoding, newline=newline) as f:
+        f.write(text)
+    return path
+
+
+# ---------------------------------------------------------------------------------------------
+# Text in
+# ---------------------------------------------------------------------------------------------
+
+def test_raw_keeps_every_character_as_written(tmp_path):
+    text = POEM + VIETNAMESE + TURKISH + JAPANESE
+    corpus, vocab = load_corpus(write(tmp_path / "a.txt", text), max_tokens=-1, charset="raw")
+    assert "".join(vocab.to_tokens(corpus)) == text
+    assert {"\n", "\t", "ờ", "ğ", "ı", "ş", "時", "T", ",", "?"} <= set(vocab.idx_to_token)
+
+
+def test_nfd_crlf_and_a_byte_order_mark_read_as_the_same_text(tmp_path):
+    text = (POEM + VIETNAMESE + TURKISH) * 3
+    nfc = load_corpus(write(tmp_path / "nfc.txt", text), max_tokens=-1, charset="raw")
+    nfd = load_corpus(write(tmp_path / "nfd.txt", "\ufeff" + unicodedata.normalize("NFD", text), newline="\r\n"),
+                      max_tokens=-1, charset="raw")
+    assert nfc[1].idx_to_token == nfd[1].idx_to_token and np.array_equal(nfc[0], nfd[0])
+    assert normalize("\ufeffa\r\nb\rc") == "a\nb\nc"
+
+
+def test_the_vocabulary_counted_over_code_points_is_the_books(rng):
+    """Most frequent first, ties in order of first appearance: the same as the book's Counter over a list."""
+    for _ in range(20):
+        text = "".join(rng.choice(list("abcdefgé時\n "), size=int(rng.integers(1, 300))))
+        assert char_vocab(code_points(text)).idx_to_token == Vocab(list(text)).idx_to_token
+
+
+@pytest.mark.parametrize("charset, text, share", [("book", VIETNAMESE * 20, "%"), ("wide", POEM * 20, "%")])
+def test_a_charset_that_drops_characters_says_how_many(tmp_path, charset, text, share):
+    lines = []
+    load_corpus(write(tmp_path / "t.txt", text), max_tokens=-1, charset=charset, report=lines.append)
+    assert len(lines) == 1 and f"--charset {charset} drops or changes" in lines[0] and "--charset raw" in lines[0]
+    lines.clear()
+    load_corpus(write(tmp_path / "t.txt", text), max_tokens=-1, charset="raw", report=lines.append)
+    load_corpus(write(tmp_path / "plain.txt", "plain words here " * 50), max_tokens=-1, charset="book",
+                report=lines.append)
+    assert lines == []                                                  # nothing lost, nothing said
+
+
+def test_a_text_with_no_letters_for_the_book_charset_names_raw(tmp_path):
+    with pytest.raises(DataError, match="no tokens left after preprocessing with --charset book; --charset raw"):
+        load_corpus(write(tmp_path / "ja.txt", JAPANESE), charset="book")
+
+
+def test_a_given_vocabulary_reads_unknown_characters_as_unk(tmp_path):
+    _, vocab = load_corpus(write(tmp_path / "a.txt", "abc abc\n"), max_tokens=-1, charset="raw")
+    lines = []
+    corpus, same = load_corpus(write(tmp_path / "b.txt", "abxxc\n"), max_tokens=-1, charset="raw", vocab=vocab,
+                               report=lines.append)
+    assert same is vocab and list(corpus) == [vocab["a"], vocab["b"], 0, 0, vocab["c"], vocab["\n"]]
+    assert lines == ["note: 2 of the 6 tokens (33.3%) are not in the model's vocabulary of 6 and are read as <unk>"]
+
+
+# ---------------------------------------------------------------------------------------------
+# scratchrnn train and generate on a person's text
+# ---------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def poem_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("poem")
+    corpus = write(folder / "poem.txt", (POEM + VIETNAMESE + JAPANESE) * 12)
+    out = folder / "run"
+    cli.main(["train", "--corpus", str(corpus), "--out", str(out), "--epochs", "2", *SMALL])
+    return corpus, out
+
+
+def test_train_reads_the_whole_text_with_every_character_by_default(poem_run):
+    corpus, out = poem_run
+    _, manifest = load_checkpoint(out / "last.npz")
+    assert manifest["config"]["max_tokens"] == -1 and manifest["config"]["charset"] == "raw"
+    text = normalize(corpus.read_text(encoding="utf-8"))
+    assert set(manifest["vocab"][1:]) == set(text)
+
+
+def test_generate_prints_newlines_and_any_script_as_written(poem_run):
+    _, out = poem_run
+    r = scratchrnn("generate", "--from", str(out), "--prefix", "時は\n", "--length", "40", "--temperature", "1",
+                   "--seed", "3", "--top-k", "5")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("時は\n") and len(r.stdout) == len("時は\n") + 40 + 1      # and the final newline
+
+
+def test_top_k_of_one_is_greedy(poem_run):
+    _, out = poem_run
+    greedy = scratchrnn("generate", "--from", str(out), "--prefix", "Ty", "--length", "30")
+    top1 = scratchrnn("generate", "--from", str(out), "--prefix", "Ty", "--length", "30", "--temperature", "1.5",
+                      "--top-k", "1", "--seed", "0")
+    assert greedy.returncode == top1.returncode == 0 and greedy.stdout == top1.stdout
+
+
+def test_generate_shows_the_first_tokens_before_it_ends(poem_run):
+    """A long generation streams: the prefix and the first tokens can be read while it still runs."""
+    _, out = poem_run
+    p = subprocess.Popen([sys.executable, "-m", "scratchrnn", "generate", "--from", str(out), "--prefix", "T",
+                          "--length", "1000000", "--temperature", "1", "--seed", "0"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    try:
+        first = p.stdout.read(8)
+        assert p.poll() is None and first.decode("utf-8", "replace").startswith("T")
+    finally:
+        p.kill()
+        p.communicate()
+
+
+# ---------------------------------------------------------------------------------------------
+# Runs that go on
+# ---------------------------------------------------------------------------------------------
+
+def test_init_from_a_run_trains_on_a_new_text_with_its_weights_and_vocabulary(poem_run, tmp_path):
+    _, parent = poem_run
+    new_text = write(tmp_path / "new.txt", (POEM.upper() + TURKISH) * 10)
+    r = scratchrnn("train", "--init-from", str(parent), "--corpus", str(new_text), "--out", str(tmp_path / "child"),
+                   "--epochs", "1", "--batch-size", "4", "--num-steps", "8", "--device", "cpu", "--val-fraction", "0")
+    assert r.returncode == 0, r.stderr
+    notes = [line for line in r.stderr.splitlines() if line.startswith("note:")]
+    assert len(notes) == 1 and "are not in the model's vocabulary" in notes[0] and "read as <unk>" in notes[0]
+    assert "starting from the weights of" in r.stdout
+    parent_arrays, parent_manifest = load_checkpoint(parent / "last.npz")
+    child_arrays, child_manifest = load_checkpoint(tmp_path / "child" / "last.npz")
+    assert child_manifest["vocab"] == parent_manifest["vocab"]
+    assert child_manifest["config"]["hidden"] == 16 and child_manifest["config"]["init_from"].endswith(".npz")
+    assert child_arrays["fc.weight"].shape == parent_arrays["fc.weight"].shape
+    assert not np.array_equal(child_arrays["fc.weight"], parent_arrays["fc.weight"])        # it trained on
+    # and the child resumes with its parent's vocabulary, not one built from the new text
+    r = scratchrnn("train", "--resume", str(tmp_path / "child"), "--epochs", "2", "--device", "cpu")
+    assert r.returncode == 0, r.stderr
+
+
+def test_init_from_refuses_a_shape_flag_that_contradicts_the_run(poem_run, tmp_path):
+    corpus, parent = poem_run
+    one_line_error(scratchrnn("train", "--init-from", str(parent), "--corpus", str(corpus), "--hidden", "32",
+                              "--out", str(tmp_path / "x")), "--hidden 32 contradicts the run of --init-from", "16")
+
+
+@pytest.mark.parametrize("flag, value, theirs", [("--layers", "3", "1"), ("--hidden", "32", "16"),
+                                                  ("--cell", "gru", "lstm"), ("--charset", "book", "raw"),
+                                                  ("--tokens", "word", "char"), ("--lr", "0.5", "2.0"),
+                                                  ("--max-tokens", "500", "-1")])
+def test_resume_refuses_a_flag_that_contradicts_the_checkpoint(poem_run, flag, value, theirs):
+    _, out = poem_run
+    one_line_error(scratchrnn("train", "--resume", str(out), flag, value),
+                   f"{flag} {value} contradicts the checkpoint's {theirs}", "--init-from")
+
+
+def test_resume_refuses_another_corpus_and_another_out(poem_run, tmp_path):
+    _, out = poem_run
+    other = write(tmp_path / "other.txt", POEM * 30)
+    one_line_error(scratchrnn("train", "--resume", str(out), "--corpus", str(other)), "--corpus", "contradicts")
+    one_line_error(scratchrnn("train", "--resume", str(out), "--out", str(tmp_path / "elsewhere")),
+                   "a resume writes into the run's folder")
+    one_line_error(scratchrnn("train", "--resume", str(out), "--init-from", str(out)), "give one of them")
+
+
+def test_resume_honours_a_flag_that_agrees_and_the_ones_it_lists(poem_run, tmp_path):
+    corpus, out = poem_run
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    (copy / "last.npz").write_bytes((out / "last.npz").read_bytes())
+    r = scratchrnn("train", "--resume", str(copy), "--hidden", "16", "--corpus", str(corpus), "--epochs", "3",
+                   "--device", "cpu", "--engine", "reference", "--log-every", "5", "--plot")
+    assert r.returncode == 0, r.stderr
+    _, manifest = load_checkpoint(copy / "last.npz")
+    assert manifest["epoch"] == 3 and (copy / "perplexity.png").exists()
+
+
+def test_save_every_steps_writes_the_checkpoint_inside_the_epoch(tmp_path, monkeypatch):
+    saved = []
+    real = cli.save_run
+    monkeypatch.setattr(cli, "save_run", lambda path, *a: (saved.append((path.name, a[7] and a[7].batch)), real(path, *a)))
+    corpus = write(tmp_path / "t.txt", POEM * 20)
+    cli.main(["train", "--corpus", str(corpus), "--out", str(tmp_path / "run"), "--epochs", "1",
+              "--save-every-steps", "2", *SMALL])
+    inside = [batch for name, batch in saved if batch is not None]
+    assert inside[:3] == [2, 4, 6] and all(name == "last.npz" for name, _ in saved)
+
+
+def test_a_time_budget_stops_cleanly_and_resumes_exactly(tmp_path):
+    corpus = write(tmp_path / "t.txt", POEM * 40)
+    args = ["--corpus", str(corpus), "--epochs", "2", "--plot", *SMALL[:-2], "--val-fraction", "0.1"]
+    r = scratchrnn("train", "--out", str(tmp_path / "cut"), "--max-minutes", "0.00001", *args)
+    assert r.returncode == 0, r.stderr
+    assert "stopped: the --max-minutes 1e-05 budget is spent, at epoch 0, minibatch 1" in r.stdout
+    assert "validation" in r.stdout and (tmp_path / "cut" / "perplexity.png").exists()
+    _, manifest = load_checkpoint(tmp_path / "cut" / "last.npz")
+    assert manifest["epoch"] == 0 and manifest["batch"] == 1
+    assert scratchrnn("train", "--resume", str(tmp_path / "cut"), "--device", "cpu").returncode == 0
+    assert scratchrnn("train", "--out", str(tmp_path / "whole"), *args).returncode == 0
+    a, _ = load_checkpoint(tmp_path / "cut" / "last.npz")
+    b, _ = load_checkpoint(tmp_path / "whole" / "last.npz")
+    assert all(np.array_equal(a[k], b[k]) for k in b)
+
+
+def test_sigterm_saves_and_resume_is_exact(tmp_path):
+    """A job scheduler's SIGTERM is Ctrl-C: saved inside the epoch, exit 130, and resumed exactly."""
+    corpus = write(tmp_path / "t.txt", POEM * 200)
+    args = ["--corpus", str(corpus), "--hidden", "96", "--layers", "2", "--engine", "reference", "--batch-size",
+            "16", "--num-steps", "20", "--device", "cpu", "--log-every", "1", "--epochs", "6", "--val-fraction", "0"]
+    out = tmp_path / "stopped"
+    proc = subprocess.Popen([sys.executable, "-m", "scratchrnn", "train", "--out", str(out), *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    for line in proc.stdout:
+        if line.startswith("epoch    1"):
+            break
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130 and "interrupted (SIGTERM): saved" in err and "Traceback" not in err, err
+    assert scratchrnn("train", "--resume", str(out), "--device", "cpu").returncode == 0
+    assert scratchrnn("train", "--out", str(tmp_path / "full"), *args).returncode == 0
+    a, _ = load_checkpoint(out / "last.npz")
+    b, _ = load_checkpoint(tmp_path / "full" / "last.npz")
+    assert all(np.array_equal(a[k], b[k]) for k in b)
+
+
+# ---------------------------------------------------------------------------------------------
+# Bad input never loses a run
+# ---------------------------------------------------------------------------------------------
+
+def test_a_model_too_big_for_this_machine_is_refused_before_any_allocation(tmp_path):
+    one_line_error(scratchrnn("train", "--hidden", "200000", "--out", str(tmp_path / "o"), "--device", "cpu"),
+                   "needs about", "TiB of memory; this machine has")
+    r = subprocess.run([sys.executable, "examples/train_deep_lstm.py", "--hidden", "200000", "--device", "cpu"],
+                       capture_output=True, text=True, timeout=120, cwd=os.path.dirname(os.path.dirname(__file__)))
+    one_line_error(r, "needs about", "of memory")
+
+
+def test_a_manifest_that_claims_an_absurd_size_is_refused_before_allocating(poem_run, tmp_path):
+    _, out = poem_run
+    arrays, manifest = load_checkpoint(out / "last.npz")
+    manifest["config"]["hidden"] = 10 ** 7
+    save_checkpoint(tmp_path / "absurd.npz", arrays, manifest)
+    one_line_error(scratchrnn("generate", "--from", str(tmp_path / "absurd.npz"), "--prefix", "T"),
+                   "its manifest's model needs (40000000, ")
+
+
+@pytest.mark.parametrize("how", ["generate", "resume", "init-from"])
+def test_a_checkpoint_with_nan_weights_is_refused(poem_run, tmp_path, how):
+    corpus, out = poem_run
+    arrays, manifest = load_checkpoint(out / "last.npz")
+    arrays["rnn.weight_hh_l0"] = arrays["rnn.weight_hh_l0"].copy()
+    arrays["rnn.weight_hh_l0"][0, 0] = np.nan
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    save_checkpoint(bad / "last.npz", arrays, manifest)
+    command = {"generate": ["generate", "--from", str(bad), "--prefix", "T"],
+               "resume": ["train", "--resume", str(bad), "--epochs", "9"],
+               "init-from": ["train", "--init-from", str(bad), "--corpus", str(corpus), "--out", str(tmp_path / "c")]}
+    one_line_error(scratchrnn(*command[how]), "'rnn.weight_hh_l0' contain NaN or infinite values")
