@@ -12,9 +12,11 @@ from tqdm import tqdm
 from .backend import device_name, gpu_unusable_reason, resolve_device
 from .checkpoint import save_weights
 from .cmdline import (OneLineParser, add_training_arguments, blas_threads, max_tokens_of, model_config,
-                      positive_int, prepare_out_file, with_one_line_errors)
+                      optimizer_config, positive_int, prepare_out_file, with_one_line_errors)
 from .data import SeqDataLoader, load_corpus
 from .model import model_from_config
+from .optimizers import optimizer_from_config
+from .schedules import check_schedule, rate_of
 from .train import check_hyperparameters, predict, prefix_tokens, train_epoch
 
 BOOK_PREFIXES = ("time traveller", "traveller")
@@ -34,6 +36,8 @@ def build_parser(description, defaults):
 
 def run(args):
     check_hyperparameters(args.lr, args.epochs, args.theta)
+    recipe = dict(optimizer_config(args), lr=args.lr, epochs=args.epochs)       # SGD at a constant rate: the book's
+    check_schedule(recipe)
     if args.save:
         prepare_out_file(args.save, "--save")                # checked now, not after the whole run
     corpus, vocab = load_corpus(args.corpus, max_tokens=max_tokens_of(args))
@@ -42,7 +46,8 @@ def run(args):
         why = "" if device == "gpu" else f" ({gpu_unusable_reason()})"
         print(f"device: auto picked {device}{why}", file=sys.stderr)
     train_iter = SeqDataLoader(corpus, args.batch_size, args.num_steps, args.random_iter, seed=args.seed)
-    model = model_from_config(model_config(args), len(vocab), device)
+    model = model_from_config(model_config(args), len(vocab), device, args.batch_size, args.num_steps)
+    optimizer = optimizer_from_config(recipe, model)
     prefixes = args.prefix or [p for p in BOOK_PREFIXES if all(ch in vocab.token_to_idx for ch in p)]
     for prefix in prefixes:
         prefix_tokens(prefix, vocab)                             # a bad prefix stops here, before training
@@ -52,7 +57,8 @@ def run(args):
     start = time.perf_counter()
     bar = tqdm(range(args.epochs), desc="training", unit="epoch", disable=not sys.stderr.isatty())
     for epoch in bar:
-        ppl, speed = train_epoch(model, train_iter, args.lr, args.theta, args.random_iter)
+        rate = rate_of(recipe, epoch, train_iter.batches_per_epoch())
+        ppl, speed = train_epoch(model, train_iter, rate, args.theta, args.random_iter, optimizer=optimizer)
         bar.set_postfix(perplexity=f"{ppl:.2f}", tokens_per_s=f"{speed:,.0f}")
         if (epoch + 1) % 10 == 0:
             sample = predict(prefixes[0], args.num_preds, model, vocab) if prefixes else ""

@@ -105,10 +105,13 @@ def load_checkpoint(path):
 # A run's checkpoint: what is written, and how it is read back
 # ----------------------------------------------------------------------------------------------
 
-def save_run(path, model, vocab, config, epoch, loader_rng, history, best_val, position=None):
+def save_run(path, model, vocab, config, epoch, loader_rng, history, best_val, position=None, optimizer=None):
     """Write a run's checkpoint: the weights, the carried state of a run stopped inside an epoch
-    (`position`, an EpochPosition), and the manifest that lets `load_run` continue it exactly."""
+    (`position`, an EpochPosition), the optimiser's buffers and step count, and the manifest that lets
+    `load_run` continue it exactly (the schedule's position is the epoch and the minibatch)."""
     arrays = model.state_dict()
+    if optimizer is not None:
+        arrays.update(optimizer.state_dict())
     if position is not None and position.state is not None:
         for k, layer_state in enumerate(position.state):
             for j, a in enumerate(layer_state):
@@ -117,7 +120,7 @@ def save_run(path, model, vocab, config, epoch, loader_rng, history, best_val, p
         config=config, vocab=vocab.idx_to_token, epoch=epoch, batch=position.batch if position else 0,
         loss_sum=float(position.loss_sum) if position else 0.0, tokens=position.tokens if position else 0,
         seconds=position.seconds if position else 0.0, loader_rng=loader_rng, history=history,
-        best_val=None if best_val == float("inf") else best_val))
+        best_val=None if best_val == float("inf") else best_val, optimizer_t=optimizer.t if optimizer else 0))
 
 
 def load_run(path):
@@ -133,8 +136,9 @@ def load_run(path):
 
 
 def weights_in(arrays):
-    """The weight arrays of a checkpoint (without the carried hidden state `state.*`)."""
-    return {k: v for k, v in arrays.items() if not k.startswith("state.")}
+    """The weight arrays of a checkpoint (without the carried hidden state `state.*` and the optimiser's
+    buffers `optimizer.*`)."""
+    return {k: v for k, v in arrays.items() if not k.startswith(("state.", "optimizer."))}
 
 
 def position_in(arrays, manifest, model):

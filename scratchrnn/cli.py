@@ -27,8 +27,10 @@ from .cells import CELLS
 from .checkpoint import (atomic_write, check_arrays, load_run, model_from_checkpoint, position_in, save_run,
                          weights_in)
 from .cmdline import (EXIT_DIVERGED, EXIT_INTERRUPTED, OneLineParser, add_model_arguments, add_training_arguments,
-                      blas_threads, max_tokens_of, model_config, positive_float, positive_int, prepare_out_dir,
-                      with_one_line_errors)
+                      blas_threads, max_tokens_of, model_config, optimizer_config, positive_float, positive_int,
+                      prepare_out_dir, with_one_line_errors)
+from .optimizers import optimizer_from_config
+from .schedules import check_schedule, rate_of
 from .data import CHARSETS, TOKENS, SeqDataLoader, Vocab, load_corpus
 from .engines import ENGINES
 from .errors import CheckpointError, ConfigError, DataError, TrainingDiverged
@@ -72,7 +74,8 @@ def build(config, device, vocab=None, report=None):
 def write_metrics(out, history):
     """metrics.csv, rewritten whole (atomically) from the history kept in the checkpoint."""
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=["epoch", "train_perplexity", "val_perplexity", "tokens_per_s", "elapsed_s"])
+    writer = csv.DictWriter(buf, fieldnames=["epoch", "train_perplexity", "val_perplexity", "tokens_per_s", "elapsed_s",
+                                             "lr"], restval="")
     writer.writeheader()
     writer.writerows(history)
     atomic_write(out / "metrics.csv", lambda f: f.write(buf.getvalue().encode()))
@@ -99,8 +102,8 @@ def plot_perplexity(out, history):
 
 
 def config_from_args(args):
-    """A new run's config: the model's part (cmdline.model_config) and RUN_KEYS."""
-    config = {**model_config(args), **{key: getattr(args, key) for key in RUN_KEYS}}
+    """A new run's config: the model's part (cmdline.model_config), RUN_KEYS, the optimiser and schedule."""
+    config = {**model_config(args), **{key: getattr(args, key) for key in RUN_KEYS}, **optimizer_config(args)}
     config["max_tokens"] = max_tokens_of(args)
     config["corpus"] = corpus_paths(args.corpus)
     config["epochs"] = args.epochs or TRAIN_DEFAULTS["epochs"]
@@ -188,9 +191,11 @@ def cmd_train(args):
         config = config_from_args(args)
         out = Path(args.out)
     check_hyperparameters(config["lr"], config["epochs"], config["theta"])
+    check_schedule(config)
     out = prepare_out_dir(out)
     device = resolve_device(args.device)
     vocab, loader, val, model = build(config, device, vocab, report)
+    optimizer = optimizer_from_config(config, model)
 
     epoch, position, history, best = 0, None, [], math.inf
     if manifest is not None:
@@ -202,6 +207,7 @@ def cmd_train(args):
         epoch, history = manifest["epoch"], manifest["history"]
         best = manifest["best_val"] if manifest["best_val"] is not None else math.inf
         position = position_in(arrays, manifest, model)               # None unless stopped inside an epoch
+        optimizer.load_state_dict(arrays, manifest.get("optimizer_t", 0))   # moments and step count
         if epoch >= config["epochs"]:
             print(f"{out} already has {epoch} epochs; ask for more with --epochs N")
             return
@@ -216,7 +222,7 @@ def cmd_train(args):
 
     def checkpoint(path, epoch_done, pos=None, loader_rng=None):
         save_run(path, model, vocab, config, epoch_done, loader_rng or loader.rng.bit_generator.state, history,
-                 best, pos)
+                 best, pos, optimizer)
 
     stop = {"signal": None, "rng_at_start": None}
     budget = None if args.max_minutes is None else args.max_minutes * 60
@@ -244,8 +250,9 @@ def cmd_train(args):
             stop["rng_at_start"] = copy.deepcopy(loader.rng.bit_generator.state)
             started = time.perf_counter()
             try:
-                ppl, speed = train_epoch(model, loader, config["lr"], config["theta"], config["random_iter"],
-                                         on_step=on_step, resume=position)
+                rate = rate_of(config, epoch, loader.batches_per_epoch())
+                ppl, speed = train_epoch(model, loader, rate, config["theta"], config["random_iter"],
+                                         on_step=on_step, resume=position, optimizer=optimizer)
             except Stop as e:
                 bar.close()
                 where = f"epoch {epoch}, minibatch {e.position.batch}"
@@ -278,9 +285,10 @@ def cmd_train(args):
             epoch += 1
             with np.errstate(all="ignore"):
                 val_ppl = evaluate(model, val, config["batch_size"], config["num_steps"]) if val is not None else None
+            lr_now = rate(loader.batches_per_epoch() - 1)
             history.append(dict(epoch=epoch, train_perplexity=round(ppl, 6),
                                 val_perplexity=None if val_ppl is None else round(val_ppl, 6),
-                                tokens_per_s=round(speed, 1),
+                                tokens_per_s=round(speed, 1), lr=lr_now,
                                 elapsed_s=round((history[-1]["elapsed_s"] if history else 0.0)
                                                 + time.perf_counter() - started, 3)))
             if val_ppl is not None and val_ppl < best:
@@ -297,7 +305,7 @@ def cmd_train(args):
             if epoch % args.log_every == 0 or epoch == config["epochs"]:
                 say(f"epoch {epoch:4d}  train perplexity {ppl:7.2f}  "
                     + ("" if val_ppl is None else f"validation perplexity {val_ppl:7.2f}  ")
-                    + f"{speed:,.0f} tokens/s")
+                    + f"lr {lr_now:.4g}  {speed:,.0f} tokens/s")
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

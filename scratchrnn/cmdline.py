@@ -19,6 +19,8 @@ from .cells import CELLS
 from .engines import ENGINES
 from .errors import ConfigError, ScratchRNNError
 from .model import DTYPES, INITS, MODEL_DEFAULTS, NONLINEARITIES
+from .optimizers import HYPERPARAMETERS, OPTIMIZERS
+from .schedules import SCHEDULE_DEFAULTS, SCHEDULES
 from .train import TRAIN_DEFAULTS
 
 EXIT_ERROR = 2              # a user's error: one line on stderr
@@ -93,7 +95,37 @@ def add_training_arguments(p, defaults=None):
                    help="a learnable embedding of size D instead of one-hot input")
     p.add_argument("--threads", type=positive_int, default=None, metavar="N",
                    help="BLAS threads on the CPU (default: all cores); use 1 when running several trainings at once")
+    add_optimizer_arguments(p, d)
     return p
+
+
+def add_optimizer_arguments(p, d):
+    """--optimizer and its hyperparameters (each None unless given: the rule's own default, PyTorch's), and
+    the learning-rate schedule (schedules.py)."""
+    g = p.add_argument_group("optimiser (after global-norm clipping) and learning-rate schedule")
+    g.add_argument("--optimizer", choices=tuple(OPTIMIZERS), default=d.get("optimizer", "sgd"),
+                   help="sgd (the book's), momentum, adam, adamw (decoupled weight decay), rmsprop (char-rnn's)")
+    g.add_argument("--momentum", type=float, default=None, help="momentum: 0.9; rmsprop: 0")
+    g.add_argument("--nesterov", action="store_const", const=True, default=None, help="Nesterov momentum")
+    g.add_argument("--beta1", type=float, default=None, help="adam, adamw: 0.9")
+    g.add_argument("--beta2", type=float, default=None, help="adam, adamw: 0.999")
+    g.add_argument("--eps", type=float, default=None, help="adam, adamw, rmsprop: 1e-8")
+    g.add_argument("--alpha", type=float, default=None, help="rmsprop's smoothing: 0.99")
+    g.add_argument("--weight-decay", type=float, default=None, help="L2 (adamw: decoupled, 0.01); others: 0")
+    g.add_argument("--schedule", choices=SCHEDULES, default=d.get("schedule", SCHEDULE_DEFAULTS["schedule"]),
+                   help="char-rnn: lr x --lr-decay every epoch from --decay-after on; step: lr x --gamma every "
+                        "--step-size epochs; cosine: linear warm-up over --warmup epochs, then a cosine to 0")
+    g.add_argument("--lr-decay", type=float, default=SCHEDULE_DEFAULTS["lr_decay"])
+    g.add_argument("--decay-after", type=int, default=SCHEDULE_DEFAULTS["decay_after"])
+    g.add_argument("--step-size", type=positive_int, default=SCHEDULE_DEFAULTS["step_size"])
+    g.add_argument("--gamma", type=float, default=SCHEDULE_DEFAULTS["gamma"])
+    g.add_argument("--warmup", type=float, default=SCHEDULE_DEFAULTS["warmup"], metavar="EPOCHS")
+
+
+def optimizer_config(args):
+    """The optimiser's and the schedule's part of a run's config, read off the flags."""
+    return {"optimizer": args.optimizer, **{k: getattr(args, k) for k in HYPERPARAMETERS},
+            **{k: getattr(args, k) for k in SCHEDULE_DEFAULTS}}
 
 
 def max_tokens_of(args):

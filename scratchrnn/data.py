@@ -305,6 +305,10 @@ class SeqDataLoader:
                 f"corpus has {len(self.corpus)} tokens, too short for one minibatch of {batch_size} x "
                 f"{num_steps} (needs at least {need}); use a longer text or smaller --batch-size/--num-steps")
 
+    def batches_per_epoch(self):
+        """About how many minibatches an epoch has (the random offset can take one away)."""
+        return max(1, (len(self.corpus) - self.num_steps - 1) // (self.batch_size * self.num_steps))
+
     def __iter__(self):
         make = seq_data_iter_random if self.use_random_iter else seq_data_iter_sequential
         return make(self.corpus, self.batch_size, self.num_steps, self.rng)

@@ -26,6 +26,7 @@ from .backend import check_memory, get_array_module, to_numpy
 from .cells import CELLS, step_options, step_shapes
 from .engines import ENGINES, clipping_threshold, make_engine
 from .errors import CheckpointError, ConfigError
+from .optimizers import Optimizer
 
 INITS = ("pytorch", "normal")
 DTYPES = ("float32", "float64")
@@ -94,6 +95,7 @@ class RNNLM:
             offset += size
         self.initialize(seed)
         self.engine = make_engine(self, engine)
+        self.sgd = None                                 # the book's optimiser, made when first asked for
         # Diagnostics: when True, every backward stores ||dL/dH_t|| for each layer and time step in
         # self.gradient_flow, an array (L, T) (row 0 is the bottom layer, column 0 the first step).
         self.trace_gradient_flow = False
@@ -152,11 +154,18 @@ class RNNLM:
         dloss/dinitial state). Fills self.grads."""
         return self.engine.loss_and_grad(X, Y, state, dstate)
 
-    def clip_and_sgd(self, lr, theta):
-        """Global-norm clipping at theta (None: none; the rule: engines.clipping_threshold), then SGD, over
-        the flat buffers. Returns the gradient norm before clipping (a 0-d device array)."""
+    def update(self, optimizer, lr, theta):
+        """Global-norm clipping at theta (None: none; the rule: engines.clipping_threshold), then the
+        optimiser's update (an optimizers.Optimizer made for this model), over the flat buffers. Returns the
+        gradient norm before clipping (a 0-d device array)."""
         clipping_threshold(theta)                       # a theta that makes no sense stops here, in every engine
-        return self.engine.clip_and_sgd(lr, theta)
+        return self.engine.update(optimizer, lr, theta)
+
+    def clip_and_sgd(self, lr, theta):
+        """The book's update: clipping, then plain SGD."""
+        if self.sgd is None:
+            self.sgd = Optimizer("sgd", self)
+        return self.update(self.sgd, lr, theta)
 
     # ------------------------------------------------------------------------------------------
     # PyTorch names at the boundary

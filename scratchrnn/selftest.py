@@ -36,8 +36,38 @@ OTHER_KERNELS = {
     "gather_rows_bias": [("in", (V, 4 * nh)), ("ids", (ROWS,)), ("in", (4 * nh,)), ("out", (ROWS, 4 * nh))],
     "scatter_add_rows": [("inout", (V, 4 * nh)), ("ids", (ROWS,)), ("in", (ROWS, 4 * nh))],
     "softmax_xent": [("inout", (ROWS, V)), ("ids", (ROWS,)), ("out", (ROWS,))],
-    "clip_sgd": [("inout", (100_003,)), ("in", (100_003,)), ("float", 0.5), ("float", 1.0)],
 }
+UPDATE_SIZE = 100_003                  # sum_squares' capped grid walks its grid-stride loop several times
+
+
+def update_cases():
+    """(optimizer name, its hyperparameters) for every rule and the options that change its code path."""
+    from .optimizers import OPTIMIZERS
+    extra = {"momentum": [dict(nesterov=True, weight_decay=0.01)], "rmsprop": [dict(momentum=0.9, weight_decay=0.01)],
+             "adam": [dict(weight_decay=0.01)], "sgd": [dict(weight_decay=0.01)]}
+    for name in OPTIMIZERS:
+        for hyper in [{}] + extra.get(name, []):
+            yield name, hyper
+
+
+def update_arguments(name, hyper, size, dtype, rng, theta=1.0, lr=0.01, t=3):
+    """An optimiser's update on random buffers (state too, >= 0 as s and v are): the kernel's name, its
+    host arguments (p, g, theta, *state, t, lr, *hyperparameters), and what the rule's NumPy `update`
+    leaves in p and in each state buffer when given the same numbers."""
+    import types
+    from .engines.clipping import clipping_threshold
+    from .optimizers import Optimizer
+    optimizer = Optimizer(name, types.SimpleNamespace(xp=np, flat_params=np.zeros(size, dtype), dtype=np.dtype(dtype)),
+                          **hyper)
+    rule, values = optimizer.rule, [optimizer.hyper[k] for k in optimizer.rule.DEFAULTS]
+    p, g = rng.standard_normal(size).astype(dtype), rng.standard_normal(size).astype(dtype)
+    state = [np.abs(rng.standard_normal(size)).astype(dtype) for _ in rule.STATE]
+    theta = clipping_threshold(theta)
+    norm = np.sqrt((g.astype(np.float64) ** 2).sum())
+    expected = [p.copy(), *(a.copy() for a in state)]
+    rule.update(expected[0], g, theta / norm if norm > theta else 1.0, *expected[1:], t=t, lr=lr,
+                **dict(zip(rule.DEFAULTS, values)))
+    return rule.KERNEL, [p, g, theta, *state, t, lr, *values], expected
 
 
 def step_cases():
@@ -85,6 +115,14 @@ def check_kernels(device, dtype, report):
         worst = max(relative_error(d, h) for d, h in zip(dev, host) if isinstance(h, np.ndarray))
         report(f"kernel {name}{' (' + nonlinearity + ')' if len(cell.NONLINEARITIES) > 1 else ''} vs "
                f"step function ({dtype})", worst, TOL[dtype])
+    for name, hyper in update_cases():
+        kernel, args, expected = update_arguments(name, hyper, UPDATE_SIZE, dtype, rng)
+        dev = [xp.asarray(a) if isinstance(a, np.ndarray) else a for a in args]
+        getattr(ops, kernel)(*dev)
+        written = [dev[0], *dev[3:3 + len(expected) - 1]]                         # p, then the state buffers
+        worst = max(relative_error(d, e) for d, e in zip(written, expected))
+        report(f"kernel {kernel} ({name}{' ' + str(hyper) if hyper else ''}) vs its update ({dtype})", worst,
+               TOL[dtype])
     for name, spec in OTHER_KERNELS.items():
         host = []
         for role, shape in spec:

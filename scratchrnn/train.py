@@ -70,9 +70,11 @@ def time_major_batches(xp, train_iter):
         yield X_t, Y_t
 
 
-def train_epoch(model, train_iter, lr, theta=1.0, use_random_iter=False, on_step=None, resume=None):
+def train_epoch(model, train_iter, lr, theta=1.0, use_random_iter=False, on_step=None, resume=None, optimizer=None):
     """One pass over the data. Returns (perplexity, tokens per second).
 
+    lr: the learning rate, or a function of the step's index in the epoch that gives it (a schedule).
+    optimizer: an optimizers.Optimizer made for this model; None is the book's SGD.
     The loss stays on the device and is summed there; it is read once, at the end of the epoch
     (reading it every step would make a GPU wait for every step).
     on_step(position, grad_norm) is called after every step; resume (an EpochPosition) continues an
@@ -90,7 +92,8 @@ def train_epoch(model, train_iter, lr, theta=1.0, use_random_iter=False, on_step
             else:
                 state = detach(pos.state)
             loss, state, _ = model.loss_and_grad(X_t, Y_t, state)
-            grad_norm = model.clip_and_sgd(lr, theta)
+            rate = lr(i) if callable(lr) else lr
+            grad_norm = model.clip_and_sgd(rate, theta) if optimizer is None else model.update(optimizer, rate, theta)
             pos.batch, pos.state = i + 1, state
             pos.loss_sum = pos.loss_sum + loss * (B * T)
             pos.tokens += B * T

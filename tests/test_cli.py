@@ -34,7 +34,7 @@ def test_train_writes_checkpoints_metrics_and_plot(tmp_path):
     assert {p.name for p in out.iterdir()} == {"last.npz", "best.npz", "metrics.csv", "perplexity.png"}
     assert (out / "perplexity.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     lines = (out / "metrics.csv").read_text().splitlines()
-    assert lines[0] == "epoch,train_perplexity,val_perplexity,tokens_per_s,elapsed_s" and len(lines) == 4
+    assert lines[0] == "epoch,train_perplexity,val_perplexity,tokens_per_s,elapsed_s,lr" and len(lines) == 4
     arrays, manifest = weights(out)
     assert manifest["epoch"] == 3 and manifest["batch"] == 0 and len(manifest["vocab"]) == 28
     assert "rnn.weight_hh_l1" in arrays and manifest["best_val"] > 1
@@ -121,13 +121,13 @@ def test_divergence_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypat
     cli.main(["train", "--out", str(out), "--epochs", "2", *SMALL])
     good, _ = weights(out)
     from scratchrnn.model import RNNLM
-    real = RNNLM.clip_and_sgd
+    real = RNNLM.update
 
-    def explode(self, lr, theta):
+    def explode(self, optimizer, lr, theta):
         self.flat_grads[...] = np.nan
-        return real(self, lr, None)
+        return real(self, optimizer, lr, None)
 
-    monkeypatch.setattr(RNNLM, "clip_and_sgd", explode)
+    monkeypatch.setattr(RNNLM, "update", explode)
     with pytest.raises(SystemExit) as e:
         cli.main(["train", "--resume", str(out), "--epochs", "4", "--device", "cpu"])
     assert e.value.code == cli.EXIT_DIVERGED

@@ -11,7 +11,8 @@ An engine is made for one model (it reads the model's parameters and fills its g
     loss_and_grad(X, Y, state, dstate) -> mean loss (0-d array), final state, dL/d(initial state)
                                           fills model.grads; dstate: a gradient reaching the final state
                                           (None: zero, which is what truncated BPTT means)
-    clip_and_sgd(lr, theta)            -> the gradient norm before clipping (0-d array); updates in place
+    update(optimizer, lr, theta)       -> the gradient norm before clipping (0-d array); clips the gradient at
+                                          theta and updates the parameters in place (optimizers/)
 
 X, Y are (T, B) token ids on the model's device; a state is a list over layers of the cell's STATE tuple.
 """

@@ -233,6 +233,11 @@ class FastEngine:
             m.gradient_flow = flow
         return loss, new_state, dstate0
 
-    def clip_and_sgd(self, lr, theta):
-        """One pass: the norm, then params -= lr * scale * grads (the rule of `clipping_threshold`)."""
-        return self.ops.clip_sgd(self.model.flat_params, self.model.flat_grads, lr, clipping_threshold(theta))
+    def update(self, optimizer, lr, theta):
+        """Clipping and the optimiser's update fused, one pass over the flat buffers after the norm's (the
+        rule of `clipping_threshold`): the optimiser's kernel. Returns the gradient norm before clipping."""
+        m, rule = self.model, optimizer.rule
+        optimizer.t += 1
+        kernel = getattr(self.ops, rule.KERNEL)
+        return kernel(m.flat_params, m.flat_grads, clipping_threshold(theta), *optimizer.state.values(), optimizer.t,
+                      lr, *(optimizer.hyper[k] for k in rule.DEFAULTS))

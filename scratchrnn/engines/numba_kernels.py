@@ -207,17 +207,71 @@ def softmax_xent(logits, y, row_loss):
         logits[r, y[r]] -= 1.0 / rows
 
 
-@kernel
-def clip_sgd(params, grads, lr, theta):
-    """The reference engine's clip_and_sgd in one pass: norm = ||grads||; params -= lr * scale * grads with
-    scale = theta / norm when norm > theta, else 1 (engines.clipping_threshold; theta = inf: no clipping).
-    Returns the norm before clipping."""
+# ----------------------------------------------------------------------------------------------
+# Clipping and the update, fused: the norm in a first pass, then one pass that clips and updates.
+# Each mirrors the `update` of its module in scratchrnn/optimizers/ (its twin in kernels/optim.cu), with
+# theta in place of scale: scale = theta / norm when norm > theta, else 1 (engines/clipping.py).
+# ----------------------------------------------------------------------------------------------
+
+@njit(cache=True, error_model="numpy", inline="always")
+def clipping_scale(g, theta):
+    """(||g||, the clipping factor): the norm summed in float64, whatever the buffers' type."""
     sq = 0.0
-    for i in range(grads.shape[0]):
-        sq += np.float64(grads[i]) * grads[i]
+    for i in range(g.shape[0]):
+        sq += np.float64(g[i]) * g[i]
     norm = math.sqrt(sq)
-    scale = theta / norm if norm > theta else 1.0
-    step = lr * scale
-    for i in range(params.shape[0]):
-        params[i] -= step * grads[i]
+    return norm, (theta / norm if norm > theta else 1.0)
+
+
+@kernel
+def sgd_update(p, g, theta, t, lr, weight_decay):
+    """optimizers/sgd.py: p -= lr * (scale * g + wd * p). Returns the norm before clipping."""
+    norm, scale = clipping_scale(g, theta)
+    step, decay = lr * scale, lr * weight_decay
+    for i in range(p.shape[0]):
+        p[i] -= step * g[i] + decay * p[i]
+    return norm
+
+
+@kernel
+def momentum_update(p, g, theta, u, t, lr, momentum, nesterov, weight_decay):
+    """optimizers/momentum.py: d = scale * g + wd * p; u = mu * u + d; p -= lr * (d + mu * u or u)."""
+    norm, scale = clipping_scale(g, theta)
+    for i in range(p.shape[0]):
+        d = scale * g[i] + weight_decay * p[i]
+        u[i] = momentum * u[i] + d
+        p[i] -= lr * (d + momentum * u[i] if nesterov else u[i])
+    return norm
+
+
+@kernel
+def adam_update(p, g, theta, m, v, t, lr, beta1, beta2, eps, weight_decay, decoupled):
+    """optimizers/adam.py: Adam (L2 decay in d) or AdamW (decoupled: p *= 1 - lr * wd first); the moments,
+    then p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)."""
+    norm, scale = clipping_scale(g, theta)
+    step, root = lr / (1.0 - beta1 ** t), math.sqrt(1.0 - beta2 ** t)
+    shrink = 1.0 - lr * weight_decay if decoupled else 1.0
+    l2 = 0.0 if decoupled else weight_decay
+    for i in range(p.shape[0]):
+        d = scale * g[i] + l2 * p[i]
+        p[i] *= shrink
+        m[i] = beta1 * m[i] + (1.0 - beta1) * d
+        v[i] = beta2 * v[i] + (1.0 - beta2) * d * d
+        p[i] -= step * m[i] / (math.sqrt(v[i]) / root + eps)
+    return norm
+
+
+@kernel
+def rmsprop_update(p, g, theta, s, b, t, lr, alpha, eps, momentum, weight_decay):
+    """optimizers/rmsprop.py: d = scale * g + wd * p; s = alpha * s + (1 - alpha) d^2; then the step
+    d / (sqrt(s) + eps), through the momentum buffer b when momentum > 0."""
+    norm, scale = clipping_scale(g, theta)
+    for i in range(p.shape[0]):
+        d = scale * g[i] + weight_decay * p[i]
+        s[i] = alpha * s[i] + (1.0 - alpha) * d * d
+        step = d / (math.sqrt(s[i]) + eps)
+        if momentum > 0:
+            b[i] = momentum * b[i] + step
+            step = b[i]
+        p[i] -= lr * step
     return norm

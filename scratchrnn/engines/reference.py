@@ -69,16 +69,19 @@ class ReferenceEngine:
         dstate0 = self.backward(cache, output.softmax_cross_entropy_backward(P, y), dstate)
         return loss, new_state, dstate0
 
-    def clip_and_sgd(self, lr, theta):
-        """Global-norm clipping (the rule of `clipping_threshold`), then SGD, over the flat buffers."""
+    def update(self, optimizer, lr, theta):
+        """Global-norm clipping (the rule of `clipping_threshold`), then the optimiser's update (its module's
+        `update`, in NumPy or CuPy), over the flat buffers. Returns the gradient norm before clipping."""
         m, xp = self.model, self.model.xp
         norm = xp.sqrt((m.flat_grads * m.flat_grads).sum())
         if theta is None:
-            m.flat_params -= lr * m.flat_grads
+            scale = 1.0
         else:
             theta = clipping_threshold(theta)
             # theta / norm where norm > theta, else exactly 1 (a NaN norm too, as in the kernels); the
             # maximum keeps the division away from a zero norm
             scale = xp.where(norm > theta, theta / xp.maximum(norm, theta), 1.0)
-            m.flat_params -= (lr * scale) * m.flat_grads
+        optimizer.t += 1
+        optimizer.rule.update(m.flat_params, m.flat_grads, scale, *optimizer.state.values(), t=optimizer.t, lr=lr,
+                              **{k: optimizer.hyper[k] for k in optimizer.rule.DEFAULTS})
         return norm

@@ -6,7 +6,8 @@ same sources built for the CPU, NumPy arrays): the grid arithmetic here is share
 
 A cell's step kernels need no launcher of their own: asked for a kernel whose C signature ends with the sizes
 (int B, int nh), as every cell's FORWARD_KERNEL and BACKWARD_KERNEL does, KernelOps returns one made from
-that signature (`cell_step_launcher`). Adding a cell adds nothing here.
+that signature (`cell_step_launcher`). Adding a cell adds nothing here. The same for an optimiser's update
+kernel (`update_launcher`), whose signature begins with (p, g, size, sumsq, theta).
 
 Per time step of one layer: forward = 1 GEMM (cuBLAS, H_{t-1} W_hh) + 1 kernel (gates);
 backward = 1 kernel (gate gradients) + 1 GEMM (dA W_hh^T).
@@ -39,6 +40,7 @@ def i32(n):
 
 
 STEP_SIZES = ["B", "nh"]                  # how a cell's step kernel ends: one thread per (b, j) of its state
+UPDATE_HEAD = ["p", "g", "size", "sumsq", "theta"]    # how an optimiser's update kernel begins
 
 
 class KernelOps:
@@ -53,9 +55,16 @@ class KernelOps:
         signature = self.__dict__.get("signatures", {}).get(name)
         if signature and [p for _, p in signature[-2:]] == STEP_SIZES:
             launcher = self.cell_step_launcher(name)
-            setattr(self, name, launcher)                    # made once
-            return launcher
-        raise AttributeError(name)
+        elif signature and [p for _, p in signature[:5]] == UPDATE_HEAD:
+            launcher = self.update_launcher(name)
+        else:
+            raise AttributeError(name)
+        setattr(self, name, launcher)                        # made once
+        return launcher
+
+    def scalars(self, params):
+        """For each C parameter: None for a pointer, else the function that makes the scalar of its type."""
+        return [None if ctype.endswith("*") else SCALARS.get(ctype, self.k.scalar) for ctype, _ in params]
 
     def cell_step_launcher(self, name):
         """A launcher for a cell's step kernel: the step function's arguments in order, then the sizes B and
@@ -64,7 +73,7 @@ class KernelOps:
         params = self.signatures[name][:-2]
         names = [p for _, p in params]
         sized_by = names.index("H") if "H" in names else names.index("dH_above")
-        convert = [None if ctype.endswith("*") else SCALARS.get(ctype, self.k.scalar) for ctype, _ in params]
+        convert = self.scalars(params)
 
         def launch(*args):
             B, nh = args[sized_by].shape
@@ -101,13 +110,20 @@ class KernelOps:
                       (logits, y, part_max, part_sum, lse, row_loss, i32(rows), i32(V), i32(chunks)))
         self.k.launch("softmax_xent_grad", grid_for(rows * V), (BLOCK,), (logits, y, lse, i32(rows), i32(V)))
 
-    def clip_sgd(self, params, grads, lr, theta):
-        """Returns the gradient norm before clipping as a 0-d device array (read it only to report).
-        theta: a number, +inf for no clipping (engines.clipping_threshold)."""
-        size = params.shape[0]
-        self.sumsq.fill(0)
-        reduction_grid = (min(grid_for(size)[0], MAX_REDUCTION_BLOCKS),)
-        self.k.launch("sum_squares", reduction_grid, (BLOCK,), (grads, np.int64(size), self.sumsq))
-        self.k.launch("clip_sgd", grid_for(size), (BLOCK,),
-                      (params, grads, np.int64(size), self.sumsq, self.k.scalar(lr), self.k.scalar(theta)))
-        return self.xp.sqrt(self.sumsq[0])
+    def update_launcher(self, name):
+        """A launcher for an optimiser's update kernel (kernels/optim.cu), called as its Numba twin is:
+        (p, g, theta, *state, t, lr, *hyperparameters). sum_squares first, then the update, one thread per
+        element, the clipping factor worked out on the device. Returns the norm as a 0-d device array."""
+        convert = self.scalars(self.signatures[name])[5:]
+
+        def launch(p, g, theta, *rest):
+            size = p.shape[0]
+            self.sumsq.fill(0)
+            self.k.launch("sum_squares", (min(grid_for(size)[0], MAX_REDUCTION_BLOCKS),), (BLOCK,),
+                          (g, np.int64(size), self.sumsq))
+            values = tuple(a if f is None else f(a) for f, a in zip(convert, rest))
+            self.k.launch(name, grid_for(size), (BLOCK,), (p, g, np.int64(size), self.sumsq, self.k.scalar(theta))
+                          + values)
+            return self.xp.sqrt(self.sumsq[0])
+        launch.__name__ = name
+        return launch

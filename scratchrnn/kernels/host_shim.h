@@ -5,7 +5,7 @@
 #pragma once
 #include <algorithm>
 #include <cmath>
-using std::exp; using std::fmin; using std::log; using std::min; using std::sqrt; using std::tanh;
+using std::exp; using std::fmin; using std::log; using std::min; using std::pow; using std::sqrt; using std::tanh;
 
 struct dim3 { unsigned x, y, z; };
 static dim3 threadIdx, blockIdx, blockDim, gridDim;
