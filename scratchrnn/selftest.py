@@ -1,7 +1,8 @@
 """GPU self-test: python -m scratchrnn.selftest --device gpu
 
 1. every CUDA kernel, launched through ops.py, on the same inputs as its twin: a cell's step kernels
-   against the cell's NumPy step function, the others against their Numba twins;
+   against the cell's NumPy step function, each optimiser's update kernel against its NumPy update, the
+   others against their Numba twins;
 2. full training steps of the deep LSTM and a GRU with the CUDA engine against the CPU reference;
 3. the float64 finite-difference gradient check run on the device;
 4. tokens/s of the book's deep LSTM training step (2 x 256, batch 32, 35 steps, clipping, SGD),

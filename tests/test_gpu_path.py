@@ -161,8 +161,9 @@ def test_selftest_gpu_branch_on_a_stand_in_cupy(real_cupy, stand_in_cupy, monkey
     out = capsys.readouterr().out
     assert exit_status.value.code == 0, out
     assert out.startswith("scratchrnn self-test on gpu:0 (stand-in GPU)\n")
-    from scratchrnn.selftest import step_cases
-    assert out.count("\nok   kernel ") == 2 * (len(list(step_cases())) + 4) and "FAIL" not in out
+    from scratchrnn.selftest import step_cases, update_cases
+    kernels = len(list(step_cases())) + len(list(update_cases())) + 3
+    assert out.count("\nok   kernel ") == 2 * kernels and "FAIL" not in out
     assert "training steps 2-layer lstm vs CPU reference" in out and "gradient check, 2-layer gru" in out
     assert "tokens/s with our kernels" in out and "PyTorch cuDNN LSTM: " in out
     assert out.rstrip().endswith("all checks passed")

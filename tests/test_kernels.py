@@ -18,7 +18,8 @@ from scratchrnn.gpu import modules
 from scratchrnn.gpu.modules import KERNEL_DIR, KERNEL_FILES, HostKernels, kernel_signatures
 from scratchrnn.gpu.ops import BLOCK, KernelOps
 from scratchrnn.model import RNNLM
-from scratchrnn.selftest import step_arguments, step_cases
+from scratchrnn.optimizers import OPTIMIZERS
+from scratchrnn.selftest import step_arguments, step_cases, update_cases
 from scratchrnn.train import train_epoch
 
 DTYPES = {"float32": 1e-5, "float64": 1e-12}
@@ -63,11 +64,12 @@ def test_every_kernel_has_a_signature_and_a_launcher():
     launchers are made from the signature), the others have launchers of their own."""
     names = {n for f in KERNEL_FILES for n in kernel_signatures((KERNEL_DIR / f).read_text())}
     cell_kernels = {n for cell in CELLS.values() for n in (cell.FORWARD_KERNEL, cell.BACKWARD_KERNEL)}
-    others = {"softmax_xent_partial", "softmax_xent_rows", "softmax_xent_grad", "sum_squares", "clip_sgd",
-              "gather_rows_bias", "scatter_add_rows"}
+    updates = {module.KERNEL for module, _ in OPTIMIZERS.values()}
+    others = {"softmax_xent_partial", "softmax_xent_rows", "softmax_xent_grad", "sum_squares", "gather_rows_bias",
+              "scatter_add_rows"} | updates
     assert names == cell_kernels | others
     ops = KernelOps(HostKernels("float32"), np)
-    for name in cell_kernels | {"softmax_xent", "clip_sgd", "gather_rows_bias", "scatter_add_rows"}:
+    for name in cell_kernels | updates | {"softmax_xent", "gather_rows_bias", "scatter_add_rows"}:
         assert callable(getattr(ops, name)) and callable(getattr(numba_kernels, name)), name
     with pytest.raises(AttributeError):
         ops.no_such_kernel
@@ -138,7 +140,7 @@ def test_softmax_xent_kernel_matches_numpy(setup, N, V, twin):
 
 @pytest.mark.parametrize("size", [1, 255, 257, 100_003])
 @pytest.mark.parametrize("theta", [1e-2, 1e6, None])
-def test_clip_sgd_kernels_match_the_reference_rule(setup, size, theta):
+def test_sgd_update_kernels_match_the_reference_rule(setup, size, theta):
     """Sizes below, at and across one block, and one (100,003) where sum_squares' capped grid makes each
     thread walk its grid-stride loop several times; theta None (no clipping) is +inf for the kernels."""
     from scratchrnn.engines import clipping_threshold
@@ -149,7 +151,7 @@ def test_clip_sgd_kernels_match_the_reference_rule(setup, size, theta):
     expected_norm = np.sqrt((g.astype(np.float64) ** 2).sum())
     scale = theta / expected_norm if theta is not None and expected_norm > theta else 1.0
     expected = p - (0.5 * scale) * g
-    norm = ops.clip_sgd(p, g, 0.5, clipping_threshold(theta))
+    norm = ops.sgd_update(p, g, clipping_threshold(theta), 1, 0.5, 0.0)
     close(norm, expected_norm, dtype)
     close(p, expected, dtype)
 
@@ -207,8 +209,9 @@ def test_host_launch_checks_each_pointer_as_the_gpu_cannot():
     with pytest.raises(TypeError, match="sumsq must be a C-contiguous float64 array"):
         k.launch("sum_squares", (1,), (BLOCK,), (np.ones(5, np.float32), np.int64(5), sumsq))
     p, g, sumsq = np.ones(5, np.float32), np.ones(5, np.float32), np.zeros(1)
-    with pytest.raises(TypeError, match="argument lr must be a NumPy float32 scalar, got float"):
-        k.launch("clip_sgd", (1,), (BLOCK,), (p, g, np.int64(5), sumsq, 0.5, np.float32(1)))
+    with pytest.raises(TypeError, match="argument theta must be a NumPy float32 scalar, got float"):
+        k.launch("sgd_update", (1,), (BLOCK,), (p, g, np.int64(5), sumsq, 0.5, np.int32(1), np.float32(1),
+                                                np.float32(0)))
 
 
 @pytest.mark.parametrize("cell", list(CELLS))
@@ -241,7 +244,7 @@ def test_selftest_runs_every_check_with_host_kernels():
     r = subprocess.run([sys.executable, "-m", "scratchrnn.selftest", "--device", "cpu"],
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout + r.stderr
-    kernels = len(STEP_CASES) + 4                      # every cell's step kernels, and the four others
+    kernels = len(STEP_CASES) + len(list(update_cases())) + 3     # step kernels, updates, rows and softmax
     assert r.stdout.count("\nok   kernel ") == 2 * kernels and "FAIL" not in r.stdout
     assert "training steps 2-layer lstm" in r.stdout and "gradient check, 2-layer lstm" in r.stdout
     assert "tokens/s with our kernels" in r.stdout and r.stdout.rstrip().endswith("all checks passed")

@@ -14,11 +14,12 @@ ROOT = PACKAGE.parent
 LAYERS = [
     ("base", ["errors", "backend"]),
     ("data", ["data"]),
-    ("cells", ["cells", "cells.common", "cells.rnn", "cells.gru", "cells.lstm", "output", "embedding"]),
+    ("cells", ["cells", "cells.common", "cells.rnn", "cells.gru", "cells.lstm", "output", "embedding", "optimizers",
+               "optimizers.sgd", "optimizers.momentum", "optimizers.adam", "optimizers.rmsprop"]),
     ("engines", ["engines", "engines.clipping", "engines.reference", "engines.fast", "engines.numba_kernels", "gpu",
                  "gpu.modules", "gpu.ops"]),
     ("model", ["model"]),
-    ("training", ["train", "checkpoint", "gradcheck", "torch_baseline"]),
+    ("training", ["train", "schedules", "checkpoint", "gradcheck", "torch_baseline"]),
     ("command line", ["cmdline", "book", "cli", "diagnose", "experiments", "selftest", "__main__", "__init__"]),
 ]
 LAYER_OF = {module: i for i, (_, modules) in enumerate(LAYERS) for module in modules}
