@@ -25,7 +25,8 @@ import numpy as np
 from scratchrnn.cmdline import OneLineParser, positive_int
 from scratchrnn.data import CHARSETS
 
-WORDS = ("the", "Time", "Traveller", "said,", "machine.", "thời", "gian", "đi", "çocuk", "ğüzel", "ışık", "şey",
+WORDS = ("the", "Time", "Traveller", "said,", "machine.", "thời", "gian", "đi", "çocuk", "ğüzel", "ışık",
+         "şey",
          "時間", "旅行者", "は", "言った。", "—", "'quite", "so'", "1895", "(H.", "G.", "Wells)")
 CHILD = r"""
 import resource, sys, time
@@ -92,7 +93,8 @@ def main():
     print(f"# scratchrnn text loading, {cpu}, {os.cpu_count()} cores, numpy {np.__version__}")
     _, base_rss, _, _ = run(CHILD, "none", "-")
     print(f"# a process that only imports scratchrnn: {base_rss / 2**20:.0f} MiB resident\n")
-    print("| text | charset | tokens | vocabulary | seconds | peak memory | MB/s | old loader: seconds, peak | speed-up |")
+    print("| text | charset | tokens | vocabulary | seconds | peak memory | MB/s | old loader: seconds, peak "
+          "| speed-up |")
     print("|---|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         for mb in args.sizes:

@@ -9,7 +9,9 @@ A checkpoint of a run (`save_run` / `load_run`): one .npz file (a zip of .npy ar
                an epoch, the carried hidden state as `state.l{k}.{j}`
     manifest   JSON (MANIFEST_KEYS): format and version, the run's config, vocabulary, epoch, position
                inside the epoch (batch, loss_sum, tokens, seconds), the data iterator's RNG state, the
-               metrics so far (history), the best validation perplexity (best_val)
+               metrics so far (history), the best validation perplexity (best_val); and the optimiser's
+               step count (optimizer_t, its buffers are arrays `optimizer.*`) and the dropout generator's
+               state (dropout_rng), which a checkpoint of an older scratchrnn lacks (then: SGD, no dropout)
 
 No pickle anywhere: np.load(..., allow_pickle=False) opens it, and opening a checkpoint from
 elsewhere runs no code. Written atomically: a temporary file in the same folder, flushed and
@@ -120,7 +122,8 @@ def save_run(path, model, vocab, config, epoch, loader_rng, history, best_val, p
         config=config, vocab=vocab.idx_to_token, epoch=epoch, batch=position.batch if position else 0,
         loss_sum=float(position.loss_sum) if position else 0.0, tokens=position.tokens if position else 0,
         seconds=position.seconds if position else 0.0, loader_rng=loader_rng, history=history,
-        best_val=None if best_val == float("inf") else best_val, optimizer_t=optimizer.t if optimizer else 0))
+        best_val=None if best_val == float("inf") else best_val, optimizer_t=optimizer.t if optimizer else 0,
+        dropout_rng=model.dropout_rng.bit_generator.state))
 
 
 def load_run(path):

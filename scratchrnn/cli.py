@@ -208,6 +208,8 @@ def cmd_train(args):
         best = manifest["best_val"] if manifest["best_val"] is not None else math.inf
         position = position_in(arrays, manifest, model)               # None unless stopped inside an epoch
         optimizer.load_state_dict(arrays, manifest.get("optimizer_t", 0))   # moments and step count
+        if manifest.get("dropout_rng"):
+            model.dropout_rng.bit_generator.state = manifest["dropout_rng"]
         if epoch >= config["epochs"]:
             print(f"{out} already has {epoch} epochs; ask for more with --epochs N")
             return
@@ -223,6 +225,12 @@ def cmd_train(args):
     def checkpoint(path, epoch_done, pos=None, loader_rng=None):
         save_run(path, model, vocab, config, epoch_done, loader_rng or loader.rng.bit_generator.state, history,
                  best, pos, optimizer)
+
+    def validate():
+        if val is None:
+            return None
+        with np.errstate(all="ignore"):
+            return evaluate(model, val, config["batch_size"], config["num_steps"])
 
     stop = {"signal": None, "rng_at_start": None}
     budget = None if args.max_minutes is None else args.max_minutes * 60
@@ -261,8 +269,7 @@ def cmd_train(args):
                     print(f"interrupted ({stop['signal']}): saved {out / 'last.npz'} at {where}; "
                           f"resume with: scratchrnn train --resume {out}", file=sys.stderr)
                     sys.exit(EXIT_INTERRUPTED)
-                with np.errstate(all="ignore"):                       # the budget: end as any run ends
-                    val_ppl = evaluate(model, val, config["batch_size"], config["num_steps"]) if val is not None else None
+                val_ppl = validate()                                  # the budget: end as any run ends
                 if val_ppl is not None and val_ppl < best:
                     best = val_ppl
                     checkpoint(out / "best.npz", epoch, e.position, stop["rng_at_start"])
@@ -283,8 +290,7 @@ def cmd_train(args):
                 sys.exit(EXIT_DIVERGED)
             position = None
             epoch += 1
-            with np.errstate(all="ignore"):
-                val_ppl = evaluate(model, val, config["batch_size"], config["num_steps"]) if val is not None else None
+            val_ppl = validate()
             lr_now = rate(loader.batches_per_epoch() - 1)
             history.append(dict(epoch=epoch, train_perplexity=round(ppl, 6),
                                 val_perplexity=None if val_ppl is None else round(val_ppl, 6),
@@ -337,7 +343,7 @@ def cmd_gradcheck(args):
     from .gradcheck import check_model
     results = check_model(args.cell, args.layers, args.nonlinearity, args.random_iter, engine=args.engine,
                           vocab_size=args.vocab, num_hiddens=args.hidden, batch_size=args.batch_size,
-                          num_steps=args.num_steps, seed=args.seed)
+                          num_steps=args.num_steps, seed=args.seed, dropout=args.dropout)
     names = list(next(iter(results.values())))
     print(f"finite differences (float64, central, eps 1e-4) vs hand-written backward: {args.layers}-layer "
           f"{args.cell}{' (' + args.nonlinearity + ')' if len(CELLS[args.cell].NONLINEARITIES) > 1 else ''}, "
@@ -418,6 +424,7 @@ def build_parser():
     c.add_argument("--batch-size", type=positive_int, default=3)
     c.add_argument("--num-steps", type=positive_int, default=4)
     c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--dropout", type=float, default=0.0, metavar="P", help="check with dropout masks held fixed")
     c.set_defaults(func=cmd_gradcheck)
 
     d = sub.add_parser("diagnose", help="picture vanishing and exploding gradients (RNN vs GRU vs LSTM)",

@@ -93,6 +93,9 @@ def add_training_arguments(p, defaults=None):
     p.add_argument("--dtype", choices=DTYPES, default=d["dtype"])
     p.add_argument("--embedding", type=positive_int, default=d["embedding"], metavar="D",
                    help="a learnable embedding of size D instead of one-hot input")
+    p.add_argument("--dropout", type=float, default=d["dropout"], metavar="P",
+                   help="drop each unit of every layer's output (what the next layer and the output layer read) "
+                        "with probability P while training, as char-rnn does; 0: none (the book's)")
     p.add_argument("--threads", type=positive_int, default=None, metavar="N",
                    help="BLAS threads on the CPU (default: all cores); use 1 when running several trainings at once")
     add_optimizer_arguments(p, d)

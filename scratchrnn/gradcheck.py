@@ -25,9 +25,10 @@ from .model import RNNLM
 from .train import detach
 
 
-def chunk_loss(model, X, Y, state):
-    """The loss of one chunk by the reference forward (whatever the model's engine), as a Python float."""
-    logits, _ = ReferenceEngine(model).forward(X, state)
+def chunk_loss(model, X, Y, state, masks=None):
+    """The loss of one chunk by the reference forward (whatever the model's engine), as a Python float;
+    masks: the dropout masks to hold fixed, or None."""
+    logits, _, _ = ReferenceEngine(model).forward_with_cache(X, state, masks)
     loss, _ = output.softmax_cross_entropy(logits, Y.reshape(-1))
     return float(loss)
 
@@ -64,25 +65,27 @@ def pick_indices(size, max_elements, rng):
 
 def check_chunk(model, X, Y, state, max_elements=400, eps=1e-4, rng=None):
     """Compare the model's backward with finite differences, for every parameter and for every
-    array of the initial state. Returns an ordered dict name -> relative error."""
+    array of the initial state. With dropout on, one set of masks is drawn and held fixed for both.
+    Returns an ordered dict name -> relative error."""
     rng = rng or np.random.default_rng(0)
-    _, _, dstate0 = model.loss_and_grad(X, Y, state)
+    masks = model.dropout_masks(*X.shape) if model.dropout > 0 else None
+    _, _, dstate0 = model.loss_and_grad(X, Y, state, masks=masks)
     errors = OrderedDict()
     for name, p in model.params.items():
         idx = pick_indices(p.size, max_elements, rng)
-        numeric = numerical_gradient(lambda: chunk_loss(model, X, Y, state), p, idx, eps)
+        numeric = numerical_gradient(lambda: chunk_loss(model, X, Y, state, masks), p, idx, eps)
         errors[name] = relative_error(to_numpy(model.grads[name]).reshape(-1)[idx], numeric)
     for k, layer_state in enumerate(state):
         for j, s in enumerate(layer_state):
             idx = pick_indices(s.size, max_elements, rng)
-            numeric = numerical_gradient(lambda: chunk_loss(model, X, Y, state), s, idx, eps)
+            numeric = numerical_gradient(lambda: chunk_loss(model, X, Y, state, masks), s, idx, eps)
             errors[f"l{k}.{'HC'[j]}_0"] = relative_error(to_numpy(dstate0[k][j]).reshape(-1)[idx], numeric)
     return errors
 
 
 def check_model(cell="lstm", num_layers=2, nonlinearity="tanh", random_iter=False, engine="reference",
                 vocab_size=7, num_hiddens=5, batch_size=3, num_steps=4, seed=0, max_elements=400, device="cpu",
-                prepare=None, embedding_dim=None):
+                prepare=None, embedding_dim=None, dropout=0.0):
     """Gradient check over two consecutive chunks of a small random corpus, float64.
 
     Sequential partitioning: chunk 2 starts from chunk 1's detached final state.
@@ -91,7 +94,8 @@ def check_model(cell="lstm", num_layers=2, nonlinearity="tanh", random_iter=Fals
     """
     rng = np.random.default_rng(seed)
     model = RNNLM(vocab_size, num_hiddens, num_layers, cell, nonlinearity=nonlinearity,
-                  dtype="float64", seed=seed, engine=engine, device=device, embedding_dim=embedding_dim)
+                  dtype="float64", seed=seed, engine=engine, device=device, embedding_dim=embedding_dim,
+                  dropout=dropout)
     if prepare is not None:                       # e.g. fast.use_host_cuda_kernels
         prepare(model)
     corpus = rng.integers(0, vocab_size, size=batch_size * num_steps * 4 + num_steps + 1)

@@ -25,6 +25,7 @@ import numpy as np
 from .backend import check_memory, get_array_module, to_numpy
 from .cells import CELLS, step_options, step_shapes
 from .engines import ENGINES, clipping_threshold, make_engine
+from .dropout import dropout_masks
 from .errors import CheckpointError, ConfigError
 from .optimizers import Optimizer
 
@@ -34,7 +35,7 @@ NONLINEARITIES = tuple(dict.fromkeys(n for cell in CELLS.values() for n in cell.
 # What a model is built from when nothing else is said (the book's deep LSTM): `model_from_config`, the
 # command line and the checkpoint manifest all read these, under these names.
 MODEL_DEFAULTS = dict(cell="lstm", nonlinearity="tanh", layers=2, hidden=256, init="pytorch", dtype="float32",
-                      seed=0, engine="fast", embedding=None)
+                      seed=0, engine="fast", embedding=None, dropout=0.0)
 
 
 class RNNLM:
@@ -52,7 +53,8 @@ class RNNLM:
     def __init__(self, vocab_size, num_hiddens=MODEL_DEFAULTS["hidden"], num_layers=MODEL_DEFAULTS["layers"],
                  cell=MODEL_DEFAULTS["cell"], nonlinearity=MODEL_DEFAULTS["nonlinearity"], device="cpu",
                  dtype=MODEL_DEFAULTS["dtype"], init=MODEL_DEFAULTS["init"], seed=MODEL_DEFAULTS["seed"],
-                 engine=MODEL_DEFAULTS["engine"], embedding_dim=MODEL_DEFAULTS["embedding"]):
+                 engine=MODEL_DEFAULTS["engine"], embedding_dim=MODEL_DEFAULTS["embedding"],
+                 dropout=MODEL_DEFAULTS["dropout"]):
         for name, value in (("vocab size", vocab_size), ("hidden size", num_hiddens),
                             ("number of layers", num_layers)):
             if not isinstance(value, (int, np.integer)) or value < 1:
@@ -68,6 +70,8 @@ class RNNLM:
             raise ConfigError(f"unknown init {init!r}; choose one of {', '.join(INITS)}")
         if engine not in ENGINES:
             raise ConfigError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+        if not (isinstance(dropout, (int, float, np.floating)) and 0 <= dropout < 1):
+            raise ConfigError(f"dropout must be in [0, 1) (got {dropout!r})")
         if str(dtype) not in DTYPES:
             raise ConfigError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
         self.vocab_size, self.num_hiddens, self.num_layers = int(vocab_size), int(num_hiddens), int(num_layers)
@@ -94,6 +98,10 @@ class RNNLM:
             self.grads[name] = self.flat_grads[offset:offset + size].reshape(shape)
             offset += size
         self.initialize(seed)
+        # Dropout between layers (dropout.py): its own generator, seeded from the run's seed; its state goes
+        # into checkpoints. Masks are drawn for every training chunk, never for validation or generation.
+        self.dropout = float(dropout)
+        self.dropout_rng = np.random.default_rng([seed, 1])
         self.engine = make_engine(self, engine)
         self.sgd = None                                 # the book's optimiser, made when first asked for
         # Diagnostics: when True, every backward stores ||dL/dH_t|| for each layer and time step in
@@ -148,11 +156,19 @@ class RNNLM:
         """X: (T, B) token ids on this model's device. -> logits (T*B, V), final state. No gradient."""
         return self.engine.forward(X, state)
 
-    def loss_and_grad(self, X, Y, state, dstate=None):
+    def loss_and_grad(self, X, Y, state, dstate=None, masks=None):
         """One chunk of BPTT. X, Y: (T, B) ids on this model's device; dstate: a gradient reaching the
-        final state (None: zero, truncated BPTT). -> (mean loss as a 0-d device array, final state,
-        dloss/dinitial state). Fills self.grads."""
-        return self.engine.loss_and_grad(X, Y, state, dstate)
+        final state (None: zero, truncated BPTT); masks: the dropout masks (L, T, B, nh), drawn here from the
+        model's generator when dropout is on and none are given. -> (mean loss as a 0-d device array, final
+        state, dloss/dinitial state). Fills self.grads."""
+        if masks is None and self.dropout > 0:
+            masks = self.dropout_masks(*X.shape)
+        return self.engine.loss_and_grad(X, Y, state, dstate, masks)
+
+    def dropout_masks(self, T, B):
+        """The next chunk's dropout masks (L, T, B, nh) from the model's generator."""
+        return dropout_masks(self.dropout_rng, self.dropout, self.num_layers, T, B, self.num_hiddens, self.xp,
+                             self.dtype)
 
     def update(self, optimizer, lr, theta):
         """Global-norm clipping at theta (None: none; the rule: engines.clipping_threshold), then the
@@ -218,7 +234,8 @@ def model_from_config(config, vocab_size, device="cpu", batch_size=None, num_ste
                      f"training a {c['layers']}-layer {c['cell']} of {c['hidden']} hidden units over {vocab_size} "
                      f"tokens (batch {batch_size}, {num_steps} steps)")
     return RNNLM(vocab_size, c["hidden"], c["layers"], c["cell"], nonlinearity=c["nonlinearity"], device=device,
-                 dtype=c["dtype"], init=c["init"], seed=c["seed"], engine=c["engine"], embedding_dim=c["embedding"])
+                 dtype=c["dtype"], init=c["init"], seed=c["seed"], engine=c["engine"], embedding_dim=c["embedding"],
+                 dropout=c["dropout"])
 
 
 # ----------------------------------------------------------------------------------------------

@@ -14,7 +14,8 @@ ROOT = PACKAGE.parent
 LAYERS = [
     ("base", ["errors", "backend"]),
     ("data", ["data"]),
-    ("cells", ["cells", "cells.common", "cells.rnn", "cells.gru", "cells.lstm", "output", "embedding", "optimizers",
+    ("cells", ["cells", "cells.common", "cells.rnn", "cells.gru", "cells.lstm", "output", "embedding", "dropout",
+               "optimizers",
                "optimizers.sgd", "optimizers.momentum", "optimizers.adam", "optimizers.rmsprop"]),
     ("engines", ["engines", "engines.clipping", "engines.reference", "engines.fast", "engines.numba_kernels", "gpu",
                  "gpu.modules", "gpu.ops"]),

@@ -24,7 +24,8 @@ SMALL = ["--hidden", "16", "--layers", "1", "--batch-size", "4", "--num-steps", 
 
 
 def scratchrnn(*args, **kw):
-    return subprocess.run([sys.executable, "-m", "scratchrnn", *args], capture_output=True, text=True, timeout=600, **kw)
+    return subprocess.run([sys.executable, "-m", "scratchrnn", *args], capture_output=True, text=True, timeout=600,
+                          **kw)
 
 
 def one_line_error(r, *needles):
@@ -208,7 +209,8 @@ def test_resume_honours_a_flag_that_agrees_and_the_ones_it_lists(poem_run, tmp_p
 def test_save_every_steps_writes_the_checkpoint_inside_the_epoch(tmp_path, monkeypatch):
     saved = []
     real = cli.save_run
-    monkeypatch.setattr(cli, "save_run", lambda path, *a: (saved.append((path.name, a[7] and a[7].batch)), real(path, *a)))
+    monkeypatch.setattr(cli, "save_run",
+                        lambda path, *a: (saved.append((path.name, a[7] and a[7].batch)), real(path, *a)))
     corpus = write(tmp_path / "t.txt", POEM * 20)
     cli.main(["train", "--corpus", str(corpus), "--out", str(tmp_path / "run"), "--epochs", "1",
               "--save-every-steps", "2", *SMALL])

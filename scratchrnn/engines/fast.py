@@ -76,6 +76,8 @@ class FastEngine:
             # A cell whose step_backward writes one dA has the same gradient for the input and hidden parts.
             layer.dAh = layer.dAx if "dA" in self.backward_names else xp.empty((T,) + shapes["dAh"], dt)
             layer.H = layer.states["H"]
+            layer.Hd = xp.empty((T, B, nh), dt) if m.dropout > 0 else None     # its output after dropout
+            layer.out = layer.H[1:]                                   # what the layer above reads
             layer.forward_args = [self.bind(self.forward_names, ws, layer, k, t) for t in range(T)]
             layer.backward_args = [self.bind(self.backward_names, ws, layer, k, t) for t in range(T)]
             ws.layers.append(layer)
@@ -121,8 +123,9 @@ class FastEngine:
     # Forward and backward of one chunk
     # ------------------------------------------------------------------------------------------
 
-    def forward_layers(self, ws, X, state):
-        """Every layer through every step; then the logits of the top layer in ws.logits."""
+    def forward_layers(self, ws, X, state, masks=None):
+        """Every layer through every step, each layer's output through its dropout mask when masks are given
+        (layer.out: what the layer above reads); then the logits of the top layer in ws.logits."""
         m, xp, ops = self.model, self.xp, self.ops
         T, B = X.shape
         nh = m.num_hiddens
@@ -137,14 +140,18 @@ class FastEngine:
             elif k == 0:                                          # one-hot input: a row gather of W_xh
                 ops.gather_rows_bias(W_xh, ids, b_xh, Ax2d)
             else:
-                xp.matmul(ws.layers[k - 1].H[1:].reshape(T * B, nh), W_xh, out=Ax2d)
+                xp.matmul(ws.layers[k - 1].out.reshape(T * B, nh), W_xh, out=Ax2d)
                 Ax2d += b_xh
             for S, value in zip(self.cell.STATE, state[k]):
                 layer.states[S][0] = value
             for t in range(T):
                 xp.matmul(layer.H[t], W_hh, out=layer.Ah)
                 self.forward_kernel(*layer.forward_args[t])
-        xp.matmul(ws.layers[-1].H[1:].reshape(T * B, nh), m.params["W_hq"], out=ws.logits)
+            if masks is None:
+                layer.out = layer.H[1:]
+            else:                                                     # dropout.dropout_forward, in place
+                layer.out = xp.multiply(layer.H[1:], masks[k], out=layer.Hd)
+        xp.matmul(ws.layers[-1].out.reshape(T * B, nh), m.params["W_hq"], out=ws.logits)
         ws.logits += m.params["b_q"]
 
     def final_state(self, ws):
@@ -180,23 +187,25 @@ class FastEngine:
             out.append(total)
         return tuple(out)
 
-    def loss_and_grad(self, X, Y, state, dstate=None):
+    def loss_and_grad(self, X, Y, state, dstate=None, masks=None):
         """Same contract as the reference engine's."""
         m, xp, ops = self.model, self.xp, self.ops
         T, B = X.shape
         nh = m.num_hiddens
         ws = self.workspace(T, B)
         ids = X.reshape(-1)
-        self.forward_layers(ws, X, state)
+        self.forward_layers(ws, X, state, masks)
         new_state = self.final_state(ws)
 
         # Output layer and loss; ws.logits becomes dloss/dlogits in place.
-        H_top = ws.layers[-1].H[1:].reshape(T * B, nh)
+        H_top = ws.layers[-1].out.reshape(T * B, nh)
         ops.softmax_xent(ws.logits, Y.reshape(-1), ws.row_loss)
         loss = ws.row_loss.mean()
         xp.matmul(H_top.T, ws.logits, out=m.grads["W_hq"])
         ws.logits.sum(axis=0, out=m.grads["b_q"])
         xp.matmul(ws.logits, m.params["W_hq"].T, out=ws.dHs[0].reshape(T * B, nh))
+        if masks is not None:                                         # dropout.dropout_backward, in place
+            ws.dHs[0] *= masks[-1]
 
         # Backward, layer by layer from the top, each walking time backwards.
         dstate0 = [None] * m.num_layers
@@ -226,9 +235,11 @@ class FastEngine:
                 g["W_xh"].fill(0)
                 ops.scatter_add_rows(g["W_xh"], ids, dAx2d)
             else:
-                xp.matmul(ws.layers[k - 1].H[1:].reshape(T * B, nh).T, dAx2d, out=g["W_xh"])
+                xp.matmul(ws.layers[k - 1].out.reshape(T * B, nh).T, dAx2d, out=g["W_xh"])
                 below = ws.dHs[(m.num_layers - k) % 2]
                 xp.matmul(dAx2d, W_xh.T, out=below.reshape(T * B, nh))        # to the layer below
+                if masks is not None:                                 # through its dropout
+                    below *= masks[k - 1]
         if flow is not None:
             m.gradient_flow = flow
         return loss, new_state, dstate0

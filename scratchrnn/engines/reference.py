@@ -9,6 +9,7 @@ mathematics every fast path is held to.
 import numpy as np
 
 from .. import output
+from ..dropout import dropout_backward, dropout_forward
 from ..embedding import embedding_backward, embedding_forward
 from .clipping import clipping_threshold
 
@@ -19,8 +20,9 @@ class ReferenceEngine:
     def __init__(self, model):
         self.model = model
 
-    def forward_with_cache(self, X, state):
-        """X: (T, B) token ids; state from `begin_state`. -> logits (T*B, V), final state, cache."""
+    def forward_with_cache(self, X, state, masks=None):
+        """X: (T, B) token ids; state from `begin_state`; masks: dropout masks (L, T, B, nh) or None.
+        -> logits (T*B, V), final state, cache."""
         m = self.model
         layer_input, caches, new_state = X, [], []
         if m.embedding_dim:
@@ -29,11 +31,11 @@ class ReferenceEngine:
             Hs, s, cache = m.cell.forward(m.layer_params(k), layer_input, state[k], **m.step_options)
             caches.append(cache)
             new_state.append(s)
-            layer_input = Hs                                                # (T, B, nh)
+            layer_input = Hs if masks is None else dropout_forward(Hs, masks[k])    # (T, B, nh)
         T, B, nh = layer_input.shape
         H_top = layer_input.reshape(T * B, nh)                             # time-major rows
         logits = output.dense_forward(H_top, m.params["W_hq"], m.params["b_q"])
-        return logits, new_state, (caches, H_top, (T, B), X)
+        return logits, new_state, (caches, H_top, (T, B), X, masks)
 
     def forward(self, X, state):
         logits, new_state, _ = self.forward_with_cache(X, state)
@@ -43,7 +45,7 @@ class ReferenceEngine:
         """Fill model.grads from dloss/dlogits; dstate: gradient reaching the final state (None: zero).
         Returns the gradient with respect to the initial state."""
         m = self.model
-        caches, H_top, (T, B), X = cache
+        caches, H_top, (T, B), X, masks = cache
         dH, dW_hq, db_q = output.dense_backward(H_top, m.params["W_hq"], dlogits)
         m.grads["W_hq"][...] = dW_hq
         m.grads["b_q"][...] = db_q
@@ -51,6 +53,8 @@ class ReferenceEngine:
         dstate0 = [None] * m.num_layers
         traces = [[] if m.trace_gradient_flow else None for _ in range(m.num_layers)]
         for k in reversed(range(m.num_layers)):
+            if masks is not None:                                           # through layer k's dropout
+                dHs = dropout_backward(dHs, masks[k])
             dX, dstate0[k], grads = m.cell.backward(
                 m.layer_params(k), dHs, caches[k], None if dstate is None else dstate[k], trace=traces[k])
             for name, g in grads.items():
@@ -62,8 +66,8 @@ class ReferenceEngine:
             m.gradient_flow = np.array([trace[::-1] for trace in traces])   # (L, T), time forwards
         return dstate0
 
-    def loss_and_grad(self, X, Y, state, dstate=None):
-        logits, new_state, cache = self.forward_with_cache(X, state)
+    def loss_and_grad(self, X, Y, state, dstate=None, masks=None):
+        logits, new_state, cache = self.forward_with_cache(X, state, masks)
         y = Y.reshape(-1)                                                   # time-major, as logits
         loss, P = output.softmax_cross_entropy(logits, y)
         dstate0 = self.backward(cache, output.softmax_cross_entropy_backward(P, y), dstate)
