@@ -6,16 +6,20 @@ from .model import INITS
 
 class TorchStep:
     """torch.nn.{RNN,GRU,LSTM} + nn.Linear, one-hot input, mean cross-entropy, global-norm clipping,
-    SGD, state carried and detached between calls: the work of one scratchrnn training step."""
+    SGD (or Adam), dropout between layers and before nn.Linear (none by default), state carried and
+    detached between calls: the work of one scratchrnn training step."""
 
     def __init__(self, torch, cell, vocab_size, num_hiddens, num_layers, lr=1.0, theta=1.0, device="cpu",
-                 nonlinearity="tanh", init="pytorch"):
+                 nonlinearity="tanh", init="pytorch", optimizer="sgd", dropout=0.0):
         if init not in INITS:
             raise ValueError(f"init must be one of {INITS}, got {init!r}")
         kind = getattr(torch.nn, CELLS[cell].TORCH_MODULE)
         self.torch, self.V, self.H, self.theta = torch, vocab_size, num_hiddens, theta
         extra = {"nonlinearity": nonlinearity} if len(CELLS[cell].NONLINEARITIES) > 1 else {}
-        self.net = kind(vocab_size, num_hiddens, num_layers, **extra).to(device)
+        # dropout where ours puts it (scratchrnn/dropout.py): between layers (nn.LSTM's) and before fc
+        self.net = kind(vocab_size, num_hiddens, num_layers, dropout=dropout if num_layers > 1 else 0.0,
+                        **extra).to(device)
+        self.drop = torch.nn.Dropout(dropout)
         self.fc = torch.nn.Linear(num_hiddens, vocab_size).to(device)
         self.params = list(self.net.parameters()) + list(self.fc.parameters())
         if init == "normal":                              # the book's scheme: N(0, 0.01^2) weights, zero biases
@@ -26,8 +30,16 @@ class TorchStep:
                             p.normal_(0.0, 0.01)
                         else:
                             p.zero_()
-        self.opt = torch.optim.SGD(self.params, lr=lr)
+        if optimizer not in ("sgd", "adam"):
+            raise ValueError(f"optimizer must be sgd or adam, got {optimizer!r}")
+        self.opt = (torch.optim.SGD if optimizer == "sgd" else torch.optim.Adam)(self.params, lr=lr)
         self.state = None
+
+    def state_dict(self):
+        """The weights as NumPy arrays under scratchrnn's (PyTorch's) names: RNNLM.load_state_dict takes them."""
+        d = {"rnn." + k: v.detach().cpu().numpy() for k, v in self.net.state_dict().items()}
+        d.update({"fc." + k: v.detach().cpu().numpy() for k, v in self.fc.state_dict().items()})
+        return d
 
     def __call__(self, X, y):
         """X: (T, B) int64 tensor of token ids; y: (T*B,) targets, time-major. Returns the loss tensor."""
@@ -36,7 +48,7 @@ class TorchStep:
             self.state = tuple(s.detach() for s in self.state) if isinstance(self.state, tuple) \
                 else self.state.detach()
         out, self.state = self.net(torch.nn.functional.one_hot(X, self.V).float(), self.state)
-        loss = torch.nn.functional.cross_entropy(self.fc(out.reshape(-1, self.H)), y)
+        loss = torch.nn.functional.cross_entropy(self.fc(self.drop(out).reshape(-1, self.H)), y)
         self.opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.params, self.theta)
