@@ -146,6 +146,7 @@ def main():
     p.add_argument("--same-recipe", action="store_true", help="also scratchrnn with Adam 2e-3 (and --dropout)")
     p.add_argument("--dropout", type=float, default=0.0, help="for --same-recipe, on both sides")
     p.add_argument("--scratch-args", default="", help="flags of scratchrnn train for our run, e.g. \"--lr 1\"")
+    p.add_argument("--skip-torch", action="store_true", help="our run(s) only (a sweep of our recipes)")
     args = p.parse_args()
     with_one_line_errors(run, args)
 
@@ -160,6 +161,7 @@ def run(args):
         torch.set_num_threads(args.threads)
     except ImportError:
         torch = None
+    torch = None if args.skip_torch else torch
     cpu = platform.processor() or platform.machine()
     if os.path.exists("/proc/cpuinfo"):
         cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), cpu)

@@ -29,12 +29,12 @@ from .checkpoint import (atomic_write, check_arrays, load_run, model_from_checkp
 from .cmdline import (EXIT_DIVERGED, EXIT_INTERRUPTED, OneLineParser, add_model_arguments, add_training_arguments,
                       blas_threads, max_tokens_of, model_config, optimizer_config, positive_float, positive_int,
                       prepare_out_dir, with_one_line_errors)
-from .optimizers import optimizer_from_config
-from .schedules import check_schedule, rate_of
+from .optimizers import HYPERPARAMETERS, optimizer_from_config
+from .schedules import SCHEDULE_DEFAULTS, check_schedule, rate_of
 from .data import CHARSETS, TOKENS, SeqDataLoader, Vocab, load_corpus
 from .engines import ENGINES
 from .errors import CheckpointError, ConfigError, DataError, TrainingDiverged
-from .model import model_from_config
+from .model import MODEL_DEFAULTS, model_from_config
 from .train import TRAIN_DEFAULTS, check_hyperparameters, evaluate, generate, train_epoch
 
 # The config of a run, as its checkpoint keeps it: the model's keys (model.MODEL_DEFAULTS) and these.
@@ -130,13 +130,20 @@ def flag_value(args, dest):
     return dest, getattr(args, dest)
 
 
+# What a run's config means by a key it lacks (a checkpoint of an older scratchrnn): the value then in use.
+IMPLIED = {**MODEL_DEFAULTS, **SCHEDULE_DEFAULTS, "optimizer": "sgd", **{k: None for k in HYPERPARAMETERS}}
+
+
 def refuse_contradictions(args, dests, config, whose, advice):
     """Each flag of `dests` given with a value other than the run's: one line naming both."""
     for dest in sorted(dests & args.given):
         key, value = flag_value(args, dest)
-        if key in config and config[key] != value:
+        if key not in config and key not in IMPLIED:
+            continue
+        theirs = config.get(key, IMPLIED.get(key))
+        if theirs != value:
             shown = " ".join(value) if isinstance(value, list) else value
-            theirs = " ".join(config[key]) if isinstance(config[key], list) else config[key]
+            theirs = " ".join(theirs) if isinstance(theirs, list) else theirs
             raise ConfigError(f"--{dest.replace('_', '-')} {shown} contradicts {whose}'s {theirs}; {advice}")
 
 

@@ -185,6 +185,23 @@ def test_resume_refuses_a_flag_that_contradicts_the_checkpoint(poem_run, flag, v
                    f"{flag} {value} contradicts the checkpoint's {theirs}", "--init-from")
 
 
+def test_resume_of_an_older_checkpoint_refuses_what_it_did_not_do(poem_run, tmp_path):
+    """A checkpoint written before the optimisers and dropout has no such keys: it ran SGD without dropout,
+    and a resume asking for dropout or Adam contradicts that."""
+    _, out = poem_run
+    arrays, manifest = load_checkpoint(out / "last.npz")
+    for key in ("dropout", "optimizer", "schedule"):
+        manifest["config"].pop(key)
+    old = tmp_path / "old"
+    old.mkdir()
+    save_checkpoint(old / "last.npz", {k: v for k, v in arrays.items() if not k.startswith("optimizer.")}, manifest)
+    one_line_error(scratchrnn("train", "--resume", str(old), "--dropout", "0.3"),
+                   "--dropout 0.3 contradicts the checkpoint's 0.0")
+    one_line_error(scratchrnn("train", "--resume", str(old), "--optimizer", "adam"),
+                   "--optimizer adam contradicts the checkpoint's sgd")
+    assert scratchrnn("train", "--resume", str(old), "--epochs", "3", "--device", "cpu").returncode == 0
+
+
 def test_resume_refuses_another_corpus_and_another_out(poem_run, tmp_path):
     _, out = poem_run
     other = write(tmp_path / "other.txt", POEM * 30)
