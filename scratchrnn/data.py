@@ -133,7 +133,6 @@ class Vocab:
                 if tok not in self.idx_to_token:
                     self.idx_to_token.append(tok)
         self.token_to_idx = {tok: idx for idx, tok in enumerate(self.idx_to_token)}
-        self.token = token
         self.sep = "" if token == "char" else " "                         # how generated tokens are joined
 
     def __len__(self):

@@ -31,8 +31,8 @@ TOL = {"float32": 1e-5, "float64": 1e-12}
 
 # Sizes of the kernel checks: B batch, nh hidden (B * nh crosses a block of 256), ROWS = T*B, V vocabulary.
 B, nh, ROWS, V = 7, 300, 45, 28
-# The kernels that are not a cell's step: their arguments as (role, shape), role in / out / inout / ids /
-# float; checked against their Numba twins, which the tests hold to NumPy.
+# The kernels that are not a cell's step or an update: their arguments as (role, shape), role in / out / inout /
+# ids; checked against their Numba twins, which the tests hold to NumPy.
 OTHER_KERNELS = {
     "gather_rows_bias": [("in", (V, 4 * nh)), ("ids", (ROWS,)), ("in", (4 * nh,)), ("out", (ROWS, 4 * nh))],
     "scatter_add_rows": [("inout", (V, 4 * nh)), ("ids", (ROWS,)), ("in", (ROWS, 4 * nh))],
@@ -129,8 +129,6 @@ def check_kernels(device, dtype, report):
         for role, shape in spec:
             if role == "ids":
                 host.append(rng.integers(0, V, shape))
-            elif role == "float":
-                host.append(shape)
             else:
                 host.append(rng.standard_normal(shape).astype(dtype))
         dev = [xp.asarray(a) if isinstance(a, np.ndarray) else a for a in host]

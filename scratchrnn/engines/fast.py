@@ -13,8 +13,8 @@ What changes against the reference (and nothing else):
    for each (cells.step_shapes, with a time axis) and binds them once per workspace.
 3. Preallocated workspaces, reused for every chunk of the same shape: no allocation in the step,
    GEMMs write into their destination (`out=`), parameters are updated in place.
-4. Softmax cross-entropy and its gradient in one pass; clipping and SGD in one pass over the flat
-   gradient buffer.
+4. Softmax cross-entropy and its gradient in one pass; clipping and the optimiser's update in one pass over
+   the flat buffers (after the norm's).
 
 Per step and layer: forward 1 GEMM + 1 fused kernel; backward 1 fused kernel + 1 GEMM.
 Nothing here knows which cell it runs: every per-cell fact is read off the cell module.

@@ -168,7 +168,7 @@ def rnn_backward(dH_above, dH_rec, H, dA, relu):
 
 
 # ----------------------------------------------------------------------------------------------
-# Input rows (one-hot input), softmax cross-entropy, clipping with SGD
+# Input rows (one-hot input), softmax cross-entropy
 # ----------------------------------------------------------------------------------------------
 
 @kernel

@@ -22,6 +22,7 @@ import math
 
 import numpy as np
 
+from ..backend import to_numpy
 from ..errors import CheckpointError, ConfigError
 from . import adam, momentum, rmsprop, sgd
 
@@ -62,8 +63,7 @@ class Optimizer:
         self.t = 0
 
     def state_dict(self):
-        """What a checkpoint keeps: the buffers (host arrays) and, in the manifest, name, t, hyperparameters."""
-        from ..backend import to_numpy
+        """What a checkpoint keeps: the buffers (host arrays); the step count goes into the manifest."""
         return {f"optimizer.{n}": to_numpy(a) for n, a in self.state.items()}
 
     def load_state_dict(self, arrays, t):
