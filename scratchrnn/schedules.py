@@ -19,17 +19,18 @@ SCHEDULES = ("constant", "char-rnn", "step", "cosine")
 SCHEDULE_DEFAULTS = dict(schedule="constant", lr_decay=0.97, decay_after=10, step_size=50, gamma=0.5, warmup=1.0)
 
 
-def learning_rate(lr, epoch, fraction, epochs, schedule="constant", lr_decay=0.97, decay_after=10, step_size=50,
-                  gamma=0.5, warmup=1.0):
-    """The rate of the step that ends `fraction` of the way through epoch `epoch` (0-based) of `epochs`."""
+def learning_rate(lr, epoch, fraction, epochs, schedule=SCHEDULE_DEFAULTS["schedule"], **parameters):
+    """The rate of the step that ends `fraction` of the way through epoch `epoch` (0-based) of `epochs`.
+    parameters: lr_decay, decay_after, step_size, gamma, warmup; each missing one takes SCHEDULE_DEFAULTS'."""
+    p = {**SCHEDULE_DEFAULTS, **parameters}
     if schedule == "constant":
         return lr
     if schedule == "char-rnn":
-        return lr * lr_decay ** max(0, epoch - decay_after + 1)
+        return lr * p["lr_decay"] ** max(0, epoch - p["decay_after"] + 1)
     if schedule == "step":
-        return lr * gamma ** (epoch // step_size)
+        return lr * p["gamma"] ** (epoch // p["step_size"])
     if schedule == "cosine":
-        x = epoch + fraction
+        x, warmup = epoch + fraction, p["warmup"]
         if x < warmup:
             return lr * x / warmup
         return lr * (1 + math.cos(math.pi * min(1.0, (x - warmup) / max(epochs - warmup, 1e-12)))) / 2
