@@ -233,6 +233,20 @@ def cmd_train(args):
         save_run(path, model, vocab, config, epoch_done, loader_rng or loader.rng.bit_generator.state, history,
                  best, pos, optimizer)
 
+    def keep_if_best(val_ppl, pos=None, loader_rng=None):
+        """best.npz, when this validation perplexity is the best so far."""
+        nonlocal best
+        if val_ppl is not None and val_ppl < best:
+            best = val_ppl
+            checkpoint(out / "best.npz", epoch, pos, loader_rng)
+
+    def write_last(pos=None, loader_rng=None):
+        """last.npz, metrics.csv and, with --plot, perplexity.png."""
+        checkpoint(out / "last.npz", epoch, pos, loader_rng)
+        write_metrics(out, history)
+        if args.plot:
+            plot_perplexity(out, history)
+
     def validate():
         if val is None:
             return None
@@ -277,13 +291,8 @@ def cmd_train(args):
                           f"resume with: scratchrnn train --resume {out}", file=sys.stderr)
                     sys.exit(EXIT_INTERRUPTED)
                 val_ppl = validate()                                  # the budget: end as any run ends
-                if val_ppl is not None and val_ppl < best:
-                    best = val_ppl
-                    checkpoint(out / "best.npz", epoch, e.position, stop["rng_at_start"])
-                checkpoint(out / "last.npz", epoch, e.position, stop["rng_at_start"])
-                write_metrics(out, history)
-                if args.plot:
-                    plot_perplexity(out, history)
+                keep_if_best(val_ppl, e.position, stop["rng_at_start"])
+                write_last(e.position, stop["rng_at_start"])
                 ppl = math.exp(float(e.position.loss_sum) / max(1, e.position.tokens))
                 speed = e.position.tokens / max(e.position.seconds, 1e-9)
                 print(f"stopped: the --max-minutes {args.max_minutes:g} budget is spent, at {where}; resume with: "
@@ -304,14 +313,9 @@ def cmd_train(args):
                                 tokens_per_s=round(speed, 1), lr=lr_now,
                                 elapsed_s=round((history[-1]["elapsed_s"] if history else 0.0)
                                                 + time.perf_counter() - started, 3)))
-            if val_ppl is not None and val_ppl < best:
-                best = val_ppl
-                checkpoint(out / "best.npz", epoch)
+            keep_if_best(val_ppl)
             if epoch % args.save_every == 0 or epoch == config["epochs"]:
-                checkpoint(out / "last.npz", epoch)
-                write_metrics(out, history)
-                if args.plot:
-                    plot_perplexity(out, history)
+                write_last()
             bar.update(1)
             bar.set_postfix(train_ppl=f"{ppl:.2f}", val_ppl="-" if val_ppl is None else f"{val_ppl:.2f}",
                             tokens_per_s=f"{speed:,.0f}")
