@@ -5,8 +5,9 @@ same data for every implementation:
     (c) PyTorch's nn.LSTM / nn.GRU / nn.RNN doing the same work (pip install 'scratchrnn[bench]')
 
 for the book's deep LSTM (2 x 256), a GRU (1 x 256) and the tanh RNN (1 x 512), at 1 and 2 threads.
-Prints tokens/s, ratios, FLOPs per token, the fraction of this machine's own float32 GEMM throughput
-(measured in the same run), the GEMM floor (tokens/s of a step that did nothing but its GEMMs, at their
+Prints tokens/s, ratios, FLOPs per token, each implementation's share of the float32 physical limit (its
+GEMM FLOPs per second over the peak of one core, measured in the same run by a 1024^3 GEMM, times the cores
+it uses), the GEMM floor (tokens/s of a step that did nothing but its GEMMs, at their
 shapes, with NumPy's BLAS: a bound no implementation on this BLAS passes), the peak memory of a step,
 and memory growth over many steps.
 
@@ -16,13 +17,13 @@ This machine is noisy: the implementations take turns over several rounds and ea
 """
 import argparse
 import os
-import platform
 import time
 import tracemalloc
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from scratchrnn.backend import cpu_model
 from scratchrnn.cells import CELLS
 from scratchrnn.cmdline import OneLineParser, positive_int
 from scratchrnn.model import RNNLM
@@ -31,6 +32,8 @@ from scratchrnn.train import detach
 
 V, B, T = 28, 32, 35
 MODELS = [("deep LSTM", "lstm", 2, 256), ("GRU", "gru", 1, 256), ("tanh RNN", "rnn", 1, 512)]
+# Issue 16's targets, fast path over PyTorch in the same run: (cell, threads) -> ratio.
+TARGETS = {("lstm", 1): 1.1, ("lstm", 2): 1.3, ("gru", 1): 1.5, ("gru", 2): 1.5, ("rnn", 1): 1.5, ("rnn", 2): 1.5}
 
 
 def flops_per_token(cell, layers, nh):
@@ -43,7 +46,8 @@ def flops_per_token(cell, layers, nh):
 
 
 def gemm_gflops():
-    """This machine's float32 GEMM throughput (1024^3), at the current thread limit: the best of 5 rounds."""
+    """This machine's float32 GEMM throughput (1024^3), at the current thread limit: the best of 5 rounds.
+    At one thread, the float32 peak of one core as far as any program on it can tell."""
     a = np.random.default_rng(0).standard_normal((1024, 1024)).astype(np.float32)
     c = np.empty_like(a)
     for _ in range(3):                                   # wake the BLAS threads up
@@ -172,19 +176,22 @@ def main():
     except ImportError:
         torch, torch_note = None, "torch not installed: PyTorch column missing (pip install 'scratchrnn[bench]')"
     data = batches(args.steps)
-    print(f"# scratchrnn CPU benchmark, {time.strftime('%Y-%m-%d')}, {platform.processor() or platform.machine()}, "
+    with threadpool_limits(1):
+        peak = gemm_gflops()                             # one core's float32 peak; the limit is peak x cores
+    print(f"# scratchrnn CPU benchmark, {time.strftime('%Y-%m-%d')}, {cpu_model()}, "
           f"{os.cpu_count()} cores, numpy {np.__version__}, {torch_note}")
-    print(f"# batch {B}, {T} steps, vocabulary {V}, float32; full step: forward, backward, clip, SGD\n")
+    print(f"# batch {B}, {T} steps, vocabulary {V}, float32; full step: forward, backward, clip, SGD")
+    print(f"# float32 peak of one core (1024^3 GEMM, one thread, best of 5): {peak:.0f} GFLOP/s\n")
     print("| model | threads | reference tok/s | fast tok/s | PyTorch tok/s | fast/PyTorch | fast/reference "
-          "| MFLOP/token | fast GFLOP/s | of machine GEMM | GEMM floor tok/s | fast of floor "
+          "| MFLOP/token | fast GFLOP/s | fast of limit | PyTorch of limit | GEMM floor tok/s | fast of floor "
           "| peak step memory (fast) |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     targets = []
     for threads in (1, 2):
         with threadpool_limits(threads):
             if torch is not None:
                 torch.set_num_threads(threads)
-            machine = gemm_gflops()
+            limit = peak * threads                       # GFLOP/s: the physical limit at this many cores
             for label, cell, layers, nh in MODELS:
                 ref_data = data[:max(2, args.steps // 3)]
                 ref, fast = Ours(cell, layers, nh, "reference", data), Ours(cell, layers, nh, "fast", data)
@@ -195,24 +202,23 @@ def main():
                     best["fast"] = max(best["fast"], fast(data)[0])
                     if theirs is not None:
                         best["torch"] = max(best["torch"], theirs())
-                _, peak = fast(data[:2], trace=True)
+                _, memory = fast(data[:2], trace=True)
                 floor = gemm_floor(cell, layers, nh, max(3, args.rounds))
                 f = flops_per_token(cell, layers, nh)
                 r, q, t = best["ref"], best["fast"], best["torch"]
                 print(f"| {label} {layers}x{nh} | {threads} | {r:,.0f} | {q:,.0f} | "
                       + (f"{t:,.0f} | {q / t:.2f}x" if t else "missing | -")
-                      + f" | {q / r:.2f}x | {f / 1e6:.2f} | {q * f / 1e9:.1f} | "
-                      f"{q * f / 1e9 / machine:.0%} of {machine:.0f} GFLOP/s | {floor:,.0f} | {q / floor:.0%} "
-                      f"| {peak / 2**20:.1f} MiB |")
+                      + f" | {q / r:.2f}x | {f / 1e6:.2f} | {q * f / 1e9:.1f} | {q * f / 1e9 / limit:.0%} | "
+                      + (f"{t * f / 1e9 / limit:.0%}" if t else "-")
+                      + f" | {floor:,.0f} | {q / floor:.0%} | {memory / 2**20:.1f} MiB |")
                 if t:
-                    goal = 1.5 if cell == "lstm" else 1.2
+                    goal = TARGETS[cell, threads]
                     targets.append(f"{label}, {threads} thread{'s' if threads > 1 else ''}: {goal}x PyTorch is "
-                                   f"{goal * t:,.0f} tok/s = {goal * t * f / 1e9:.0f} GFLOP/s = "
-                                   f"{goal * t * f / 1e9 / machine:.0%} of this machine's 1024^3 GEMM and "
-                                   f"{goal * t / floor:.0%} of the step's GEMM floor; "
+                                   f"{goal * t:,.0f} tok/s = {goal * t * f / 1e9 / limit:.0%} of the physical limit "
+                                   f"({limit:.0f} GFLOP/s) and {goal * t / floor:.0%} of the step's GEMM floor; "
                                    f"{'met' if q >= goal * t else 'not met'} ({q / t:.2f}x)")
     if targets:
-        print("\ntargets (issue 5), what each needs from this machine:\n" + "\n".join(f"- {x}" for x in targets))
+        print("\ntargets (issue 16), what each needs from this machine:\n" + "\n".join(f"- {x}" for x in targets))
     if args.memory_steps:
         n = args.memory_steps
         marks = memory_growth(n)

@@ -13,7 +13,6 @@ the book charset, on the sizes up to --baseline-up-to MB.
 """
 import argparse
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -22,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from scratchrnn.backend import cpu_model
 from scratchrnn.cmdline import OneLineParser, positive_int
 from scratchrnn.data import CHARSETS
 
@@ -88,9 +88,7 @@ def main():
     p.add_argument("--baseline-up-to", type=int, default=10, metavar="MB",
                    help="time the old loader on the sizes up to this many MB (0: never; at 100 MB it needs 4 GB)")
     args = p.parse_args()
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-               platform.processor()) if os.path.exists("/proc/cpuinfo") else platform.processor()
-    print(f"# scratchrnn text loading, {cpu}, {os.cpu_count()} cores, numpy {np.__version__}")
+    print(f"# scratchrnn text loading, {cpu_model()}, {os.cpu_count()} cores, numpy {np.__version__}")
     _, base_rss, _, _ = run(CHILD, "none", "-")
     print(f"# a process that only imports scratchrnn: {base_rss / 2**20:.0f} MiB resident\n")
     print("| text | charset | tokens | vocabulary | seconds | peak memory | MB/s | old loader: seconds, peak "

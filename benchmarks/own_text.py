@@ -19,15 +19,14 @@ The budget does not count the setup (loading, building, Numba's compilation), th
 """
 import argparse
 import math
-import os
-import platform
 import shlex
 import time
 
 import numpy as np
 
-from scratchrnn.cmdline import OneLineParser, add_training_arguments, model_config, optimizer_config, positive_float
-from scratchrnn.cmdline import positive_int, with_one_line_errors
+from scratchrnn.backend import cpu_model
+from scratchrnn.cmdline import OneLineParser, model_config, optimizer_config, positive_float
+from scratchrnn.cmdline import learning_rate_of, positive_int, with_one_line_errors
 from scratchrnn.data import SeqDataLoader, load_corpus
 from scratchrnn.model import model_from_config
 from scratchrnn.optimizers import optimizer_from_config
@@ -45,8 +44,8 @@ def scratch_defaults(extra):
 
 def run_ours(args, corpus, val, seconds, seed):
     """Train within `seconds`; returns (best validation perplexity, tokens/s, epochs, curve)."""
-    config = {**model_config(args), **optimizer_config(args), "lr": args.lr, "epochs": args.epochs or 500,
-              "hidden": HIDDEN, "layers": LAYERS, "cell": "lstm", "seed": seed}
+    config = {**model_config(args), **optimizer_config(args), "lr": learning_rate_of(args),
+              "epochs": args.epochs or 500, "hidden": HIDDEN, "layers": LAYERS, "cell": "lstm", "seed": seed}
     model = model_from_config(config, args.vocab_size, "cpu", B, T)
     optimizer = optimizer_from_config(config, model)
     loader = SeqDataLoader(corpus, B, T, seed=seed)
@@ -162,9 +161,7 @@ def run(args):
     except ImportError:
         torch = None
     torch = None if args.skip_torch else torch
-    cpu = platform.processor() or platform.machine()
-    if os.path.exists("/proc/cpuinfo"):
-        cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), cpu)
+    cpu = cpu_model()
     print(f"# own text: {args.corpus or 'the Time Machine'}, {len(train):,} training and {len(val):,} validation "
           f"characters, vocabulary {len(vocab)}; 2 x 256 LSTM, batch {B}, {T} steps; {args.minutes:g} minutes each, "
           f"{args.threads} threads, {cpu}, {time.strftime('%Y-%m-%d')}\n")

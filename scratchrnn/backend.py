@@ -10,6 +10,7 @@ CuPy is imported lazily: the CPU path never needs it installed.
 """
 import importlib
 import os
+import platform
 
 import numpy as np
 
@@ -89,6 +90,16 @@ def device_name(device):
         name = props["name"]
         return f"gpu:0 ({name.decode() if isinstance(name, bytes) else name})"
     return "cpu"
+
+
+def cpu_model():
+    """This machine's CPU model as Linux names it (/proc/cpuinfo), or what the platform module knows: benchmark
+    figures depend on it, so every benchmark prints it beside them."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
 
 
 def to_numpy(a):

@@ -11,8 +11,8 @@ from tqdm import tqdm
 
 from .backend import device_name, gpu_unusable_reason, resolve_device
 from .checkpoint import save_weights
-from .cmdline import (OneLineParser, add_training_arguments, blas_threads, max_tokens_of, model_config,
-                      optimizer_config, positive_int, prepare_out_file, with_one_line_errors)
+from .cmdline import (OneLineParser, add_training_arguments, blas_threads, learning_rate_of, max_tokens_of,
+                      model_config, optimizer_config, positive_int, prepare_out_file, with_one_line_errors)
 from .data import SeqDataLoader, load_corpus
 from .model import model_from_config
 from .optimizers import optimizer_from_config
@@ -35,8 +35,9 @@ def build_parser(description, defaults):
 
 
 def run(args):
-    check_hyperparameters(args.lr, args.epochs, args.theta)
-    recipe = dict(optimizer_config(args), lr=args.lr, epochs=args.epochs)       # SGD at a constant rate: the book's
+    lr = learning_rate_of(args)
+    check_hyperparameters(lr, args.epochs, args.theta)
+    recipe = dict(optimizer_config(args), lr=lr, epochs=args.epochs)            # SGD at a constant rate: the book's
     check_schedule(recipe)
     if args.save:
         prepare_out_file(args.save, "--save")                # checked now, not after the whole run

@@ -27,8 +27,8 @@ from .cells import CELLS
 from .checkpoint import (atomic_write, check_arrays, load_run, model_from_checkpoint, position_in, save_run,
                          weights_in)
 from .cmdline import (EXIT_DIVERGED, EXIT_INTERRUPTED, OneLineParser, add_model_arguments, add_training_arguments,
-                      blas_threads, max_tokens_of, model_config, optimizer_config, positive_float, positive_int,
-                      prepare_out_dir, with_one_line_errors)
+                      blas_threads, learning_rate_of, max_tokens_of, model_config, optimizer_config, positive_float,
+                      positive_int, prepare_out_dir, with_one_line_errors)
 from .optimizers import HYPERPARAMETERS, optimizer_from_config
 from .schedules import SCHEDULE_DEFAULTS, check_schedule, rate_of
 from .data import CHARSETS, TOKENS, SeqDataLoader, Vocab, load_corpus
@@ -107,6 +107,7 @@ def config_from_args(args):
     config["max_tokens"] = max_tokens_of(args)
     config["corpus"] = corpus_paths(args.corpus)
     config["epochs"] = args.epochs or TRAIN_DEFAULTS["epochs"]
+    config["lr"] = learning_rate_of(args)
     return config
 
 
@@ -387,8 +388,10 @@ def build_parser():
 
     t = sub.add_parser("train", help="train a language model on text files", formatter_class=defaults,
                        description="Train a character (or word) language model with truncated BPTT.")
-    add_training_arguments(t, dict(lr=2.0, epochs=None, max_tokens=-1))   # the book's deep LSTM, whole text;
-    # epochs None here tells a resume whether --epochs was given (a new run takes TRAIN_DEFAULTS')
+    # The book's deep LSTM on the whole text, trained with the recipe of README's sweep (AdamW at its LR, dropout
+    # 0.4); lr 2 is SGD's, the book's. epochs None tells a resume whether --epochs was given (a new run takes
+    # TRAIN_DEFAULTS').
+    add_training_arguments(t, dict(lr=2.0, epochs=None, max_tokens=-1, optimizer="adamw", dropout=0.4))
     t.add_argument("--tokens", choices=TOKENS, default="char", help="character or word tokens")
     t.add_argument("--charset", choices=CHARSETS, default="raw",
                    help="raw: every character as written (Unicode NFC, line breaks kept); book: letters only, "

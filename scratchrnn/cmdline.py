@@ -19,7 +19,7 @@ from .cells import CELLS
 from .engines import ENGINES
 from .errors import ConfigError, ScratchRNNError
 from .model import DTYPES, INITS, MODEL_DEFAULTS, NONLINEARITIES
-from .optimizers import HYPERPARAMETERS, OPTIMIZERS
+from .optimizers import HYPERPARAMETERS, OPTIMIZERS, default_lr
 from .schedules import SCHEDULE_DEFAULTS, SCHEDULES
 from .train import TRAIN_DEFAULTS
 
@@ -74,7 +74,10 @@ def add_training_arguments(p, defaults=None):
                    help="where to train; auto picks the GPU when CuPy finds one")
     add_model_arguments(p, d)
     p.add_argument("--epochs", type=positive_int, default=d["epochs"])
-    p.add_argument("--lr", type=positive_float, default=d["lr"])
+    p.add_argument("--lr", type=positive_float, default=None,
+                   help=f"learning rate; none given: {d['lr']:g} with sgd (this run's), 0.2 with momentum, "
+                        "3e-3 with adam and adamw, 2e-3 with rmsprop (optimizers/)")
+    p.set_defaults(sgd_lr=d["lr"])                          # the rate of SGD when --lr is not given
     p.add_argument("--theta", type=positive_float, default=d["theta"], help="gradient clipping threshold")
     p.add_argument("--batch-size", type=positive_int, default=d["batch_size"])
     p.add_argument("--num-steps", type=positive_int, default=d["num_steps"])
@@ -129,6 +132,11 @@ def optimizer_config(args):
     """The optimiser's and the schedule's part of a run's config, read off the flags."""
     return {"optimizer": args.optimizer, **{k: getattr(args, k) for k in HYPERPARAMETERS},
             **{k: getattr(args, k) for k in SCHEDULE_DEFAULTS}}
+
+
+def learning_rate_of(args):
+    """--lr, or when it is not given the rate of the optimiser chosen (optimizers.default_lr)."""
+    return args.lr if args.lr is not None else default_lr(args.optimizer, args.sgd_lr)
 
 
 def max_tokens_of(args):

@@ -16,6 +16,9 @@ from scratchrnn.optimizers import OPTIMIZERS, Optimizer
 from scratchrnn.schedules import learning_rate
 from scratchrnn.selftest import update_cases
 
+# scratchrnn train's recipe: the best of README's sweep at 5 and 20 minutes on the Time Machine
+TRAIN_RECIPE = dict(optimizer="adamw", lr=3e-3, dropout=0.4)
+
 CASES = list(update_cases())                 # every rule, and the options that change its code path
 IDS = [f"{name}{'-' + '-'.join(hyper) if hyper else ''}" for name, hyper in CASES]
 
@@ -156,3 +159,25 @@ def test_an_optimizer_flag_that_makes_no_sense_is_one_line(tmp_path, args, needl
     r = scratchrnn("train", "--out", str(tmp_path / "o"), *args, *SMALL)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and needle in r.stderr, r.stderr
     assert not (tmp_path / "o" / "last.npz").exists()
+
+
+def test_train_defaults_to_the_sweeps_recipe_and_each_optimizer_to_its_own_rate():
+    """`scratchrnn train` trains with the recipe README's sweep chose; an optimiser named without --lr takes its
+    own rate (SGD the book's), so that `--optimizer sgd` alone is the book's step and not Adam's tiny one; the
+    book's examples keep the book's SGD without dropout."""
+    from scratchrnn import book, cli
+    from scratchrnn.cmdline import learning_rate_of
+
+    def train_config(*flags):
+        return cli.config_from_args(cli.build_parser().parse_args(["train", *flags]))
+
+    c = train_config()
+    assert (c["optimizer"], c["lr"], c["dropout"]) == (TRAIN_RECIPE["optimizer"], TRAIN_RECIPE["lr"],
+                                                      TRAIN_RECIPE["dropout"])
+    assert train_config("--optimizer", "sgd")["lr"] == 2.0
+    assert train_config("--optimizer", "momentum")["lr"] == pytest.approx(0.2)
+    assert train_config("--optimizer", "rmsprop")["lr"] == 2e-3 and train_config("--optimizer", "adam")["lr"] == 3e-3
+    assert train_config("--optimizer", "rmsprop", "--lr", "0.01")["lr"] == 0.01
+    args = book.build_parser("", dict(lr=1.0)).parse_args([])
+    assert (args.optimizer, learning_rate_of(args), args.dropout) == ("sgd", 1.0, 0.0)
+    assert learning_rate_of(book.build_parser("", dict(lr=1.0)).parse_args(["--optimizer", "rmsprop"])) == 2e-3

@@ -177,7 +177,7 @@ def test_init_from_refuses_a_shape_flag_that_contradicts_the_run(poem_run, tmp_p
 
 @pytest.mark.parametrize("flag, value, theirs", [("--layers", "3", "1"), ("--hidden", "32", "16"),
                                                   ("--cell", "gru", "lstm"), ("--charset", "book", "raw"),
-                                                  ("--tokens", "word", "char"), ("--lr", "0.5", "2.0"),
+                                                  ("--tokens", "word", "char"), ("--lr", "0.5", "0.003"),
                                                   ("--max-tokens", "500", "-1")])
 def test_resume_refuses_a_flag_that_contradicts_the_checkpoint(poem_run, flag, value, theirs):
     _, out = poem_run

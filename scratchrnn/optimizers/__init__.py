@@ -12,6 +12,7 @@ module declares what an engine needs:
 
     STATE       names of its buffers, each the size of the flat parameter buffer, zero at the start
     DEFAULTS    its hyperparameters besides the learning rate, with PyTorch's defaults
+    LR          the learning rate a run uses when none is given (SGD has none: its rate is the book's run's)
     KERNEL      the name of its fused twin (clipping and update in one pass over the buffers):
                 engines/numba_kernels.py on the CPU, kernels/optim.cu on the GPU
     update(p, g, scale, *state, t, lr, **hyperparameters)    in place; t counts the steps from 1
@@ -34,6 +35,11 @@ DEFAULT_DECAY = {"adamw": 0.01}
 # Every hyperparameter a rule may take besides the learning rate (a run's config keeps them, None: default).
 HYPERPARAMETERS = tuple(dict.fromkeys(k for module, fixed in OPTIMIZERS.values() for k in module.DEFAULTS
                                       if k not in fixed))
+
+
+def default_lr(name, sgd_lr):
+    """The learning rate of a run that names none: `sgd_lr` (the book's, for its run) for SGD, else the rule's LR."""
+    return sgd_lr if name == "sgd" else OPTIMIZERS[name][0].LR
 
 
 def optimizer_from_config(config, model):

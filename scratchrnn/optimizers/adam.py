@@ -11,6 +11,7 @@ The two (1 - b^t) undo the moments' start at 0: without them the first steps wou
 import math
 
 STATE = ("m", "v")
+LR = 3e-3                # the best of our sweep (README; torch-rnn and char-rnn-tensorflow use 2e-3)
 DEFAULTS = dict(beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, decoupled=False)
 KERNEL = "adam_update"
 

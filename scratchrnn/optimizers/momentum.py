@@ -6,6 +6,7 @@ r"""SGD with momentum (torch.optim.SGD with momentum > 0, dampening 0), after gl
     p  <- p - lr * u                  otherwise
 """
 STATE = ("u",)
+LR = 0.2                 # the book's SGD rate 2 times (1 - mu): the same step once the velocity has built up
 DEFAULTS = dict(momentum=0.9, nesterov=False, weight_decay=0.0)
 KERNEL = "momentum_update"
 

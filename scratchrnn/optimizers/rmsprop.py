@@ -7,6 +7,7 @@ global-norm clipping:
     b  <- mu * b + g / (sqrt(s) + eps);  p <- p - lr * b          momentum mu > 0
 """
 STATE = ("s", "b")
+LR = 2e-3                # char-rnn's learning_rate
 DEFAULTS = dict(alpha=0.99, eps=1e-8, momentum=0.0, weight_decay=0.0)
 KERNEL = "rmsprop_update"
 

@@ -1,0 +1,145 @@
+"""Where the time of one training step of the fast path goes, phase by phase, measured (not estimated):
+
+    python benchmarks/profile_step.py [--threads 1 2] [--steps 20] [--rounds 5]
+
+The fast engine runs its own code on the benchmark's data (bench_cpu.py: batch 32, 35 steps, float32,
+forward, backward, clipping, SGD). Only its array module and its kernels are wrapped, each call timed
+and its time added to its phase:
+
+    recurrent GEMMs     H_{t-1} W_hh forward and dA_t W_hh^T backward: 2 per step and layer (M = B rows)
+    hoisted GEMMs       the input projections of layers above the first, the output layer, dX, the weight
+                        gradients: once per chunk (M = T*B or nh rows)
+    forward kernels     the fused step_forward twins (cells/), one per step and layer
+    backward kernels    the fused step_backward twins
+    softmax_xent, gather_rows_bias, scatter_add_rows, update (clipping and the optimiser's update)
+    rest                the step's time minus all of the above: the Python between the calls, the bias sums,
+                        the state copies, the timers' own cost (the untimed step is printed beside it)
+
+GEMM phases also show their GFLOP/s against one core's float32 peak (a 1024^3 GEMM at one thread) times the
+threads. PyTorch's step (scratchrnn/torch_baseline.py) is timed in the same rounds when torch is installed.
+"""
+import argparse
+import time
+from collections import defaultdict
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from bench_cpu import MODELS, Ours, Theirs, V, batches, gemm_gflops
+from scratchrnn.backend import cpu_model
+from scratchrnn.cmdline import OneLineParser, positive_int
+
+PHASES = ("recurrent GEMMs", "hoisted GEMMs", "forward kernels", "backward kernels", "softmax_xent",
+          "gather_rows_bias", "scatter_add_rows", "update")
+
+
+class PassThrough:
+    """A module with some of its functions replaced."""
+
+    def __init__(self, module, **replaced):
+        self.module, self.replaced = module, replaced
+
+    def __getattr__(self, name):
+        return self.replaced[name] if name in self.replaced else getattr(self.module, name)
+
+
+class Timed:
+    """Wraps the engine's `xp` and `ops`: matmul and every kernel add their time (and a GEMM its FLOPs)
+    to a phase; everything else passes through untouched."""
+
+    def __init__(self, engine, B):
+        self.seconds, self.flops = defaultdict(float), defaultdict(float)
+        self.engine, self.xp, self.ops = engine, engine.xp, engine.ops
+        kernels = {engine.cell.FORWARD_KERNEL: "forward kernels", engine.cell.BACKWARD_KERNEL: "backward kernels"}
+        kernels.update(sgd_update="update")
+        names = ("gather_rows_bias", "scatter_add_rows", "softmax_xent", *kernels)
+        wrapped_ops = PassThrough(self.ops, **{n: self.timer(getattr(self.ops, n), kernels.get(n, n)) for n in names})
+        xp = self.xp
+
+        def matmul(a, b, out):
+            phase = "recurrent GEMMs" if out.shape[0] == B else "hoisted GEMMs"
+            start = time.perf_counter()
+            xp.matmul(a, b, out=out)
+            self.seconds[phase] += time.perf_counter() - start
+            self.flops[phase] += 2.0 * a.shape[0] * a.shape[1] * b.shape[1]
+            return out
+
+        self.wrapped_xp = PassThrough(xp, matmul=matmul)
+        self.wrapped_ops = wrapped_ops
+
+    def timer(self, function, phase):
+        def timed(*args):
+            start = time.perf_counter()
+            result = function(*args)
+            self.seconds[phase] += time.perf_counter() - start
+            return result
+        return timed
+
+    def __enter__(self):
+        self.seconds.clear()
+        self.flops.clear()
+        self.engine.xp, self.engine.ops = self.wrapped_xp, self.wrapped_ops
+        return self
+
+    def __exit__(self, *exc):
+        self.engine.xp, self.engine.ops = self.xp, self.ops
+
+
+def profile(cell, layers, nh, data, rounds, torch, peak):
+    """(phase -> (ms per step, share), GFLOP/s per GEMM phase, untimed ms per step, timed ms per step,
+    PyTorch's ms per step or None): the best round of each."""
+    ours = Ours(cell, layers, nh, "fast", data)
+    timed = Timed(ours.m.engine, data[0][0].shape[1])
+    theirs = Theirs(torch, cell, layers, nh, data) if torch is not None else None
+    best = dict(untimed=np.inf, timed=np.inf, torch=np.inf)
+    phases = None
+    for _ in range(rounds):                                   # interleaved; the best round of each
+        best["untimed"] = min(best["untimed"], 1e3 * data[0][0].size / ours(data)[0])
+        with timed:
+            step_ms = 1e3 * data[0][0].size / ours(data)[0]
+        if step_ms < best["timed"]:
+            best["timed"] = step_ms
+            phases = {p: 1e3 * timed.seconds[p] / len(data) for p in PHASES}
+            gflops = {p: timed.flops[p] / timed.seconds[p] / 1e9 for p in timed.flops if timed.seconds[p]}
+        if theirs is not None:
+            best["torch"] = min(best["torch"], 1e3 * data[0][0].size / theirs())
+    phases["rest"] = best["timed"] - sum(phases.values())
+    return phases, gflops, best
+
+
+def main():
+    p = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--threads", type=positive_int, nargs="+", default=[1, 2])
+    p.add_argument("--steps", type=positive_int, default=20, help="timed training steps per round")
+    p.add_argument("--rounds", type=positive_int, default=5, help="interleaved rounds; the best of each is kept")
+    args = p.parse_args()
+    try:
+        import torch
+    except ImportError:
+        torch = None
+    data = batches(args.steps)
+    with threadpool_limits(1):
+        peak = gemm_gflops()
+    print(f"# scratchrnn step profile, {time.strftime('%Y-%m-%d')}, {cpu_model()}, numpy {np.__version__}, "
+          f"{'torch ' + torch.__version__ if torch else 'no torch'}; vocabulary {V}, batch {data[0][0].shape[1]}, "
+          f"{data[0][0].shape[0]} steps; one core's float32 peak {peak:.0f} GFLOP/s\n")
+    for threads in args.threads:
+        with threadpool_limits(threads):
+            if torch is not None:
+                torch.set_num_threads(threads)
+            for label, cell, layers, nh in MODELS:
+                phases, gflops, best = profile(cell, layers, nh, data, args.rounds, torch, peak)
+                print(f"## {label} {layers}x{nh}, {threads} thread{'s' if threads > 1 else ''}: step "
+                      f"{best['untimed']:.2f} ms untimed, {best['timed']:.2f} ms timed"
+                      + (f"; PyTorch {best['torch']:.2f} ms" if torch else "") + "\n")
+                print("| phase | ms per step | share | GFLOP/s | of the physical limit |")
+                print("|---|---|---|---|---|")
+                for phase, ms in phases.items():
+                    rate = gflops.get(phase)
+                    print(f"| {phase} | {ms:.2f} | {ms / best['timed']:.0%} | "
+                          + (f"{rate:.0f} | {rate / (peak * threads):.0%} |" if rate else "- | - |"))
+                print()
+
+
+if __name__ == "__main__":
+    main()
