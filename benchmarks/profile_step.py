@@ -78,11 +78,16 @@ class Timed:
     def __enter__(self):
         self.seconds.clear()
         self.flops.clear()
-        self.engine.xp, self.engine.ops = self.wrapped_xp, self.wrapped_ops
+        self.swap(self.wrapped_xp, self.wrapped_ops)
         return self
 
     def __exit__(self, *exc):
-        self.engine.xp, self.engine.ops = self.xp, self.ops
+        self.swap(self.xp, self.ops)
+
+    def swap(self, xp, ops):
+        e = self.engine
+        e.xp, e.ops = xp, ops
+        e.forward_kernel, e.backward_kernel = getattr(ops, e.cell.FORWARD_KERNEL), getattr(ops, e.cell.BACKWARD_KERNEL)
 
 
 def profile(cell, layers, nh, data, rounds, torch, peak):

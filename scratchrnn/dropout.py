@@ -16,12 +16,14 @@ own seeded generator for every chunk:
 Dividing by 1 - p while training ("inverted" dropout) keeps the expected input of every layer the same,
 so nothing changes at validation and generation, where there is no dropout at all.
 """
+import numpy as np
 
 
 def dropout_masks(rng, p, L, T, B, nh, xp, dtype):
-    """One chunk's masks (L, T, B, nh), drawn on the host from the run's generator `rng`."""
-    keep = rng.random((L, T, B, nh)) >= p
-    return xp.asarray(keep / (1.0 - p), dtype=dtype)
+    """One chunk's masks (L, T, B, nh), drawn on the host from the run's generator `rng`. U is drawn in float32
+    (half the bytes of float64, and [U >= p] needs no more), and the mask is written once, in `dtype`."""
+    keep = rng.random((L, T, B, nh), dtype=np.float32) >= np.float32(p)
+    return xp.asarray(np.multiply(keep, 1.0 / (1.0 - p), dtype=dtype))
 
 
 def dropout_forward(Hs, M):

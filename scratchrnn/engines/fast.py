@@ -224,8 +224,11 @@ class FastEngine:
 
             dAx2d, dAh2d = layer.dAx.reshape(T * B, -1), layer.dAh.reshape(T * B, -1)
             xp.matmul(layer.H[:T].reshape(T * B, nh).T, dAh2d, out=g["W_hh"])   # one GEMM for the chunk
-            dAh2d.sum(axis=0, out=g["b_hh"])
             dAx2d.sum(axis=0, out=g["b_xh"])
+            if layer.dAh is layer.dAx:                  # one dA for both parts (LSTM, RNN): the same sum
+                g["b_hh"][...] = g["b_xh"]
+            else:
+                dAh2d.sum(axis=0, out=g["b_hh"])
             if k == 0 and m.embedding_dim:
                 xp.matmul(ws.emb.T, dAx2d, out=g["W_xh"])
                 xp.matmul(dAx2d, W_xh.T, out=ws.demb)                  # dEmb, then rows into dE

@@ -192,18 +192,23 @@ def scatter_add_rows(dW, ids, dA):
 @kernel
 def softmax_xent(logits, y, row_loss):
     """output.softmax_cross_entropy and its backward, in one pass per row: row_loss[r] = log sum exp(logits[r]
-    - m) - (logits[r, y_r] - m), and logits <- (softmax - onehot(y)) / rows, the gradient of the mean loss."""
+    - m) - (logits[r, y_r] - m), and logits <- (softmax - onehot(y)) / rows, the gradient of the mean loss.
+    One exp per element: the row keeps exp(logits - m) until the sum is known, then is scaled by 1 / (sum rows)."""
     rows, V = logits.shape
     for r in range(rows):
         m = logits[r, 0]
         for v in range(1, V):
             m = max(m, logits[r, v])
+        row_loss[r] = m - logits[r, y[r]]               # - (logits[r, y_r] - m), before the row is overwritten
         s = 0.0
         for v in range(V):
-            s += math.exp(logits[r, v] - m)
-        row_loss[r] = math.log(s) - (logits[r, y[r]] - m)
+            e = math.exp(logits[r, v] - m)
+            logits[r, v] = e
+            s += e
+        row_loss[r] += math.log(s)
+        scale = 1.0 / (s * rows)
         for v in range(V):
-            logits[r, v] = math.exp(logits[r, v] - m) / s / rows
+            logits[r, v] *= scale
         logits[r, y[r]] -= 1.0 / rows
 
 
