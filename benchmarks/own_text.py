@@ -25,8 +25,8 @@ import time
 import numpy as np
 
 from scratchrnn.backend import cpu_model
-from scratchrnn.cmdline import OneLineParser, model_config, optimizer_config, positive_float
-from scratchrnn.cmdline import learning_rate_of, positive_int, with_one_line_errors
+from scratchrnn.cli import build_parser, config_from_args
+from scratchrnn.cmdline import OneLineParser, positive_float, positive_int, with_one_line_errors
 from scratchrnn.data import SeqDataLoader, load_corpus
 from scratchrnn.model import model_from_config
 from scratchrnn.optimizers import optimizer_from_config
@@ -38,14 +38,12 @@ B, T, HIDDEN, LAYERS = 32, 35, 256, 2
 
 def scratch_defaults(extra):
     """`scratchrnn train`'s defaults (its parser, so they are the very ones), with `extra` flags on top."""
-    from scratchrnn.cli import build_parser
     return build_parser().parse_args(["train", *extra])
 
 
 def run_ours(args, corpus, val, seconds, seed):
     """Train within `seconds`; returns (best validation perplexity, tokens/s, epochs, curve)."""
-    config = {**model_config(args), **optimizer_config(args), "lr": learning_rate_of(args),
-              "epochs": args.epochs or 500, "hidden": HIDDEN, "layers": LAYERS, "cell": "lstm", "seed": seed}
+    config = {**config_from_args(args), "hidden": HIDDEN, "layers": LAYERS, "cell": "lstm", "seed": seed}
     model = model_from_config(config, args.vocab_size, "cpu", B, T)
     optimizer = optimizer_from_config(config, model)
     loader = SeqDataLoader(corpus, B, T, seed=seed)
