@@ -27,14 +27,18 @@ def assert_same_step(ref, fast, X, Y, state, tol):
     return state_r
 
 
+@pytest.mark.parametrize("forward", ["direct", "transposed"])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("random_iter", [False, True], ids=["sequential", "random"])
 @pytest.mark.parametrize("num_layers", [1, 2, 3])
 @pytest.mark.parametrize("cell, nonlinearity", CELL_VARIANTS, ids=VARIANT_IDS)
-def test_fast_engine_equals_reference(cell, nonlinearity, num_layers, random_iter, dtype, rng):
+def test_fast_engine_equals_reference(cell, nonlinearity, num_layers, random_iter, dtype, forward, rng):
+    """forward: H_{t-1} W_hh, or (W_hh^T H_{t-1}^T)^T, which the engine takes for wide gates with NumPy's BLAS
+    (fast.TRANSPOSED_FORWARD_FROM): here forced either way, whatever the width."""
     V, H, B, T = 13, 16, 5, 7
     ref = RNNLM(V, H, num_layers, cell, nonlinearity=nonlinearity, dtype=dtype, engine="reference", seed=2)
     fast = RNNLM(V, H, num_layers, cell, nonlinearity=nonlinearity, dtype=dtype, engine="fast", seed=2)
+    fast.engine.transposed_forward_from = 0 if forward == "transposed" else None
     np.testing.assert_array_equal(ref.flat_params, fast.flat_params)
     corpus = rng.integers(0, V, size=B * T * 5)
     iterate = seq_data_iter_random if random_iter else seq_data_iter_sequential

@@ -175,6 +175,16 @@ def test_row_kernels_match_numpy(setup, N, V, m, twin):
     close(dW, expected, dtype)
 
 
+@pytest.mark.parametrize("twin", ["numba", "cuda"])
+@pytest.mark.parametrize("rows, cols", [(1, 1), (7, 13), (256, 1024), (1024, 32), (9, 8)])
+def test_transpose_kernels_match_numpy(setup, rows, cols, twin):
+    """The layout change of the recurrent GEMMs (fast.py): whole tiles, partial tiles, and W_hh's shape."""
+    dtype, ops, r, _ = setup
+    src, dst = r(rows, cols), np.full((cols, rows), np.nan, dtype)
+    (numba_kernels if twin == "numba" else ops).transpose(src, dst)
+    np.testing.assert_array_equal(dst, src.T)
+
+
 def test_launch_covers_a_partial_last_block():
     """B*n = 257: two blocks of 256, the second with 255 idle threads; nothing past the end is touched."""
     ops = KernelOps(HostKernels("float64"), np)

@@ -15,6 +15,9 @@ What changes against the reference (and nothing else):
    GEMMs write into their destination (`out=`), parameters are updated in place.
 4. Softmax cross-entropy and its gradient in one pass; clipping and the optimiser's update in one pass over
    the flat buffers (after the norm's).
+5. The recurrent GEMMs' layout (TRANSPOSED_FORWARD_FROM below): W_hh^T is packed once per training chunk,
+   contiguous, for dA_t W_hh^T; with NumPy's BLAS and wide gates the forward computes (H_{t-1} W_hh)^T =
+   W_hh^T H_{t-1}^T and transposes the result back (ops.transpose) before the step's kernel.
 
 Per step and layer: forward 1 GEMM + 1 fused kernel; backward 1 fused kernel + 1 GEMM.
 Nothing here knows which cell it runs: every per-cell fact is read off the cell module.
@@ -30,6 +33,15 @@ from .clipping import clipping_threshold
 
 MAX_WORKSPACES = 4          # chunk shapes kept at once: training, validation, generation, and one spare
 
+# The recurrent GEMMs' layout on the CPU. With 32 rows, OpenBLAS runs dA_t W_hh^T at 53% of a core's peak when it
+# reads W_hh^T as a transposed view of W_hh, and at 85% from a contiguous copy: so W_hh^T is packed once per chunk.
+# Forward, it runs H_{t-1} W_hh at 65% of peak when W_hh is 256 x 1024 (the LSTM's), 87% at 256 x 768 (the GRU's),
+# and the transposed product W_hh^T H_{t-1}^T at 91% for both; but that comes out as (G*nh, B), and its
+# transpose back costs about 20 us a step. Net: LSTM +5%, GRU -2%, tanh RNN 512 +-1% (AMD EPYC, 2026-11-25,
+# README). So the transposed form is taken from this many gate columns on, with NumPy's BLAS only
+# (cuBLAS has no such preference, and a transpose is one more launch per step on the GPU).
+TRANSPOSED_FORWARD_FROM = 1024
+
 
 def parameter_names(function):
     return tuple(inspect.signature(function).parameters)
@@ -44,6 +56,7 @@ class FastEngine:
         self.forward_names = parameter_names(self.cell.step_forward)
         self.backward_names = parameter_names(self.cell.step_backward)
         self.workspaces = OrderedDict()
+        self.transposed_forward_from = TRANSPOSED_FORWARD_FROM if self.xp is np else None
 
     # ------------------------------------------------------------------------------------------
     # Workspaces: allocated once per chunk shape (T, B), with every step's kernel arguments bound
@@ -70,9 +83,11 @@ class FastEngine:
             layer = SimpleNamespace(
                 Ax=xp.empty((T,) + shapes["Ax"], dt),                          # input part of the gates, all steps
                 Ah=xp.empty(shapes["Ah"], dt),                                  # H_{t-1} W_hh, one step
+                AhT=xp.empty(shapes["Ah"][::-1], dt),                          # its transpose, as the GEMM writes it
                 states={S: xp.empty((T + 1, B, nh), dt) for S in cell.STATE},   # [0]: initial, [t+1]: after step t
                 saved={name: xp.empty((T,) + shapes[name], dt) for name in cell.SAVED},
-                dAx=xp.empty((T,) + shapes["dAx"], dt))
+                dAx=xp.empty((T,) + shapes["dAx"], dt),
+                W_hhT=xp.empty((shapes["Ah"][1], nh), dt))                     # W_hh^T, packed once per chunk
             # A cell whose step_backward writes one dA has the same gradient for the input and hidden parts.
             layer.dAh = layer.dAx if "dA" in self.backward_names else xp.empty((T,) + shapes["dAh"], dt)
             layer.H = layer.states["H"]
@@ -123,9 +138,10 @@ class FastEngine:
     # Forward and backward of one chunk
     # ------------------------------------------------------------------------------------------
 
-    def forward_layers(self, ws, X, state, masks=None):
+    def forward_layers(self, ws, X, state, masks=None, packed=False):
         """Every layer through every step, each layer's output through its dropout mask when masks are given
-        (layer.out: what the layer above reads); then the logits of the top layer in ws.logits."""
+        (layer.out: what the layer above reads); then the logits of the top layer in ws.logits. packed: each
+        layer's W_hhT holds W_hh^T (training chunks), for the transposed forward GEMM where it is faster."""
         m, xp, ops = self.model, self.xp, self.ops
         T, B = X.shape
         nh = m.num_hiddens
@@ -144,8 +160,14 @@ class FastEngine:
                 Ax2d += b_xh
             for S, value in zip(self.cell.STATE, state[k]):
                 layer.states[S][0] = value
+            transposed = packed and self.transposed_forward_from is not None and \
+                W_hh.shape[1] >= self.transposed_forward_from
             for t in range(T):
-                xp.matmul(layer.H[t], W_hh, out=layer.Ah)
+                if transposed:
+                    xp.matmul(layer.W_hhT, layer.H[t].T, out=layer.AhT)     # (H_{t-1} W_hh)^T = W_hh^T H_{t-1}^T
+                    ops.transpose(layer.AhT, layer.Ah)
+                else:
+                    xp.matmul(layer.H[t], W_hh, out=layer.Ah)
                 self.forward_kernel(*layer.forward_args[t])
             if masks is None:
                 layer.out = layer.H[1:]
@@ -194,7 +216,9 @@ class FastEngine:
         nh = m.num_hiddens
         ws = self.workspace(T, B)
         ids = X.reshape(-1)
-        self.forward_layers(ws, X, state, masks)
+        for k, layer in enumerate(ws.layers):                      # W_hh^T packed once per chunk, for both directions
+            ops.transpose(m.params[f"l{k}.W_hh"], layer.W_hhT)
+        self.forward_layers(ws, X, state, masks, packed=True)
         new_state = self.final_state(ws)
 
         # Output layer and loss; ws.logits becomes dloss/dlogits in place.
@@ -211,7 +235,7 @@ class FastEngine:
         dstate0 = [None] * m.num_layers
         flow = np.zeros((m.num_layers, T)) if m.trace_gradient_flow else None
         for k in reversed(range(m.num_layers)):
-            layer, W_hh = ws.layers[k], m.params[f"l{k}.W_hh"]
+            layer = ws.layers[k]
             W_xh, g = m.params[f"l{k}.W_xh"], {n: m.grads[f"l{k}.{n}"] for n in ("W_xh", "W_hh", "b_xh", "b_hh")}
             dHs = ws.dHs[(m.num_layers - 1 - k) % 2]
             self.start_backward(ws, None if dstate is None else dstate[k])
@@ -219,7 +243,7 @@ class FastEngine:
                 if flow is not None:                           # ||dL/dH_t||, diagnostics only
                     flow[k, t] = float(xp.linalg.norm(self.state_gradient(ws, (dHs[t],))[0]))
                 self.backward_kernel(*layer.backward_args[t])
-                xp.matmul(layer.dAh[t], W_hh.T, out=ws.dH_rec)                 # to H_{t-1}
+                xp.matmul(layer.dAh[t], layer.W_hhT, out=ws.dH_rec)                 # to H_{t-1}
             dstate0[k] = self.state_gradient(ws)
 
             dAx2d, dAh2d = layer.dAx.reshape(T * B, -1), layer.dAh.reshape(T * B, -1)

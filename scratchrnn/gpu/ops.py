@@ -82,6 +82,10 @@ class KernelOps:
         launch.__name__ = name
         return launch
 
+    def transpose(self, src, dst):
+        """dst = src^T: CuPy's (or NumPy's) copy of the transposed view; a layout change, not a step of the math."""
+        self.xp.copyto(dst, src.T)
+
     # Input rows, loss, update ----------------------------------------------------------------
     def gather_rows_bias(self, W, ids, bias, out):
         rows, m = out.shape
