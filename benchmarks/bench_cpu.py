@@ -26,6 +26,7 @@ from threadpoolctl import threadpool_limits
 from scratchrnn.backend import cpu_model
 from scratchrnn.cells import CELLS
 from scratchrnn.cmdline import OneLineParser, positive_int
+from scratchrnn.engines.fast import TRANSPOSED_FORWARD_FROM
 from scratchrnn.model import RNNLM
 from scratchrnn.torch_baseline import TorchStep
 from scratchrnn.train import detach
@@ -62,28 +63,32 @@ def gemm_gflops():
 
 
 def step_gemms(cell, layers, nh):
-    """The GEMMs of one training step of the fast engine, as (count, M, K, N, A transposed?):
-    per layer the per-step recurrent GEMMs (forward H W_hh, backward dA W_hh^T), the hoisted input
-    projection and dX of layers above the first, the weight gradients over the chunk; the output layer."""
+    """The GEMMs of one training step of the fast engine, in the layouts it runs them, as (count, M, K, N,
+    A transposed?, B transposed?) (a transposed operand is a view of a contiguous array): per layer the
+    per-step recurrent GEMMs (forward H W_hh, or W_hh^T H^T for wide gates; backward dA W_hh^T, from W_hh^T
+    packed once per chunk), the hoisted input projection and dX of layers above the first, the weight
+    gradients over the chunk; the output layer."""
     G, TB = CELLS[cell].GATES, T * B
-    gemms = [(1, TB, nh, V, False), (1, nh, TB, V, True), (1, TB, V, nh, False)]      # logits, dW_hq, dH
+    gemms = [(1, TB, nh, V, False, False), (1, nh, TB, V, True, False), (1, TB, V, nh, False, True)]
     for k in range(layers):
-        gemms += [(T, B, nh, G * nh, False), (T, B, G * nh, nh, False), (1, nh, TB, G * nh, True)]
+        forward = (T, G * nh, nh, B, False, True) if G * nh >= TRANSPOSED_FORWARD_FROM else \
+            (T, B, nh, G * nh, False, False)
+        gemms += [forward, (T, B, G * nh, nh, False, False), (1, nh, TB, G * nh, True, False)]
         if k > 0:
-            gemms += [(1, TB, nh, G * nh, False), (1, nh, TB, G * nh, True), (1, TB, G * nh, nh, False)]
+            gemms += [(1, TB, nh, G * nh, False, False), (1, nh, TB, G * nh, True, False),
+                      (1, TB, G * nh, nh, False, True)]
     return gemms
 
 
 def gemm_floor(cell, layers, nh, rounds):
-    """Tokens/s of a step that did nothing but its GEMMs, with NumPy's BLAS at their very shapes:
-    an upper bound for any implementation of this step on this BLAS (no gate math, no Python)."""
+    """Tokens/s of a step that did nothing but its GEMMs, with NumPy's BLAS at their very shapes and layouts:
+    an upper bound for this engine's step on this BLAS (no gate math, no transposes, no Python)."""
     rng = np.random.default_rng(0)
     calls = []
-    for count, M, K, N, transposed in step_gemms(cell, layers, nh):
-        a = rng.standard_normal((K, M) if transposed else (M, K)).astype(np.float32)
-        a = a.T if transposed else a
-        b, c = rng.standard_normal((K, N)).astype(np.float32), np.empty((M, N), np.float32)
-        calls += [(a, b, c)] * count
+    for count, M, K, N, a_transposed, b_transposed in step_gemms(cell, layers, nh):
+        a = rng.standard_normal((K, M) if a_transposed else (M, K)).astype(np.float32)
+        b = rng.standard_normal((N, K) if b_transposed else (K, N)).astype(np.float32)
+        calls += [(a.T if a_transposed else a, b.T if b_transposed else b, np.empty((M, N), np.float32))] * count
     best = float("inf")
     for _ in range(rounds + 1):                          # the first round wakes the BLAS threads up
         start = time.perf_counter()
