@@ -19,7 +19,8 @@ What changes against the reference (and nothing else):
    contiguous, for dA_t W_hh^T; with NumPy's BLAS and wide gates the forward computes (H_{t-1} W_hh)^T =
    W_hh^T H_{t-1}^T and transposes the result back (ops.transpose) before the step's kernel.
 
-Per step and layer: forward 1 GEMM + 1 fused kernel; backward 1 fused kernel + 1 GEMM.
+Per step and layer: forward 1 GEMM (+ 1 transpose, for wide gates) + 1 fused kernel; backward 1 fused kernel
++ 1 GEMM.
 Nothing here knows which cell it runs: every per-cell fact is read off the cell module.
 """
 import inspect
