@@ -11,6 +11,7 @@ and its time added to its phase:
                         gradients: once per chunk (M = T*B or nh rows)
     forward kernels     the fused step_forward twins (cells/), one per step and layer
     backward kernels    the fused step_backward twins
+    transpose           W_hh^T packed once per chunk, and each step's transposed Ah back (fast.py)
     softmax_xent, gather_rows_bias, scatter_add_rows, update (clipping and the optimiser's update)
     rest                the step's time minus all of the above: the Python between the calls, the bias sums,
                         the state copies, the timers' own cost (the untimed step is printed beside it)
@@ -29,7 +30,7 @@ from bench_cpu import MODELS, Ours, Theirs, V, batches, gemm_gflops
 from scratchrnn.backend import cpu_model
 from scratchrnn.cmdline import OneLineParser, positive_int
 
-PHASES = ("recurrent GEMMs", "hoisted GEMMs", "forward kernels", "backward kernels", "softmax_xent",
+PHASES = ("recurrent GEMMs", "hoisted GEMMs", "forward kernels", "backward kernels", "transpose", "softmax_xent",
           "gather_rows_bias", "scatter_add_rows", "update")
 
 
@@ -52,7 +53,7 @@ class Timed:
         self.engine, self.xp, self.ops = engine, engine.xp, engine.ops
         kernels = {engine.cell.FORWARD_KERNEL: "forward kernels", engine.cell.BACKWARD_KERNEL: "backward kernels"}
         kernels.update(sgd_update="update")
-        names = ("gather_rows_bias", "scatter_add_rows", "softmax_xent", *kernels)
+        names = ("transpose", "gather_rows_bias", "scatter_add_rows", "softmax_xent", *kernels)
         wrapped_ops = PassThrough(self.ops, **{n: self.timer(getattr(self.ops, n), kernels.get(n, n)) for n in names})
         xp = self.xp
 

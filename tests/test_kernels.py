@@ -176,9 +176,10 @@ def test_row_kernels_match_numpy(setup, N, V, m, twin):
 
 
 @pytest.mark.parametrize("twin", ["numba", "cuda"])
-@pytest.mark.parametrize("rows, cols", [(1, 1), (7, 13), (256, 1024), (1024, 32), (9, 8)])
+@pytest.mark.parametrize("rows, cols", [(1, 1), (7, 13), (256, 1024), (1024, 32), (9, 8), (40, 33), (5, 100)])
 def test_transpose_kernels_match_numpy(setup, rows, cols, twin):
-    """The layout change of the recurrent GEMMs (fast.py): whole tiles, partial tiles, and W_hh's shape."""
+    """The layout change of the recurrent GEMMs (fast.py): narrow sources (read row by row of dst) and wide ones
+    (in tiles: whole tiles, partial tiles, W_hh's shape), and the width where one way turns into the other."""
     dtype, ops, r, _ = setup
     src, dst = r(rows, cols), np.full((cols, rows), np.nan, dtype)
     (numba_kernels if twin == "numba" else ops).transpose(src, dst)

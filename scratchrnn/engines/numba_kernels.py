@@ -187,9 +187,16 @@ TILE = 8
 
 @kernel
 def transpose(src, dst):
-    """dst = src^T, one TILE x TILE tile at a time, so that the tile's rows of src and of dst stay in the L1 cache
-    (NumPy's copy of a transposed view walks src down its columns: 3x slower for a 256 x 1024 W_hh)."""
+    """dst = src^T. A wide src (W_hh, 256 x 1024) one TILE x TILE tile at a time, so that the tile's rows of src
+    and of dst stay in the L1 cache (NumPy's copy of a transposed view walks src down its columns: 3x slower).
+    A narrow one (a step's Ah^T, G*nh x B) row of dst by row of dst, as NumPy does: 1.3x faster than tiles
+    there (for 1024 x 32: 20 us against 26)."""
     rows, cols = src.shape
+    if cols <= 4 * TILE:
+        for i in range(cols):
+            for j in range(rows):
+                dst[i, j] = src[j, i]
+        return
     for i0 in range(0, cols, TILE):
         for j0 in range(0, rows, TILE):
             for i in range(i0, min(i0 + TILE, cols)):
