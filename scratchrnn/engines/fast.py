@@ -58,6 +58,9 @@ class FastEngine:
         self.backward_names = parameter_names(self.cell.step_backward)
         self.workspaces = OrderedDict()
         self.transposed_forward_from = TRANSPOSED_FORWARD_FROM if self.xp is np else None
+        # W_hh^T of each layer, packed once per training chunk: the parameters', whatever the chunk's shape.
+        self.W_hhT = [self.xp.empty(model.params[f"l{k}.W_hh"].shape[::-1], model.dtype)
+                      for k in range(model.num_layers)]
 
     # ------------------------------------------------------------------------------------------
     # Workspaces: allocated once per chunk shape (T, B), with every step's kernel arguments bound
@@ -87,8 +90,7 @@ class FastEngine:
                 AhT=xp.empty(shapes["Ah"][::-1], dt),                          # its transpose, as the GEMM writes it
                 states={S: xp.empty((T + 1, B, nh), dt) for S in cell.STATE},   # [0]: initial, [t+1]: after step t
                 saved={name: xp.empty((T,) + shapes[name], dt) for name in cell.SAVED},
-                dAx=xp.empty((T,) + shapes["dAx"], dt),
-                W_hhT=xp.empty((shapes["Ah"][1], nh), dt))                     # W_hh^T, packed once per chunk
+                dAx=xp.empty((T,) + shapes["dAx"], dt))
             # A cell whose step_backward writes one dA has the same gradient for the input and hidden parts.
             layer.dAh = layer.dAx if "dA" in self.backward_names else xp.empty((T,) + shapes["dAh"], dt)
             layer.H = layer.states["H"]
@@ -142,7 +144,7 @@ class FastEngine:
     def forward_layers(self, ws, X, state, masks=None, packed=False):
         """Every layer through every step, each layer's output through its dropout mask when masks are given
         (layer.out: what the layer above reads); then the logits of the top layer in ws.logits. packed: each
-        layer's W_hhT holds W_hh^T (training chunks), for the transposed forward GEMM where it is faster."""
+        layer's self.W_hhT holds W_hh^T (training chunks), for the transposed forward GEMM where it is faster."""
         m, xp, ops = self.model, self.xp, self.ops
         T, B = X.shape
         nh = m.num_hiddens
@@ -165,7 +167,7 @@ class FastEngine:
                 W_hh.shape[1] >= self.transposed_forward_from
             for t in range(T):
                 if transposed:
-                    xp.matmul(layer.W_hhT, layer.H[t].T, out=layer.AhT)     # (H_{t-1} W_hh)^T = W_hh^T H_{t-1}^T
+                    xp.matmul(self.W_hhT[k], layer.H[t].T, out=layer.AhT)   # (H_{t-1} W_hh)^T = W_hh^T H_{t-1}^T
                     ops.transpose(layer.AhT, layer.Ah)
                 else:
                     xp.matmul(layer.H[t], W_hh, out=layer.Ah)
@@ -217,8 +219,8 @@ class FastEngine:
         nh = m.num_hiddens
         ws = self.workspace(T, B)
         ids = X.reshape(-1)
-        for k, layer in enumerate(ws.layers):                      # W_hh^T packed once per chunk, for both directions
-            ops.transpose(m.params[f"l{k}.W_hh"], layer.W_hhT)
+        for k, W_hhT in enumerate(self.W_hhT):                     # W_hh^T packed once per chunk, for both directions
+            ops.transpose(m.params[f"l{k}.W_hh"], W_hhT)
         self.forward_layers(ws, X, state, masks, packed=True)
         new_state = self.final_state(ws)
 
@@ -244,7 +246,7 @@ class FastEngine:
                 if flow is not None:                           # ||dL/dH_t||, diagnostics only
                     flow[k, t] = float(xp.linalg.norm(self.state_gradient(ws, (dHs[t],))[0]))
                 self.backward_kernel(*layer.backward_args[t])
-                xp.matmul(layer.dAh[t], layer.W_hhT, out=ws.dH_rec)                 # to H_{t-1}
+                xp.matmul(layer.dAh[t], self.W_hhT[k], out=ws.dH_rec)               # to H_{t-1}
             dstate0[k] = self.state_gradient(ws)
 
             dAx2d, dAh2d = layer.dAx.reshape(T * B, -1), layer.dAh.reshape(T * B, -1)
