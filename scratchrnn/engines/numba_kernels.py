@@ -93,8 +93,9 @@ def lstm_forward(Ax, Ah, b_hh, C_prev, gates, C, H):
 @kernel
 def lstm_backward(dH_above, dH_rec, dC, gates, C_prev, C, dA):
     """cells.lstm.step_backward: dH = dH_above + dH_rec; dC += dH*O*(1 - tanh(C)^2); dA <- the four gate
-    gradients; dC *= F (dC_next on entry, dC_prev on exit). Two loops per row (see lstm_forward): the first
-    writes dAo and leaves dC_t in dC, the second the other three blocks and dC_prev."""
+    gradients; dC *= F (dC_next on entry, dC_prev on exit). One short loop per gate block (see lstm_forward): the
+    first writes dAo and leaves dC_t in dC, the next three dAi, dAf, dAc, the last dC_prev. One loop for the three
+    blocks and dC_prev was not vectorised: 13.2 -> 6.6 us for 32 x 256."""
     B, nh = C.shape
     for b in range(B):
         for j in range(nh):
@@ -103,13 +104,17 @@ def lstm_backward(dH_above, dH_rec, dC, gates, C_prev, C, dA):
             dh = dH_above[b, j] + dH_rec[b, j]
             dA[b, 3 * nh + j] = dh * tanh_c * o * (ONE - o)
             dC[b, j] = dC[b, j] + dh * o * (ONE - tanh_c * tanh_c)
-        for j in range(nh):
-            i, f, c_tilde = gates[b, j], gates[b, nh + j], gates[b, 2 * nh + j]
-            dc = dC[b, j]
-            dA[b, j] = dc * c_tilde * i * (ONE - i)
-            dA[b, nh + j] = dc * C_prev[b, j] * f * (ONE - f)
-            dA[b, 2 * nh + j] = dc * i * (ONE - c_tilde * c_tilde)
-            dC[b, j] = dc * f
+        for j in range(nh):                      # dAi = dC * C_tilde * I * (1 - I)
+            i = gates[b, j]
+            dA[b, j] = dC[b, j] * gates[b, 2 * nh + j] * i * (ONE - i)
+        for j in range(nh):                      # dAf = dC * C_prev * F * (1 - F)
+            f = gates[b, nh + j]
+            dA[b, nh + j] = dC[b, j] * C_prev[b, j] * f * (ONE - f)
+        for j in range(nh):                      # dAc = dC * I * (1 - C_tilde^2)
+            c_tilde = gates[b, 2 * nh + j]
+            dA[b, 2 * nh + j] = dC[b, j] * gates[b, j] * (ONE - c_tilde * c_tilde)
+        for j in range(nh):                      # dC_prev = dC * F
+            dC[b, j] = dC[b, j] * gates[b, nh + j]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -139,18 +144,29 @@ def gru_forward(Ax, Ah, b_hh, H_prev, gates, Hn, H):
 @kernel
 def gru_backward(dH_above, dH_rec, dH_skip, gates, Hn, H_prev, dAx, dAh):
     """cells.gru.step_backward: dH = dH_above + dH_rec + dH_skip; dAn, dAr, dAz; dAx = [dAr, dAz, dAn];
-    dAh = [dAr, dAz, dAn*R]; dH_skip <- dH*Z."""
+    dAh = [dAr, dAz, dAn*R]; dH_skip <- dH*Z. One short loop per line, each vectorised (see lstm_forward): one loop
+    writing all eight arrays was not (17.9 -> 9.7 us for 32 x 256). dH waits in dAh's N block, written last."""
     B, nh = H_prev.shape
     for b in range(B):
-        for j in range(nh):
-            r, z, n = gates[b, j], gates[b, nh + j], gates[b, 2 * nh + j]
-            dh = dH_above[b, j] + dH_rec[b, j] + dH_skip[b, j]
-            dan = dh * (ONE - z) * (ONE - n * n)
-            dar = dan * Hn[b, j] * r * (ONE - r)
-            daz = dh * (H_prev[b, j] - n) * z * (ONE - z)
-            dAx[b, j], dAx[b, nh + j], dAx[b, 2 * nh + j] = dar, daz, dan
-            dAh[b, j], dAh[b, nh + j], dAh[b, 2 * nh + j] = dar, daz, dan * r
-            dH_skip[b, j] = dh * z
+        for j in range(nh):                      # dH
+            dAh[b, 2 * nh + j] = dH_above[b, j] + dH_rec[b, j] + dH_skip[b, j]
+        for j in range(nh):                      # dAz = dH * (H_prev - N) * Z * (1 - Z)
+            z = gates[b, nh + j]
+            dAx[b, nh + j] = dAh[b, 2 * nh + j] * (H_prev[b, j] - gates[b, 2 * nh + j]) * z * (ONE - z)
+        for j in range(nh):                      # dH_skip = dH * Z
+            dH_skip[b, j] = dAh[b, 2 * nh + j] * gates[b, nh + j]
+        for j in range(nh):                      # dAn = dH * (1 - Z) * (1 - N^2)
+            k = 2 * nh + j
+            z, n = gates[b, nh + j], gates[b, k]
+            dAx[b, k] = dAh[b, k] * (ONE - z) * (ONE - n * n)
+        for j in range(nh):                      # dAr = dAn * Hn * R * (1 - R)
+            r = gates[b, j]
+            dAx[b, j] = dAx[b, 2 * nh + j] * Hn[b, j] * r * (ONE - r)
+        for j in range(nh):                      # dAh = [dAr, dAz, dAn * R]
+            k = 2 * nh + j
+            dAh[b, k] = dAx[b, k] * gates[b, j]
+        for j in range(2 * nh):
+            dAh[b, j] = dAx[b, j]
 
 
 # ----------------------------------------------------------------------------------------------
