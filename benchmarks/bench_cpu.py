@@ -26,7 +26,7 @@ from threadpoolctl import threadpool_limits
 from scratchrnn.backend import cpu_model
 from scratchrnn.cells import CELLS
 from scratchrnn.cmdline import OneLineParser, positive_int
-from scratchrnn.engines.fast import TRANSPOSED_FORWARD_FROM
+from scratchrnn.engines.fast import transposed_forward_pays
 from scratchrnn.model import RNNLM
 from scratchrnn.torch_baseline import TorchStep
 from scratchrnn.train import detach
@@ -65,13 +65,13 @@ def gemm_gflops():
 def step_gemms(cell, layers, nh):
     """The GEMMs of one training step of the fast engine, in the layouts it runs them, as (count, M, K, N,
     A transposed?, B transposed?) (a transposed operand is a view of a contiguous array): per layer the
-    per-step recurrent GEMMs (forward H W_hh, or W_hh^T H^T for wide gates; backward dA W_hh^T, from W_hh^T
+    per-step recurrent GEMMs (forward H W_hh, or W_hh^T H^T for some widths; backward dA W_hh^T, from W_hh^T
     packed once per chunk), the hoisted input projection and dX of layers above the first, the weight
     gradients over the chunk; the output layer."""
     G, TB = CELLS[cell].GATES, T * B
     gemms = [(1, TB, nh, V, False, False), (1, nh, TB, V, True, False), (1, TB, V, nh, False, True)]
     for k in range(layers):
-        forward = (T, G * nh, nh, B, False, True) if G * nh >= TRANSPOSED_FORWARD_FROM else \
+        forward = (T, G * nh, nh, B, False, True) if transposed_forward_pays(np.empty((nh, G * nh), np.float32)) else \
             (T, B, nh, G * nh, False, False)
         gemms += [forward, (T, B, G * nh, nh, False, False), (1, nh, TB, G * nh, True, False)]
         if k > 0:

@@ -33,12 +33,12 @@ def assert_same_step(ref, fast, X, Y, state, tol):
 @pytest.mark.parametrize("num_layers", [1, 2, 3])
 @pytest.mark.parametrize("cell, nonlinearity", CELL_VARIANTS, ids=VARIANT_IDS)
 def test_fast_engine_equals_reference(cell, nonlinearity, num_layers, random_iter, dtype, forward, rng):
-    """forward: H_{t-1} W_hh, or (W_hh^T H_{t-1}^T)^T, which the engine takes for wide gates with NumPy's BLAS
-    (fast.TRANSPOSED_FORWARD_FROM): here forced either way, whatever the width."""
+    """forward: H_{t-1} W_hh, or (W_hh^T H_{t-1}^T)^T, which the engine takes for some widths with NumPy's BLAS
+    (fast.transposed_forward_pays): here forced either way, whatever the width."""
     V, H, B, T = 13, 16, 5, 7
     ref = RNNLM(V, H, num_layers, cell, nonlinearity=nonlinearity, dtype=dtype, engine="reference", seed=2)
     fast = RNNLM(V, H, num_layers, cell, nonlinearity=nonlinearity, dtype=dtype, engine="fast", seed=2)
-    fast.engine.transposed_forward_from = 0 if forward == "transposed" else None
+    fast.engine.transposed_forward = [forward == "transposed"] * num_layers
     np.testing.assert_array_equal(ref.flat_params, fast.flat_params)
     corpus = rng.integers(0, V, size=B * T * 5)
     iterate = seq_data_iter_random if random_iter else seq_data_iter_sequential
@@ -48,6 +48,16 @@ def test_fast_engine_equals_reference(cell, nonlinearity, num_layers, random_ite
             state = ref.begin_state(B)
         X_t, Y_t = np.ascontiguousarray(X.T), np.ascontiguousarray(Y.T)
         state = detach(assert_same_step(ref, fast, X_t, Y_t, state, TOLERANCE[dtype]))
+
+
+@pytest.mark.parametrize("cell, nh, dtype, transposed", [
+    ("lstm", 256, "float32", True), ("gru", 256, "float32", False), ("rnn", 512, "float32", True),
+    ("rnn", 256, "float32", False), ("gru", 512, "float32", True), ("lstm", 128, "float64", True)])
+def test_the_transposed_forward_is_taken_where_a_row_of_W_hh_spans_a_multiple_of_2_kib(cell, nh, dtype, transposed):
+    """fast.transposed_forward_pays, as measured (README): the LSTM's 1024 gate columns and the tanh RNN's 512 in
+    float32 (4 and 2 KiB a row) take it, the GRU's 768 (3 KiB) and a 256-wide RNN (1 KiB) do not."""
+    m = RNNLM(11, nh, 2, cell, dtype=dtype, engine="fast")
+    assert m.engine.transposed_forward == [transposed, transposed]
 
 
 @pytest.mark.parametrize("engine", ENGINES)

@@ -176,10 +176,11 @@ def test_row_kernels_match_numpy(setup, N, V, m, twin):
 
 
 @pytest.mark.parametrize("twin", ["numba", "cuda"])
-@pytest.mark.parametrize("rows, cols", [(1, 1), (7, 13), (256, 1024), (1024, 32), (9, 8), (40, 33), (5, 100)])
+@pytest.mark.parametrize("rows, cols", [(1, 1), (7, 13), (256, 1024), (1024, 32), (9, 8), (8, 9), (40, 33), (5, 100),
+                                       (100, 5)])
 def test_transpose_kernels_match_numpy(setup, rows, cols, twin):
-    """The layout change of the recurrent GEMMs (fast.py): narrow sources (read row by row of dst) and wide ones
-    (in tiles: whole tiles, partial tiles, W_hh's shape), and the width where one way turns into the other."""
+    """The layout change of the recurrent GEMMs (fast.py): whole tiles only (W_hh's shape, a step's Ah^T), a
+    source smaller than one tile, and edges of rows, of columns and of both beside whole tiles."""
     dtype, ops, r, _ = setup
     src, dst = r(rows, cols), np.full((cols, rows), np.nan, dtype)
     (numba_kernels if twin == "numba" else ops).transpose(src, dst)

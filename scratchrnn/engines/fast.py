@@ -15,8 +15,8 @@ What changes against the reference (and nothing else):
    GEMMs write into their destination (`out=`), parameters are updated in place.
 4. Softmax cross-entropy and its gradient in one pass; clipping and the optimiser's update in one pass over
    the flat buffers (after the norm's).
-5. The recurrent GEMMs' layout (TRANSPOSED_FORWARD_FROM below): W_hh^T is packed once per training chunk,
-   contiguous, for dA_t W_hh^T; with NumPy's BLAS and wide gates the forward computes (H_{t-1} W_hh)^T =
+5. The recurrent GEMMs' layout (transposed_forward_pays below): W_hh^T is packed once per training chunk,
+   contiguous, for dA_t W_hh^T; with NumPy's BLAS and some widths the forward computes (H_{t-1} W_hh)^T =
    W_hh^T H_{t-1}^T and transposes the result back (ops.transpose) before the step's kernel.
 
 Per step and layer: forward 1 GEMM (+ 1 transpose, for wide gates) + 1 fused kernel; backward 1 fused kernel
@@ -36,13 +36,20 @@ MAX_WORKSPACES = 4          # chunk shapes kept at once: training, validation, g
 
 # The recurrent GEMMs' layout on the CPU. With 32 rows, OpenBLAS runs dA_t W_hh^T at 53% of a core's peak when it
 # reads W_hh^T as a transposed view of W_hh, and at 85% from a contiguous copy: so W_hh^T is packed once per chunk.
-# Forward, it runs H_{t-1} W_hh at 65% of peak when W_hh is 256 x 1024 (the LSTM's), 87% at 256 x 768 (the GRU's),
-# and the transposed product W_hh^T H_{t-1}^T at 91% for both; but that comes out as (G*nh, B), and its
-# transpose back costs about 20 us a step. Net: LSTM +5%, GRU -2%, tanh RNN 512 +-1% (AMD EPYC, 2026-11-25,
-# README). So the transposed form is taken from this many gate columns on, with NumPy's BLAS only
-# (cuBLAS has no such preference, and a transpose is one more launch per step on the GPU).
-TRANSPOSED_FORWARD_FROM = 1024
+# Forward, H_{t-1} W_hh is slow when a row of W_hh spans a multiple of 2 KiB (512 float32 gate columns, 1024,
+# 2048, ...: rows that far apart share the cache's sets): 261 us for the LSTM's 256 x 1024 against 184 for the
+# transposed product W_hh^T H_{t-1}^T, which comes out as (G*nh, B) and costs about 10 us to transpose back. For
+# other widths the two forms are level (GRU 256 x 768: 143 against 138 + 7). Measured over nh = 128..1024 and
+# G = 1, 3, 4 (AMD EPYC, 2026-11-25, README); step, same-process A/B: LSTM +5-7%, tanh RNN 512 +1-3% (1 thread)
+# and +4-8% (2 threads); the GRU's 768 columns -2-0% when forced. With NumPy's BLAS only (cuBLAS has no such
+# preference, and a transpose is one more launch per step on the GPU).
+TRANSPOSED_FORWARD_ROW_BYTES = 2048
 
+
+def transposed_forward_pays(W_hh):
+    """Whether the engine computes H_{t-1} W_hh as (W_hh^T H_{t-1}^T)^T on the CPU: a row of W_hh of a multiple
+    of TRANSPOSED_FORWARD_ROW_BYTES."""
+    return W_hh.shape[1] * W_hh.itemsize % TRANSPOSED_FORWARD_ROW_BYTES == 0
 
 def parameter_names(function):
     return tuple(inspect.signature(function).parameters)
@@ -57,7 +64,9 @@ class FastEngine:
         self.forward_names = parameter_names(self.cell.step_forward)
         self.backward_names = parameter_names(self.cell.step_backward)
         self.workspaces = OrderedDict()
-        self.transposed_forward_from = TRANSPOSED_FORWARD_FROM if self.xp is np else None
+        # Per layer: H_{t-1} W_hh computed as (W_hh^T H_{t-1}^T)^T in training chunks (the shapes never change).
+        self.transposed_forward = [self.xp is np and transposed_forward_pays(model.params[f"l{k}.W_hh"])
+                                   for k in range(model.num_layers)]
         # W_hh^T of each layer, packed once per training chunk: the parameters', whatever the chunk's shape.
         self.W_hhT = [self.xp.empty(model.params[f"l{k}.W_hh"].shape[::-1], model.dtype)
                       for k in range(model.num_layers)]
@@ -163,8 +172,7 @@ class FastEngine:
                 Ax2d += b_xh
             for S, value in zip(self.cell.STATE, state[k]):
                 layer.states[S][0] = value
-            transposed = packed and self.transposed_forward_from is not None and \
-                W_hh.shape[1] >= self.transposed_forward_from
+            transposed = packed and self.transposed_forward[k]
             for t in range(T):
                 if transposed:
                     xp.matmul(self.W_hhT[k], layer.H[t].T, out=layer.AhT)   # (H_{t-1} W_hh)^T = W_hh^T H_{t-1}^T

@@ -203,21 +203,23 @@ TILE = 8
 
 @kernel
 def transpose(src, dst):
-    """dst = src^T. A wide src (W_hh, 256 x 1024) one TILE x TILE tile at a time, so that the tile's rows of src
-    and of dst stay in the L1 cache (NumPy's copy of a transposed view walks src down its columns: 3x slower).
-    A narrow one (a step's Ah^T, G*nh x B) row of dst by row of dst, as NumPy does: 1.3x faster than tiles
-    there (for 1024 x 32: 20 us against 26)."""
+    """dst = src^T, one TILE x TILE tile at a time, so that the tile's rows of src and of dst stay in the L1 cache
+    (NumPy's copy of a transposed view walks src down its columns). Whole tiles have fixed trip counts, which the
+    compiler unrolls into 64 moves at constant offsets; the edges that do not fill a tile go element by element.
+    For the step's Ah^T (1024 x 32): 19.5 -> 9.6 us against tiles cut with min(); W_hh (256 x 768): 156 -> 56 us."""
     rows, cols = src.shape
-    if cols <= 4 * TILE:
-        for i in range(cols):
-            for j in range(rows):
-                dst[i, j] = src[j, i]
-        return
-    for i0 in range(0, cols, TILE):
-        for j0 in range(0, rows, TILE):
-            for i in range(i0, min(i0 + TILE, cols)):
-                for j in range(j0, min(j0 + TILE, rows)):
-                    dst[i, j] = src[j, i]
+    whole_cols, whole_rows = cols - cols % TILE, rows - rows % TILE
+    for i0 in range(0, whole_cols, TILE):
+        for j0 in range(0, whole_rows, TILE):
+            for i in range(TILE):
+                for j in range(TILE):
+                    dst[i0 + i, j0 + j] = src[j0 + j, i0 + i]
+    for i in range(whole_cols):                  # the last rows of src, below the whole tiles
+        for j in range(whole_rows, rows):
+            dst[i, j] = src[j, i]
+    for i in range(whole_cols, cols):            # the last columns of src
+        for j in range(rows):
+            dst[i, j] = src[j, i]
 
 
 # ----------------------------------------------------------------------------------------------
