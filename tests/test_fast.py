@@ -50,6 +50,26 @@ def test_fast_engine_equals_reference(cell, nonlinearity, num_layers, random_ite
         state = detach(assert_same_step(ref, fast, X_t, Y_t, state, TOLERANCE[dtype]))
 
 
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_one_hot_rows_gathered_at_each_step_or_all_at_once_give_the_same_step(cell, rng):
+    """The CPU gathers layer 0's rows of W_xh at each step (fast.py), a GPU all at once before the loop: the same
+    numbers in the same sums, so the same loss, gradients and state, bit for bit."""
+    V, H, B, T = 11, 8, 4, 6
+    X, Y = rng.integers(0, V, size=(T, B)), rng.integers(0, V, size=(T, B))
+    results = []
+    for per_step in (True, False):
+        m = RNNLM(V, H, 2, cell, engine="fast", seed=3)
+        m.engine.gather_per_step = per_step
+        loss, state, _ = m.loss_and_grad(X, Y, m.begin_state(B))
+        assert m.engine.workspace(T, B).layers[0].per_step is per_step
+        results.append((loss, [s.copy() for layer in state for s in layer], m.flat_grads.copy()))
+    (loss_a, state_a, grads_a), (loss_b, state_b, grads_b) = results
+    assert loss_a == loss_b
+    np.testing.assert_array_equal(grads_a, grads_b)
+    for a, b in zip(state_a, state_b):
+        np.testing.assert_array_equal(a, b)
+
+
 @pytest.mark.parametrize("cell, nh, dtype, transposed", [
     ("lstm", 256, "float32", True), ("gru", 256, "float32", False), ("rnn", 512, "float32", True),
     ("rnn", 256, "float32", False), ("gru", 512, "float32", True), ("lstm", 128, "float64", True)])
