@@ -23,8 +23,8 @@ What changes against the reference (and nothing else):
    contiguous, for dA_t W_hh^T; with NumPy's BLAS and some widths the forward computes (H_{t-1} W_hh)^T =
    W_hh^T H_{t-1}^T and transposes the result back (ops.transpose) before the step's kernel.
 
-Per step and layer: forward 1 GEMM (+ 1 transpose, for wide gates) + 1 fused kernel; backward 1 fused kernel
-+ 1 GEMM.
+Per step and layer: forward (1 row gather, layer 0 on the CPU) + 1 GEMM (+ 1 transpose, for some widths) + 1 fused
+kernel; backward 1 fused kernel + 1 GEMM.
 Nothing here knows which cell it runs: every per-cell fact is read off the cell module.
 """
 import inspect
@@ -54,6 +54,7 @@ def transposed_forward_pays(W_hh):
     """Whether the engine computes H_{t-1} W_hh as (W_hh^T H_{t-1}^T)^T on the CPU: a row of W_hh of a multiple
     of TRANSPOSED_FORWARD_ROW_BYTES."""
     return W_hh.shape[1] * W_hh.itemsize % TRANSPOSED_FORWARD_ROW_BYTES == 0
+
 
 def parameter_names(function):
     return tuple(inspect.signature(function).parameters)
@@ -103,7 +104,7 @@ class FastEngine:
             per_step = k == 0 and self.gather_per_step
             layer = SimpleNamespace(
                 per_step=per_step,                                              # Ax gathered at each step
-                Ax=xp.empty((1 if per_step else T,) + shapes["Ax"], dt),      # input part of the gates, each step
+                Ax=xp.empty((1 if per_step else T,) + shapes["Ax"], dt),      # input part of the gates: 1 or T steps
                 Ah=xp.empty(shapes["Ah"], dt),                                  # H_{t-1} W_hh, one step
                 AhT=xp.empty(shapes["Ah"][::-1], dt),                          # its transpose, as the GEMM writes it
                 states={S: xp.empty((T + 1, B, nh), dt) for S in cell.STATE},   # [0]: initial, [t+1]: after step t
@@ -169,8 +170,8 @@ class FastEngine:
         ids = X.reshape(-1)
         for k, layer in enumerate(ws.layers):
             W_xh, W_hh, b_xh = m.params[f"l{k}.W_xh"], m.params[f"l{k}.W_hh"], m.params[f"l{k}.b_xh"]
-            if layer.per_step:                                   # one-hot input, gathered at each step below
-                pass
+            if layer.per_step:
+                pass                                              # one-hot input, gathered at each step below
             elif k == 0 and m.embedding_dim:                     # Emb = E[X], then a GEMM like any layer
                 ops.gather_rows_bias(m.params["E"], ids, ws.zero_bias, ws.emb)
                 xp.matmul(ws.emb, W_xh, out=layer.Ax.reshape(T * B, -1))
