@@ -44,7 +44,8 @@ MAX_WORKSPACES = 4          # chunk shapes kept at once: training, validation, g
 # 2048, ...: rows that far apart share the cache's sets): 261 us for the LSTM's 256 x 1024 against 184 for the
 # transposed product W_hh^T H_{t-1}^T, which comes out as (G*nh, B) and costs about 10 us to transpose back. For
 # other widths the two forms are level (GRU 256 x 768: 143 against 138 + 7). Measured over nh = 128..1024 and
-# G = 1, 3, 4 (AMD EPYC, 2026-11-25, README); step, same-process A/B: LSTM +5-7%, tanh RNN 512 +1-3% (1 thread)
+# G = 1, 3, 4 (AMD EPYC, 2026-11-25, README: 1.06-1.35x at 9 of the 10 widths of a multiple of 2 KiB, 0.98x at
+# the tenth); step, same-process A/B: LSTM +5-7%, tanh RNN 512 +1-3% (1 thread)
 # and +4-8% (2 threads); the GRU's 768 columns -2-0% when forced. With NumPy's BLAS only (cuBLAS has no such
 # preference, and a transpose is one more launch per step on the GPU).
 TRANSPOSED_FORWARD_ROW_BYTES = 2048
