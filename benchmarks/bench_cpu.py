@@ -17,16 +17,18 @@ This machine is noisy: the implementations take turns over several rounds and ea
 """
 import argparse
 import os
+import subprocess
+import sys
 import time
 import tracemalloc
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from scratchrnn.backend import cpu_model
+from scratchrnn.backend import BLAS_OVERRIDES, blas_kernel, cpu_model, numpy_blas
 from scratchrnn.cells import CELLS
 from scratchrnn.cmdline import OneLineParser, positive_int
-from scratchrnn.engines.fast import transposed_forward_pays
+from scratchrnn.engines.fast import recurrent_layout
 from scratchrnn.model import RNNLM
 from scratchrnn.torch_baseline import TorchStep
 from scratchrnn.train import detach
@@ -62,18 +64,50 @@ def gemm_gflops():
     return best
 
 
+def one_core_peak():
+    """(one core's float32 peak in GFLOP/s, lines that say how it was found). The peak of NumPy's BLAS as it is
+    loaded (gemm_gflops at one thread); when one of BLAS_OVERRIDES is set (OPENBLAS_CORETYPE=Haswell runs AVX2
+    kernels on an AVX-512 CPU), also the peak of the kernels OpenBLAS picks for this CPU without them, measured in
+    a child process started without them: the physical limit is the CPU's, the larger of the two."""
+    described, overrides = blas_kernel()
+    with threadpool_limits(1):
+        peak = gemm_gflops()
+    lines = [f"NumPy's BLAS: {described}; one core's float32 peak with it (1024^3 GEMM, one thread, best of 5): "
+             f"{peak:.0f} GFLOP/s"]
+    if not overrides:
+        return peak, lines
+    child = ("import sys; sys.path.insert(0, sys.argv[1]); from threadpoolctl import threadpool_limits; "
+             "from bench_cpu import gemm_gflops; from scratchrnn.backend import blas_kernel\n"
+             "with threadpool_limits(1): print(gemm_gflops()); print(blas_kernel()[0])")
+    environment = {k: v for k, v in os.environ.items() if k not in BLAS_OVERRIDES}
+    try:
+        out = subprocess.run([sys.executable, "-c", child, os.path.dirname(os.path.abspath(__file__))],
+                             env=environment, capture_output=True, text=True, check=True, timeout=120).stdout
+        own_peak, own = float(out.splitlines()[0]), out.splitlines()[1]
+    except (subprocess.SubprocessError, OSError, ValueError, IndexError) as e:
+        lines.append(f"WARNING: {overrides} is set, and this CPU's own kernels could not be measured ({e})")
+        return peak, lines
+    lines.append(f"WARNING: {overrides} is set: NumPy's BLAS runs these kernels, not the ones OpenBLAS picks for "
+                 f"this CPU ({own}: {own_peak:.0f} GFLOP/s per core, measured in a child process without the "
+                 f"variable{'s' if ' ' in overrides else ''}). The physical limit below is the larger peak; for this "
+                 f"CPU's own figures run: env {' '.join('-u ' + n for n in BLAS_OVERRIDES)} python {sys.argv[0]}")
+    return max(peak, own_peak), lines
+
+
 def step_gemms(cell, layers, nh):
     """The GEMMs of one training step of the fast engine, in the layouts it runs them, as (count, M, K, N,
     A transposed?, B transposed?) (a transposed operand is a view of a contiguous array): per layer the
-    per-step recurrent GEMMs (forward H W_hh, or W_hh^T H^T for some widths; backward dA W_hh^T, from W_hh^T
-    packed once per chunk), the hoisted input projection and dX of layers above the first, the weight
+    per-step recurrent GEMMs (fast.recurrent_layout: forward H W_hh, or W_hh^T H^T; backward dA W_hh^T, from W_hh^T
+    packed once per chunk, or W_hh dA^T), the hoisted input projection and dX of layers above the first, the weight
     gradients over the chunk; the output layer."""
     G, TB = CELLS[cell].GATES, T * B
     gemms = [(1, TB, nh, V, False, False), (1, nh, TB, V, True, False), (1, TB, V, nh, False, True)]
+    transposed_forward, transposed_backward = recurrent_layout(np.empty((nh, G * nh), np.float32),
+                                                               (numpy_blas() or {}).get("architecture"))
     for k in range(layers):
-        forward = (T, G * nh, nh, B, False, True) if transposed_forward_pays(np.empty((nh, G * nh), np.float32)) else \
-            (T, B, nh, G * nh, False, False)
-        gemms += [forward, (T, B, G * nh, nh, False, False), (1, nh, TB, G * nh, True, False)]
+        forward = (T, G * nh, nh, B, False, True) if transposed_forward else (T, B, nh, G * nh, False, False)
+        backward = (T, nh, G * nh, B, False, True) if transposed_backward else (T, B, G * nh, nh, False, False)
+        gemms += [forward, backward, (1, nh, TB, G * nh, True, False)]
         if k > 0:
             gemms += [(1, TB, nh, G * nh, False, False), (1, nh, TB, G * nh, True, False),
                       (1, TB, G * nh, nh, False, True)]
@@ -181,12 +215,13 @@ def main():
     except ImportError:
         torch, torch_note = None, "torch not installed: PyTorch column missing (pip install 'scratchrnn[bench]')"
     data = batches(args.steps)
-    with threadpool_limits(1):
-        peak = gemm_gflops()                             # one core's float32 peak; the limit is peak x cores
+    peak, blas_lines = one_core_peak()                   # one core's float32 peak; the limit is peak x cores
     print(f"# scratchrnn CPU benchmark, {time.strftime('%Y-%m-%d')}, {cpu_model()}, "
           f"{os.cpu_count()} cores, numpy {np.__version__}, {torch_note}")
     print(f"# batch {B}, {T} steps, vocabulary {V}, float32; full step: forward, backward, clip, SGD")
-    print(f"# float32 peak of one core (1024^3 GEMM, one thread, best of 5): {peak:.0f} GFLOP/s\n")
+    for line in blas_lines:
+        print(f"# {line}")
+    print(f"# physical limit: {peak:.0f} GFLOP/s per core\n")
     print("| model | threads | reference tok/s | fast tok/s | PyTorch tok/s | fast/PyTorch | fast/reference "
           "| MFLOP/token | fast GFLOP/s | fast of limit | PyTorch of limit | GEMM floor tok/s | fast of floor "
           "| peak step memory (fast) |")

@@ -26,7 +26,7 @@ from collections import defaultdict
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from bench_cpu import MODELS, Ours, Theirs, V, batches, gemm_gflops
+from bench_cpu import MODELS, Ours, Theirs, V, batches, one_core_peak
 from scratchrnn.backend import cpu_model
 from scratchrnn.cmdline import OneLineParser, positive_int
 
@@ -124,11 +124,11 @@ def main():
     except ImportError:
         torch = None
     data = batches(args.steps)
-    with threadpool_limits(1):
-        peak = gemm_gflops()
+    peak, blas_lines = one_core_peak()
     print(f"# scratchrnn step profile, {time.strftime('%Y-%m-%d')}, {cpu_model()}, numpy {np.__version__}, "
           f"{'torch ' + torch.__version__ if torch else 'no torch'}; vocabulary {V}, batch {data[0][0].shape[1]}, "
-          f"{data[0][0].shape[0]} steps; one core's float32 peak {peak:.0f} GFLOP/s\n")
+          f"{data[0][0].shape[0]} steps; physical limit {peak:.0f} GFLOP/s per core")
+    print("".join(f"# {line}\n" for line in blas_lines))
     for threads in args.threads:
         with threadpool_limits(threads):
             if torch is not None:

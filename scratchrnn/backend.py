@@ -8,6 +8,7 @@ Model code never imports numpy or cupy directly for its math; it asks for `xp`:
 Both libraries share one API for everything scratchrnn uses, so each equation is written once.
 CuPy is imported lazily: the CPU path never needs it installed.
 """
+import functools
 import importlib
 import os
 import platform
@@ -93,13 +94,60 @@ def device_name(device):
 
 
 def cpu_model():
-    """This machine's CPU model as Linux names it (/proc/cpuinfo), or what the platform module knows: benchmark
-    figures depend on it, so every benchmark prints it beside them."""
+    """This machine's CPU as Linux names it (/proc/cpuinfo), with its family, model and stepping where the name
+    alone does not tell two CPUs apart (under a hypervisor every EPYC is "AMD EPYC": family 25 is Zen 3 or 4,
+    26 is Zen 5), or what the platform module knows: benchmark figures depend on it, so every benchmark prints
+    it beside them."""
     try:
         with open("/proc/cpuinfo") as f:
-            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or platform.machine()
+            fields = {}
+            for line in f:
+                if not line.strip():
+                    break                                             # the first processor is enough
+                key, _, value = line.partition(":")
+                fields[key.strip()] = value.strip()
+    except OSError:
+        fields = {}
+    name = fields.get("model name") or platform.processor() or platform.machine()
+    numbers = [f"{key.replace('cpu ', '')} {fields[key]}" for key in ("cpu family", "model", "stepping") if key in fields]
+    return f"{name} ({', '.join(numbers)})" if numbers else name
+
+
+# Environment variables that make OpenBLAS run other kernels than the ones it would pick for this CPU (set on
+# some machines because older OpenBLAS builds crashed on their CPUs; OPENBLAS_CORETYPE=Haswell runs AVX2
+# kernels on a CPU with AVX-512, at half its float32 peak where the CPU has full-width AVX-512 units).
+BLAS_OVERRIDES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+
+
+@functools.lru_cache(maxsize=None)
+def numpy_blas():
+    """NumPy's BLAS as threadpoolctl finds it loaded: a dict with library ("OpenBLAS"), version and architecture
+    (the kernels it runs: "Haswell", "SkylakeX", ...; None where the library does not say); None where none is
+    found. NumPy's own, not another library's loaded beside it (torch's MKL). Fixed for the process: OpenBLAS
+    picks its kernels when it is loaded."""
+    from threadpoolctl import threadpool_info
+    found = [info for info in threadpool_info() if info.get("user_api") == "blas"]
+    numpy_home = os.path.dirname(os.path.dirname(os.path.abspath(np.__file__)))
+    ours = [info for info in found if os.path.abspath(info.get("filepath", "")).startswith(
+        os.path.join(numpy_home, "numpy"))] or found             # numpy/ or numpy.libs/ beside it
+    if not ours:
+        return None
+    info = ours[0]
+    library = {"openblas": "OpenBLAS", "mkl": "MKL", "blis": "BLIS"}.get(info["internal_api"], info["internal_api"])
+    return {"library": library, "version": info.get("version"), "architecture": info.get("architecture")}
+
+
+def blas_kernel():
+    """(NumPy's BLAS in words, e.g. "OpenBLAS 0.3.31, SkylakeX kernels"; which of BLAS_OVERRIDES are set, e.g.
+    "OPENBLAS_CORETYPE=Haswell", or ""): a speed figure depends on both."""
+    blas = numpy_blas()
+    if blas is None:
+        described = "no BLAS found by threadpoolctl"
+    else:
+        described = f"{blas['library']} {blas['version'] or ''}".strip() + (
+            f", {blas['architecture']} kernels" if blas["architecture"] else "")
+    overrides = " ".join(f"{name}={os.environ[name]}" for name in BLAS_OVERRIDES if name in os.environ)
+    return described, overrides
 
 
 def to_numpy(a):

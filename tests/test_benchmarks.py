@@ -1,4 +1,5 @@
-"""The CPU benchmark's own arithmetic (benchmarks/bench_cpu.py): its GEMM list is the step's FLOPs."""
+"""The CPU benchmark's own arithmetic (benchmarks/bench_cpu.py): its GEMM list is the step's FLOPs; its physical
+limit is the CPU's, whatever kernels OpenBLAS is told to run."""
 from pathlib import Path
 
 import pytest
@@ -42,3 +43,35 @@ def test_the_torch_book_run_trains_the_scratch_rnn_from_the_books_init():
     lines = r.stdout.splitlines()
     assert lines[0].startswith("epoch    1  perplexity") and lines[1].startswith("epoch    2  perplexity")
     assert lines[2].startswith("perplexity ") and "tokens/sec on cpu" in lines[2]
+
+
+def test_the_physical_limit_is_the_cpus_own_kernels_peak_when_openblas_is_told_to_run_others(bench, monkeypatch):
+    """With OPENBLAS_CORETYPE set (on some machines it makes OpenBLAS run AVX2 kernels on an AVX-512 CPU), the
+    benchmark says so and also measures, in a child process without it, the kernels OpenBLAS picks for this CPU:
+    the physical limit is the larger peak. Without it, one line and no child."""
+    monkeypatch.setattr(bench, "gemm_gflops", lambda: 1.0)           # the in-process peak; the child's is real
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")
+    peak, lines = bench.one_core_peak()
+    assert len(lines) == 2 and lines[0].startswith("NumPy's BLAS: ") and "1 GFLOP/s" in lines[0]
+    assert lines[1].startswith("WARNING: OPENBLAS_CORETYPE=Haswell") and "env -u OPENBLAS_CORETYPE" in lines[1]
+    assert peak > 1.0 and f"{peak:.0f} GFLOP/s per core" in lines[1]
+    for name in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
+        monkeypatch.delenv(name, raising=False)
+    assert bench.one_core_peak() == (1.0, lines[:1])
+
+
+def test_the_cpu_and_numpys_blas_are_named():
+    """cpu_model names the family and model where Linux gives them (every EPYC is "AMD EPYC" under KVM);
+    numpy_blas finds NumPy's own BLAS, not torch's, and blas_kernel names any override."""
+    import os
+    from scratchrnn.backend import blas_kernel, cpu_model, numpy_blas
+    model = cpu_model()
+    assert model
+    if os.path.exists("/proc/cpuinfo") and "cpu family" in open("/proc/cpuinfo").read():
+        assert "(family " in model and ", model " in model
+    blas = numpy_blas()
+    assert blas is not None and blas["library"]
+    described, overrides = blas_kernel()
+    assert described.startswith(blas["library"])
+    assert overrides == " ".join(f"{n}={os.environ[n]}" for n in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+                                 if n in os.environ)

@@ -3,7 +3,9 @@ import numpy as np
 import pytest
 
 from conftest import CELL_VARIANTS, VARIANT_IDS, ENGINES
+from scratchrnn.cells import CELLS
 from scratchrnn.data import seq_data_iter_random, seq_data_iter_sequential
+from scratchrnn.engines import fast as fast_engine
 from scratchrnn.errors import ConfigError
 from scratchrnn.gradcheck import relative_error
 from scratchrnn.model import RNNLM
@@ -27,18 +29,25 @@ def assert_same_step(ref, fast, X, Y, state, tol):
     return state_r
 
 
-@pytest.mark.parametrize("forward", ["direct", "transposed"])
+# The recurrent GEMMs' layouts the engine takes with NumPy's BLAS (fast.recurrent_layout): (forward, backward).
+LAYOUTS = {"direct": (False, False), "transposed-forward": (True, False), "transposed": (True, True)}
+
+
+@pytest.mark.parametrize("layout", list(LAYOUTS))
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("random_iter", [False, True], ids=["sequential", "random"])
 @pytest.mark.parametrize("num_layers", [1, 2, 3])
 @pytest.mark.parametrize("cell, nonlinearity", CELL_VARIANTS, ids=VARIANT_IDS)
-def test_fast_engine_equals_reference(cell, nonlinearity, num_layers, random_iter, dtype, forward, rng):
-    """forward: H_{t-1} W_hh, or (W_hh^T H_{t-1}^T)^T, which the engine takes for some widths with NumPy's BLAS
-    (fast.transposed_forward_pays): here forced either way, whatever the width."""
+def test_fast_engine_equals_reference(cell, nonlinearity, num_layers, random_iter, dtype, layout, rng):
+    """layout: H_{t-1} W_hh or (W_hh^T H_{t-1}^T)^T forward, dA_t W_hh^T or (W_hh dA_t^T)^T backward, which the
+    engine chooses by width and OpenBLAS's kernels (fast.recurrent_layout): here forced each way, whatever the
+    width and the kernels."""
     V, H, B, T = 13, 16, 5, 7
     ref = RNNLM(V, H, num_layers, cell, nonlinearity=nonlinearity, dtype=dtype, engine="reference", seed=2)
     fast = RNNLM(V, H, num_layers, cell, nonlinearity=nonlinearity, dtype=dtype, engine="fast", seed=2)
-    fast.engine.transposed_forward = [forward == "transposed"] * num_layers
+    forward, backward = LAYOUTS[layout]
+    fast.engine.transposed_forward = [forward] * num_layers
+    fast.engine.transposed_backward = [backward] * num_layers
     np.testing.assert_array_equal(ref.flat_params, fast.flat_params)
     corpus = rng.integers(0, V, size=B * T * 5)
     iterate = seq_data_iter_random if random_iter else seq_data_iter_sequential
@@ -73,11 +82,32 @@ def test_one_hot_rows_gathered_at_each_step_or_all_at_once_give_the_same_step(ce
 @pytest.mark.parametrize("cell, nh, dtype, transposed", [
     ("lstm", 256, "float32", True), ("gru", 256, "float32", False), ("rnn", 512, "float32", True),
     ("rnn", 256, "float32", False), ("gru", 512, "float32", True), ("lstm", 128, "float64", True)])
-def test_the_transposed_forward_is_taken_where_a_row_of_W_hh_spans_a_multiple_of_2_kib(cell, nh, dtype, transposed):
-    """fast.transposed_forward_pays, as measured (README): the LSTM's 1024 gate columns and the tanh RNN's 512 in
-    float32 (4 and 2 KiB a row) take it, the GRU's 768 (3 KiB) and a 256-wide RNN (1 KiB) do not."""
-    m = RNNLM(11, nh, 2, cell, dtype=dtype, engine="fast")
-    assert m.engine.transposed_forward == [transposed, transposed]
+@pytest.mark.parametrize("kernels", ["Haswell", "Zen", None])
+def test_with_avx2_kernels_the_forward_alone_is_transposed_where_a_row_of_W_hh_spans_a_multiple_of_2_kib(
+        cell, nh, dtype, transposed, kernels):
+    """fast.recurrent_layout, as measured (README) with OpenBLAS's AVX2 kernels (or kernels it does not know): the
+    LSTM's 1024 gate columns and the tanh RNN's 512 in float32 (4 and 2 KiB a row) take the transposed forward,
+    the GRU's 768 (3 KiB) and a 256-wide RNN (1 KiB) do not; the backward stays direct."""
+    W_hh = np.empty((nh, CELLS[cell].GATES * nh), dtype)
+    assert fast_engine.recurrent_layout(W_hh, kernels) == (transposed, False)
+
+
+@pytest.mark.parametrize("kernels", ["SkylakeX", "Cooperlake", "SapphireRapids"])
+@pytest.mark.parametrize("cell, nh", [("lstm", 256), ("gru", 256), ("rnn", 512), ("gru", 128), ("rnn", 100)])
+def test_with_avx512_kernels_both_recurrent_gemms_are_transposed_at_every_width(cell, nh, kernels):
+    """fast.recurrent_layout, as measured (README) with OpenBLAS's AVX-512 kernels: the product with B columns is
+    the fast one at every width, forward and backward."""
+    assert fast_engine.recurrent_layout(np.empty((nh, CELLS[cell].GATES * nh), np.float32), kernels) == (True, True)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_the_engine_asks_numpys_blas_for_its_kernels(cell, monkeypatch):
+    """The engine's layouts are recurrent_layout's for the kernels backend.numpy_blas reports."""
+    for kernels, expected in (("SkylakeX", [True, True]), ("Haswell", [cell == "lstm"] * 2)):
+        monkeypatch.setattr(fast_engine, "numpy_blas", lambda: {"architecture": kernels})
+        m = RNNLM(11, 256, 2, cell, engine="fast")
+        assert m.engine.transposed_forward == expected
+        assert m.engine.transposed_backward == [kernels == "SkylakeX"] * 2
 
 
 @pytest.mark.parametrize("engine", ENGINES)

@@ -19,12 +19,13 @@ What changes against the reference (and nothing else):
    GEMMs write into their destination (`out=`), parameters are updated in place.
 4. Softmax cross-entropy and its gradient in one pass; clipping and the optimiser's update in one pass over
    the flat buffers (after the norm's).
-5. The recurrent GEMMs' layout (transposed_forward_pays below): W_hh^T is packed once per training chunk,
-   contiguous, for dA_t W_hh^T; with NumPy's BLAS and some widths the forward computes (H_{t-1} W_hh)^T =
-   W_hh^T H_{t-1}^T and transposes the result back (ops.transpose) before the step's kernel.
+5. The recurrent GEMMs' layout (recurrent_layout below), with NumPy's BLAS: W_hh^T is packed once per training
+   chunk, contiguous; for some widths, or every width with OpenBLAS's AVX-512 kernels, the forward computes
+   (H_{t-1} W_hh)^T = W_hh^T H_{t-1}^T and transposes the result back (ops.transpose) before the step's kernel;
+   the backward computes dA_t W_hh^T from W_hh^T, or with AVX-512 kernels as (W_hh dA_t^T)^T, transposed back.
 
-Per step and layer: forward (1 row gather, layer 0 on the CPU) + 1 GEMM (+ 1 transpose, for some widths) + 1 fused
-kernel; backward 1 fused kernel + 1 GEMM.
+Per step and layer: forward (1 row gather, layer 0 on the CPU) + 1 GEMM (+ 1 transpose, for some layouts) + 1 fused
+kernel; backward 1 fused kernel + 1 GEMM (+ 1 transpose, for some layouts).
 Nothing here knows which cell it runs: every per-cell fact is read off the cell module.
 """
 import inspect
@@ -33,28 +34,44 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from ..backend import numpy_blas
 from ..cells import step_shapes
 from .clipping import clipping_threshold
 
 MAX_WORKSPACES = 4          # chunk shapes kept at once: training, validation, generation, and one spare
 
-# The recurrent GEMMs' layout on the CPU. With 32 rows, OpenBLAS runs dA_t W_hh^T at 53% of a core's peak when it
-# reads W_hh^T as a transposed view of W_hh, and at 85% from a contiguous copy: so W_hh^T is packed once per chunk.
-# Forward, H_{t-1} W_hh is slow when a row of W_hh spans a multiple of 2 KiB (512 float32 gate columns, 1024,
-# 2048, ...: rows that far apart share the cache's sets): 261 us for the LSTM's 256 x 1024 against 184 for the
-# transposed product W_hh^T H_{t-1}^T, which comes out as (G*nh, B) and costs about 10 us to transpose back. For
-# other widths the two forms are level (GRU 256 x 768: 143 against 138 + 7). Measured over nh = 128..1024 and
-# G = 1, 3, 4 (AMD EPYC, 2026-11-25, README: 1.06-1.35x at 9 of the 10 widths of a multiple of 2 KiB, 0.98x at
-# the tenth); step, same-process A/B: LSTM +5-7%, tanh RNN 512 +1-3% (1 thread)
-# and +4-8% (2 threads); the GRU's 768 columns -2-0% when forced. With NumPy's BLAS only (cuBLAS has no such
-# preference, and a transpose is one more launch per step on the GPU).
+# The recurrent GEMMs' layout on the CPU, which depends on the kernels NumPy's OpenBLAS runs (backend.numpy_blas).
+#
+# With its AVX2 kernels (Haswell, Zen), 32 rows: dA_t W_hh^T runs at 53% of a core's peak when OpenBLAS reads W_hh^T
+# as a transposed view of W_hh and at 85% from a contiguous copy, so W_hh^T is packed once per chunk. Forward,
+# H_{t-1} W_hh is slow when a row of W_hh spans a multiple of 2 KiB (512 float32 gate columns, 1024, 2048, ...: rows
+# that far apart share the cache's sets): 261 us for the LSTM's 256 x 1024 against 184 for the transposed product
+# W_hh^T H_{t-1}^T, which comes out as (G*nh, B) and costs about 10 us to transpose back. For other widths the two
+# forms are level (GRU 256 x 768: 143 against 138 + 7), and below 512 columns the transposed one is slower.
+# Measured over nh = 128..1024 and G = 1, 3, 4 (AMD EPYC, 2026-11-25, README: 1.06-1.35x at 9 of the 10 widths of a
+# multiple of 2 KiB, 0.98x at the tenth); step, same-process A/B: LSTM +5-7%, tanh RNN 512 +1-3% (1 thread) and
+# +4-8% (2 threads); the GRU's 768 columns -2-0% when forced.
+#
+# With its AVX-512 kernels (SkylakeX and later), the product with 32 columns is the fast one at every width: one
+# core, W_hh^T H_{t-1}^T 91-99 us against H_{t-1} W_hh 85-177 (LSTM 256 x 1024: 95 against 177), and backward
+# W_hh dA_t^T (from dA_t^T, a transposed view of dA_t: no copy) 100-102 us against dA_t W_hh^T 93-127, whose
+# (nh, B) result is transposed back in 3 us. Step, same-process A/B (AMD EPYC family 26, 2026-12-02, README): the
+# transposed forward LSTM +9-10%, tanh RNN 512 +10-11%, GRU 256 +1-13%; the transposed backward on top LSTM +3-5%,
+# GRU +5-10%, RNN +8-10%. So both are transposed, at every width.
+#
+# With NumPy's BLAS only (cuBLAS has no such preference, and a transpose is one more launch per step on the GPU).
 TRANSPOSED_FORWARD_ROW_BYTES = 2048
+AVX512_BLAS_KERNELS = frozenset({"SkylakeX", "Cooperlake", "SapphireRapids"})
 
 
-def transposed_forward_pays(W_hh):
-    """Whether the engine computes H_{t-1} W_hh as (W_hh^T H_{t-1}^T)^T on the CPU: a row of W_hh of a multiple
-    of TRANSPOSED_FORWARD_ROW_BYTES."""
-    return W_hh.shape[1] * W_hh.itemsize % TRANSPOSED_FORWARD_ROW_BYTES == 0
+def recurrent_layout(W_hh, kernels):
+    """(transposed forward, transposed backward): whether the engine computes H_{t-1} W_hh as (W_hh^T H_{t-1}^T)^T
+    and dA_t W_hh^T as (W_hh dA_t^T)^T on the CPU, for OpenBLAS's `kernels` (numpy_blas()["architecture"]): both
+    with AVX-512 kernels; else the forward alone, where a row of W_hh spans a multiple of
+    TRANSPOSED_FORWARD_ROW_BYTES."""
+    if kernels in AVX512_BLAS_KERNELS:
+        return True, True
+    return W_hh.shape[1] * W_hh.itemsize % TRANSPOSED_FORWARD_ROW_BYTES == 0, False
 
 
 def parameter_names(function):
@@ -74,8 +91,11 @@ class FastEngine:
         # One-hot input (no embedding) on the CPU: layer 0's input part is gathered step by step into one (B, G*nh)
         # buffer, which stays in the cache for the step's kernel, instead of all T steps at once before the loop.
         self.gather_per_step = self.xp is np and not model.embedding_dim
-        self.transposed_forward = [self.xp is np and transposed_forward_pays(model.params[f"l{k}.W_hh"])
-                                   for k in range(model.num_layers)]
+        kernels = (numpy_blas() or {}).get("architecture") if self.xp is np else None
+        layouts = [recurrent_layout(model.params[f"l{k}.W_hh"], kernels) if self.xp is np else (False, False)
+                   for k in range(model.num_layers)]
+        self.transposed_forward = [forward for forward, _ in layouts]
+        self.transposed_backward = [backward for _, backward in layouts]
         # W_hh^T of each layer, packed once per training chunk: the parameters', whatever the chunk's shape.
         self.W_hhT = [self.xp.empty(model.params[f"l{k}.W_hh"].shape[::-1], model.dtype)
                       for k in range(model.num_layers)]
@@ -96,7 +116,7 @@ class FastEngine:
         ws = SimpleNamespace(
             shape=(T, B), logits=xp.empty((T * B, V), dt), row_loss=xp.empty(T * B, dt),
             dHs=[xp.empty((T, B, nh), dt), xp.empty((T, B, nh), dt)],      # gradient from above, two in turn
-            dH_rec=xp.empty((B, nh), dt), carried={name: xp.empty((B, nh), dt) for name in cell.CARRIED})
+            dH_rec=xp.empty((B, nh), dt), dH_recT=xp.empty((nh, B), dt), carried={name: xp.empty((B, nh), dt) for name in cell.CARRIED})
         if m.embedding_dim:
             D = m.embedding_dim
             ws.emb, ws.demb, ws.zero_bias = xp.empty((T * B, D), dt), xp.empty((T * B, D), dt), xp.zeros(D, dt)
@@ -264,11 +284,16 @@ class FastEngine:
             W_xh, g = m.params[f"l{k}.W_xh"], {n: m.grads[f"l{k}.{n}"] for n in ("W_xh", "W_hh", "b_xh", "b_hh")}
             dHs = ws.dHs[(m.num_layers - 1 - k) % 2]
             self.start_backward(ws, None if dstate is None else dstate[k])
+            transposed, W_hh = self.transposed_backward[k], m.params[f"l{k}.W_hh"]
             for t in reversed(range(T)):
                 if flow is not None:                           # ||dL/dH_t||, diagnostics only
                     flow[k, t] = float(xp.linalg.norm(self.state_gradient(ws, (dHs[t],))[0]))
                 self.backward_kernel(*layer.backward_args[t])
-                xp.matmul(layer.dAh[t], self.W_hhT[k], out=ws.dH_rec)               # to H_{t-1}
+                if transposed:                                                       # to H_{t-1}:
+                    xp.matmul(W_hh, layer.dAh[t].T, out=ws.dH_recT)                 # (dA_t W_hh^T)^T = W_hh dA_t^T
+                    ops.transpose(ws.dH_recT, ws.dH_rec)
+                else:
+                    xp.matmul(layer.dAh[t], self.W_hhT[k], out=ws.dH_rec)
             dstate0[k] = self.state_gradient(ws)
 
             dAx2d, dAh2d = layer.dAx.reshape(T * B, -1), layer.dAh.reshape(T * B, -1)
