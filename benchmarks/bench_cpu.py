@@ -25,7 +25,7 @@ import tracemalloc
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from scratchrnn.backend import BLAS_OVERRIDES, blas_kernel, cpu_model, numpy_blas
+from scratchrnn.backend import BLAS_OVERRIDES, blas_kernel, cpu_model, numpy_blas_kernels
 from scratchrnn.cells import CELLS
 from scratchrnn.cmdline import OneLineParser, positive_int
 from scratchrnn.engines.fast import recurrent_layout
@@ -103,7 +103,7 @@ def step_gemms(cell, layers, nh):
     G, TB = CELLS[cell].GATES, T * B
     gemms = [(1, TB, nh, V, False, False), (1, nh, TB, V, True, False), (1, TB, V, nh, False, True)]
     transposed_forward, transposed_backward = recurrent_layout(np.empty((nh, G * nh), np.float32),
-                                                               (numpy_blas() or {}).get("architecture"))
+                                                               numpy_blas_kernels())
     for k in range(layers):
         forward = (T, G * nh, nh, B, False, True) if transposed_forward else (T, B, nh, G * nh, False, False)
         backward = (T, nh, G * nh, B, False, True) if transposed_backward else (T, B, G * nh, nh, False, False)

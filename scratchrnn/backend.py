@@ -109,7 +109,8 @@ def cpu_model():
     except OSError:
         fields = {}
     name = fields.get("model name") or platform.processor() or platform.machine()
-    numbers = [f"{key.replace('cpu ', '')} {fields[key]}" for key in ("cpu family", "model", "stepping") if key in fields]
+    numbers = [f"{key.replace('cpu ', '')} {fields[key]}" for key in ("cpu family", "model", "stepping")
+               if key in fields]
     return f"{name} ({', '.join(numbers)})" if numbers else name
 
 
@@ -135,6 +136,11 @@ def numpy_blas():
     info = ours[0]
     library = {"openblas": "OpenBLAS", "mkl": "MKL", "blis": "BLIS"}.get(info["internal_api"], info["internal_api"])
     return {"library": library, "version": info.get("version"), "architecture": info.get("architecture")}
+
+
+def numpy_blas_kernels():
+    """The kernels NumPy's BLAS runs ("Haswell", "SkylakeX", ...), or None where it does not say or none is found."""
+    return (numpy_blas() or {}).get("architecture")
 
 
 def blas_kernel():

@@ -102,9 +102,9 @@ def test_with_avx512_kernels_both_recurrent_gemms_are_transposed_at_every_width(
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 def test_the_engine_asks_numpys_blas_for_its_kernels(cell, monkeypatch):
-    """The engine's layouts are recurrent_layout's for the kernels backend.numpy_blas reports."""
+    """The engine's layouts are recurrent_layout's for the kernels backend.numpy_blas_kernels reports."""
     for kernels, expected in (("SkylakeX", [True, True]), ("Haswell", [cell == "lstm"] * 2)):
-        monkeypatch.setattr(fast_engine, "numpy_blas", lambda: {"architecture": kernels})
+        monkeypatch.setattr(fast_engine, "numpy_blas_kernels", lambda: kernels)
         m = RNNLM(11, 256, 2, cell, engine="fast")
         assert m.engine.transposed_forward == expected
         assert m.engine.transposed_backward == [kernels == "SkylakeX"] * 2

@@ -34,7 +34,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from ..backend import numpy_blas
+from ..backend import numpy_blas_kernels
 from ..cells import step_shapes
 from .clipping import clipping_threshold
 
@@ -52,12 +52,12 @@ MAX_WORKSPACES = 4          # chunk shapes kept at once: training, validation, g
 # multiple of 2 KiB, 0.98x at the tenth); step, same-process A/B: LSTM +5-7%, tanh RNN 512 +1-3% (1 thread) and
 # +4-8% (2 threads); the GRU's 768 columns -2-0% when forced.
 #
-# With its AVX-512 kernels (SkylakeX and later), the product with 32 columns is the fast one at every width: one
-# core, W_hh^T H_{t-1}^T 91-99 us against H_{t-1} W_hh 85-177 (LSTM 256 x 1024: 95 against 177), and backward
-# W_hh dA_t^T (from dA_t^T, a transposed view of dA_t: no copy) 100-102 us against dA_t W_hh^T 93-127, whose
-# (nh, B) result is transposed back in 3 us. Step, same-process A/B (AMD EPYC family 26, 2026-12-02, README): the
-# transposed forward LSTM +9-10%, tanh RNN 512 +10-11%, GRU 256 +1-13%; the transposed backward on top LSTM +3-5%,
-# GRU +5-10%, RNN +8-10%. So both are transposed, at every width.
+# With its AVX-512 kernels (SkylakeX and later), the product with 32 columns is the fast one at every width. One
+# core, LSTM 256 x 1024, GRU 256 x 768 and RNN 512 x 512: forward W_hh^T H_{t-1}^T 95, 70, 99 us against H_{t-1} W_hh
+# 177, 85, 131; backward W_hh dA_t^T (from dA_t^T, a transposed view of dA_t: no copy) 102, 76, 100 us against
+# dA_t W_hh^T 122, 93, 127, its (nh, B) result transposed back in 1.6 us. Step, same-process A/B (AMD EPYC family 26,
+# 2026-12-02, README): the transposed forward LSTM +9-10%, tanh RNN 512 +10-11%, GRU 256 +1-13%; the transposed
+# backward on top LSTM +3-5%, GRU +5-10%, RNN +8-10%. So both are transposed, at every width.
 #
 # With NumPy's BLAS only (cuBLAS has no such preference, and a transpose is one more launch per step on the GPU).
 TRANSPOSED_FORWARD_ROW_BYTES = 2048
@@ -66,7 +66,7 @@ AVX512_BLAS_KERNELS = frozenset({"SkylakeX", "Cooperlake", "SapphireRapids"})
 
 def recurrent_layout(W_hh, kernels):
     """(transposed forward, transposed backward): whether the engine computes H_{t-1} W_hh as (W_hh^T H_{t-1}^T)^T
-    and dA_t W_hh^T as (W_hh dA_t^T)^T on the CPU, for OpenBLAS's `kernels` (numpy_blas()["architecture"]): both
+    and dA_t W_hh^T as (W_hh dA_t^T)^T on the CPU, for OpenBLAS's `kernels` (backend.numpy_blas_kernels()): both
     with AVX-512 kernels; else the forward alone, where a row of W_hh spans a multiple of
     TRANSPOSED_FORWARD_ROW_BYTES."""
     if kernels in AVX512_BLAS_KERNELS:
@@ -91,9 +91,11 @@ class FastEngine:
         # One-hot input (no embedding) on the CPU: layer 0's input part is gathered step by step into one (B, G*nh)
         # buffer, which stays in the cache for the step's kernel, instead of all T steps at once before the loop.
         self.gather_per_step = self.xp is np and not model.embedding_dim
-        kernels = (numpy_blas() or {}).get("architecture") if self.xp is np else None
-        layouts = [recurrent_layout(model.params[f"l{k}.W_hh"], kernels) if self.xp is np else (False, False)
-                   for k in range(model.num_layers)]
+        if self.xp is np:
+            kernels = numpy_blas_kernels()
+            layouts = [recurrent_layout(model.params[f"l{k}.W_hh"], kernels) for k in range(model.num_layers)]
+        else:
+            layouts = [(False, False)] * model.num_layers
         self.transposed_forward = [forward for forward, _ in layouts]
         self.transposed_backward = [backward for _, backward in layouts]
         # W_hh^T of each layer, packed once per training chunk: the parameters', whatever the chunk's shape.
@@ -116,7 +118,8 @@ class FastEngine:
         ws = SimpleNamespace(
             shape=(T, B), logits=xp.empty((T * B, V), dt), row_loss=xp.empty(T * B, dt),
             dHs=[xp.empty((T, B, nh), dt), xp.empty((T, B, nh), dt)],      # gradient from above, two in turn
-            dH_rec=xp.empty((B, nh), dt), dH_recT=xp.empty((nh, B), dt), carried={name: xp.empty((B, nh), dt) for name in cell.CARRIED})
+            dH_rec=xp.empty((B, nh), dt), dH_recT=xp.empty((nh, B), dt),     # dH_recT: the transposed backward's
+            carried={name: xp.empty((B, nh), dt) for name in cell.CARRIED})
         if m.embedding_dim:
             D = m.embedding_dim
             ws.emb, ws.demb, ws.zero_bias = xp.empty((T * B, D), dt), xp.empty((T * B, D), dt), xp.zeros(D, dt)
