@@ -9,11 +9,19 @@ Prints tokens/s, ratios, FLOPs per token, each implementation's share of the flo
 GEMM FLOPs per second over the peak of one core, measured in the same run by a 1024^3 GEMM, times the cores
 it uses), the GEMM floor (tokens/s of a step that did nothing but its GEMMs, at their
 shapes, with NumPy's BLAS: a bound no implementation on this BLAS passes), the peak memory of a step,
-and memory growth over many steps.
+the minor page faults of a step (memory the step touches for the first time: ours preallocates, PyTorch
+allocates its tensors anew every step), and memory growth over many steps.
 
     python benchmarks/bench_cpu.py [--steps 10] [--rounds 3] [--memory-steps 1000]
 
-This machine is noisy: the implementations take turns over several rounds and each reports its best.
+This machine is noisy: the implementations take turns over several rounds and each reports its best, each
+round after a pause in which the threads of the one before go to sleep (settle()).
+PyTorch's step depends on glibc's allocator: with its defaults, tensors of 128 KiB and more are mapped
+afresh and page-faulted in, more or fewer from run to run as glibc moves its mmap threshold. To time
+PyTorch with that threshold fixed high (no page faults in its step), set glibc's variables for the run:
+
+    MALLOC_MMAP_THRESHOLD_=67108864 MALLOC_TRIM_THRESHOLD_=268435456 MALLOC_TOP_PAD_=67108864 \
+        python benchmarks/bench_cpu.py
 """
 import argparse
 import os
@@ -33,8 +41,19 @@ from scratchrnn.model import RNNLM
 from scratchrnn.torch_baseline import TorchStep
 from scratchrnn.train import detach
 
+try:
+    import resource                                        # Unix: getrusage's page-fault count
+except ImportError:
+    resource = None
+
 V, B, T = 28, 32, 35
 MODELS = [("deep LSTM", "lstm", 2, 256), ("GRU", "gru", 1, 256), ("tanh RNN", "rnn", 1, 512)]
+# After its last call OpenBLAS's idle worker threads spin for 2^28 cycles (OPENBLAS_THREAD_TIMEOUT's default, about
+# 0.1 s) before they sleep, and take a core from whatever runs next: PyTorch's 2-thread LSTM ran at 50,377 tok/s
+# right after our rounds and at 58,062 after a 0.3 s pause (2026-12-02, AMD EPYC family 26).
+SETTLE_SECONDS = 0.3
+# glibc's allocator settings that decide whether PyTorch's step page-faults (see the docstring).
+MALLOC_VARIABLES = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_")
 # Issue 16's targets, fast path over PyTorch in the same run: (cell, threads) -> ratio.
 TARGETS = {("lstm", 1): 1.1, ("lstm", 2): 1.3, ("gru", 1): 1.5, ("gru", 2): 1.5, ("rnn", 1): 1.5, ("rnn", 2): 1.5}
 
@@ -94,6 +113,34 @@ def one_core_peak():
     return max(peak, own_peak), lines
 
 
+def minor_faults():
+    """Minor page faults of this process so far (getrusage; None where there is none): a page touched for the
+    first time since it was mapped costs one, and the kernel zeroes it."""
+    return None if resource is None else resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+def faults_per_step(before, after, steps):
+    return None if before is None else (after - before) / steps
+
+
+def allocator_line():
+    """What decides PyTorch's page faults in this run: glibc's variables as set, or its defaults."""
+    given = [f"{name}={os.environ[name]}" for name in MALLOC_VARIABLES if name in os.environ]
+    if given:
+        return f"glibc allocator: {' '.join(given)}"
+    return ("glibc allocator: defaults (PyTorch's tensors of 128 KiB and more are mapped and page-faulted afresh; "
+            "for PyTorch without them see this script's docstring)")
+
+
+def settle():
+    """Wait until the BLAS and OpenMP threads of the implementation that ran last have gone to sleep."""
+    time.sleep(SETTLE_SECONDS)
+
+
+def count(faults):
+    return "-" if faults is None else f"{faults:,.0f}"
+
+
 def step_gemms(cell, layers, nh):
     """The GEMMs of one training step of the fast engine, in the layouts it runs them, as (count, M, K, N,
     A transposed?, B transposed?) (a transposed operand is a view of a contiguous array): per layer the
@@ -146,18 +193,19 @@ class Ours:
         self(data[:2])                                                  # warm-up (and Numba compile)
 
     def __call__(self, data, trace=False):
+        """(tokens/s, peak traced memory or None, minor page faults per step)."""
         if trace:
             tracemalloc.start()
-        start = time.perf_counter()
+        faults, start = minor_faults(), time.perf_counter()
         for X, Y in data:
             _, self.state, _ = self.m.loss_and_grad(X, Y, detach(self.state))
             self.m.clip_and_sgd(1.0, 1.0)
-        seconds = time.perf_counter() - start
+        seconds, faults = time.perf_counter() - start, faults_per_step(faults, minor_faults(), len(data))
         peak = None
         if trace:
             peak = tracemalloc.get_traced_memory()[1]
             tracemalloc.stop()
-        return len(data) * T * B / seconds, peak
+        return len(data) * T * B / seconds, peak, faults
 
 
 class Theirs:
@@ -169,11 +217,13 @@ class Theirs:
         self(2)                                                         # warm-up
 
     def __call__(self, n=None):
+        """(tokens/s, minor page faults per step)."""
         tensors = self.tensors[:n]
-        start = time.perf_counter()
+        faults, start = minor_faults(), time.perf_counter()
         for X, Y in tensors:
             self.step(X, Y)
-        return len(tensors) * T * B / (time.perf_counter() - start)
+        seconds = time.perf_counter() - start
+        return len(tensors) * T * B / seconds, faults_per_step(faults, minor_faults(), len(tensors))
 
 
 def memory_growth(steps):
@@ -219,13 +269,13 @@ def main():
     print(f"# scratchrnn CPU benchmark, {time.strftime('%Y-%m-%d')}, {cpu_model()}, "
           f"{os.cpu_count()} cores, numpy {np.__version__}, {torch_note}")
     print(f"# batch {B}, {T} steps, vocabulary {V}, float32; full step: forward, backward, clip, SGD")
-    for line in blas_lines:
+    for line in blas_lines + [allocator_line()]:
         print(f"# {line}")
     print(f"# physical limit: {peak:.0f} GFLOP/s per core\n")
     print("| model | threads | reference tok/s | fast tok/s | PyTorch tok/s | fast/PyTorch | fast/reference "
           "| MFLOP/token | fast GFLOP/s | fast of limit | PyTorch of limit | GEMM floor tok/s | fast of floor "
-          "| peak step memory (fast) |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "| peak step memory (fast) | page faults per step, fast / PyTorch |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     targets = []
     for threads in (1, 2):
         with threadpool_limits(threads):
@@ -236,27 +286,32 @@ def main():
                 ref_data = data[:max(2, args.steps // 3)]
                 ref, fast = Ours(cell, layers, nh, "reference", data), Ours(cell, layers, nh, "fast", data)
                 theirs = Theirs(torch, cell, layers, nh, data) if torch is not None else None
-                best = {"ref": 0.0, "fast": 0.0, "torch": 0.0}
+                best = {"ref": (0.0, None), "fast": (0.0, None), "torch": (0.0, None)}   # (tok/s, faults/step)
                 for _ in range(args.rounds):           # interleaved rounds, the best of each: same rule for all
-                    best["ref"] = max(best["ref"], ref(ref_data)[0])
-                    best["fast"] = max(best["fast"], fast(data)[0])
+                    settle()
+                    best["ref"] = max(best["ref"], ref(ref_data)[::2], key=lambda x: x[0])
+                    settle()
+                    best["fast"] = max(best["fast"], fast(data)[::2], key=lambda x: x[0])
                     if theirs is not None:
-                        best["torch"] = max(best["torch"], theirs())
-                _, memory = fast(data[:2], trace=True)
+                        settle()
+                        best["torch"] = max(best["torch"], theirs(), key=lambda x: x[0])
+                _, memory, _ = fast(data[:2], trace=True)
                 floor = gemm_floor(cell, layers, nh, max(3, args.rounds))
                 f = flops_per_token(cell, layers, nh)
-                r, q, t = best["ref"], best["fast"], best["torch"]
+                (r, _), (q, q_faults), (t, t_faults) = best["ref"], best["fast"], best["torch"]
                 print(f"| {label} {layers}x{nh} | {threads} | {r:,.0f} | {q:,.0f} | "
                       + (f"{t:,.0f} | {q / t:.2f}x" if t else "missing | -")
                       + f" | {q / r:.2f}x | {f / 1e6:.2f} | {q * f / 1e9:.1f} | {q * f / 1e9 / limit:.0%} | "
                       + (f"{t * f / 1e9 / limit:.0%}" if t else "-")
-                      + f" | {floor:,.0f} | {q / floor:.0%} | {memory / 2**20:.1f} MiB |")
+                      + f" | {floor:,.0f} | {q / floor:.0%} | {memory / 2**20:.1f} MiB | "
+                      + f"{count(q_faults)} / {count(t_faults) if t else '-'} |")
                 if t:
                     goal = TARGETS[cell, threads]
                     targets.append(f"{label}, {threads} thread{'s' if threads > 1 else ''}: {goal}x PyTorch is "
                                    f"{goal * t:,.0f} tok/s = {goal * t * f / 1e9 / limit:.0%} of the physical limit "
                                    f"({limit:.0f} GFLOP/s) and {goal * t / floor:.0%} of the step's GEMM floor; "
-                                   f"{'met' if q >= goal * t else 'not met'} ({q / t:.2f}x)")
+                                   f"{'met' if q >= goal * t else 'not met'} ({q / t:.2f}x; PyTorch's step took "
+                                   f"{count(t_faults)} page faults)")
     if targets:
         print("\ntargets (issue 16), what each needs from this machine:\n" + "\n".join(f"- {x}" for x in targets))
     if args.memory_steps:

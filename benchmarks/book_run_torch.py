@@ -9,12 +9,16 @@ zero biases instead of PyTorch's default, as `--init normal` does in ours.
 
     python benchmarks/book_run_torch.py [--epochs 500] [--threads 2] [--seed 0]
     python benchmarks/book_run_torch.py --scratch --init normal --seed 3 --every 10
+
+It ends with the minor page faults of PyTorch's steps and glibc's allocator settings: PyTorch's LSTM step
+page-faults in the tensors glibc maps afresh, unless its mmap threshold is fixed high (bench_cpu.py's docstring).
 """
 import math
 import time
 
 import numpy as np
 
+from bench_cpu import allocator_line, minor_faults
 from scratchrnn.cmdline import OneLineParser, positive_int
 from scratchrnn.model import INITS, MODEL_DEFAULTS
 
@@ -42,13 +46,13 @@ def main():
     loader = SeqDataLoader(corpus, 32, 35, seed=args.seed)
     cell, hidden, layers, lr = ("rnn", 512, 1, 1.0) if args.scratch else ("lstm", 256, 2, 2.0)
     step = TorchStep(torch, cell, V, hidden, layers, lr=lr, theta=1.0, init=args.init)
-    start = time.perf_counter()
+    start, faults, steps = time.perf_counter(), minor_faults(), 0
     for epoch in range(args.epochs):
         step.state, total, n, t0 = None, 0.0, 0, time.perf_counter()    # state re-initialised each epoch
         for X, Y in loader:
             y = torch.from_numpy(np.ascontiguousarray(Y.T)).reshape(-1)
             loss = step(torch.from_numpy(np.ascontiguousarray(X.T)), y)
-            total, n = total + loss.item() * y.numel(), n + y.numel()
+            total, n, steps = total + loss.item() * y.numel(), n + y.numel(), steps + 1
         speed = n / (time.perf_counter() - t0)
         if (epoch + 1) % args.every == 0:
             print(f"epoch {epoch + 1:4d}  perplexity {math.exp(total / n):6.2f}", flush=True)
@@ -56,6 +60,8 @@ def main():
     print(f"perplexity {ppl:.1f} ({ppl:.2f}), {speed:.1f} tokens/sec on cpu "
           f"(PyTorch {torch.__version__}, {args.threads} threads)")
     print(f"wall time {time.perf_counter() - start:.1f} s for {args.epochs} epochs")
+    if faults is not None:
+        print(f"page faults: {(minor_faults() - faults) / steps:,.0f} per step; {allocator_line()}")
 
 
 if __name__ == "__main__":

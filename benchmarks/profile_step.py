@@ -26,7 +26,7 @@ from collections import defaultdict
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from bench_cpu import MODELS, Ours, Theirs, V, batches, one_core_peak
+from bench_cpu import MODELS, Ours, Theirs, V, batches, one_core_peak, settle
 from scratchrnn.backend import cpu_model
 from scratchrnn.cmdline import OneLineParser, positive_int
 
@@ -100,6 +100,7 @@ def profile(cell, layers, nh, data, rounds, torch, peak):
     best = dict(untimed=np.inf, timed=np.inf, torch=np.inf)
     phases = None
     for _ in range(rounds):                                   # interleaved; the best round of each
+        settle()
         best["untimed"] = min(best["untimed"], 1e3 * data[0][0].size / ours(data)[0])
         with timed:
             step_ms = 1e3 * data[0][0].size / ours(data)[0]
@@ -108,7 +109,8 @@ def profile(cell, layers, nh, data, rounds, torch, peak):
             phases = {p: 1e3 * timed.seconds[p] / len(data) for p in PHASES}
             gflops = {p: timed.flops[p] / timed.seconds[p] / 1e9 for p in timed.flops if timed.seconds[p]}
         if theirs is not None:
-            best["torch"] = min(best["torch"], 1e3 * data[0][0].size / theirs())
+            settle()
+            best["torch"] = min(best["torch"], 1e3 * data[0][0].size / theirs()[0])
     phases["rest"] = best["timed"] - sum(phases.values())
     return phases, gflops, best
 

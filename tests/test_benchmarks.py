@@ -43,6 +43,9 @@ def test_the_torch_book_run_trains_the_scratch_rnn_from_the_books_init():
     lines = r.stdout.splitlines()
     assert lines[0].startswith("epoch    1  perplexity") and lines[1].startswith("epoch    2  perplexity")
     assert lines[2].startswith("perplexity ") and "tokens/sec on cpu" in lines[2]
+    assert lines[3].startswith("wall time ")
+    if sys.platform.startswith("linux"):                       # getrusage counts the page faults of its steps
+        assert lines[4].startswith("page faults: ") and " per step; glibc allocator: " in lines[4]
 
 
 def test_the_physical_limit_is_the_cpus_own_kernels_peak_when_openblas_is_told_to_run_others(bench, monkeypatch):
@@ -75,3 +78,31 @@ def test_the_cpu_and_numpys_blas_are_named():
     assert described.startswith(blas["library"])
     assert overrides == " ".join(f"{n}={os.environ[n]}" for n in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
                                  if n in os.environ)
+
+
+def test_page_faults_are_counted_and_the_fast_step_takes_none(bench):
+    """minor_faults counts the pages a process touches for the first time (what PyTorch's step pays for every tensor
+    glibc maps afresh); the fast engine's step, whose buffers are allocated once per chunk shape, touches none."""
+    import mmap
+    if bench.minor_faults() is None:
+        pytest.skip("no getrusage on this platform")
+    fresh = mmap.mmap(-1, 4 << 20)
+    before = bench.minor_faults()
+    for offset in range(0, 4 << 20, 4096):
+        fresh[offset] = 1
+    assert bench.minor_faults() > before
+    fresh.close()
+    data = bench.batches(20)
+    ours = bench.Ours("lstm", 2, 32, "fast", data)
+    ours(data)                                                    # every buffer touched once
+    _, _, faults = ours(data)
+    assert faults < 1.0, f"{faults} page faults per step: the fast step allocates"
+    assert bench.faults_per_step(None, 5, 2) is None and bench.faults_per_step(10, 30, 4) == 5.0
+
+
+def test_the_allocator_settings_are_named(bench, monkeypatch):
+    for name in bench.MALLOC_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    assert bench.allocator_line().startswith("glibc allocator: defaults")
+    monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "67108864")
+    assert bench.allocator_line() == "glibc allocator: MALLOC_MMAP_THRESHOLD_=67108864"
