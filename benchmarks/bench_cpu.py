@@ -33,7 +33,7 @@ import tracemalloc
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from scratchrnn.backend import BLAS_OVERRIDES, blas_kernel, cpu_model, numpy_blas_kernels
+from scratchrnn.backend import BLAS_OVERRIDES, blas_kernel, cpu_model, numpy_blas_kernels, variables_set
 from scratchrnn.cells import CELLS
 from scratchrnn.cmdline import OneLineParser, positive_int
 from scratchrnn.engines.fast import recurrent_layout
@@ -125,9 +125,9 @@ def faults_per_step(before, after, steps):
 
 def allocator_line():
     """What decides PyTorch's page faults in this run: glibc's variables as set, or its defaults."""
-    given = [f"{name}={os.environ[name]}" for name in MALLOC_VARIABLES if name in os.environ]
+    given = variables_set(MALLOC_VARIABLES)
     if given:
-        return f"glibc allocator: {' '.join(given)}"
+        return f"glibc allocator: {given}"
     return ("glibc allocator: defaults (PyTorch's tensors of 128 KiB and more are mapped and page-faulted afresh; "
             "for PyTorch without them see this script's docstring)")
 
@@ -304,7 +304,7 @@ def main():
                       + f" | {q / r:.2f}x | {f / 1e6:.2f} | {q * f / 1e9:.1f} | {q * f / 1e9 / limit:.0%} | "
                       + (f"{t * f / 1e9 / limit:.0%}" if t else "-")
                       + f" | {floor:,.0f} | {q / floor:.0%} | {memory / 2**20:.1f} MiB | "
-                      + f"{count(q_faults)} / {count(t_faults) if t else '-'} |")
+                      + f"{count(q_faults)} / {count(t_faults)} |")
                 if t:
                     goal = TARGETS[cell, threads]
                     targets.append(f"{label}, {threads} thread{'s' if threads > 1 else ''}: {goal}x PyTorch is "

@@ -152,8 +152,12 @@ def blas_kernel():
     else:
         described = f"{blas['library']} {blas['version'] or ''}".strip() + (
             f", {blas['architecture']} kernels" if blas["architecture"] else "")
-    overrides = " ".join(f"{name}={os.environ[name]}" for name in BLAS_OVERRIDES if name in os.environ)
-    return described, overrides
+    return described, variables_set(BLAS_OVERRIDES)
+
+
+def variables_set(names):
+    """Those of the environment variables `names` that are set, as "NAME=value NAME=value" ("" for none)."""
+    return " ".join(f"{name}={os.environ[name]}" for name in names if name in os.environ)
 
 
 def to_numpy(a):
