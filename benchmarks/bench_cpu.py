@@ -33,7 +33,8 @@ import tracemalloc
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from scratchrnn.backend import BLAS_OVERRIDES, blas_kernel, cpu_model, numpy_blas_kernels, variables_set
+from scratchrnn.backend import (BLAS_OVERRIDES, blas_kernel, cpu_model, numpy_blas_kernels, numpy_blas_threads,
+                               variables_set)
 from scratchrnn.cells import CELLS
 from scratchrnn.cmdline import OneLineParser, positive_int
 from scratchrnn.engines.fast import recurrent_layout
@@ -144,13 +145,13 @@ def count(faults):
 def step_gemms(cell, layers, nh):
     """The GEMMs of one training step of the fast engine, in the layouts it runs them, as (count, M, K, N,
     A transposed?, B transposed?) (a transposed operand is a view of a contiguous array): per layer the
-    per-step recurrent GEMMs (fast.recurrent_layout: forward H W_hh, or W_hh^T H^T; backward dA W_hh^T, from W_hh^T
-    packed once per chunk, or W_hh dA^T), the hoisted input projection and dX of layers above the first, the weight
-    gradients over the chunk; the output layer."""
+    per-step recurrent GEMMs (fast.recurrent_layout, for the BLAS's threads now: forward H W_hh, or W_hh^T H^T;
+    backward dA W_hh^T, from W_hh^T packed once per chunk, or W_hh dA^T), the hoisted input projection and dX of
+    layers above the first, the weight gradients over the chunk; the output layer."""
     G, TB = CELLS[cell].GATES, T * B
     gemms = [(1, TB, nh, V, False, False), (1, nh, TB, V, True, False), (1, TB, V, nh, False, True)]
     transposed_forward, transposed_backward = recurrent_layout(np.empty((nh, G * nh), np.float32),
-                                                               numpy_blas_kernels())
+                                                               numpy_blas_kernels(), numpy_blas_threads())
     for k in range(layers):
         forward = (T, G * nh, nh, B, False, True) if transposed_forward else (T, B, nh, G * nh, False, False)
         backward = (T, nh, G * nh, B, False, True) if transposed_backward else (T, B, G * nh, nh, False, False)

@@ -121,21 +121,35 @@ BLAS_OVERRIDES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
 
 @functools.lru_cache(maxsize=None)
-def numpy_blas():
-    """NumPy's BLAS as threadpoolctl finds it loaded: a dict with library ("OpenBLAS"), version and architecture
-    (the kernels it runs: "Haswell", "SkylakeX", ...; None where the library does not say); None where none is
-    found. NumPy's own, not another library's loaded beside it (torch's MKL). Fixed for the process: OpenBLAS
-    picks its kernels when it is loaded."""
-    from threadpoolctl import threadpool_info
-    found = [info for info in threadpool_info() if info.get("user_api") == "blas"]
+def numpy_blas_controller():
+    """threadpoolctl's controller of NumPy's BLAS as it is loaded: NumPy's own, not another library's loaded beside
+    it (torch's MKL); None where none is found."""
+    from threadpoolctl import ThreadpoolController
+    found = [c for c in ThreadpoolController().lib_controllers if c.user_api == "blas"]
     numpy_home = os.path.dirname(os.path.dirname(os.path.abspath(np.__file__)))
-    ours = [info for info in found if os.path.abspath(info.get("filepath", "")).startswith(
+    ours = [c for c in found if os.path.abspath(c.filepath or "").startswith(
         os.path.join(numpy_home, "numpy"))] or found             # numpy/ or numpy.libs/ beside it
-    if not ours:
+    return ours[0] if ours else None
+
+
+@functools.lru_cache(maxsize=None)
+def numpy_blas():
+    """NumPy's BLAS (numpy_blas_controller): a dict with library ("OpenBLAS"), version and architecture (the kernels
+    it runs: "Haswell", "SkylakeX", ...; None where the library does not say); None where none is found. Fixed for
+    the process: OpenBLAS picks its kernels when it is loaded."""
+    controller = numpy_blas_controller()
+    if controller is None:
         return None
-    info = ours[0]
+    info = controller.info()
     library = {"openblas": "OpenBLAS", "mkl": "MKL", "blis": "BLIS"}.get(info["internal_api"], info["internal_api"])
     return {"library": library, "version": info.get("version"), "architecture": info.get("architecture")}
+
+
+def numpy_blas_threads():
+    """How many threads NumPy's BLAS runs a GEMM on now (threadpool_limits changes it; about 1 us to ask), or 1 where
+    no BLAS is found."""
+    controller = numpy_blas_controller()
+    return 1 if controller is None else controller.get_num_threads()
 
 
 def numpy_blas_kernels():

@@ -40,14 +40,12 @@ LAYOUTS = {"direct": (False, False), "transposed-forward": (True, False), "trans
 @pytest.mark.parametrize("cell, nonlinearity", CELL_VARIANTS, ids=VARIANT_IDS)
 def test_fast_engine_equals_reference(cell, nonlinearity, num_layers, random_iter, dtype, layout, rng):
     """layout: H_{t-1} W_hh or (W_hh^T H_{t-1}^T)^T forward, dA_t W_hh^T or (W_hh dA_t^T)^T backward, which the
-    engine chooses by width and OpenBLAS's kernels (fast.recurrent_layout): here forced each way, whatever the
-    width and the kernels."""
+    engine chooses by width, OpenBLAS's kernels and its threads (fast.recurrent_layout): here forced each way,
+    whatever those are."""
     V, H, B, T = 13, 16, 5, 7
     ref = RNNLM(V, H, num_layers, cell, nonlinearity=nonlinearity, dtype=dtype, engine="reference", seed=2)
     fast = RNNLM(V, H, num_layers, cell, nonlinearity=nonlinearity, dtype=dtype, engine="fast", seed=2)
-    forward, backward = LAYOUTS[layout]
-    fast.engine.transposed_forward = [forward] * num_layers
-    fast.engine.transposed_backward = [backward] * num_layers
+    fast.engine.layout_rule = lambda W_hh, kernels, threads: LAYOUTS[layout]
     np.testing.assert_array_equal(ref.flat_params, fast.flat_params)
     corpus = rng.integers(0, V, size=B * T * 5)
     iterate = seq_data_iter_random if random_iter else seq_data_iter_sequential
@@ -90,6 +88,7 @@ def test_with_avx2_kernels_the_forward_alone_is_transposed_where_a_row_of_W_hh_s
     the GRU's 768 (3 KiB) and a 256-wide RNN (1 KiB) do not; the backward stays direct."""
     W_hh = np.empty((nh, CELLS[cell].GATES * nh), dtype)
     assert fast_engine.recurrent_layout(W_hh, kernels) == (transposed, False)
+    assert fast_engine.recurrent_layout(W_hh, kernels, threads=1) == (transposed, False)
 
 
 @pytest.mark.parametrize("kernels", ["SkylakeX", "Cooperlake", "SapphireRapids"])
@@ -100,14 +99,46 @@ def test_with_avx512_kernels_both_recurrent_gemms_are_transposed_at_every_width(
     assert fast_engine.recurrent_layout(np.empty((nh, CELLS[cell].GATES * nh), np.float32), kernels) == (True, True)
 
 
+@pytest.mark.parametrize("kernels", ["Haswell", "Zen", "SkylakeX", None])
+@pytest.mark.parametrize("threads", [2, 3, 16])
+@pytest.mark.parametrize("cell, nh", [("lstm", 256), ("gru", 256), ("rnn", 512), ("rnn", 256), ("gru", 100)])
+def test_with_more_than_one_blas_thread_both_recurrent_gemms_are_transposed(cell, nh, threads, kernels):
+    """fast.recurrent_layout, as measured (README): with more than one thread OpenBLAS splits the product with B
+    rows into two of B/2 rows, the transposed one over its G*nh rows, so both are transposed, whatever the kernels."""
+    W_hh = np.empty((nh, CELLS[cell].GATES * nh), np.float32)
+    assert fast_engine.recurrent_layout(W_hh, kernels, threads) == (True, True)
+
+
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
-def test_the_engine_asks_numpys_blas_for_its_kernels(cell, monkeypatch):
-    """The engine's layouts are recurrent_layout's for the kernels backend.numpy_blas_kernels reports."""
+def test_the_engine_asks_numpys_blas_for_its_kernels_and_threads(cell, monkeypatch):
+    """The engine's layouts are recurrent_layout's for the kernels backend.numpy_blas_kernels reports and the threads
+    backend.numpy_blas_threads reports, asked again at each training chunk."""
+    monkeypatch.setattr(fast_engine, "numpy_blas_threads", lambda: 1)
     for kernels, expected in (("SkylakeX", [True, True]), ("Haswell", [cell == "lstm"] * 2)):
         monkeypatch.setattr(fast_engine, "numpy_blas_kernels", lambda: kernels)
         m = RNNLM(11, 256, 2, cell, engine="fast")
         assert m.engine.transposed_forward == expected
         assert m.engine.transposed_backward == [kernels == "SkylakeX"] * 2
+    X = np.zeros((3, 2), np.int64)
+    monkeypatch.setattr(fast_engine, "numpy_blas_threads", lambda: 2)
+    m.loss_and_grad(X, X, m.begin_state(2))
+    assert m.engine.transposed_forward == m.engine.transposed_backward == [True, True]
+    monkeypatch.setattr(fast_engine, "numpy_blas_threads", lambda: 1)
+    m.loss_and_grad(X, X, m.begin_state(2))
+    assert m.engine.transposed_forward == [cell == "lstm"] * 2 and m.engine.transposed_backward == [False, False]
+
+
+def test_numpy_blas_threads_follows_threadpool_limits():
+    """backend.numpy_blas_threads reads the thread count of NumPy's BLAS as threadpool_limits sets it."""
+    from threadpoolctl import threadpool_limits
+    from scratchrnn.backend import numpy_blas_controller, numpy_blas_threads
+    if numpy_blas_controller() is None:
+        pytest.skip("threadpoolctl finds no BLAS under NumPy")
+    most = numpy_blas_threads()                    # OpenBLAS's own count: the cores it found, unless limited
+    for threads in (1, 2):
+        with threadpool_limits(threads):
+            assert numpy_blas_threads() == min(threads, most)
+    assert numpy_blas_threads() == most
 
 
 @pytest.mark.parametrize("engine", ENGINES)

@@ -20,9 +20,10 @@ What changes against the reference (and nothing else):
 4. Softmax cross-entropy and its gradient in one pass; clipping and the optimiser's update in one pass over
    the flat buffers (after the norm's).
 5. The recurrent GEMMs' layout (recurrent_layout below), with NumPy's BLAS: W_hh^T is packed once per training
-   chunk, contiguous; for some widths, or every width with OpenBLAS's AVX-512 kernels, the forward computes
-   (H_{t-1} W_hh)^T = W_hh^T H_{t-1}^T and transposes the result back (ops.transpose) before the step's kernel;
-   the backward computes dA_t W_hh^T from W_hh^T, or with AVX-512 kernels as (W_hh dA_t^T)^T, transposed back.
+   chunk, contiguous; for some widths, or every width with OpenBLAS's AVX-512 kernels or more than one thread, the
+   forward computes (H_{t-1} W_hh)^T = W_hh^T H_{t-1}^T and transposes the result back (ops.transpose) before the
+   step's kernel; the backward computes dA_t W_hh^T from W_hh^T, or with AVX-512 kernels or more than one thread as
+   (W_hh dA_t^T)^T, transposed back.
 
 Per step and layer: forward (1 row gather, layer 0 on the CPU) + 1 GEMM (+ 1 transpose, for some layouts) + 1 fused
 kernel; backward 1 fused kernel + 1 GEMM (+ 1 transpose, for some layouts).
@@ -34,7 +35,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from ..backend import numpy_blas_kernels
+from ..backend import numpy_blas_kernels, numpy_blas_threads
 from ..cells import step_shapes
 from .clipping import clipping_threshold
 
@@ -59,17 +60,24 @@ MAX_WORKSPACES = 4          # chunk shapes kept at once: training, validation, g
 # 2026-12-02, README): the transposed forward LSTM +9-10%, tanh RNN 512 +10-11%, GRU 256 +1-13%; the transposed
 # backward on top LSTM +3-5%, GRU +5-10%, RNN +8-10%. So both are transposed, at every width.
 #
+# With more than one BLAS thread, whatever the kernels: OpenBLAS splits a product over the rows of its result, and
+# a product with B = 32 rows splits into two of 16, which its kernels run slowly; the transposed product has G*nh
+# rows, which split evenly. AMD EPYC family 25 (Zen 3, AVX2 kernels), 2026-12-02, 2 threads, alone: forward LSTM
+# 231 -> 181 us, GRU 194 -> 151, RNN 257 -> 203 (transpose back included); backward 217 -> 196, 164 -> 152,
+# 227 -> 187. Step, same-process A/B, three passes (README): LSTM +5%, +8%, +3%, GRU +20%, +6%, +9%, tanh RNN +7%,
+# +3%, +10% against the layouts of the AVX2 rule above. At one thread the AVX2 rule stands.
+#
 # With NumPy's BLAS only (cuBLAS has no such preference, and a transpose is one more launch per step on the GPU).
 TRANSPOSED_FORWARD_ROW_BYTES = 2048
 AVX512_BLAS_KERNELS = frozenset({"SkylakeX", "Cooperlake", "SapphireRapids"})
 
 
-def recurrent_layout(W_hh, kernels):
+def recurrent_layout(W_hh, kernels, threads=1):
     """(transposed forward, transposed backward): whether the engine computes H_{t-1} W_hh as (W_hh^T H_{t-1}^T)^T
-    and dA_t W_hh^T as (W_hh dA_t^T)^T on the CPU, for OpenBLAS's `kernels` (backend.numpy_blas_kernels()): both
-    with AVX-512 kernels; else the forward alone, where a row of W_hh spans a multiple of
-    TRANSPOSED_FORWARD_ROW_BYTES."""
-    if kernels in AVX512_BLAS_KERNELS:
+    and dA_t W_hh^T as (W_hh dA_t^T)^T on the CPU, for OpenBLAS's `kernels` (backend.numpy_blas_kernels()) on
+    `threads` threads (backend.numpy_blas_threads()): both with AVX-512 kernels or more than one thread; else the
+    forward alone, where a row of W_hh spans a multiple of TRANSPOSED_FORWARD_ROW_BYTES."""
+    if kernels in AVX512_BLAS_KERNELS or threads > 1:
         return True, True
     return W_hh.shape[1] * W_hh.itemsize % TRANSPOSED_FORWARD_ROW_BYTES == 0, False
 
@@ -91,16 +99,24 @@ class FastEngine:
         # One-hot input (no embedding) on the CPU: layer 0's input part is gathered step by step into one (B, G*nh)
         # buffer, which stays in the cache for the step's kernel, instead of all T steps at once before the loop.
         self.gather_per_step = self.xp is np and not model.embedding_dim
-        if self.xp is np:
-            kernels = numpy_blas_kernels()
-            layouts = [recurrent_layout(model.params[f"l{k}.W_hh"], kernels) for k in range(model.num_layers)]
-        else:
-            layouts = [(False, False)] * model.num_layers
-        self.transposed_forward = [forward for forward, _ in layouts]
-        self.transposed_backward = [backward for _, backward in layouts]
+        # The recurrent GEMMs' layouts: chosen again at each training chunk, as the BLAS's threads may have changed.
+        self.layout_rule = recurrent_layout if self.xp is np else None
+        self.choose_layouts()
         # W_hh^T of each layer, packed once per training chunk: the parameters', whatever the chunk's shape.
         self.W_hhT = [self.xp.empty(model.params[f"l{k}.W_hh"].shape[::-1], model.dtype)
                       for k in range(model.num_layers)]
+
+    def choose_layouts(self):
+        """Per layer, self.transposed_forward and self.transposed_backward: layout_rule's answer for its W_hh, the
+        kernels and the threads of NumPy's BLAS now; the direct GEMMs on a GPU (no layout_rule)."""
+        m = self.model
+        if self.layout_rule is None:
+            layouts = [(False, False)] * m.num_layers
+        else:
+            kernels, threads = numpy_blas_kernels(), numpy_blas_threads()
+            layouts = [self.layout_rule(m.params[f"l{k}.W_hh"], kernels, threads) for k in range(m.num_layers)]
+        self.transposed_forward = [forward for forward, _ in layouts]
+        self.transposed_backward = [backward for _, backward in layouts]
 
     # ------------------------------------------------------------------------------------------
     # Workspaces: allocated once per chunk shape (T, B), with every step's kernel arguments bound
@@ -264,6 +280,7 @@ class FastEngine:
         nh = m.num_hiddens
         ws = self.workspace(T, B)
         ids = X.reshape(-1)
+        self.choose_layouts()
         for k, W_hhT in enumerate(self.W_hhT):                     # W_hh^T packed once per chunk, for both directions
             ops.transpose(m.params[f"l{k}.W_hh"], W_hhT)
         self.forward_layers(ws, X, state, masks, packed=True)
