@@ -8,7 +8,7 @@ for the book's deep LSTM (2 x 256), a GRU (1 x 256) and the tanh RNN (1 x 512), 
 Prints tokens/s, ratios, FLOPs per token, each implementation's share of the float32 physical limit (its
 GEMM FLOPs per second over the peak of one core, measured in the same run by a 1024^3 GEMM, times the cores
 it uses), the GEMM floor (tokens/s of a step that did nothing but its GEMMs, at their
-shapes, with NumPy's BLAS: a bound no implementation on this BLAS passes), the peak memory of a step,
+shapes, with the fast path's BLAS: a bound no implementation on this BLAS passes), the peak memory of a step,
 the minor page faults of a step (memory the step touches for the first time: ours preallocates, PyTorch
 allocates its tensors anew every step), and memory growth over many steps.
 
@@ -33,11 +33,11 @@ import tracemalloc
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from scratchrnn.backend import (BLAS_OVERRIDES, blas_kernel, cpu_model, numpy_blas_kernels, numpy_blas_threads,
-                               variables_set)
+from scratchrnn.backend import BLAS_OVERRIDES, blas_kernel, cpu_model, variables_set
 from scratchrnn.cells import CELLS
 from scratchrnn.cmdline import OneLineParser, positive_int
-from scratchrnn.engines.fast import recurrent_layout
+from scratchrnn.engines import mkl
+from scratchrnn.engines.fast import blas_now, recurrent_layout
 from scratchrnn.model import RNNLM
 from scratchrnn.torch_baseline import TorchStep
 from scratchrnn.train import detach
@@ -68,32 +68,50 @@ def flops_per_token(cell, layers, nh):
     return forward + backward
 
 
-def gemm_gflops():
-    """This machine's float32 GEMM throughput (1024^3), at the current thread limit: the best of 5 rounds.
-    At one thread, the float32 peak of one core as far as any program on it can tell."""
+def gemm_gflops(matmul=np.matmul):
+    """This machine's float32 GEMM throughput (1024^3) with `matmul` (NumPy's, or mkl.matmul), at the current thread
+    limit: the best of 5 rounds. At one thread, the float32 peak of one core as far as any program on it can tell."""
     a = np.random.default_rng(0).standard_normal((1024, 1024)).astype(np.float32)
     c = np.empty_like(a)
     for _ in range(3):                                   # wake the BLAS threads up
-        np.matmul(a, a, out=c)
+        matmul(a, a, out=c)
     best = 0.0
     for _ in range(5):                                   # best of 5 rounds: this machine is noisy
         reps, start = 10, time.perf_counter()
         for _ in range(reps):
-            np.matmul(a, a, out=c)
+            matmul(a, a, out=c)
         best = max(best, reps * 2 * 1024 ** 3 / (time.perf_counter() - start) / 1e9)
     return best
 
 
+def fast_path_blas():
+    """Which BLAS the fast path's GEMMs run on (mkl.chosen, by SCRATCHRNN_BLAS), in words."""
+    choice = f"{mkl.VARIABLE}={os.environ.get(mkl.VARIABLE, 'auto')}"
+    if mkl.chosen():
+        return f"the fast path's GEMMs: {mkl.describe()} ({choice})"
+    return f"the fast path's GEMMs: NumPy's BLAS ({choice}; {mkl.describe()})"
+
+
 def one_core_peak():
-    """(one core's float32 peak in GFLOP/s, lines that say how it was found). The peak of NumPy's BLAS as it is
-    loaded (gemm_gflops at one thread); when one of BLAS_OVERRIDES is set (OPENBLAS_CORETYPE=Haswell runs AVX2
-    kernels on an AVX-512 CPU), also the peak of the kernels OpenBLAS picks for this CPU without them, measured in
-    a child process started without them: the physical limit is the CPU's, the larger of the two."""
+    """(one core's float32 peak in GFLOP/s, lines that say how it was found). The larger peak of NumPy's BLAS as it
+    is loaded and of MKL where it loads (gemm_gflops at one thread); when one of BLAS_OVERRIDES is set
+    (OPENBLAS_CORETYPE=Haswell runs AVX2 kernels on an AVX-512 CPU), also the peak of the kernels OpenBLAS picks for
+    this CPU without them, measured in a child process started without them: the physical limit is the CPU's, the
+    largest of them."""
     described, overrides = blas_kernel()
     with threadpool_limits(1):
         peak = gemm_gflops()
+        mkl_peak = 0.0
+        if mkl.load()[0] is not None:
+            mkl.load_library()
+            mkl.sync_threads(1)
+            mkl_peak = gemm_gflops(mkl.matmul)
     lines = [f"NumPy's BLAS: {described}; one core's float32 peak with it (1024^3 GEMM, one thread, best of 5): "
              f"{peak:.0f} GFLOP/s"]
+    if mkl_peak:
+        lines.append(f"{mkl.describe()}: one core's float32 peak with it, the same way: {mkl_peak:.0f} GFLOP/s")
+    lines.append(fast_path_blas())
+    peak = max(peak, mkl_peak)
     if not overrides:
         return peak, lines
     child = ("import sys; sys.path.insert(0, sys.argv[1]); from threadpoolctl import threadpool_limits; "
@@ -145,13 +163,14 @@ def count(faults):
 def step_gemms(cell, layers, nh):
     """The GEMMs of one training step of the fast engine, in the layouts it runs them, as (count, M, K, N,
     A transposed?, B transposed?) (a transposed operand is a view of a contiguous array): per layer the
-    per-step recurrent GEMMs (fast.recurrent_layout, for the BLAS's threads now: forward H W_hh, or W_hh^T H^T;
+    per-step recurrent GEMMs (fast.recurrent_layout, for the fast path's BLAS and its threads now (fast.blas_now):
+    forward H W_hh, or W_hh^T H^T;
     backward dA W_hh^T, from W_hh^T packed once per chunk, or W_hh dA^T), the hoisted input projection and dX of
     layers above the first, the weight gradients over the chunk; the output layer."""
     G, TB = CELLS[cell].GATES, T * B
     gemms = [(1, TB, nh, V, False, False), (1, nh, TB, V, True, False), (1, TB, V, nh, False, True)]
     transposed_forward, transposed_backward = recurrent_layout(np.empty((nh, G * nh), np.float32),
-                                                               numpy_blas_kernels(), numpy_blas_threads())
+                                                               *blas_now(mkl.chosen()))
     for k in range(layers):
         forward = (T, G * nh, nh, B, False, True) if transposed_forward else (T, B, nh, G * nh, False, False)
         backward = (T, nh, G * nh, B, False, True) if transposed_backward else (T, B, G * nh, nh, False, False)
@@ -163,8 +182,9 @@ def step_gemms(cell, layers, nh):
 
 
 def gemm_floor(cell, layers, nh, rounds):
-    """Tokens/s of a step that did nothing but its GEMMs, with NumPy's BLAS at their very shapes and layouts:
+    """Tokens/s of a step that did nothing but its GEMMs, with the fast path's BLAS at their very shapes and layouts:
     an upper bound for this engine's step on this BLAS (no gate math, no transposes, no Python)."""
+    matmul = mkl.matmul if mkl.chosen() else np.matmul
     rng = np.random.default_rng(0)
     calls = []
     for count, M, K, N, a_transposed, b_transposed in step_gemms(cell, layers, nh):
@@ -175,7 +195,7 @@ def gemm_floor(cell, layers, nh, rounds):
     for _ in range(rounds + 1):                          # the first round wakes the BLAS threads up
         start = time.perf_counter()
         for a, b, c in calls:
-            np.matmul(a, b, out=c)
+            matmul(a, b, out=c)
         best = min(best, time.perf_counter() - start)
     return T * B / best
 

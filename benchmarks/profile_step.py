@@ -3,7 +3,7 @@
     python benchmarks/profile_step.py [--threads 1 2] [--steps 20] [--rounds 5]
 
 The fast engine runs its own code on the benchmark's data (bench_cpu.py: batch 32, 35 steps, float32,
-forward, backward, clipping, SGD). Only its array module and its kernels are wrapped, each call timed
+forward, backward, clipping, SGD). Only its GEMM and its kernels are wrapped, each call timed
 and its time added to its phase:
 
     recurrent GEMMs     H_{t-1} W_hh forward and dA_t W_hh^T backward: 2 per step and layer (M = B rows)
@@ -45,28 +45,27 @@ class PassThrough:
 
 
 class Timed:
-    """Wraps the engine's `xp` and `ops`: matmul and every kernel add their time (and a GEMM its FLOPs)
-    to a phase; everything else passes through untouched."""
+    """Wraps the engine's matmul (NumPy's or MKL's) and its `ops`: every GEMM and every kernel add their time (and a
+    GEMM its FLOPs) to a phase; everything else passes through untouched."""
 
     def __init__(self, engine, B):
         self.seconds, self.flops = defaultdict(float), defaultdict(float)
-        self.engine, self.xp, self.ops = engine, engine.xp, engine.ops
+        self.engine, self.matmul, self.ops = engine, engine.matmul, engine.ops
         kernels = {engine.cell.FORWARD_KERNEL: "forward kernels", engine.cell.BACKWARD_KERNEL: "backward kernels"}
         kernels.update(sgd_update="update")
         names = ("transpose", "gather_rows_bias", "scatter_add_rows", "softmax_xent", *kernels)
         wrapped_ops = PassThrough(self.ops, **{n: self.timer(getattr(self.ops, n), kernels.get(n, n)) for n in names})
-        xp = self.xp
+        untimed_matmul = self.matmul
 
         def matmul(a, b, out):
             phase = "recurrent GEMMs" if B in (out.shape[0], out.shape[1]) else "hoisted GEMMs"
             start = time.perf_counter()
-            xp.matmul(a, b, out=out)
+            untimed_matmul(a, b, out=out)
             self.seconds[phase] += time.perf_counter() - start
             self.flops[phase] += 2.0 * a.shape[0] * a.shape[1] * b.shape[1]
             return out
 
-        self.wrapped_xp = PassThrough(xp, matmul=matmul)
-        self.wrapped_ops = wrapped_ops
+        self.wrapped_matmul, self.wrapped_ops = matmul, wrapped_ops
 
     def timer(self, function, phase):
         def timed(*args):
@@ -79,15 +78,15 @@ class Timed:
     def __enter__(self):
         self.seconds.clear()
         self.flops.clear()
-        self.swap(self.wrapped_xp, self.wrapped_ops)
+        self.swap(self.wrapped_matmul, self.wrapped_ops)
         return self
 
     def __exit__(self, *exc):
-        self.swap(self.xp, self.ops)
+        self.swap(self.matmul, self.ops)
 
-    def swap(self, xp, ops):
+    def swap(self, matmul, ops):
         e = self.engine
-        e.xp, e.ops = xp, ops
+        e.matmul, e.ops = matmul, ops
         e.forward_kernel, e.backward_kernel = getattr(ops, e.cell.FORWARD_KERNEL), getattr(ops, e.cell.BACKWARD_KERNEL)
 
 

@@ -52,15 +52,41 @@ def test_the_physical_limit_is_the_cpus_own_kernels_peak_when_openblas_is_told_t
     """With OPENBLAS_CORETYPE set (on some machines it makes OpenBLAS run AVX2 kernels on an AVX-512 CPU), the
     benchmark says so and also measures, in a child process without it, the kernels OpenBLAS picks for this CPU:
     the physical limit is the larger peak. Without it, one line and no child."""
-    monkeypatch.setattr(bench, "gemm_gflops", lambda: 1.0)           # the in-process peak; the child's is real
+    monkeypatch.setattr(bench, "gemm_gflops", lambda matmul=None: 1.0)   # in-process peaks; the child's is real
     monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")
     peak, lines = bench.one_core_peak()
-    assert len(lines) == 2 and lines[0].startswith("NumPy's BLAS: ") and "1 GFLOP/s" in lines[0]
-    assert lines[1].startswith("WARNING: OPENBLAS_CORETYPE=Haswell") and "env -u OPENBLAS_CORETYPE" in lines[1]
-    assert peak > 1.0 and f"{peak:.0f} GFLOP/s per core" in lines[1]
+    assert lines[0].startswith("NumPy's BLAS: ") and "1 GFLOP/s" in lines[0]
+    assert lines[-2].startswith("the fast path's GEMMs: ")
+    assert lines[-1].startswith("WARNING: OPENBLAS_CORETYPE=Haswell") and "env -u OPENBLAS_CORETYPE" in lines[-1]
+    assert peak > 1.0 and f"{peak:.0f} GFLOP/s per core" in lines[-1]
     for name in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
         monkeypatch.delenv(name, raising=False)
-    assert bench.one_core_peak() == (1.0, lines[:1])
+    assert bench.one_core_peak() == (1.0, lines[:-1])
+
+
+@pytest.mark.parametrize("blas", ["numpy", "mkl"])
+def test_the_benchmark_names_the_fast_paths_blas_and_times_its_gemms_in_its_layouts(bench, blas, monkeypatch):
+    """bench_cpu says which BLAS the fast path's GEMMs run on (SCRATCHRNN_BLAS, engines/mkl.py), measures MKL's peak
+    beside NumPy's where MKL loads, and its GEMM floor takes the engine's layouts for that BLAS."""
+    import numpy as np
+    from scratchrnn.engines import mkl
+    from scratchrnn.engines.fast import blas_now, recurrent_layout
+    if blas == "mkl" and mkl.load()[0] is None:
+        pytest.skip("MKL is not installed (pip install 'scratchrnn[mkl]')")
+    monkeypatch.setenv(mkl.VARIABLE, blas)
+    line = bench.fast_path_blas()
+    assert line.startswith("the fast path's GEMMs: " + ("MKL " if blas == "mkl" else "NumPy's BLAS"))
+    assert f"{mkl.VARIABLE}={blas}" in line
+    peaks = []
+    monkeypatch.setattr(bench, "gemm_gflops", lambda matmul=np.matmul: peaks.append(matmul) or 1.0 + len(peaks))
+    peak, lines = bench.one_core_peak()
+    assert peaks[0] is np.matmul and peaks[1:] == ([mkl.matmul] if mkl.load()[0] is not None else [])
+    assert peak == 1.0 + len(peaks) and line in lines
+    nh = 256
+    expected = recurrent_layout(np.empty((nh, 4 * nh), np.float32), *blas_now(blas == "mkl"))
+    forward = (bench.T, 4 * nh, nh, bench.B, False, True) if expected[0] else (bench.T, bench.B, nh, 4 * nh, False, False)
+    assert forward in bench.step_gemms("lstm", 1, nh)
+    assert bench.gemm_floor("lstm", 1, 32, 1) > 0
 
 
 def test_the_cpu_and_numpys_blas_are_named():

@@ -6,6 +6,7 @@ from conftest import CELL_VARIANTS, VARIANT_IDS, ENGINES
 from scratchrnn.cells import CELLS
 from scratchrnn.data import seq_data_iter_random, seq_data_iter_sequential
 from scratchrnn.engines import fast as fast_engine
+from scratchrnn.engines import mkl
 from scratchrnn.errors import ConfigError
 from scratchrnn.gradcheck import relative_error
 from scratchrnn.model import RNNLM
@@ -29,22 +30,29 @@ def assert_same_step(ref, fast, X, Y, state, tol):
     return state_r
 
 
-# The recurrent GEMMs' layouts the engine takes with NumPy's BLAS (fast.recurrent_layout): (forward, backward).
-LAYOUTS = {"direct": (False, False), "transposed-forward": (True, False), "transposed": (True, True)}
+# The recurrent GEMMs' layouts the engine may take on the CPU (fast.recurrent_layout): (forward, backward).
+LAYOUTS = {"direct": (False, False), "transposed-forward": (True, False), "transposed-backward": (False, True),
+           "transposed": (True, True)}
+# The CPU BLAS of the engine's GEMMs (SCRATCHRNN_BLAS, engines/mkl.py): MKL's tests skipped where it is not installed.
+BLASES = ["numpy", pytest.param("mkl", marks=pytest.mark.skipif(mkl.load()[0] is None, reason="MKL not installed"))]
 
 
+@pytest.mark.parametrize("blas", BLASES)
 @pytest.mark.parametrize("layout", list(LAYOUTS))
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("random_iter", [False, True], ids=["sequential", "random"])
 @pytest.mark.parametrize("num_layers", [1, 2, 3])
 @pytest.mark.parametrize("cell, nonlinearity", CELL_VARIANTS, ids=VARIANT_IDS)
-def test_fast_engine_equals_reference(cell, nonlinearity, num_layers, random_iter, dtype, layout, rng):
+def test_fast_engine_equals_reference(cell, nonlinearity, num_layers, random_iter, dtype, layout, blas, rng,
+                                      monkeypatch):
     """layout: H_{t-1} W_hh or (W_hh^T H_{t-1}^T)^T forward, dA_t W_hh^T or (W_hh dA_t^T)^T backward, which the
-    engine chooses by width, OpenBLAS's kernels and its threads (fast.recurrent_layout): here forced each way,
-    whatever those are."""
+    engine chooses by width, the BLAS, its kernels and its threads (fast.recurrent_layout): here forced each way,
+    whatever those are, with NumPy's matmul and with MKL's."""
+    monkeypatch.setenv(mkl.VARIABLE, blas)
     V, H, B, T = 13, 16, 5, 7
     ref = RNNLM(V, H, num_layers, cell, nonlinearity=nonlinearity, dtype=dtype, engine="reference", seed=2)
     fast = RNNLM(V, H, num_layers, cell, nonlinearity=nonlinearity, dtype=dtype, engine="fast", seed=2)
+    assert fast.engine.mkl is (blas == "mkl")
     fast.engine.layout_rule = lambda W_hh, kernels, threads: LAYOUTS[layout]
     np.testing.assert_array_equal(ref.flat_params, fast.flat_params)
     corpus = rng.integers(0, V, size=B * T * 5)
@@ -109,10 +117,24 @@ def test_with_more_than_one_blas_thread_both_recurrent_gemms_are_transposed(cell
     assert fast_engine.recurrent_layout(W_hh, kernels, threads) == (True, True)
 
 
+@pytest.mark.parametrize("threads", [1, 2, 16])
+@pytest.mark.parametrize("cell, nh, dtype", [("lstm", 256, "float32"), ("gru", 256, "float32"), ("rnn", 512, "float32"),
+                                             ("rnn", 256, "float32"), ("lstm", 128, "float64"), ("gru", 100, "float32")])
+def test_with_mkl_the_forward_alone_is_transposed_with_more_than_one_thread_where_a_row_spans_a_multiple_of_2_kib(
+        cell, nh, dtype, threads):
+    """fast.recurrent_layout, as measured (README, round eight) with MKL: both direct at one thread; with more, the
+    forward transposed for the LSTM's 1024 gate columns and the tanh RNN's 512 (4 and 2 KiB a row), not the GRU's 768
+    nor a 256-wide RNN; the backward always direct."""
+    W_hh = np.empty((nh, CELLS[cell].GATES * nh), dtype)
+    spans_2kib = W_hh.shape[1] * W_hh.itemsize % 2048 == 0
+    assert fast_engine.recurrent_layout(W_hh, fast_engine.MKL_KERNELS, threads) == (threads > 1 and spans_2kib, False)
+
+
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 def test_the_engine_asks_numpys_blas_for_its_kernels_and_threads(cell, monkeypatch):
-    """The engine's layouts are recurrent_layout's for the kernels backend.numpy_blas_kernels reports and the threads
-    backend.numpy_blas_threads reports, asked again at each training chunk."""
+    """With NumPy's BLAS, the engine's layouts are recurrent_layout's for the kernels backend.numpy_blas_kernels
+    reports and the threads backend.numpy_blas_threads reports, asked again at each training chunk."""
+    monkeypatch.setenv(mkl.VARIABLE, "numpy")
     monkeypatch.setattr(fast_engine, "numpy_blas_threads", lambda: 1)
     for kernels, expected in (("SkylakeX", [True, True]), ("Haswell", [cell == "lstm"] * 2)):
         monkeypatch.setattr(fast_engine, "numpy_blas_kernels", lambda: kernels)

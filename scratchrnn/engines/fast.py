@@ -19,11 +19,12 @@ What changes against the reference (and nothing else):
    GEMMs write into their destination (`out=`), parameters are updated in place.
 4. Softmax cross-entropy and its gradient in one pass; clipping and the optimiser's update in one pass over
    the flat buffers (after the norm's).
-5. The recurrent GEMMs' layout (recurrent_layout below), with NumPy's BLAS: W_hh^T is packed once per training
-   chunk, contiguous; for some widths, or every width with OpenBLAS's AVX-512 kernels or more than one thread, the
-   forward computes (H_{t-1} W_hh)^T = W_hh^T H_{t-1}^T and transposes the result back (ops.transpose) before the
-   step's kernel; the backward computes dA_t W_hh^T from W_hh^T, or with AVX-512 kernels or more than one thread as
-   (W_hh dA_t^T)^T, transposed back.
+5. The recurrent GEMMs' layout (recurrent_layout below), on the CPU: W_hh^T is packed once per training chunk,
+   contiguous; for some widths, BLAS kernels and thread counts the forward computes (H_{t-1} W_hh)^T =
+   W_hh^T H_{t-1}^T and transposes the result back (ops.transpose) before the step's kernel; the backward computes
+   dA_t W_hh^T from W_hh^T, or for some as (W_hh dA_t^T)^T, transposed back.
+6. The CPU's GEMMs through MKL where it is installed and chosen (mkl.py: 1.5-1.8x OpenBLAS's speed at the
+   recurrent GEMMs' shapes on an Intel Xeon), else NumPy's matmul (its OpenBLAS); CuPy's (cuBLAS) on a GPU.
 
 Per step and layer: forward (1 row gather, layer 0 on the CPU) + 1 GEMM (+ 1 transpose, for some layouts) + 1 fused
 kernel; backward 1 fused kernel + 1 GEMM (+ 1 transpose, for some layouts).
@@ -37,11 +38,13 @@ import numpy as np
 
 from ..backend import numpy_blas_kernels, numpy_blas_threads
 from ..cells import step_shapes
+from . import mkl
 from .clipping import clipping_threshold
 
 MAX_WORKSPACES = 4          # chunk shapes kept at once: training, validation, generation, and one spare
 
-# The recurrent GEMMs' layout on the CPU, which depends on the kernels NumPy's OpenBLAS runs (backend.numpy_blas).
+# The recurrent GEMMs' layout on the CPU, which depends on the BLAS: the kernels NumPy's OpenBLAS runs
+# (backend.numpy_blas), or MKL.
 #
 # With its AVX2 kernels (Haswell, Zen), 32 rows: dA_t W_hh^T runs at 53% of a core's peak when OpenBLAS reads W_hh^T
 # as a transposed view of W_hh and at 85% from a contiguous copy, so W_hh^T is packed once per chunk. Forward,
@@ -67,19 +70,46 @@ MAX_WORKSPACES = 4          # chunk shapes kept at once: training, validation, g
 # 227 -> 187. Step, same-process A/B, three passes (README): LSTM +5%, +8%, +3%, GRU +20%, +6%, +9%, tanh RNN +7%,
 # +3%, +10% against the layouts of the AVX2 rule above. At one thread the AVX2 rule stands.
 #
-# With NumPy's BLAS only (cuBLAS has no such preference, and a transpose is one more launch per step on the GPU).
+# With MKL instead (mkl.py; Intel Xeon, Sapphire Rapids class, AVX-512, 2026-12-02, README "CPU speed", round
+# eight), step tok/s over PyTorch's in the same run, three same-process A/B passes, direct forward and backward
+# against the transposed forward (direct backward): one thread LSTM 1.17/1.11x, 1.12/1.07x, 1.13/1.08x, GRU
+# 1.93/1.81x, 1.85/1.81x, 1.76/1.66x, RNN 512 1.80/1.63x, 1.63/1.58x, 1.63/1.63x: both direct (no transpose back).
+# Two threads LSTM 0.98/0.94x, 1.09/1.19x, 0.88/0.98x, RNN 512 1.63/2.05x, 1.58/1.84x, 1.72/1.62x, GRU 2.06/1.87x,
+# 2.17/2.06x, 1.77/1.72x: the forward transposed where a row of W_hh spans a multiple of 2 KiB, as with OpenBLAS's
+# AVX2 kernels. The backward transposed instead of direct, two passes, one thread then two: LSTM 1.22/1.17x,
+# 1.03/1.12x, 1.02/0.98x, 1.14/1.09x, GRU 1.87/1.93x, 1.73/1.85x, 2.06/2.06x, 2.09/2.17x, RNN 1.82/1.80x,
+# 1.33/1.63x, 1.86/1.63x, 1.75/1.58x: no rule by width or threads that holds; direct (one call fewer).
+# Differences of 2-10%: this machine's noise between passes is as large, so a rule is a majority of the passes.
+#
+# With a CPU BLAS only (cuBLAS has no such preference, and a transpose is one more launch per step on the GPU).
 TRANSPOSED_FORWARD_ROW_BYTES = 2048
 AVX512_BLAS_KERNELS = frozenset({"SkylakeX", "Cooperlake", "SapphireRapids"})
+MKL_KERNELS = "MKL"                 # the `kernels` of recurrent_layout when the GEMMs go through MKL (mkl.py)
 
 
 def recurrent_layout(W_hh, kernels, threads=1):
     """(transposed forward, transposed backward): whether the engine computes H_{t-1} W_hh as (W_hh^T H_{t-1}^T)^T
-    and dA_t W_hh^T as (W_hh dA_t^T)^T on the CPU, for OpenBLAS's `kernels` (backend.numpy_blas_kernels()) on
-    `threads` threads (backend.numpy_blas_threads()): both with AVX-512 kernels or more than one thread; else the
-    forward alone, where a row of W_hh spans a multiple of TRANSPOSED_FORWARD_ROW_BYTES."""
+    and dA_t W_hh^T as (W_hh dA_t^T)^T on the CPU, for the BLAS's `kernels` (MKL_KERNELS, or OpenBLAS's:
+    backend.numpy_blas_kernels()) on `threads` threads (blas_now): with OpenBLAS both, with AVX-512 kernels or more
+    than one thread; else the forward alone, where a row of W_hh spans a multiple of TRANSPOSED_FORWARD_ROW_BYTES,
+    with MKL only on more than one thread."""
+    spans_2kib = W_hh.shape[1] * W_hh.itemsize % TRANSPOSED_FORWARD_ROW_BYTES == 0
+    if kernels == MKL_KERNELS:
+        return threads > 1 and spans_2kib, False
     if kernels in AVX512_BLAS_KERNELS or threads > 1:
         return True, True
-    return W_hh.shape[1] * W_hh.itemsize % TRANSPOSED_FORWARD_ROW_BYTES == 0, False
+    return spans_2kib, False
+
+
+def blas_now(use_mkl):
+    """(kernels, threads) of the CPU BLAS the engine's GEMMs run on now, recurrent_layout's arguments: MKL_KERNELS or
+    OpenBLAS's kernels, and the threads of NumPy's BLAS (threadpool_limits changes them), to which MKL is set first:
+    one setting for both."""
+    threads = numpy_blas_threads()
+    if use_mkl:
+        mkl.sync_threads(threads)
+        return MKL_KERNELS, threads
+    return numpy_blas_kernels(), threads
 
 
 def parameter_names(function):
@@ -90,6 +120,11 @@ class FastEngine:
     def __init__(self, model, ops, name):
         self.model, self.ops, self.name = model, ops, name
         self.xp, self.cell = model.xp, model.cell
+        # Every GEMM: NumPy's (or CuPy's) matmul, or on the CPU MKL's where it is installed and chosen (mkl.py).
+        self.mkl = self.xp is np and mkl.chosen()
+        self.matmul = mkl.matmul if self.mkl else self.xp.matmul
+        if self.mkl:
+            self.name = f"{name} with MKL"
         self.forward_kernel = getattr(ops, self.cell.FORWARD_KERNEL)
         self.backward_kernel = getattr(ops, self.cell.BACKWARD_KERNEL)
         self.forward_names = parameter_names(self.cell.step_forward)
@@ -108,12 +143,13 @@ class FastEngine:
 
     def choose_layouts(self):
         """Per layer, self.transposed_forward and self.transposed_backward: layout_rule's answer for its W_hh, the
-        kernels and the threads of NumPy's BLAS now; the direct GEMMs on a GPU (no layout_rule)."""
+        kernels and the threads of the BLAS now (MKL runs as many threads as NumPy's BLAS); the direct GEMMs on a GPU
+        (no layout_rule)."""
         m = self.model
         if self.layout_rule is None:
             layouts = [(False, False)] * m.num_layers
         else:
-            kernels, threads = numpy_blas_kernels(), numpy_blas_threads()
+            kernels, threads = blas_now(self.mkl)
             layouts = [self.layout_rule(m.params[f"l{k}.W_hh"], kernels, threads) for k in range(m.num_layers)]
         self.transposed_forward = [forward for forward, _ in layouts]
         self.transposed_backward = [backward for _, backward in layouts]
@@ -214,12 +250,12 @@ class FastEngine:
                 pass                                              # one-hot input, gathered at each step below
             elif k == 0 and m.embedding_dim:                     # Emb = E[X], then a GEMM like any layer
                 ops.gather_rows_bias(m.params["E"], ids, ws.zero_bias, ws.emb)
-                xp.matmul(ws.emb, W_xh, out=layer.Ax.reshape(T * B, -1))
+                self.matmul(ws.emb, W_xh, out=layer.Ax.reshape(T * B, -1))
                 layer.Ax += b_xh
             elif k == 0:                                          # one-hot input: a row gather of W_xh
                 ops.gather_rows_bias(W_xh, ids, b_xh, layer.Ax.reshape(T * B, -1))
             else:
-                xp.matmul(ws.layers[k - 1].out.reshape(T * B, nh), W_xh, out=layer.Ax.reshape(T * B, -1))
+                self.matmul(ws.layers[k - 1].out.reshape(T * B, nh), W_xh, out=layer.Ax.reshape(T * B, -1))
                 layer.Ax += b_xh
             for S, value in zip(self.cell.STATE, state[k]):
                 layer.states[S][0] = value
@@ -228,16 +264,16 @@ class FastEngine:
                 if layer.per_step:                                       # X_t W_xh + b_xh: rows of W_xh
                     ops.gather_rows_bias(W_xh, X[t], b_xh, layer.Ax[0])
                 if transposed:
-                    xp.matmul(self.W_hhT[k], layer.H[t].T, out=layer.AhT)   # (H_{t-1} W_hh)^T = W_hh^T H_{t-1}^T
+                    self.matmul(self.W_hhT[k], layer.H[t].T, out=layer.AhT)   # (H_{t-1} W_hh)^T = W_hh^T H_{t-1}^T
                     ops.transpose(layer.AhT, layer.Ah)
                 else:
-                    xp.matmul(layer.H[t], W_hh, out=layer.Ah)
+                    self.matmul(layer.H[t], W_hh, out=layer.Ah)
                 self.forward_kernel(*layer.forward_args[t])
             if masks is None:
                 layer.out = layer.H[1:]
             else:                                                     # dropout.dropout_forward, in place
                 layer.out = xp.multiply(layer.H[1:], masks[k], out=layer.Hd)
-        xp.matmul(ws.layers[-1].out.reshape(T * B, nh), m.params["W_hq"], out=ws.logits)
+        self.matmul(ws.layers[-1].out.reshape(T * B, nh), m.params["W_hq"], out=ws.logits)
         ws.logits += m.params["b_q"]
 
     def final_state(self, ws):
@@ -290,9 +326,9 @@ class FastEngine:
         H_top = ws.layers[-1].out.reshape(T * B, nh)
         ops.softmax_xent(ws.logits, Y.reshape(-1), ws.row_loss)
         loss = ws.row_loss.mean()
-        xp.matmul(H_top.T, ws.logits, out=m.grads["W_hq"])
+        self.matmul(H_top.T, ws.logits, out=m.grads["W_hq"])
         ws.logits.sum(axis=0, out=m.grads["b_q"])
-        xp.matmul(ws.logits, m.params["W_hq"].T, out=ws.dHs[0].reshape(T * B, nh))
+        self.matmul(ws.logits, m.params["W_hq"].T, out=ws.dHs[0].reshape(T * B, nh))
         if masks is not None:                                         # dropout.dropout_backward, in place
             ws.dHs[0] *= masks[-1]
 
@@ -310,31 +346,31 @@ class FastEngine:
                     flow[k, t] = float(xp.linalg.norm(self.state_gradient(ws, (dHs[t],))[0]))
                 self.backward_kernel(*layer.backward_args[t])
                 if transposed:                                                       # to H_{t-1}:
-                    xp.matmul(W_hh, layer.dAh[t].T, out=ws.dH_recT)                 # (dA_t W_hh^T)^T = W_hh dA_t^T
+                    self.matmul(W_hh, layer.dAh[t].T, out=ws.dH_recT)                 # (dA_t W_hh^T)^T = W_hh dA_t^T
                     ops.transpose(ws.dH_recT, ws.dH_rec)
                 else:
-                    xp.matmul(layer.dAh[t], self.W_hhT[k], out=ws.dH_rec)
+                    self.matmul(layer.dAh[t], self.W_hhT[k], out=ws.dH_rec)
             dstate0[k] = self.state_gradient(ws)
 
             dAx2d, dAh2d = layer.dAx.reshape(T * B, -1), layer.dAh.reshape(T * B, -1)
-            xp.matmul(layer.H[:T].reshape(T * B, nh).T, dAh2d, out=g["W_hh"])   # one GEMM for the chunk
+            self.matmul(layer.H[:T].reshape(T * B, nh).T, dAh2d, out=g["W_hh"])   # one GEMM for the chunk
             dAx2d.sum(axis=0, out=g["b_xh"])
             if layer.dAh is layer.dAx:                  # one dA for both parts (LSTM, RNN): the same sum
                 g["b_hh"][...] = g["b_xh"]
             else:
                 dAh2d.sum(axis=0, out=g["b_hh"])
             if k == 0 and m.embedding_dim:
-                xp.matmul(ws.emb.T, dAx2d, out=g["W_xh"])
-                xp.matmul(dAx2d, W_xh.T, out=ws.demb)                  # dEmb, then rows into dE
+                self.matmul(ws.emb.T, dAx2d, out=g["W_xh"])
+                self.matmul(dAx2d, W_xh.T, out=ws.demb)                  # dEmb, then rows into dE
                 m.grads["E"].fill(0)
                 ops.scatter_add_rows(m.grads["E"], ids, ws.demb)
             elif k == 0:
                 g["W_xh"].fill(0)
                 ops.scatter_add_rows(g["W_xh"], ids, dAx2d)
             else:
-                xp.matmul(ws.layers[k - 1].out.reshape(T * B, nh).T, dAx2d, out=g["W_xh"])
+                self.matmul(ws.layers[k - 1].out.reshape(T * B, nh).T, dAx2d, out=g["W_xh"])
                 below = ws.dHs[(m.num_layers - k) % 2]
-                xp.matmul(dAx2d, W_xh.T, out=below.reshape(T * B, nh))        # to the layer below
+                self.matmul(dAx2d, W_xh.T, out=below.reshape(T * B, nh))        # to the layer below
                 if masks is not None:                                 # through its dropout
                     below *= masks[k - 1]
         if flow is not None:
