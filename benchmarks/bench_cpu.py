@@ -1,7 +1,8 @@
 """CPU benchmark of the full training step (forward, backward, clipping, SGD, detached state), one run,
 same data for every implementation:
 
-    (a) the readable NumPy reference   (b) the fast path (hoisted GEMMs + Numba kernels)
+    (a) the readable NumPy reference   (b) the fast path (hoisted GEMMs + Numba kernels; its GEMMs on MKL
+                                           where it is installed and chosen: engines/mkl.py)
     (c) PyTorch's nn.LSTM / nn.GRU / nn.RNN doing the same work (pip install 'scratchrnn[bench]')
 
 for the book's deep LSTM (2 x 256), a GRU (1 x 256) and the tanh RNN (1 x 512), at 1 and 2 threads.
@@ -182,15 +183,20 @@ def step_gemms(cell, layers, nh):
 
 
 def gemm_floor(cell, layers, nh, rounds):
-    """Tokens/s of a step that did nothing but its GEMMs, with the fast path's BLAS at their very shapes and layouts:
-    an upper bound for this engine's step on this BLAS (no gate math, no transposes, no Python)."""
-    matmul = mkl.matmul if mkl.chosen() else np.matmul
+    """Tokens/s of a step that did nothing but its GEMMs, with the fast path's BLAS at their very shapes and layouts
+    (with MKL, the per-step recurrent GEMMs with W_hh packed, as the engine runs them): an upper bound for this
+    engine's step on this BLAS (no gate math, no transposes, no Python)."""
+    use_mkl = mkl.chosen()
+    matmul = mkl.matmul if use_mkl else np.matmul
     rng = np.random.default_rng(0)
     calls = []
     for count, M, K, N, a_transposed, b_transposed in step_gemms(cell, layers, nh):
         a = rng.standard_normal((K, M) if a_transposed else (M, K)).astype(np.float32)
         b = rng.standard_normal((N, K) if b_transposed else (K, N)).astype(np.float32)
-        calls += [(a.T if a_transposed else a, b.T if b_transposed else b, np.empty((M, N), np.float32))] * count
+        b = b.T if b_transposed else b
+        if use_mkl and count == T:                       # a per-step recurrent GEMM: W_hh or W_hh^T, packed
+            b = mkl.PackedB(M, K, N, np.float32).pack(b)
+        calls += [(a.T if a_transposed else a, b, np.empty((M, N), np.float32))] * count
     best = float("inf")
     for _ in range(rounds + 1):                          # the first round wakes the BLAS threads up
         start = time.perf_counter()

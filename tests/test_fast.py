@@ -119,15 +119,12 @@ def test_with_more_than_one_blas_thread_both_recurrent_gemms_are_transposed(cell
 
 @pytest.mark.parametrize("threads", [1, 2, 16])
 @pytest.mark.parametrize("cell, nh, dtype", [("lstm", 256, "float32"), ("gru", 256, "float32"), ("rnn", 512, "float32"),
-                                             ("rnn", 256, "float32"), ("lstm", 128, "float64"), ("gru", 100, "float32")])
-def test_with_mkl_the_forward_alone_is_transposed_with_more_than_one_thread_where_a_row_spans_a_multiple_of_2_kib(
-        cell, nh, dtype, threads):
-    """fast.recurrent_layout, as measured (README, round eight) with MKL: both direct at one thread; with more, the
-    forward transposed for the LSTM's 1024 gate columns and the tanh RNN's 512 (4 and 2 KiB a row), not the GRU's 768
-    nor a 256-wide RNN; the backward always direct."""
+                                             ("lstm", 128, "float64"), ("gru", 100, "float32")])
+def test_with_mkl_both_recurrent_gemms_are_direct_at_every_width_and_thread_count(cell, nh, dtype, threads):
+    """fast.recurrent_layout, as measured (README, round eight) with MKL: its GEMMs read W_hh and W_hh^T packed once
+    per chunk, faster than any transposed form."""
     W_hh = np.empty((nh, CELLS[cell].GATES * nh), dtype)
-    spans_2kib = W_hh.shape[1] * W_hh.itemsize % 2048 == 0
-    assert fast_engine.recurrent_layout(W_hh, fast_engine.MKL_KERNELS, threads) == (threads > 1 and spans_2kib, False)
+    assert fast_engine.recurrent_layout(W_hh, fast_engine.MKL_KERNELS, threads) == (False, False)
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])

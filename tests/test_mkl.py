@@ -67,6 +67,40 @@ def test_what_cblas_cannot_take_falls_back_to_numpy_and_mismatched_shapes_fail_a
 
 
 @needs_mkl
+@pytest.mark.parametrize("source", ["contiguous", "transposed", "block"])
+@pytest.mark.parametrize("M, K, N", [(32, 256, 1024), (32, 1024, 256), (7, 5, 3), (1, 4, 1), (3, 1, 2)])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_packed_operand_gives_the_product_of_the_array_it_was_packed_from(dtype, M, K, N, source, rng):
+    """mkl.PackedB: B packed once (from a contiguous array, a transposed view: W_hh^T from W_hh, or a block), then
+    A B for any A of M rows, the same as np.matmul's; packed again after B changes, the new product."""
+    B = operand(rng, (K, N), dtype, source)
+    packed = mkl.PackedB(M, K, N, dtype).pack(B)
+    out = np.empty((M, N), dtype)
+    for _ in range(2):
+        A = operand(rng, (M, K), dtype, "contiguous")
+        assert mkl.matmul(A, packed, out) is out
+        np.testing.assert_allclose(out, A.astype(np.float64) @ B.astype(np.float64),
+                                   rtol=1e-4 if dtype == "float32" else 1e-12, atol=1e-4 if dtype == "float32" else 1e-12)
+        B *= -2.0
+        packed.pack(B)
+
+
+@needs_mkl
+def test_a_packed_operand_refuses_what_does_not_fit_it_in_one_line(rng):
+    """An A of other rows or columns, an out of another shape, another dtype, a strided source: a ValueError."""
+    packed = mkl.PackedB(4, 3, 5, "float32").pack(rng.standard_normal((3, 5)).astype(np.float32))
+    A, out = np.ones((4, 3), np.float32), np.empty((4, 5), np.float32)
+    for bad_A, bad_out in [(np.ones((5, 3), np.float32), out), (np.ones((4, 2), np.float32), out),
+                           (A, np.empty((4, 6), np.float32)), (A.astype(np.float64), out.astype(np.float64)),
+                           (A, np.empty((4, 10), np.float32)[:, ::2])]:
+        with pytest.raises(ValueError, match="no such product"):
+            mkl.matmul(bad_A, packed, bad_out)
+    for bad_B in (np.ones((3, 6), np.float32), np.ones((3, 5)), np.ones((3, 10), np.float32)[:, ::2]):
+        with pytest.raises(ValueError, match="cannot pack"):
+            packed.pack(bad_B)
+
+
+@needs_mkl
 def test_a_gemms_sums_do_not_depend_on_where_its_arrays_lie(rng):
     """The same product, bit for bit, whatever the arrays' alignment (a resumed run allocates anew) and at 1 and 2
     threads each time (MKL_Set_Dynamic(0): never fewer threads than it is given)."""
@@ -128,8 +162,8 @@ def test_a_bad_scratchrnn_blas_is_one_line_from_the_command(tmp_path):
 @needs_mkl
 @pytest.mark.parametrize("threads", [1, 2])
 def test_mkl_runs_as_many_threads_as_numpys_blas(threads, monkeypatch):
-    """One setting for both BLASes: at each training chunk the engine sets MKL to NumPy's BLAS's threads, and takes
-    recurrent_layout's layouts for MKL on them (the LSTM's 128 x 512 float32 W_hh: rows of 2 KiB)."""
+    """One setting for both BLASes: at each training chunk the engine sets MKL to NumPy's BLAS's threads; its
+    per-step GEMMs are direct and read W_hh and W_hh^T packed for B rows, at 1 thread and at 2."""
     from scratchrnn.backend import numpy_blas_threads
     monkeypatch.setenv(mkl.VARIABLE, "mkl")
     m = RNNLM(11, 128, 2, "lstm", engine="fast")
@@ -140,7 +174,35 @@ def test_mkl_runs_as_many_threads_as_numpys_blas(threads, monkeypatch):
         m.loss_and_grad(X, X, m.begin_state(2))
         n = numpy_blas_threads()
         assert mkl.threads() == n and n <= threads
-        assert m.engine.transposed_forward == [n > 1] * 2 and m.engine.transposed_backward == [False] * 2
+        assert m.engine.transposed_forward == m.engine.transposed_backward == [False] * 2
+        for layer in m.engine.workspace(3, 2).layers:
+            assert isinstance(layer.W_hh_step, mkl.PackedB) and isinstance(layer.W_hhT_step, mkl.PackedB)
+            assert (layer.W_hh_step.M, layer.W_hh_step.shape, layer.W_hhT_step.shape) == (2, (128, 512), (512, 128))
+
+
+@needs_mkl
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_packed_and_plain_mkl_gemms_train_to_the_same_numbers(cell, monkeypatch, rng):
+    """The engine with W_hh packed (its way with MKL) and with the plain GEMMs: the same loss, gradients and state
+    over three chunks of training, float64, to 1e-12, and after each update W_hh is packed anew (the second and third
+    chunks would differ otherwise)."""
+    monkeypatch.setenv(mkl.VARIABLE, "mkl")
+    V, H, B, T = 13, 24, 4, 6
+    models = [RNNLM(V, H, 2, cell, dtype="float64", engine="fast", seed=5) for _ in range(2)]
+    models[1].engine.pack_recurrent = False
+    states = [m.begin_state(B) for m in models]
+    for _ in range(3):
+        X, Y = rng.integers(0, V, (T, B)), rng.integers(0, V, (T, B))
+        results = []
+        for i, m in enumerate(models):
+            loss, states[i], _ = m.loss_and_grad(X, Y, [tuple(s.copy() for s in layer) for layer in states[i]])
+            results.append((loss, m.flat_grads.copy()))
+            m.clip_and_sgd(1.0, 0.5)
+        (loss_a, g_a), (loss_b, g_b) = results
+        assert abs(loss_a - loss_b) <= 1e-12 * abs(loss_a)
+        np.testing.assert_allclose(g_a, g_b, rtol=1e-10, atol=1e-12)
+    assert isinstance(models[0].engine.workspace(T, B).layers[0].W_hh_step, mkl.PackedB)
+    assert not isinstance(models[1].engine.workspace(T, B).layers[0].W_hh_step, mkl.PackedB)
 
 
 def test_the_engine_without_mkl_uses_numpys_matmul(monkeypatch):

@@ -24,7 +24,9 @@ What changes against the reference (and nothing else):
    W_hh^T H_{t-1}^T and transposes the result back (ops.transpose) before the step's kernel; the backward computes
    dA_t W_hh^T from W_hh^T, or for some as (W_hh dA_t^T)^T, transposed back.
 6. The CPU's GEMMs through MKL where it is installed and chosen (mkl.py: 1.5-1.8x OpenBLAS's speed at the
-   recurrent GEMMs' shapes on an Intel Xeon), else NumPy's matmul (its OpenBLAS); CuPy's (cuBLAS) on a GPU.
+   recurrent GEMMs' shapes on an Intel Xeon), else NumPy's matmul (its OpenBLAS); CuPy's (cuBLAS) on a GPU. With
+   MKL, W_hh and W_hh^T are also packed once per training chunk in MKL's own form (mkl.PackedB), which each
+   per-step GEMM reads as it is.
 
 Per step and layer: forward (1 row gather, layer 0 on the CPU) + 1 GEMM (+ 1 transpose, for some layouts) + 1 fused
 kernel; backward 1 fused kernel + 1 GEMM (+ 1 transpose, for some layouts).
@@ -71,15 +73,16 @@ MAX_WORKSPACES = 4          # chunk shapes kept at once: training, validation, g
 # +3%, +10% against the layouts of the AVX2 rule above. At one thread the AVX2 rule stands.
 #
 # With MKL instead (mkl.py; Intel Xeon, Sapphire Rapids class, AVX-512, 2026-12-02, README "CPU speed", round
-# eight), step tok/s over PyTorch's in the same run, three same-process A/B passes, direct forward and backward
-# against the transposed forward (direct backward): one thread LSTM 1.17/1.11x, 1.12/1.07x, 1.13/1.08x, GRU
-# 1.93/1.81x, 1.85/1.81x, 1.76/1.66x, RNN 512 1.80/1.63x, 1.63/1.58x, 1.63/1.63x: both direct (no transpose back).
-# Two threads LSTM 0.98/0.94x, 1.09/1.19x, 0.88/0.98x, RNN 512 1.63/2.05x, 1.58/1.84x, 1.72/1.62x, GRU 2.06/1.87x,
-# 2.17/2.06x, 1.77/1.72x: the forward transposed where a row of W_hh spans a multiple of 2 KiB, as with OpenBLAS's
-# AVX2 kernels. The backward transposed instead of direct, two passes, one thread then two: LSTM 1.22/1.17x,
-# 1.03/1.12x, 1.02/0.98x, 1.14/1.09x, GRU 1.87/1.93x, 1.73/1.85x, 2.06/2.06x, 2.09/2.17x, RNN 1.82/1.80x,
-# 1.33/1.63x, 1.86/1.63x, 1.75/1.58x: no rule by width or threads that holds; direct (one call fewer).
-# Differences of 2-10%: this machine's noise between passes is as large, so a rule is a majority of the passes.
+# eight) both stay direct, with W_hh and W_hh^T in MKL's packed form (mkl.PackedB, packed once per training chunk):
+# a plain cblas_sgemm packs its B operand at every call, a large part of the work when A has 32 rows. The GEMM alone,
+# one thread then two, plain against packed: forward LSTM 217 -> 181 us, 136 -> 104; GRU 158 -> 130, 109 -> 83; RNN
+# 193 -> 176, 133 -> 109; backward 210 -> 184, 137 -> 115; 165 -> 139, 110 -> 88; 204 -> 178, 131 -> 108. Step,
+# same-process A/B against the plain GEMMs in round eight's first layouts (the forward transposed at two threads
+# where a row of W_hh spans a multiple of 2 KiB), tok/s over PyTorch's, two passes: two threads GRU 2.35/1.83x,
+# 2.36/2.07x, RNN 512 1.90/1.68x, 2.01/1.70x; LSTM 0.88/0.93x, 1.08/1.17x, then three more 1.08/0.99x, 1.06/0.97x,
+# 1.02/1.06x, and in the timed profile 45.25 against 47.18 ms a step (recurrent GEMMs 13.03 against 14.38 ms,
+# transposes 1.42 against 3.08); one thread LSTM 1.12/1.03x, 1.13/1.18x, GRU 1.90/2.15x, 1.80/1.66x, RNN
+# 1.80/1.93x, 1.70/1.62x: this machine's noise between passes (5-10%) is as large as the gain there.
 #
 # With a CPU BLAS only (cuBLAS has no such preference, and a transpose is one more launch per step on the GPU).
 TRANSPOSED_FORWARD_ROW_BYTES = 2048
@@ -90,12 +93,12 @@ MKL_KERNELS = "MKL"                 # the `kernels` of recurrent_layout when the
 def recurrent_layout(W_hh, kernels, threads=1):
     """(transposed forward, transposed backward): whether the engine computes H_{t-1} W_hh as (W_hh^T H_{t-1}^T)^T
     and dA_t W_hh^T as (W_hh dA_t^T)^T on the CPU, for the BLAS's `kernels` (MKL_KERNELS, or OpenBLAS's:
-    backend.numpy_blas_kernels()) on `threads` threads (blas_now): with OpenBLAS both, with AVX-512 kernels or more
-    than one thread; else the forward alone, where a row of W_hh spans a multiple of TRANSPOSED_FORWARD_ROW_BYTES,
-    with MKL only on more than one thread."""
-    spans_2kib = W_hh.shape[1] * W_hh.itemsize % TRANSPOSED_FORWARD_ROW_BYTES == 0
+    backend.numpy_blas_kernels()) on `threads` threads (blas_now): with MKL neither (its GEMMs take W_hh packed);
+    with OpenBLAS both, with AVX-512 kernels or more than one thread; else the forward alone, where a row of W_hh
+    spans a multiple of TRANSPOSED_FORWARD_ROW_BYTES."""
     if kernels == MKL_KERNELS:
-        return threads > 1 and spans_2kib, False
+        return False, False
+    spans_2kib = W_hh.shape[1] * W_hh.itemsize % TRANSPOSED_FORWARD_ROW_BYTES == 0
     if kernels in AVX512_BLAS_KERNELS or threads > 1:
         return True, True
     return spans_2kib, False
@@ -140,6 +143,9 @@ class FastEngine:
         # W_hh^T of each layer, packed once per training chunk: the parameters', whatever the chunk's shape.
         self.W_hhT = [self.xp.empty(model.params[f"l{k}.W_hh"].shape[::-1], model.dtype)
                       for k in range(model.num_layers)]
+        # With MKL, also W_hh and W_hh^T in MKL's packed form (mkl.PackedB, in each workspace: it depends on B), once
+        # per training chunk, for the direct per-step GEMMs: each spares the packing of W_hh that a GEMM does.
+        self.pack_recurrent = self.mkl
 
     def choose_layouts(self):
         """Per layer, self.transposed_forward and self.transposed_backward: layout_rule's answer for its W_hh, the
@@ -191,6 +197,7 @@ class FastEngine:
             layer.H = layer.states["H"]
             layer.Hd = xp.empty((T, B, nh), dt) if m.dropout > 0 else None     # its output after dropout
             layer.out = layer.H[1:]                                   # what the layer above reads
+            layer.W_hh_packed = layer.W_hhT_packed = None             # MKL's packed W_hh, W_hh^T: training only
             layer.forward_args = [self.bind(self.forward_names, ws, layer, k, t) for t in range(T)]
             layer.backward_args = [self.bind(self.backward_names, ws, layer, k, t) for t in range(T)]
             ws.layers.append(layer)
@@ -239,7 +246,8 @@ class FastEngine:
     def forward_layers(self, ws, X, state, masks=None, packed=False):
         """Every layer through every step, each layer's output through its dropout mask when masks are given
         (layer.out: what the layer above reads); then the logits of the top layer in ws.logits. packed: each
-        layer's self.W_hhT holds W_hh^T (training chunks), for the transposed forward GEMM where it is faster."""
+        layer's self.W_hhT holds W_hh^T and its layer.W_hh_step W_hh or MKL's packed form of it (training chunks),
+        for the transposed forward GEMM where it is faster, or the packed one."""
         m, xp, ops = self.model, self.xp, self.ops
         T, B = X.shape
         nh = m.num_hiddens
@@ -260,6 +268,7 @@ class FastEngine:
             for S, value in zip(self.cell.STATE, state[k]):
                 layer.states[S][0] = value
             transposed = packed and self.transposed_forward[k]
+            W_hh_step = layer.W_hh_step if packed else W_hh             # W_hh, or MKL's packed form of it
             for t in range(T):
                 if layer.per_step:                                       # X_t W_xh + b_xh: rows of W_xh
                     ops.gather_rows_bias(W_xh, X[t], b_xh, layer.Ax[0])
@@ -267,7 +276,7 @@ class FastEngine:
                     self.matmul(self.W_hhT[k], layer.H[t].T, out=layer.AhT)   # (H_{t-1} W_hh)^T = W_hh^T H_{t-1}^T
                     ops.transpose(layer.AhT, layer.Ah)
                 else:
-                    self.matmul(layer.H[t], W_hh, out=layer.Ah)
+                    self.matmul(layer.H[t], W_hh_step, out=layer.Ah)
                 self.forward_kernel(*layer.forward_args[t])
             if masks is None:
                 layer.out = layer.H[1:]
@@ -317,8 +326,16 @@ class FastEngine:
         ws = self.workspace(T, B)
         ids = X.reshape(-1)
         self.choose_layouts()
-        for k, W_hhT in enumerate(self.W_hhT):                     # W_hh^T packed once per chunk, for both directions
-            ops.transpose(m.params[f"l{k}.W_hh"], W_hhT)
+        for k, layer in enumerate(ws.layers):          # once per chunk, for both directions: W_hh^T, contiguous,
+            W_hh = m.params[f"l{k}.W_hh"]              # or MKL's packed W_hh and W_hh^T
+            if self.transposed_forward[k] or not self.pack_recurrent:
+                ops.transpose(W_hh, self.W_hhT[k])
+            layer.W_hh_step, layer.W_hhT_step = W_hh, self.W_hhT[k]
+            if self.pack_recurrent:
+                if layer.W_hh_packed is None:          # for products with B rows, at this workspace's first chunk
+                    K, N = W_hh.shape
+                    layer.W_hh_packed, layer.W_hhT_packed = mkl.PackedB(B, K, N, m.dtype), mkl.PackedB(B, N, K, m.dtype)
+                layer.W_hh_step, layer.W_hhT_step = layer.W_hh_packed.pack(W_hh), layer.W_hhT_packed.pack(W_hh.T)
         self.forward_layers(ws, X, state, masks, packed=True)
         new_state = self.final_state(ws)
 
@@ -349,7 +366,7 @@ class FastEngine:
                     self.matmul(W_hh, layer.dAh[t].T, out=ws.dH_recT)                 # (dA_t W_hh^T)^T = W_hh dA_t^T
                     ops.transpose(ws.dH_recT, ws.dH_rec)
                 else:
-                    self.matmul(layer.dAh[t], self.W_hhT[k], out=ws.dH_rec)
+                    self.matmul(layer.dAh[t], layer.W_hhT_step, out=ws.dH_rec)
             dstate0[k] = self.state_gradient(ws)
 
             dAx2d, dAh2d = layer.dAx.reshape(T * B, -1), layer.dAh.reshape(T * B, -1)

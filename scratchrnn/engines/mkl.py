@@ -22,6 +22,7 @@ import functools
 import os
 import site
 import sys
+from types import SimpleNamespace
 
 import llvmlite.binding
 import numpy as np
@@ -34,8 +35,9 @@ VARIABLE = "SCRATCHRNN_BLAS"
 INSTALL = "pip install 'scratchrnn[mkl]'"
 LIBRARY_NAMES = ("libmkl_rt.so.3", "libmkl_rt.so.2", "libmkl_rt.so")
 
-# CBLAS's enums
+# CBLAS's enums, and MKL's for its packed GEMM (cblas_?gemm_pack, cblas_?gemm_compute)
 ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112
+PACKED, B_MATRIX = 151, 162
 
 
 def library_paths():
@@ -91,6 +93,16 @@ def _external_gemm(name, scalar):
     return types.ExternalFunction(name, types.void(i, i, i, i, i, i, scalar, pointer, i, pointer, i, scalar, pointer, i))
 
 
+def _external_pack(name, scalar):
+    i, pointer = types.intc, types.intp
+    return types.ExternalFunction(name, types.void(i, i, i, i, i, i, scalar, pointer, i, pointer))
+
+
+def _external_compute(name, scalar):
+    i, pointer = types.intc, types.intp
+    return types.ExternalFunction(name, types.void(i, i, i, i, i, i, pointer, i, pointer, i, scalar, pointer, i))
+
+
 def _gemm(A, B, C):
     """C = A B by CBLAS (C must not overlap A or B); False (nothing done) where the shapes do not match or an operand's
     layout is not one CBLAS takes (_operand_layout), or C is not row-major."""
@@ -110,17 +122,56 @@ def _gemm(A, B, C):
     return True
 
 
+def _pack(M, B, packed):
+    """MKL's packed form of B (K, N) for products A B with A of M rows, into `packed` (bytes, PackedB's buffer);
+    False where B's layout is not one CBLAS takes."""
+    K, N = B.shape
+    trans, ld = operand_layout(B)
+    if trans == 0:
+        return False
+    if B.itemsize == 4:
+        SGEMM_PACK(ROW_MAJOR, B_MATRIX, trans, M, N, K, 1.0, B.ctypes.data, ld, packed.ctypes.data)
+    else:
+        DGEMM_PACK(ROW_MAJOR, B_MATRIX, trans, M, N, K, 1.0, B.ctypes.data, ld, packed.ctypes.data)
+    return True
+
+
+def _gemm_packed(A, packed, C):
+    """C = A B with B packed (_pack, for A's rows and C's columns); False where A's or C's layout is not one CBLAS
+    takes."""
+    M, K = A.shape
+    N = C.shape[1]
+    transA, lda = operand_layout(A)
+    transC, ldc = operand_layout(C)
+    if transA == 0 or transC != NO_TRANS:
+        return False
+    if C.itemsize == 4:
+        SGEMM_COMPUTE(ROW_MAJOR, transA, PACKED, M, N, K, A.ctypes.data, lda, packed.ctypes.data, N, 0.0,
+                      C.ctypes.data, ldc)
+    else:
+        DGEMM_COMPUTE(ROW_MAJOR, transA, PACKED, M, N, K, A.ctypes.data, lda, packed.ctypes.data, N, 0.0,
+                      C.ctypes.data, ldc)
+    return True
+
+
 @functools.lru_cache(maxsize=None)
 def load_library():
-    """Load MKL for compiled code (llvmlite) and compile _gemm for float32 and float64 (or load it from Numba's
-    cache); one clear line where MKL is missing."""
+    """Load MKL for compiled code (llvmlite) and compile _gemm, _pack and _gemm_packed for float32 and float64 (or
+    load them from Numba's cache): a namespace of the three; one clear line where MKL is missing."""
     library, why_not = load()
     if library is None:
         raise ConfigError(f"MKL cannot be loaded ({why_not}); {INSTALL}")
     llvmlite.binding.load_library_permanently(library._name)
     library.MKL_Set_Dynamic(0)                  # exactly the threads it is given: a GEMM's sums, bit for bit, with them
-    return njit([f"boolean({t}[:, :], {t}[:, :], {t}[:, :])" for t in ("float32", "float64")],
-                cache=True, nogil=True)(_gemm)
+    library.cblas_sgemm_pack_get_size.restype = library.cblas_dgemm_pack_get_size.restype = ctypes.c_size_t
+    compiled = functools.partial(njit, cache=True, nogil=True)
+    floats = ("float32", "float64")
+    return SimpleNamespace(
+        gemm=compiled([f"boolean({t}[:, :], {t}[:, :], {t}[:, :])" for t in floats])(_gemm),
+        pack=compiled([f"boolean(intc, {t}[:, :], uint8[:])" for t in floats])(_pack),
+        gemm_packed=compiled([f"boolean({t}[:, :], uint8[:], {t}[:, :])" for t in floats])(_gemm_packed),
+        pack_size={np.dtype(np.float32): library.cblas_sgemm_pack_get_size,
+                   np.dtype(np.float64): library.cblas_dgemm_pack_get_size})
 
 
 def _operand_layout(X):
@@ -142,14 +193,46 @@ def _operand_layout(X):
 
 operand_layout = njit(inline="always")(_operand_layout)
 SGEMM, DGEMM = _external_gemm("cblas_sgemm", types.float32), _external_gemm("cblas_dgemm", types.float64)
+SGEMM_PACK, DGEMM_PACK = (_external_pack("cblas_sgemm_pack", types.float32),
+                          _external_pack("cblas_dgemm_pack", types.float64))
+SGEMM_COMPUTE, DGEMM_COMPUTE = (_external_compute("cblas_sgemm_compute", types.float32),
+                                _external_compute("cblas_dgemm_compute", types.float64))
+
+
+class PackedB:
+    """A right-hand operand B (K, N) in MKL's packed form for products A B with A of M rows (cblas_?gemm_pack):
+    packed once, it spares each product the packing of B that cblas_?gemm does at every call, which at M = 32 rows
+    (a recurrent GEMM of a step) is a large part of the work. pack(B) packs again into the same buffer (B's values
+    changed: the weights after an update); matmul(A, packed, out) computes with it."""
+
+    def __init__(self, M, K, N, dtype):
+        self.M, self.K, self.N, self.dtype = M, K, N, np.dtype(dtype)
+        self.shape = (K, N)                                     # B's, as for an array
+        size = load_library().pack_size[self.dtype](B_MATRIX, M, N, K)
+        self.storage = np.empty(size + 64, np.uint8)
+        start = -self.storage.ctypes.data % 64                  # 64-byte aligned, as MKL advises
+        self.buffer = self.storage[start:start + size]
+
+    def pack(self, B):
+        if B.shape != (self.K, self.N) or B.dtype != self.dtype or not load_library().pack(self.M, B, self.buffer):
+            raise ValueError(f"cannot pack a {B.dtype} {B.shape} array with strides {B.strides} as "
+                             f"a {self.dtype} ({self.K}, {self.N}) operand")
+        return self
 
 
 def matmul(A, B, out):
     """out = A B through MKL (np.matmul's contract for 2-D float32 or float64 arrays of one dtype; out must not overlap
-    A or B); np.matmul where MKL cannot take the operands as they are, or they do not match (its error)."""
+    A or B); np.matmul where MKL cannot take the operands as they are, or they do not match (its error). B may be a
+    PackedB (then a ValueError where A and out do not fit it)."""
+    if isinstance(B, PackedB):
+        if A.shape != (B.M, B.K) or out.shape != (B.M, B.N) or not A.dtype == out.dtype == B.dtype or \
+                not load_library().gemm_packed(A, B.buffer, out):
+            raise ValueError(f"{A.dtype} {A.shape} times a {B.dtype} ({B.K}, {B.N}) operand packed for {B.M} rows, "
+                             f"into {out.dtype} {out.shape}, strides {A.strides} and {out.strides}: no such product")
+        return out
     supported = A.dtype == B.dtype == out.dtype and out.dtype in (np.float32, np.float64) and out.ndim == 2
     try:
-        done = supported and A.ndim == B.ndim == 2 and load_library()(A, B, out)
+        done = supported and A.ndim == B.ndim == 2 and load_library().gemm(A, B, out)
     except TypeError:                                    # an argument Numba's signature does not take (read-only)
         done = False
     if not done:
