@@ -24,7 +24,7 @@ import numpy as np
 
 from .backend import check_memory, get_array_module, to_numpy
 from .cells import CELLS, step_options, step_shapes
-from .engines import ENGINES, clipping_threshold, make_engine
+from .engines import ENGINES, clipping_threshold, make_engine, mkl
 from .dropout import dropout_masks
 from .errors import CheckpointError, ConfigError
 from .optimizers import Optimizer
@@ -230,7 +230,7 @@ def model_from_config(config, vocab_size, device="cpu", batch_size=None, num_ste
     is allocated: a model that cannot fit is one line saying what it would need."""
     c = config_of(config)
     if batch_size is not None and c["cell"] in CELLS:
-        check_memory(training_bytes(c, vocab_size, batch_size, num_steps), device,
+        check_memory(training_bytes(c, vocab_size, batch_size, num_steps, device), device,
                      f"training a {c['layers']}-layer {c['cell']} of {c['hidden']} hidden units over {vocab_size} "
                      f"tokens (batch {batch_size}, {num_steps} steps)")
     return RNNLM(vocab_size, c["hidden"], c["layers"], c["cell"], nonlinearity=c["nonlinearity"], device=device,
@@ -290,9 +290,10 @@ def state_dict_shapes(config, vocab_size):
             for key, (ours, transposed) in torch_names(c["layers"], c["embedding"]).items()}
 
 
-def training_bytes(config, vocab_size, batch_size, num_steps):
+def training_bytes(config, vocab_size, batch_size, num_steps, device="cpu"):
     """About how much memory training this model takes: parameters and gradients, and the fast engine's
-    workspaces for two chunk shapes (training and validation: every step's gates, states and gradients)."""
+    workspaces for two chunk shapes (training and validation: every step's gates, states and gradients); on the
+    CPU with MKL, also each layer's W_hh and W_hh^T in MKL's packed form (engines/mkl.py, PackedB)."""
     c = config_of(config)
     cell, nh, B, T = CELLS[c["cell"]], c["hidden"], batch_size, num_steps
     itemsize = np.dtype(c["dtype"]).itemsize
@@ -303,4 +304,8 @@ def training_bytes(config, vocab_size, batch_size, num_steps):
                  + (T + 1) * len(cell.STATE) * B * nh
                  + T * sum(math.prod(shapes[name]) for name in cell.SAVED))
     per_chunk = c["layers"] * per_layer + T * B * (vocab_size + 1 + 2 * nh + 2 * (c["embedding"] or 0))
-    return itemsize * (2 * parameters + 2 * per_chunk)
+    packed = 0                                   # MKL's packed W_hh, W_hh^T: the training workspace's (engines/fast.py)
+    if device == "cpu" and c["engine"] == "fast" and mkl.chosen():
+        G_nh = cell.GATES * nh
+        packed = c["layers"] * (mkl.packed_bytes(B, nh, G_nh, c["dtype"]) + mkl.packed_bytes(B, G_nh, nh, c["dtype"]))
+    return itemsize * (2 * parameters + 2 * per_chunk) + packed

@@ -209,3 +209,22 @@ def test_the_engine_without_mkl_uses_numpys_matmul(monkeypatch):
     monkeypatch.setenv(mkl.VARIABLE, "numpy")
     m = RNNLM(11, 16, 1, "lstm", engine="fast")
     assert not m.engine.mkl and m.engine.matmul is np.matmul and "MKL" not in m.engine_name
+
+
+@needs_mkl
+def test_the_memory_check_counts_what_the_packed_weights_take(monkeypatch):
+    """model.training_bytes: with MKL the fast engine's CPU training also holds each layer's W_hh and W_hh^T packed
+    (mkl.packed_bytes, which the buffers of a training workspace take, byte for byte); without it, on the GPU or
+    with the reference engine, nothing is packed."""
+    from scratchrnn.model import training_bytes
+    config = dict(cell="lstm", hidden=64, layers=2, dtype="float32", engine="fast")
+    V, B, T = 20, 8, 5
+    monkeypatch.setenv(mkl.VARIABLE, "numpy")
+    plain = training_bytes(config, V, B, T, "cpu")
+    monkeypatch.setenv(mkl.VARIABLE, "mkl")
+    packed = training_bytes(config, V, B, T, "cpu") - plain
+    m = RNNLM(V, 64, 2, "lstm", engine="fast")
+    m.loss_and_grad(np.zeros((T, B), int), np.zeros((T, B), int), m.begin_state(B))
+    layers = m.engine.workspace(T, B).layers
+    assert packed == sum(p.storage.nbytes for layer in layers for p in (layer.W_hh_packed, layer.W_hhT_packed)) > 0
+    assert training_bytes(config, V, B, T, "gpu") == training_bytes({**config, "engine": "reference"}, V, B, T) == plain

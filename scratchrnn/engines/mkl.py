@@ -163,15 +163,12 @@ def load_library():
         raise ConfigError(f"MKL cannot be loaded ({why_not}); {INSTALL}")
     llvmlite.binding.load_library_permanently(library._name)
     library.MKL_Set_Dynamic(0)                  # exactly the threads it is given: a GEMM's sums, bit for bit, with them
-    library.cblas_sgemm_pack_get_size.restype = library.cblas_dgemm_pack_get_size.restype = ctypes.c_size_t
     compiled = functools.partial(njit, cache=True, nogil=True)
     floats = ("float32", "float64")
     return SimpleNamespace(
         gemm=compiled([f"boolean({t}[:, :], {t}[:, :], {t}[:, :])" for t in floats])(_gemm),
         pack=compiled([f"boolean(intc, {t}[:, :], uint8[:])" for t in floats])(_pack),
-        gemm_packed=compiled([f"boolean({t}[:, :], uint8[:], {t}[:, :])" for t in floats])(_gemm_packed),
-        pack_size={np.dtype(np.float32): library.cblas_sgemm_pack_get_size,
-                   np.dtype(np.float64): library.cblas_dgemm_pack_get_size})
+        gemm_packed=compiled([f"boolean({t}[:, :], uint8[:], {t}[:, :])" for t in floats])(_gemm_packed))
 
 
 def _operand_layout(X):
@@ -199,6 +196,17 @@ SGEMM_COMPUTE, DGEMM_COMPUTE = (_external_compute("cblas_sgemm_compute", types.f
                                 _external_compute("cblas_dgemm_compute", types.float64))
 
 
+def packed_bytes(M, K, N, dtype):
+    """The bytes a PackedB(M, K, N, dtype) allocates: MKL's size of the packed form (cblas_?gemm_pack_get_size, about
+    8 MiB more than B for the recurrent GEMMs' shapes) and 64 for its alignment. Nothing is compiled for it."""
+    library, why_not = load()
+    if library is None:
+        raise ConfigError(f"MKL cannot be loaded ({why_not}); {INSTALL}")
+    get_size = library.cblas_sgemm_pack_get_size if np.dtype(dtype).itemsize == 4 else library.cblas_dgemm_pack_get_size
+    get_size.restype = ctypes.c_size_t
+    return get_size(B_MATRIX, M, N, K) + 64
+
+
 class PackedB:
     """A right-hand operand B (K, N) in MKL's packed form for products A B with A of M rows (cblas_?gemm_pack):
     packed once, it spares each product the packing of B that cblas_?gemm does at every call, which at M = 32 rows
@@ -208,8 +216,8 @@ class PackedB:
     def __init__(self, M, K, N, dtype):
         self.M, self.K, self.N, self.dtype = M, K, N, np.dtype(dtype)
         self.shape = (K, N)                                     # B's, as for an array
-        size = load_library().pack_size[self.dtype](B_MATRIX, M, N, K)
-        self.storage = np.empty(size + 64, np.uint8)
+        self.storage = np.empty(packed_bytes(M, K, N, dtype), np.uint8)
+        size = self.storage.size - 64
         start = -self.storage.ctypes.data % 64                  # 64-byte aligned, as MKL advises
         self.buffer = self.storage[start:start + size]
 
