@@ -330,12 +330,13 @@ class FastEngine:
             W_hh = m.params[f"l{k}.W_hh"]              # or MKL's packed W_hh and W_hh^T
             if self.transposed_forward[k] or not self.pack_recurrent:
                 ops.transpose(W_hh, self.W_hhT[k])
-            layer.W_hh_step, layer.W_hhT_step = W_hh, self.W_hhT[k]
-            if self.pack_recurrent:
-                if layer.W_hh_packed is None:          # for products with B rows, at this workspace's first chunk
-                    K, N = W_hh.shape
-                    layer.W_hh_packed, layer.W_hhT_packed = mkl.PackedB(B, K, N, m.dtype), mkl.PackedB(B, N, K, m.dtype)
-                layer.W_hh_step, layer.W_hhT_step = layer.W_hh_packed.pack(W_hh), layer.W_hhT_packed.pack(W_hh.T)
+            if not self.pack_recurrent:
+                layer.W_hh_step, layer.W_hhT_step = W_hh, self.W_hhT[k]
+                continue
+            if layer.W_hh_packed is None:              # for products with B rows, at this workspace's first chunk
+                K, N = W_hh.shape
+                layer.W_hh_packed, layer.W_hhT_packed = mkl.PackedB(B, K, N, m.dtype), mkl.PackedB(B, N, K, m.dtype)
+            layer.W_hh_step, layer.W_hhT_step = layer.W_hh_packed.pack(W_hh), layer.W_hhT_packed.pack(W_hh.T)
         self.forward_layers(ws, X, state, masks, packed=True)
         new_state = self.final_state(ws)
 

@@ -38,6 +38,7 @@ LIBRARY_NAMES = ("libmkl_rt.so.3", "libmkl_rt.so.2", "libmkl_rt.so")
 # CBLAS's enums, and MKL's for its packed GEMM (cblas_?gemm_pack, cblas_?gemm_compute)
 ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112
 PACKED, B_MATRIX = 151, 162
+PACK_ALIGNMENT = 64                     # bytes: a packed operand's start, as MKL advises
 
 
 def library_paths():
@@ -58,6 +59,14 @@ def load():
         except OSError as e:
             reasons.append(str(e).strip().splitlines()[0] if str(e).strip() else path)
     return None, reasons[0] if reasons else "libmkl_rt not found"
+
+
+def loaded():
+    """load()'s library; one clear line where MKL is missing."""
+    library, why_not = load()
+    if library is None:
+        raise ConfigError(f"MKL cannot be loaded ({why_not}); {INSTALL}")
+    return library
 
 
 def intel_cpu():
@@ -158,9 +167,7 @@ def _gemm_packed(A, packed, C):
 def load_library():
     """Load MKL for compiled code (llvmlite) and compile _gemm, _pack and _gemm_packed for float32 and float64 (or
     load them from Numba's cache): a namespace of the three; one clear line where MKL is missing."""
-    library, why_not = load()
-    if library is None:
-        raise ConfigError(f"MKL cannot be loaded ({why_not}); {INSTALL}")
+    library = loaded()
     llvmlite.binding.load_library_permanently(library._name)
     library.MKL_Set_Dynamic(0)                  # exactly the threads it is given: a GEMM's sums, bit for bit, with them
     compiled = functools.partial(njit, cache=True, nogil=True)
@@ -198,13 +205,11 @@ SGEMM_COMPUTE, DGEMM_COMPUTE = (_external_compute("cblas_sgemm_compute", types.f
 
 def packed_bytes(M, K, N, dtype):
     """The bytes a PackedB(M, K, N, dtype) allocates: MKL's size of the packed form (cblas_?gemm_pack_get_size, about
-    8 MiB more than B for the recurrent GEMMs' shapes) and 64 for its alignment. Nothing is compiled for it."""
-    library, why_not = load()
-    if library is None:
-        raise ConfigError(f"MKL cannot be loaded ({why_not}); {INSTALL}")
+    8 MiB more than B for the recurrent GEMMs' shapes) and PACK_ALIGNMENT for its alignment. Nothing is compiled."""
+    library = loaded()
     get_size = library.cblas_sgemm_pack_get_size if np.dtype(dtype).itemsize == 4 else library.cblas_dgemm_pack_get_size
     get_size.restype = ctypes.c_size_t
-    return get_size(B_MATRIX, M, N, K) + 64
+    return get_size(B_MATRIX, M, N, K) + PACK_ALIGNMENT
 
 
 class PackedB:
@@ -217,8 +222,8 @@ class PackedB:
         self.M, self.K, self.N, self.dtype = M, K, N, np.dtype(dtype)
         self.shape = (K, N)                                     # B's, as for an array
         self.storage = np.empty(packed_bytes(M, K, N, dtype), np.uint8)
-        size = self.storage.size - 64
-        start = -self.storage.ctypes.data % 64                  # 64-byte aligned, as MKL advises
+        size = self.storage.size - PACK_ALIGNMENT
+        start = -self.storage.ctypes.data % PACK_ALIGNMENT
         self.buffer = self.storage[start:start + size]
 
     def pack(self, B):
