@@ -2,7 +2,9 @@
 same data for every implementation:
 
     (a) the readable NumPy reference   (b) the fast path (hoisted GEMMs + Numba kernels; its GEMMs on MKL
-                                           where it is installed and chosen: engines/mkl.py)
+                                           where it is installed and chosen: engines/mkl.py); at 2 threads
+                                           also fast-split (engines/split.py: each half of the batch
+                                           on one core, in two processes)
     (c) PyTorch's nn.LSTM / nn.GRU / nn.RNN doing the same work (pip install 'scratchrnn[bench]')
 
 for the book's deep LSTM (2 x 256), a GRU (1 x 256) and the tanh RNN (1 x 512), at 1 and 2 threads.
@@ -253,22 +255,36 @@ class Theirs:
         return len(tensors) * T * B / seconds, faults_per_step(faults, minor_faults(), len(tensors))
 
 
-def memory_growth(steps):
-    """Traced memory of the fast deep LSTM after a warm-up of `steps` steps and after `steps` more.
-    The warm-up matters: during the first ~1,000 steps CPython's free lists (e.g. for the small state
-    tuples) fill up to their fixed size, which tracemalloc counts as growth; after that nothing grows."""
-    m = RNNLM(V, 256, 2, "lstm", engine="fast")
+def memory_growth(steps, engine="fast"):
+    """Traced memory of the deep LSTM on `engine` after a warm-up of `steps` steps and after `steps` more (this
+    process's: fast-split's worker is not traced), and the worker's resident memory (VmRSS) at the same marks (fast-split on
+    Linux; else None). The warm-up matters: during the first ~1,000 steps CPython's free lists (e.g. for the small
+    state tuples) fill up to their fixed size, which tracemalloc counts as growth; after that nothing grows."""
+    m = RNNLM(V, 256, 2, "lstm", engine=engine)
     state = m.begin_state(B)
     X, Y = batches(1)[0]
     tracemalloc.start()
-    marks = {}
+    marks, worker = {}, {}
     for i in range(1, 2 * steps + 1):
         _, state, _ = m.loss_and_grad(X, Y, detach(state))
         m.clip_and_sgd(1.0, 1.0)
         if i in (10, steps, 2 * steps):
             marks[i] = tracemalloc.get_traced_memory()[0]
+            worker[i] = worker_rss(m)
     tracemalloc.stop()
-    return marks
+    if engine == "fast-split":
+        m.engine.close()
+    return marks, (worker if None not in worker.values() else None)
+
+
+def worker_rss(model):
+    """Resident memory of the fast-split engine's worker process in bytes (/proc: Linux), else None."""
+    process = getattr(model.engine, "worker", [None])[0]
+    try:
+        with open(f"/proc/{process[0].pid}/status") as f:
+            return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS:"))
+    except (TypeError, OSError, StopIteration):
+        return None
 
 
 def memory_steps(text):
@@ -311,43 +327,54 @@ def main():
             limit = peak * threads                       # GFLOP/s: the physical limit at this many cores
             for label, cell, layers, nh in MODELS:
                 ref_data = data[:max(2, args.steps // 3)]
-                ref, fast = Ours(cell, layers, nh, "reference", data), Ours(cell, layers, nh, "fast", data)
+                ours = {"ref": Ours(cell, layers, nh, "reference", data), "fast": Ours(cell, layers, nh, "fast", data)}
+                if threads == 2:                       # each half of the batch on one core (engines/split.py)
+                    ours["fast-split"] = Ours(cell, layers, nh, "fast-split", data)
                 theirs = Theirs(torch, cell, layers, nh, data) if torch is not None else None
-                best = {"ref": (0.0, None), "fast": (0.0, None), "torch": (0.0, None)}   # (tok/s, faults/step)
+                best = {name: (0.0, None) for name in [*ours, "torch"]}          # (tok/s, faults/step)
                 for _ in range(args.rounds):           # interleaved rounds, the best of each: same rule for all
-                    settle()
-                    best["ref"] = max(best["ref"], ref(ref_data)[::2], key=lambda x: x[0])
-                    settle()
-                    best["fast"] = max(best["fast"], fast(data)[::2], key=lambda x: x[0])
+                    for name, step in ours.items():
+                        settle()
+                        best[name] = max(best[name], step(ref_data if name == "ref" else data)[::2],
+                                         key=lambda x: x[0])
                     if theirs is not None:
                         settle()
                         best["torch"] = max(best["torch"], theirs(), key=lambda x: x[0])
-                _, memory, _ = fast(data[:2], trace=True)
                 floor = gemm_floor(cell, layers, nh, max(3, args.rounds))
                 f = flops_per_token(cell, layers, nh)
-                (r, _), (q, q_faults), (t, t_faults) = best["ref"], best["fast"], best["torch"]
-                print(f"| {label} {layers}x{nh} | {threads} | {r:,.0f} | {q:,.0f} | "
-                      + (f"{t:,.0f} | {q / t:.2f}x" if t else "missing | -")
-                      + f" | {q / r:.2f}x | {f / 1e6:.2f} | {q * f / 1e9:.1f} | {q * f / 1e9 / limit:.0%} | "
-                      + (f"{t * f / 1e9 / limit:.0%}" if t else "-")
-                      + f" | {floor:,.0f} | {q / floor:.0%} | {memory / 2**20:.1f} MiB | "
-                      + f"{count(q_faults)} / {count(t_faults)} |")
+                (r, _), (t, t_faults) = best["ref"], best["torch"]
+                mine = [name for name in ours if name != "ref"]
+                for name in mine:
+                    (q, q_faults), (_, memory, _) = best[name], ours[name](data[:2], trace=True)
+                    print(f"| {label} {layers}x{nh}{', ' + name if name != 'fast' else ''} | {threads} | {r:,.0f} | "
+                          f"{q:,.0f} | " + (f"{t:,.0f} | {q / t:.2f}x" if t else "missing | -")
+                          + f" | {q / r:.2f}x | {f / 1e6:.2f} | {q * f / 1e9:.1f} | {q * f / 1e9 / limit:.0%} | "
+                          + (f"{t * f / 1e9 / limit:.0%}" if t else "-")
+                          + f" | {floor:,.0f} | {q / floor:.0%} | {memory / 2**20:.1f} MiB | "
+                          + f"{count(q_faults)} / {count(t_faults)} |")
+                if "fast-split" in ours:
+                    ours["fast-split"].m.engine.close()
                 if t:
-                    goal = TARGETS[cell, threads]
+                    goal, name = TARGETS[cell, threads], max(mine, key=lambda n: best[n][0])
+                    q = best[name][0]
                     targets.append(f"{label}, {threads} thread{'s' if threads > 1 else ''}: {goal}x PyTorch is "
                                    f"{goal * t:,.0f} tok/s = {goal * t * f / 1e9 / limit:.0%} of the physical limit "
                                    f"({limit:.0f} GFLOP/s) and {goal * t / floor:.0%} of the step's GEMM floor; "
-                                   f"{'met' if q >= goal * t else 'not met'} ({q / t:.2f}x; PyTorch's step took "
-                                   f"{count(t_faults)} page faults)")
+                                   f"{'met' if q >= goal * t else 'not met'} ({q / t:.2f}x, {name}; PyTorch's step "
+                                   f"took {count(t_faults)} page faults)")
     if targets:
         print("\ntargets (issue 16), what each needs from this machine:\n" + "\n".join(f"- {x}" for x in targets))
     if args.memory_steps:
         n = args.memory_steps
-        marks = memory_growth(n)
-        print(f"\nmemory (traced, fast deep LSTM): {marks[10] / 2**20:.2f} MiB after 10 steps, "
-              f"{marks[n] / 2**20:.2f} MiB after {n} (interpreter free lists filling), "
-              f"{marks[2 * n] / 2**20:.2f} MiB after {2 * n}: growth over the last {n} steps "
-              f"{(marks[2 * n] - marks[n]) / 2**10:+.1f} KiB")
+        for engine in ("fast", "fast-split"):
+            marks, worker = memory_growth(n, engine)
+            print(f"\nmemory (traced, deep LSTM, {engine}): {marks[10] / 2**20:.2f} MiB after 10 steps, "
+                  f"{marks[n] / 2**20:.2f} MiB after {n} (interpreter free lists filling), "
+                  f"{marks[2 * n] / 2**20:.2f} MiB after {2 * n}: growth over the last {n} steps "
+                  f"{(marks[2 * n] - marks[n]) / 2**10:+.1f} KiB")
+            if worker:
+                print(f"  its worker process, resident: {worker[10] / 2**20:.1f} MiB after 10 steps, "
+                      f"{worker[n] / 2**20:.1f} after {n}, {worker[2 * n] / 2**20:.1f} after {2 * n}")
 
 if __name__ == "__main__":
     main()

@@ -24,3 +24,7 @@ class CheckpointError(ScratchRNNError):
 
 class TrainingDiverged(ScratchRNNError):
     """The loss became NaN or infinite."""
+
+
+class WorkerError(ScratchRNNError):
+    """The fast-split engine's worker process could not start, or ended, or failed on its half of a chunk."""

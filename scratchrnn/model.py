@@ -88,15 +88,9 @@ class RNNLM:
         check_memory(2 * total * self.dtype.itemsize, device,
                      f"a {num_layers}-layer {cell} of {num_hiddens} hidden units over {vocab_size} tokens "
                      f"({total:,} parameters, with their gradients)")
-        self.flat_params = self.xp.zeros(total, dtype=self.dtype)
+        self.move_parameters(self.xp.zeros(total, dtype=self.dtype))
         self.flat_grads = self.xp.zeros(total, dtype=self.dtype)
-        self.params, self.grads = OrderedDict(), OrderedDict()
-        offset = 0
-        for name, shape in self.shapes.items():
-            size = math.prod(shape)
-            self.params[name] = self.flat_params[offset:offset + size].reshape(shape)
-            self.grads[name] = self.flat_grads[offset:offset + size].reshape(shape)
-            offset += size
+        self.grads = self.named_views(self.flat_grads)
         self.initialize(seed)
         # Dropout between layers (dropout.py): its own generator, seeded from the run's seed; its state goes
         # into checkpoints. Masks are drawn for every training chunk, never for validation or generation.
@@ -116,6 +110,20 @@ class RNNLM:
     # ------------------------------------------------------------------------------------------
     # Parameters
     # ------------------------------------------------------------------------------------------
+
+    def named_views(self, flat):
+        """name -> the view of `flat` (a flat buffer of every parameter, in self.shapes' order) that holds it."""
+        views, offset = OrderedDict(), 0
+        for name, shape in self.shapes.items():
+            size = math.prod(shape)
+            views[name] = flat[offset:offset + size].reshape(shape)
+            offset += size
+        return views
+
+    def move_parameters(self, flat):
+        """The parameters from now on in `flat` (a flat array of this model's size and dtype, with their values in
+        it: the fast-split engine's shared memory, engines/split.py), self.params its views."""
+        self.flat_params, self.params = flat, self.named_views(flat)
 
     def parameter_shapes(self):
         return parameter_shapes(self.cell_name, self.vocab_size, self.num_hiddens, self.num_layers, self.embedding_dim)
@@ -293,7 +301,8 @@ def state_dict_shapes(config, vocab_size):
 def training_bytes(config, vocab_size, batch_size, num_steps, device="cpu"):
     """About how much memory training this model takes: parameters and gradients, and the fast engine's
     workspaces for two chunk shapes (training and validation: every step's gates, states and gradients); on the
-    CPU with MKL, also each layer's W_hh and W_hh^T in MKL's packed form (engines/mkl.py, PackedB)."""
+    CPU with MKL, also each layer's W_hh and W_hh^T in MKL's packed form (engines/mkl.py, PackedB); with the
+    fast-split engine, also its worker's gradients."""
     c = config_of(config)
     cell, nh, B, T = CELLS[c["cell"]], c["hidden"], batch_size, num_steps
     itemsize = np.dtype(c["dtype"]).itemsize
@@ -305,7 +314,11 @@ def training_bytes(config, vocab_size, batch_size, num_steps, device="cpu"):
                  + T * sum(math.prod(shapes[name]) for name in cell.SAVED))
     per_chunk = c["layers"] * per_layer + T * B * (vocab_size + 1 + 2 * nh + 2 * (c["embedding"] or 0))
     packed = 0                                   # MKL's packed W_hh, W_hh^T: the training workspace's (engines/fast.py)
-    if device == "cpu" and c["engine"] == "fast" and mkl.chosen():
-        G_nh = cell.GATES * nh
-        packed = c["layers"] * (mkl.packed_bytes(B, nh, G_nh, c["dtype"]) + mkl.packed_bytes(B, G_nh, nh, c["dtype"]))
-    return itemsize * (2 * parameters + 2 * per_chunk) + packed
+    # fast-split (engines/split.py): the worker's gradients in a shared buffer of their own; its half of each
+    # workspace and the half here take about what one whole workspace takes, and each process packs for its half.
+    split = c["engine"] == "fast-split"
+    if device == "cpu" and c["engine"] in ("fast", "fast-split") and mkl.chosen():
+        G_nh, rows = cell.GATES * nh, B - B // 2 if split else B
+        packed = (2 if split else 1) * c["layers"] * (mkl.packed_bytes(rows, nh, G_nh, c["dtype"])
+                                                      + mkl.packed_bytes(rows, G_nh, nh, c["dtype"]))
+    return itemsize * ((3 if split else 2) * parameters + 2 * per_chunk) + packed

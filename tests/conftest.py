@@ -13,6 +13,17 @@ CELL_VARIANTS = [(name, nl) for name, cell in CELLS.items() for nl in cell.NONLI
 VARIANT_IDS = [f"{name}-{nl}" if len(CELLS[name].NONLINEARITIES) > 1 else name for name, nl in CELL_VARIANTS]
 
 
+def every_engine_case(test):
+    """The cases a fast path is held to the reference on: every cell, depth 1-3, both iterator modes, both dtypes
+    (the test takes cell, nonlinearity, num_layers, random_iter, dtype)."""
+    for decorate in (pytest.mark.parametrize("cell, nonlinearity", CELL_VARIANTS, ids=VARIANT_IDS),
+                     pytest.mark.parametrize("num_layers", [1, 2, 3]),
+                     pytest.mark.parametrize("random_iter", [False, True], ids=["sequential", "random"]),
+                     pytest.mark.parametrize("dtype", ["float64", "float32"])):
+        test = decorate(test)
+    return test
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)

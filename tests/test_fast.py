@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from conftest import CELL_VARIANTS, VARIANT_IDS, ENGINES
+from conftest import CELL_VARIANTS, VARIANT_IDS, ENGINES, every_engine_case
 from scratchrnn.cells import CELLS
 from scratchrnn.data import seq_data_iter_random, seq_data_iter_sequential
 from scratchrnn.engines import fast as fast_engine
@@ -39,10 +39,7 @@ BLASES = ["numpy", pytest.param("mkl", marks=pytest.mark.skipif(mkl.load()[0] is
 
 @pytest.mark.parametrize("blas", BLASES)
 @pytest.mark.parametrize("layout", list(LAYOUTS))
-@pytest.mark.parametrize("dtype", ["float64", "float32"])
-@pytest.mark.parametrize("random_iter", [False, True], ids=["sequential", "random"])
-@pytest.mark.parametrize("num_layers", [1, 2, 3])
-@pytest.mark.parametrize("cell, nonlinearity", CELL_VARIANTS, ids=VARIANT_IDS)
+@every_engine_case
 def test_fast_engine_equals_reference(cell, nonlinearity, num_layers, random_iter, dtype, layout, blas, rng,
                                       monkeypatch):
     """layout: H_{t-1} W_hh or (W_hh^T H_{t-1}^T)^T forward, dA_t W_hh^T or (W_hh dA_t^T)^T backward, which the

@@ -18,8 +18,8 @@ LAYERS = [
                "optimizers",
                "optimizers.sgd", "optimizers.momentum", "optimizers.adam", "optimizers.rmsprop"]),
     ("engines", ["engines", "engines.clipping", "engines.reference", "engines.fast", "engines.numba_kernels",
-                 "engines.mkl", "gpu", "gpu.modules", "gpu.ops"]),
-    ("model", ["model"]),
+                 "engines.mkl", "engines.split", "gpu", "gpu.modules", "gpu.ops"]),
+    ("model", ["model", "worker"]),
     ("training", ["train", "schedules", "checkpoint", "gradcheck", "torch_baseline"]),
     ("command line", ["cmdline", "book", "cli", "diagnose", "experiments", "selftest", "__main__", "__init__"]),
 ]

@@ -228,3 +228,16 @@ def test_the_memory_check_counts_what_the_packed_weights_take(monkeypatch):
     layers = m.engine.workspace(T, B).layers
     assert packed == sum(p.storage.nbytes for layer in layers for p in (layer.W_hh_packed, layer.W_hhT_packed)) > 0
     assert training_bytes(config, V, B, T, "gpu") == training_bytes({**config, "engine": "reference"}, V, B, T) == plain
+
+
+@needs_mkl
+def test_sync_threads_holds_after_threadpool_limits_set_mkls_own_thread_count():
+    """threadpool_limits sets MKL's threads for the calling thread (MKL_Set_Num_Threads_Local), which outranks the
+    global setting: sync_threads must set the same one, or MKL goes on with the count threadpool_limits restored."""
+    mkl.load_library()
+    with threadpool_limits(2):
+        with threadpool_limits(1):
+            pass                                          # leaves MKL's own count for this thread at 2
+        for n in (1, 2, 1):
+            mkl.sync_threads(n)
+            assert mkl.threads() == n

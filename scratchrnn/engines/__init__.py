@@ -1,9 +1,11 @@
-"""Engines: how a model's forward, backward and update are computed. Two, behind one interface:
+"""Engines: how a model's forward, backward and update are computed. Three, behind one interface:
 
     reference.py   the readable NumPy/CuPy cells of scratchrnn/cells/, layer after layer: the source of truth
     fast.py        the same mathematics arranged for speed: hoisted GEMMs, preallocated workspaces, and the
                    step functions' fused twins: Numba on the CPU (numba_kernels.py), our CUDA C on the GPU
                    (scratchrnn/kernels/, launched by scratchrnn/gpu/); the tests hold it to the reference
+    split.py       'fast-split', the CPU only: the fast engine on two cores, each training chunk's batch in two
+                   halves, one computed by a worker process; parameters in shared memory
 
 An engine is made for one model (it reads the model's parameters and fills its gradients) and has:
 
@@ -23,7 +25,7 @@ import numpy as np
 from ..errors import ConfigError
 from .clipping import clipping_threshold
 
-ENGINES = ("reference", "fast")
+ENGINES = ("reference", "fast", "fast-split")
 __all__ = ["ENGINES", "clipping_threshold", "make_engine", "use_host_cuda_kernels"]
 
 
@@ -32,9 +34,15 @@ def make_engine(model, engine):
     if engine == "reference":
         from .reference import ReferenceEngine
         return ReferenceEngine(model)
-    if engine != "fast":
+    if engine not in ("fast", "fast-split"):
         raise ConfigError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
     from .fast import FastEngine
+    if engine == "fast-split":
+        from . import numba_kernels
+        from .split import SplitEngine
+        if model.device == "gpu":
+            raise ConfigError("the fast-split engine runs on the CPU only; on a GPU use the fast engine")
+        return SplitEngine(model, FastEngine(model, numba_kernels, "fast (Numba)"))
     if model.device == "gpu":
         from ..gpu.modules import CudaKernels
         from ..gpu.ops import KernelOps

@@ -271,6 +271,9 @@ def threads():
 
 
 def sync_threads(n):
-    """MKL to run on n threads (NumPy's BLAS's count: backend.numpy_blas_threads)."""
+    """MKL to run on n threads (NumPy's BLAS's count: backend.numpy_blas_threads) in the calling thread, the one that
+    calls the GEMMs. MKL_Set_Num_Threads_Local, the setting threadpool_limits changes: where one is set, it outranks
+    MKL_Set_Num_Threads (which round eight called: after a threadpool_limits(1) block, MKL went on running 2 threads
+    where it was told 1, and fast-split's half here ran 3 threads on 2 cores at 0.6x, README round nine)."""
     if threads() != n:
-        load()[0].MKL_Set_Num_Threads(n)
+        load()[0].MKL_Set_Num_Threads_Local(n)
