@@ -201,6 +201,27 @@ def char_ids(codes, vocab):
     return table[codes]
 
 
+WORD = re.compile(r"\S+")                 # a word: what str.split() keeps (the same whitespace, Unicode's)
+
+
+def word_ids(text, vocab=None):
+    """The text's words as ids (int64) and their vocabulary, without a list of the words (a Python string per word
+    takes about 50 bytes, an id 8): the words are read one by one, each new one numbered in order of first appearance,
+    then renumbered into the book's Vocab of them (most frequent first, ties in order of first appearance; a word
+    '<unk>' is '<unk>'). With a given vocabulary, its ids ('<unk>' for the words it lacks). -> (ids, vocab)."""
+    if vocab is not None:
+        known, unk = vocab.token_to_idx, vocab.unk
+        return np.fromiter((known.get(m.group(), unk) for m in WORD.finditer(text)), dtype=np.int64), vocab
+    seen = {}
+    first = np.fromiter((seen.setdefault(m.group(), len(seen)) for m in WORD.finditer(text)), dtype=np.int64)
+    words = list(seen)                                              # in order of first appearance
+    order = np.argsort(-np.bincount(first, minlength=len(words)), kind="stable")
+    order = order[[words[i] != "<unk>" for i in order]] if "<unk>" in seen else order
+    rank = np.zeros(len(words), dtype=np.int64)                     # first-appearance number -> id ('<unk>': 0)
+    rank[order] = np.arange(1, len(order) + 1)
+    return rank[first], Vocab(idx_to_token=["<unk>"] + [words[i] for i in order], token="word")
+
+
 # ----------------------------------------------------------------------------------------------
 # A corpus: files -> ids and vocabulary
 # ----------------------------------------------------------------------------------------------
@@ -243,11 +264,10 @@ def load_corpus(paths=None, max_tokens=10000, token="char", charset="book", voca
         vocab = vocab or char_vocab(codes)
         corpus = char_ids(codes, vocab)
     else:
-        words = kept.split()
-        if not words:
+        corpus, vocab = word_ids(kept, vocab)
+        del kept
+        if corpus.size == 0:
             raise DataError(f"corpus {names} has no tokens left after preprocessing with --charset {charset}{hint}")
-        vocab = vocab or Vocab(words, token="word")
-        corpus = np.array([vocab[w] for w in words], dtype=np.int64)
     if max_tokens is not None and max_tokens > 0:
         corpus = corpus[:max_tokens]
     unknown = int(np.count_nonzero(corpus == vocab.unk)) if vocab_given else 0

@@ -88,3 +88,29 @@ def test_vocab_round_trip():
     v = Vocab(list("hello world"))
     assert v.to_tokens(v[list("hello")]) == list("hello")
     assert Vocab(idx_to_token=v.idx_to_token).token_to_idx == v.token_to_idx
+
+
+def test_word_ids_equal_the_books_vocab_of_the_split_words_without_a_list_of_them():
+    """word_ids reads words one by one: the same vocabulary as Vocab(text.split()) (most frequent first, ties in
+    order of first appearance, a word '<unk>' is '<unk>'), the same ids, the same whitespace as str.split (Unicode's,
+    the ASCII separators included); with a given vocabulary, its ids and '<unk>' for the rest; at a fraction of the
+    list's memory."""
+    import tracemalloc
+    from scratchrnn.data import Vocab, word_ids
+    text = "b a c a b <unk> d\x1ce\u3000f\xa0g  h\n a\t" * 3 + "z"
+    words = text.split()
+    book = Vocab(words, token="word")
+    ids, vocab = word_ids(text)
+    assert vocab.idx_to_token == book.idx_to_token and vocab.sep == " "
+    np.testing.assert_array_equal(ids, [book[w] for w in words])
+    more = text + " unseen b"
+    ids, same = word_ids(more, book)
+    assert same is book
+    np.testing.assert_array_equal(ids, [book[w] for w in more.split()])
+    assert word_ids("  \n ")[0].size == 0
+    big = " ".join(f"w{i % 5000}" for i in range(200_000))
+    tracemalloc.start()
+    ids, _ = word_ids(big)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert ids.size == 200_000 and peak < 50 * ids.size             # a list of the words alone: about 60 bytes each
