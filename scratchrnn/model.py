@@ -89,8 +89,7 @@ class RNNLM:
                      f"a {num_layers}-layer {cell} of {num_hiddens} hidden units over {vocab_size} tokens "
                      f"({total:,} parameters, with their gradients)")
         self.move_parameters(self.xp.zeros(total, dtype=self.dtype))
-        self.flat_grads = self.xp.zeros(total, dtype=self.dtype)
-        self.grads = self.named_views(self.flat_grads)
+        self.move_gradients(self.xp.zeros(total, dtype=self.dtype))
         self.initialize(seed)
         # Dropout between layers (dropout.py): its own generator, seeded from the run's seed; its state goes
         # into checkpoints. Masks are drawn for every training chunk, never for validation or generation.
@@ -124,6 +123,11 @@ class RNNLM:
         """The parameters from now on in `flat` (a flat array of this model's size and dtype, with their values in
         it: the fast-split engine's shared memory, engines/split.py), self.params its views."""
         self.flat_params, self.params = flat, self.named_views(flat)
+
+    def move_gradients(self, flat):
+        """The gradients from now on in `flat` (the fast-split worker's: the shared buffer it hands back), self.grads
+        its views."""
+        self.flat_grads, self.grads = flat, self.named_views(flat)
 
     def parameter_shapes(self):
         return parameter_shapes(self.cell_name, self.vocab_size, self.num_hiddens, self.num_layers, self.embedding_dim)

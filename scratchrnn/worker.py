@@ -22,8 +22,7 @@ def serve(fd, params_fd, grads_fd):
         model = RNNLM(**config, engine="fast")
         n, dtype = model.flat_params.size, model.dtype
         model.move_parameters(mapped(params_fd, n, dtype))
-        model.flat_grads = mapped(grads_fd, n, dtype)                # its gradients straight into the shared buffer
-        model.grads = model.named_views(model.flat_grads)
+        model.move_gradients(mapped(grads_fd, n, dtype))             # its gradients straight into the shared buffer
         connection.send(("ready", None))
     except Exception as e:                                         # one line back to the process that trains
         try:

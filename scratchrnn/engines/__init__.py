@@ -37,18 +37,18 @@ def make_engine(model, engine):
     if engine not in ("fast", "fast-split"):
         raise ConfigError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
     from .fast import FastEngine
-    if engine == "fast-split":
-        from . import numba_kernels
-        from .split import SplitEngine
-        if model.device == "gpu":
-            raise ConfigError("the fast-split engine runs on the CPU only; on a GPU use the fast engine")
-        return SplitEngine(model, FastEngine(model, numba_kernels, "fast (Numba)"))
     if model.device == "gpu":
+        if engine == "fast-split":
+            raise ConfigError("the fast-split engine runs on the CPU only; on a GPU use the fast engine")
         from ..gpu.modules import CudaKernels
         from ..gpu.ops import KernelOps
         return FastEngine(model, KernelOps(CudaKernels(model.dtype), model.xp), "fast (CUDA kernels)")
     from . import numba_kernels
-    return FastEngine(model, numba_kernels, "fast (Numba)")
+    fast = FastEngine(model, numba_kernels, "fast (Numba)")
+    if engine == "fast-split":
+        from .split import SplitEngine
+        return SplitEngine(model, fast)
+    return fast
 
 
 def use_host_cuda_kernels(model):

@@ -6,10 +6,10 @@ a chunk of its own for the fast engine (fast.py), and
     loss  = (B1 loss_1 + B2 loss_2) / B          the mean over all T*B tokens
     grads = (B1 grads_1 + B2 grads_2) / B        the same weights: the gradient is linear in the loss
 
-while the final state and dL/d(initial state) are the two halves' rows, stacked (the second times each half's
-share, B1/B or B2/B; a gradient reaching the final state goes to each half over its share). The same mathematics as the fast
-engine on the whole batch, up to the order of the weight gradients' sums (tests/test_split.py holds it to the
-reference: float64 to 1e-10, float32 to 1e-5).
+while the final state and dL/d(initial state) are the two halves' rows, stacked (dL/d(initial state) times each
+half's share, B1/B or B2/B; a gradient reaching the final state goes to each half over its share). The same
+mathematics as the fast engine on the whole batch, up to the order of the weight gradients' sums
+(tests/test_split.py holds it to the reference: float64 to 1e-10, float32 to 1e-5).
 
 Why processes: both cores on every step. With two threads on each small per-step GEMM, MKL reached 79% of the two
 cores' limit on the deep LSTM's recurrent GEMMs, and the step's kernels, softmax and update ran on one core; a
@@ -46,19 +46,22 @@ def shared_zeros(n, dtype):
     """(a flat array of n zeros in memory that another process can map too, the file descriptor it maps): a file
     with no name (memfd_create where there is one; else one in /dev/shm or the temporary directory, unlinked at
     once), so nothing is left behind whatever happens to either process."""
-    size = max(1, n * np.dtype(dtype).itemsize)
     if hasattr(os, "memfd_create"):
         fd = os.memfd_create("scratchrnn-split")
     else:
         fd, path = tempfile.mkstemp(prefix="scratchrnn-split-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
         os.unlink(path)
-    os.ftruncate(fd, size)                                         # zeros
+    os.ftruncate(fd, file_bytes(n, dtype))                          # zeros
     return mapped(fd, n, dtype), fd
 
 
 def mapped(fd, n, dtype):
     """The flat array of n `dtype` in the file `fd`, mapped shared: what one process writes, the other reads."""
-    return np.ndarray((n,), dtype, buffer=mmap.mmap(fd, max(1, n * np.dtype(dtype).itemsize)))
+    return np.ndarray((n,), dtype, buffer=mmap.mmap(fd, file_bytes(n, dtype)))
+
+
+def file_bytes(n, dtype):
+    return max(1, n * np.dtype(dtype).itemsize)                    # a mapping of 0 bytes is refused
 
 
 def halves(B):
@@ -68,19 +71,17 @@ def halves(B):
 
 def split_state(state, B1, scales=(1, 1)):
     """A state or a dstate (a list over layers of tuples of (B, nh) arrays; None stays None) as its two halves, each
-    times its scale."""
+    times its scale (contiguous copies)."""
     if state is None:
         return None, None
     first, second = scales
-    return ([tuple(a[:B1] * first if first != 1 else a[:B1] for a in layer) for layer in state],
-            [tuple(a[B1:] * second if second != 1 else np.ascontiguousarray(a[B1:]) for a in layer)
-             for layer in state])
+    return ([tuple(a[:B1] * first for a in layer) for layer in state],
+            [tuple(a[B1:] * second for a in layer) for layer in state])
 
 
 def stack_state(first, second, scales=(1, 1)):
     """The halves' rows stacked, each half times its scale: split_state undone."""
-    return [tuple(np.concatenate([a * scales[0], b * scales[1]] if scales != (1, 1) else [a, b])
-                  for a, b in zip(x, y)) for x, y in zip(first, second)]
+    return [tuple(np.concatenate([a * scales[0], b * scales[1]]) for a, b in zip(x, y)) for x, y in zip(first, second)]
 
 
 class SplitEngine:
@@ -89,11 +90,9 @@ class SplitEngine:
     chunk; a worker process runs the second half with a FastEngine of its own."""
 
     def __init__(self, model, inner):
-        if model.xp is not np:
-            raise ConfigError("the fast-split engine runs on the CPU only; on a GPU use the fast engine")
         if os.name != "posix":
             raise ConfigError("the fast-split engine needs a POSIX system (Linux, macOS); use the fast engine")
-        self.model, self.inner, self.mkl = model, inner, inner.mkl
+        self.model, self.inner = model, inner
         self.name = inner.name.replace("fast", "fast-split", 1) + ", batch halves on two processes"
         n = model.flat_params.size
         params, self.params_fd = shared_zeros(n, model.dtype)
@@ -190,9 +189,10 @@ class SplitEngine:
         if B1 == B2:
             grads += self.worker_grads
             grads *= 0.5
-        else:
+        else:                                                       # the worker's buffer scaled in place (the worker
+            self.worker_grads *= w2                                 # writes all of it at each chunk): no temporary
             grads *= w1
-            grads += w2 * self.worker_grads
+            grads += self.worker_grads
         loss = np.asarray(w1 * float(loss1) + w2 * float(loss2), dtype=m.dtype)
         return loss, stack_state(new1, new2), stack_state(d1, d2, (w1, w2))
 
@@ -208,7 +208,7 @@ class SplitEngine:
             return self.inner.loss_and_grad(*chunk)
         finally:
             controller.set_num_threads(threads)
-            if self.mkl:
+            if self.inner.mkl:
                 mkl.sync_threads(threads)
 
 
