@@ -208,9 +208,9 @@ def gemm_floor(cell, layers, nh, rounds):
     return T * B / best
 
 
-def batches(steps):
+def batches(steps, batch=B):
     rng = np.random.default_rng(0)
-    return [(rng.integers(0, V, (T, B)), rng.integers(0, V, (T, B))) for _ in range(steps)]
+    return [(rng.integers(0, V, (T, batch)), rng.integers(0, V, (T, batch))) for _ in range(steps)]
 
 
 class Ours:
@@ -218,7 +218,7 @@ class Ours:
 
     def __init__(self, cell, layers, nh, engine, data):
         self.m = RNNLM(V, nh, layers, cell, engine=engine)
-        self.state = self.m.begin_state(B)
+        self.state = self.m.begin_state(data[0][0].shape[1])
         self(data[:2])                                                  # warm-up (and Numba compile)
 
     def __call__(self, data, trace=False):
@@ -234,7 +234,7 @@ class Ours:
         if trace:
             peak = tracemalloc.get_traced_memory()[1]
             tracemalloc.stop()
-        return len(data) * T * B / seconds, peak, faults
+        return sum(X.size for X, _ in data) / seconds, peak, faults
 
 
 class Theirs:
@@ -252,7 +252,7 @@ class Theirs:
         for X, Y in tensors:
             self.step(X, Y)
         seconds = time.perf_counter() - start
-        return len(tensors) * T * B / seconds, faults_per_step(faults, minor_faults(), len(tensors))
+        return sum(X.numel() for X, _ in tensors) / seconds, faults_per_step(faults, minor_faults(), len(tensors))
 
 
 def memory_growth(steps, engine="fast"):

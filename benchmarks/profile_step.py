@@ -1,9 +1,10 @@
 """Where the time of one training step of the fast path goes, phase by phase, measured (not estimated):
 
-    python benchmarks/profile_step.py [--threads 1 2] [--steps 20] [--rounds 5]
+    python benchmarks/profile_step.py [--threads 1 2] [--steps 20] [--rounds 5] [--batch 32]
 
 The fast engine runs its own code on the benchmark's data (bench_cpu.py: batch 32, 35 steps, float32,
-forward, backward, clipping, SGD). Only its GEMM and its kernels are wrapped, each call timed
+forward, backward, clipping, SGD; --batch 16 is the half that each of fast-split's processes computes, on one
+thread). Only its GEMM and its kernels are wrapped, each call timed
 and its time added to its phase:
 
     recurrent GEMMs     H_{t-1} W_hh forward and dA_t W_hh^T backward: 2 per step and layer (M = B rows)
@@ -12,6 +13,7 @@ and its time added to its phase:
     forward kernels     the fused step_forward twins (cells/), one per step and layer
     backward kernels    the fused step_backward twins
     transpose           W_hh^T packed once per chunk, and each step's transposed Ah back (fast.py)
+    packing             with MKL, W_hh and W_hh^T in MKL's packed form, once per chunk (mkl.PackedB.pack)
     softmax_xent, gather_rows_bias, scatter_add_rows, update (clipping and the optimiser's update)
     rest                the step's time minus all of the above: the Python between the calls, the bias sums,
                         the state copies, the timers' own cost (the untimed step is printed beside it)
@@ -26,12 +28,13 @@ from collections import defaultdict
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from bench_cpu import MODELS, Ours, Theirs, V, batches, one_core_peak, settle
+from bench_cpu import MODELS, B, Ours, Theirs, V, batches, one_core_peak, settle
 from scratchrnn.backend import cpu_model
+from scratchrnn.engines import mkl
 from scratchrnn.cmdline import OneLineParser, positive_int
 
-PHASES = ("recurrent GEMMs", "hoisted GEMMs", "forward kernels", "backward kernels", "transpose", "softmax_xent",
-          "gather_rows_bias", "scatter_add_rows", "update")
+PHASES = ("recurrent GEMMs", "hoisted GEMMs", "forward kernels", "backward kernels", "transpose", "packing",
+          "softmax_xent", "gather_rows_bias", "scatter_add_rows", "update")
 
 
 class PassThrough:
@@ -66,6 +69,7 @@ class Timed:
             return out
 
         self.wrapped_matmul, self.wrapped_ops = matmul, wrapped_ops
+        self.pack, self.wrapped_pack = mkl.PackedB.pack, self.timer(mkl.PackedB.pack, "packing")
 
     def timer(self, function, phase):
         def timed(*args):
@@ -78,14 +82,15 @@ class Timed:
     def __enter__(self):
         self.seconds.clear()
         self.flops.clear()
-        self.swap(self.wrapped_matmul, self.wrapped_ops)
+        self.swap(self.wrapped_matmul, self.wrapped_ops, self.wrapped_pack)
         return self
 
     def __exit__(self, *exc):
-        self.swap(self.matmul, self.ops)
+        self.swap(self.matmul, self.ops, self.pack)
 
-    def swap(self, matmul, ops):
+    def swap(self, matmul, ops, pack):
         e = self.engine
+        mkl.PackedB.pack = pack
         e.matmul, e.ops = matmul, ops
         e.forward_kernel, e.backward_kernel = getattr(ops, e.cell.FORWARD_KERNEL), getattr(ops, e.cell.BACKWARD_KERNEL)
 
@@ -119,12 +124,13 @@ def main():
     p.add_argument("--threads", type=positive_int, nargs="+", default=[1, 2])
     p.add_argument("--steps", type=positive_int, default=20, help="timed training steps per round")
     p.add_argument("--rounds", type=positive_int, default=5, help="interleaved rounds; the best of each is kept")
+    p.add_argument("--batch", type=positive_int, default=B, help="sequences per chunk")
     args = p.parse_args()
     try:
         import torch
     except ImportError:
         torch = None
-    data = batches(args.steps)
+    data = batches(args.steps, args.batch)
     peak, blas_lines = one_core_peak()
     print(f"# scratchrnn step profile, {time.strftime('%Y-%m-%d')}, {cpu_model()}, numpy {np.__version__}, "
           f"{'torch ' + torch.__version__ if torch else 'no torch'}; vocabulary {V}, batch {data[0][0].shape[1]}, "

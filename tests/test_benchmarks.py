@@ -132,3 +132,31 @@ def test_the_allocator_settings_are_named(bench, monkeypatch):
     assert bench.allocator_line().startswith("glibc allocator: defaults")
     monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "67108864")
     assert bench.allocator_line() == "glibc allocator: MALLOC_MMAP_THRESHOLD_=67108864"
+
+
+@pytest.mark.parametrize("blas", ["mkl", "numpy"])
+def test_the_profile_times_a_chunk_of_any_batch_phase_by_phase(bench, load_script, blas, monkeypatch):
+    """profile_step --batch 16 (fast-split's half): the data, the state and the tokens counted are the batch's; every
+    recurrent GEMM (2 per step and layer, B rows) lands in its phase with its FLOPs, and with MKL the four packings of
+    W_hh and W_hh^T (one per chunk, layer and direction) in theirs."""
+    from scratchrnn.engines import mkl
+    if blas == "mkl" and mkl.load()[0] is None:
+        pytest.skip("MKL is not installed")
+    monkeypatch.setenv("SCRATCHRNN_BLAS", blas)
+    monkeypatch.syspath_prepend(str(BENCH.parent))                 # profile_step imports bench_cpu
+    profile = load_script(BENCH.parent / "profile_step.py")
+    B, T, nh, layers = 6, bench.T, 16, 2
+    data = profile.batches(3, B)
+    assert all(X.shape == Y.shape == (T, B) for X, Y in data)
+    ours = profile.Ours("lstm", layers, nh, "fast", data)
+    assert ours.state[0][0].shape == (B, nh)
+    packs = []
+    real_pack = mkl.PackedB.pack
+    monkeypatch.setattr(mkl.PackedB, "pack", lambda self, W: packs.append(W.shape) or real_pack(self, W))
+    timed = profile.Timed(ours.m.engine, B)
+    with timed:
+        tokens_per_second, _, _ = ours(data)
+    assert tokens_per_second > 0
+    assert timed.flops["recurrent GEMMs"] == len(data) * T * layers * 2 * (2 * B * nh * 4 * nh)
+    assert (timed.seconds["packing"] > 0) == (blas == "mkl") == (len(packs) == len(data) * layers * 2)
+    assert mkl.PackedB.pack.__name__ == "<lambda>"                # put back as it was when the block ends

@@ -1,6 +1,7 @@
 """The fast-split engine (engines/split.py: each training chunk's batch in two halves, one computed by a worker
 process) against the readable reference and the fast engine, and its worker's life: start, one clear line when it
 fails, the end."""
+import glob
 import os
 import signal
 
@@ -13,7 +14,7 @@ from scratchrnn import cli
 from scratchrnn.checkpoint import load_checkpoint
 from scratchrnn.data import seq_data_iter_random, seq_data_iter_sequential
 from scratchrnn.engines import mkl
-from scratchrnn.engines.split import halves, split_state, stack_state
+from scratchrnn.engines.split import halves, kill, split_state, stack_state
 from scratchrnn.errors import ConfigError, WorkerError
 from scratchrnn.gradcheck import relative_error
 from scratchrnn.model import RNNLM
@@ -138,8 +139,10 @@ def test_a_worker_that_dies_is_one_clear_line_and_close_keeps_the_parameters(rng
     X, Y = rng.integers(0, V, size=(T, B)), rng.integers(0, V, size=(T, B))
     split.loss_and_grad(X, Y, split.begin_state(B))
     process = split.engine.worker[0][0]
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait()
+    registered = f"/dev/shm/__KMP_REGISTERED_LIB_{process.pid}_*"    # libiomp5's file, where the worker runs MKL
+    assert bool(glob.glob(registered)) >= (mkl.chosen() and os.path.isdir("/dev/shm"))
+    kill(process)                                                         # SIGKILL; then its file removed
+    assert process.returncode == -signal.SIGKILL and not glob.glob(registered)
     with pytest.raises(WorkerError, match="worker process ended"):
         split.loss_and_grad(X, Y, split.begin_state(B))
     # the next chunk starts a new worker

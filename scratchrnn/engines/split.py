@@ -24,6 +24,7 @@ its loss and states. Validation and generation (forward) and the update run here
 The worker (`python -m scratchrnn.worker`, worker.py) starts at the first chunk it gets, and ends with this engine
 (close(), or when it is collected), with this process, or when its pipe closes.
 """
+import glob
 import mmap
 import os
 import socket
@@ -134,7 +135,7 @@ class SplitEngine:
         process, connection = self.worker[0]
         try:
             if timeout is not None and not connection.poll(timeout):
-                process.kill()
+                kill(process)
                 self.lost(f"did not start in {timeout} s")
             kind, value = connection.recv()
         except (EOFError, OSError):
@@ -232,5 +233,16 @@ def end_worker(worker):
         try:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+            kill(process)
+
+
+def kill(process):
+    """Kill the worker and wait for it; then remove the 1 KiB file that MKL's OpenMP runtime (libiomp5) registers
+    itself in for each process and removes at a normal exit: a killed one leaves it in /dev/shm."""
+    process.kill()
+    process.wait()
+    for path in glob.glob(f"/dev/shm/__KMP_REGISTERED_LIB_{process.pid}_*"):
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
