@@ -30,8 +30,8 @@ from threadpoolctl import threadpool_limits
 
 from bench_cpu import MODELS, B, Ours, Theirs, V, batches, one_core_peak, settle
 from scratchrnn.backend import cpu_model
-from scratchrnn.engines import mkl
 from scratchrnn.cmdline import OneLineParser, positive_int
+from scratchrnn.engines import mkl
 
 PHASES = ("recurrent GEMMs", "hoisted GEMMs", "forward kernels", "backward kernels", "transpose", "packing",
           "softmax_xent", "gather_rows_bias", "scatter_add_rows", "update")
@@ -51,7 +51,7 @@ class Timed:
     """Wraps the engine's matmul (NumPy's or MKL's) and its `ops`: every GEMM and every kernel add their time (and a
     GEMM its FLOPs) to a phase; everything else passes through untouched."""
 
-    def __init__(self, engine, B):
+    def __init__(self, engine, rows):
         self.seconds, self.flops = defaultdict(float), defaultdict(float)
         self.engine, self.matmul, self.ops = engine, engine.matmul, engine.ops
         kernels = {engine.cell.FORWARD_KERNEL: "forward kernels", engine.cell.BACKWARD_KERNEL: "backward kernels"}
@@ -61,7 +61,7 @@ class Timed:
         untimed_matmul = self.matmul
 
         def matmul(a, b, out):
-            phase = "recurrent GEMMs" if B in (out.shape[0], out.shape[1]) else "hoisted GEMMs"
+            phase = "hoisted GEMMs" if rows in a.shape else "recurrent GEMMs"      # over the chunk's T*B rows
             start = time.perf_counter()
             untimed_matmul(a, b, out=out)
             self.seconds[phase] += time.perf_counter() - start
@@ -99,7 +99,7 @@ def profile(cell, layers, nh, data, rounds, torch, peak):
     """(phase -> (ms per step, share), GFLOP/s per GEMM phase, untimed ms per step, timed ms per step,
     PyTorch's ms per step or None): the best round of each."""
     ours = Ours(cell, layers, nh, "fast", data)
-    timed = Timed(ours.m.engine, data[0][0].shape[1])
+    timed = Timed(ours.m.engine, data[0][0].size)
     theirs = Theirs(torch, cell, layers, nh, data) if torch is not None else None
     best = dict(untimed=np.inf, timed=np.inf, torch=np.inf)
     phases = None

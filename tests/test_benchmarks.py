@@ -145,15 +145,16 @@ def test_the_profile_times_a_chunk_of_any_batch_phase_by_phase(bench, load_scrip
     monkeypatch.setenv("SCRATCHRNN_BLAS", blas)
     monkeypatch.syspath_prepend(str(BENCH.parent))                 # profile_step imports bench_cpu
     profile = load_script(BENCH.parent / "profile_step.py")
-    B, T, nh, layers = 6, bench.T, 16, 2
+    B, T, nh, layers = bench.V, bench.T, 16, 2                  # B = V: no GEMM taken for another by its shape
     data = profile.batches(3, B)
+    assert T * B not in (nh, 4 * nh, bench.V)
     assert all(X.shape == Y.shape == (T, B) for X, Y in data)
     ours = profile.Ours("lstm", layers, nh, "fast", data)
     assert ours.state[0][0].shape == (B, nh)
     packs = []
     real_pack = mkl.PackedB.pack
     monkeypatch.setattr(mkl.PackedB, "pack", lambda self, W: packs.append(W.shape) or real_pack(self, W))
-    timed = profile.Timed(ours.m.engine, B)
+    timed = profile.Timed(ours.m.engine, T * B)
     with timed:
         tokens_per_second, _, _ = ours(data)
     assert tokens_per_second > 0
