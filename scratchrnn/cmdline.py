@@ -5,11 +5,13 @@ self-test, `diagnose` and the benchmarks.
     positive_int, positive_float      argument types that refuse what makes no sense, in one line
     add_model_arguments, add_training_arguments    the shared flags; choices and defaults come from where
                              they are declared (cells.CELLS, model.MODEL_DEFAULTS, train.TRAIN_DEFAULTS, ...)
-    with_one_line_errors     our errors -> one line on stderr and EXIT_ERROR; Ctrl-C -> EXIT_INTERRUPTED
+    with_one_line_errors     our errors -> one line on stderr and EXIT_ERROR; Ctrl-C -> EXIT_INTERRUPTED; a reader
+                             that stops reading (`| head`) -> a quiet EXIT_PIPE_CLOSED
     blas_threads             limit the BLAS thread pool
     prepare_out_dir, prepare_out_file   prove an output folder or file can be written, before any training
 """
 import argparse
+import os
 import sys
 from contextlib import nullcontext
 from pathlib import Path
@@ -26,6 +28,7 @@ from .train import TRAIN_DEFAULTS
 EXIT_ERROR = 2              # a user's error: one line on stderr
 EXIT_DIVERGED = 3           # the loss became NaN or infinite; the last good checkpoint is kept
 EXIT_INTERRUPTED = 130      # Ctrl-C: saved where there was something to save
+EXIT_PIPE_CLOSED = 141      # what reads our output has stopped (128 + SIGPIPE, as for a Unix tool that SIGPIPE ends)
 
 
 def positive_int(text):
@@ -186,8 +189,14 @@ def prepare_out_file(path, flag):
 
 def with_one_line_errors(program, *args):
     """Run program(*args); our errors (ScratchRNNError) become one line on stderr and exit status
-    EXIT_ERROR, Ctrl-C becomes 'interrupted' and EXIT_INTERRUPTED. Anything else is a bug, and keeps its
-    traceback."""
+    EXIT_ERROR, Ctrl-C becomes 'interrupted' and EXIT_INTERRUPTED. A closed pipe (`scratchrnn generate ... |
+    head`: the reader has what it wanted) ends the program quietly with EXIT_PIPE_CLOSED, as SIGPIPE ends a Unix
+    tool (Python ignores SIGPIPE, so the write raises instead); `train` has written last.npz before each epoch's
+    line, so with the default --save-every 1 nothing is lost. Anything else is a bug, and keeps its traceback."""
+    # Each line reaches a pipe as it is written (`| tee log` shows the epochs as they end; Python buffers a pipe in
+    # blocks), so a closed pipe is met at the line that writes to it, here, and not in the interpreter's last flush.
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(line_buffering=True)
     try:
         return program(*args)
     except ScratchRNNError as e:
@@ -196,3 +205,8 @@ def with_one_line_errors(program, *args):
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(EXIT_INTERRUPTED)
+    except BrokenPipeError:
+        # What is still buffered for the closed pipe would fail again when the interpreter flushes it at exit
+        # ("Exception ignored ... BrokenPipeError"): stdout goes to /dev/null first.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(EXIT_PIPE_CLOSED)

@@ -1,5 +1,6 @@
 """A person's own text: every character as written, fine-tuning on a new text, long runs that survive a
 time budget and a scheduler's SIGTERM, generation that streams, and no input that loses a run."""
+import contextlib
 import os
 import signal
 import subprocess
@@ -11,6 +12,7 @@ import pytest
 
 from scratchrnn import cli
 from scratchrnn.checkpoint import load_checkpoint, save_checkpoint
+from scratchrnn.cmdline import EXIT_PIPE_CLOSED
 from scratchrnn.data import Vocab, char_vocab, code_points, load_corpus, normalize
 from scratchrnn.errors import DataError
 
@@ -131,18 +133,50 @@ def test_top_k_of_one_is_greedy(poem_run):
     assert greedy.returncode == top1.returncode == 0 and greedy.stdout == top1.stdout
 
 
-def test_generate_shows_the_first_tokens_before_it_ends(poem_run):
-    """A long generation streams: the prefix and the first tokens can be read while it still runs."""
-    _, out = poem_run
-    p = subprocess.Popen([sys.executable, "-m", "scratchrnn", "generate", "--from", str(out), "--prefix", "T",
-                          "--length", "1000000", "--temperature", "1", "--seed", "0"], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE)
+@contextlib.contextmanager
+def running(*args, **kw):
+    """`python -m scratchrnn *args` running, its stdout and stderr piped; killed at the end if it still runs."""
+    p = subprocess.Popen([sys.executable, "-m", "scratchrnn", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         **kw)
     try:
+        yield p
+    finally:
+        if p.poll() is None:
+            p.kill()
+        p.wait()
+        p.stderr.close()
+
+
+def ends_quietly_when_the_reader_stops(p, timeout):
+    p.stdout.close()                                                  # the reader has what it wanted
+    return p.wait(timeout=timeout) == EXIT_PIPE_CLOSED and p.stderr.read() == b""
+
+
+def test_generate_shows_the_first_tokens_before_it_ends_and_stops_quietly_when_the_reader_does(poem_run):
+    """A long generation streams: the prefix and the first tokens can be read while it still runs. A reader that
+    stops (`| head -c 8`) ends it quietly with 141, as SIGPIPE ends a Unix tool: no traceback."""
+    _, out = poem_run
+    with running("generate", "--from", str(out), "--prefix", "T", "--length", "1000000", "--temperature", "1",
+                 "--seed", "0") as p:
         first = p.stdout.read(8)
         assert p.poll() is None and first.decode("utf-8", "replace").startswith("T")
-    finally:
-        p.kill()
-        p.communicate()
+        assert ends_quietly_when_the_reader_stops(p, 60)
+
+
+def test_train_whose_reader_stops_ends_quietly_and_keeps_its_last_epoch(tmp_path):
+    """`scratchrnn train ... | head -1`: each line reaches the pipe as it is written, and the run ends at the line
+    after the reader stops, quietly, with 141; last.npz (written before each epoch's line) holds the epochs done
+    and resumes."""
+    corpus, out = write(tmp_path / "poem.txt", POEM * 20), tmp_path / "run"
+    with running("train", "--corpus", str(corpus), "--out", str(out), "--epochs", "50", "--hidden", "8", "--layers",
+                 "1", "--batch-size", "4", "--num-steps", "8", "--device", "cpu", "--log-every", "1",
+                 env={k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}) as p:   # as a person's shell
+        assert b"writing to" in p.stdout.readline()                  # the run's first line, then nothing more read
+        assert ends_quietly_when_the_reader_stops(p, 300)
+    _, manifest = load_checkpoint(out / "last.npz")
+    assert 1 <= manifest["epoch"] < 50
+    r = scratchrnn("train", "--resume", str(out), "--epochs", str(manifest["epoch"] + 1), "--device", "cpu")
+    assert r.returncode == 0, r.stderr
 
 
 # ---------------------------------------------------------------------------------------------
