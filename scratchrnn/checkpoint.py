@@ -41,9 +41,14 @@ MANIFEST_KEYS = ("config", "vocab", "epoch", "batch", "loss_sum", "tokens", "sec
 def atomic_write(path, write):
     """Call write(f) on a temporary file beside `path`, flush and fsync it, then rename it over `path`
     (and fsync the folder, so that the rename itself survives a crash). A reader, or a crash at any
-    moment, sees the old file or the new one, never half of one; on an error the old file stays."""
+    moment, sees the old file or the new one, never half of one; on an error the old file stays. A file that
+    cannot be written (a full disk, a folder gone or made read-only during a run) is a CheckpointError: one line
+    that says so."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise cannot_write(path, e) from None
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -55,10 +60,19 @@ def atomic_write(path, write):
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
-    except BaseException:
-        if os.path.exists(tmp):
+    except BaseException as e:
+        try:
             os.unlink(tmp)
+        except OSError:                                              # renamed already, or its folder is gone
+            pass
+        if isinstance(e, OSError):
+            raise cannot_write(path, e) from None
         raise
+
+
+def cannot_write(path, error):
+    kept = "the one written before is kept" if Path(path).exists() else "none had been written yet"
+    return CheckpointError(f"cannot write {str(path)!r} ({error.strerror or error}); {kept}")
 
 
 def save_checkpoint(path, arrays, manifest):

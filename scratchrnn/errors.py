@@ -19,7 +19,8 @@ class ConfigError(ScratchRNNError):
 
 
 class CheckpointError(ScratchRNNError):
-    """A checkpoint or weight file that is missing, corrupted or does not match the model."""
+    """A checkpoint or weight file that is missing, corrupted or does not match the model, or a file of the run
+    that cannot be written."""
 
 
 class TrainingDiverged(ScratchRNNError):

@@ -1,5 +1,6 @@
 """The `scratchrnn` command: training with validation, checkpoints, exact resume, Ctrl-C, generation,
 gradcheck, and one clear line for every bad input."""
+import errno
 import os
 import signal
 import subprocess
@@ -11,6 +12,7 @@ import pytest
 from conftest import CELL_NAMES
 from scratchrnn import cli
 from scratchrnn.checkpoint import load_checkpoint, save_checkpoint
+from scratchrnn.errors import CheckpointError
 
 SMALL = ["--hidden", "16", "--layers", "2", "--max-tokens", "3000", "--charset", "book", "--batch-size", "8",
          "--num-steps", "10", "--device", "cpu", "--log-every", "1"]
@@ -109,11 +111,41 @@ def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
         return real(*a, **k)
 
     monkeypatch.setattr(np.lib.format, "write_array", dies_midway)
-    with pytest.raises(OSError):
+    with pytest.raises(CheckpointError, match=r"cannot write .*c\.npz.* \(disk full\); the one written before is kept"):
         save_checkpoint(path, {"w": np.zeros(5), "v": np.ones(3)}, {"epoch": 2})
     arrays, manifest = load_checkpoint(path)
     assert manifest["epoch"] == 1 and np.array_equal(arrays["w"], np.arange(5.0))
     assert [p.name for p in tmp_path.iterdir()] == ["c.npz"]
+    with pytest.raises(CheckpointError, match="none had been written yet"):
+        save_checkpoint(tmp_path / "gone" / "c.npz", {"w": np.zeros(5)}, {"epoch": 1})   # its folder does not exist
+
+
+def test_a_full_disk_during_training_is_one_line_and_the_last_checkpoint_resumes(tmp_path, monkeypatch, capsys):
+    """No space left on device when epoch 2's checkpoints are written: one line, exit status 2, no temporary file
+    left, and the last.npz of epoch 1 resumes."""
+    out = tmp_path / "run"
+    real, calls = np.lib.format.write_array, {"n": 0, "full_after": None}
+
+    def counted(*a, **k):                                  # every array of every checkpoint the run writes
+        calls["n"] += 1
+        if calls["full_after"] is not None and calls["n"] > calls["full_after"]:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(*a, **k)
+
+    monkeypatch.setattr(np.lib.format, "write_array", counted)
+    cli.main(["train", "--out", str(tmp_path / "probe"), "--epochs", "1", *SMALL])
+    calls.update(full_after=calls["n"], n=0)               # the disk is full once epoch 1's writes are done
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["train", "--out", str(out), "--epochs", "3", *SMALL])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert stop.value.code == 2 and len(err) == 1
+    assert err[0].startswith("error: cannot write") and "No space left on device" in err[0] and "kept" in err[0]
+    assert [p.name for p in out.iterdir() if p.name.endswith(".tmp")] == []
+    monkeypatch.undo()
+    assert load_checkpoint(out / "last.npz")[1]["epoch"] == 1
+    cli.main(["train", "--resume", str(out), "--epochs", "2"])
+    assert load_checkpoint(out / "last.npz")[1]["epoch"] == 2
 
 
 def test_divergence_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch, capsys):
