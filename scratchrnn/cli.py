@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from . import diagnose
+from . import __version__, diagnose
 from .backend import DEVICES, device_name, resolve_device
 from .cells import CELLS
 from .checkpoint import (atomic_write, check_arrays, load_run, model_from_checkpoint, position_in, save_run,
@@ -383,6 +383,7 @@ def cmd_selftest(args):
 
 def build_parser():
     p = OneLineParser(prog="scratchrnn", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"scratchrnn {__version__}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     defaults = argparse.ArgumentDefaultsHelpFormatter
 

@@ -334,3 +334,10 @@ def test_threads_flag_limits_blas_during_training(tmp_path, monkeypatch):
     monkeypatch.setattr(cli, "train_epoch", spy)
     cli.main(["train", "--out", str(tmp_path / "run"), "--epochs", "1", "--threads", "1", *SMALL])
     assert seen == [{1}]
+
+
+def test_the_command_says_its_version():
+    """`scratchrnn --version`: the package's one version (setup.cfg reads scratchrnn.__version__), exit status 0."""
+    import scratchrnn
+    r = subprocess.run([sys.executable, "-m", "scratchrnn", "--version"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == f"scratchrnn {scratchrnn.__version__}" and r.stderr == ""
