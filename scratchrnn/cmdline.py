@@ -208,5 +208,8 @@ def with_one_line_errors(program, *args):
     except BrokenPipeError:
         # What is still buffered for the closed pipe would fail again when the interpreter flushes it at exit
         # ("Exception ignored ... BrokenPipeError"): stdout goes to /dev/null first.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):                                 # a stdout with no file descriptor
+            pass
         sys.exit(EXIT_PIPE_CLOSED)

@@ -341,3 +341,16 @@ def test_the_command_says_its_version():
     import scratchrnn
     r = subprocess.run([sys.executable, "-m", "scratchrnn", "--version"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and r.stdout.strip() == f"scratchrnn {scratchrnn.__version__}" and r.stderr == ""
+
+
+def test_a_closed_pipe_ends_quietly_even_where_stdout_has_no_file_descriptor(capsys):
+    """with_one_line_errors turns a BrokenPipeError into exit status 141 and nothing printed, also where stdout is
+    not a file (as under pytest's capture, or an embedding program's StringIO)."""
+    from scratchrnn.cmdline import EXIT_PIPE_CLOSED, with_one_line_errors
+
+    def reader_gone():
+        raise BrokenPipeError(32, "Broken pipe")
+
+    with pytest.raises(SystemExit) as stop:
+        with_one_line_errors(reader_gone)
+    assert stop.value.code == EXIT_PIPE_CLOSED and capsys.readouterr() == ("", "")
