@@ -258,8 +258,9 @@ class Theirs:
 def memory_growth(steps, engine="fast"):
     """Traced memory of the deep LSTM on `engine` after a warm-up of `steps` steps and after `steps` more (this
     process's: fast-split's worker is not traced), and the worker's resident memory (VmRSS) at the same marks
-    (fast-split on Linux; else None). The warm-up matters: during the first ~1,000 steps CPython's free lists (e.g. for the small
-    state tuples) fill up to their fixed size, which tracemalloc counts as growth; after that nothing grows."""
+    (fast-split on Linux; else None). The warm-up matters: during the first ~1,000 steps CPython's free lists (e.g.
+    for the small state tuples) fill up to their fixed size, which tracemalloc counts as growth; after that nothing
+    grows."""
     m = RNNLM(V, 256, 2, "lstm", engine=engine)
     state = m.begin_state(B)
     X, Y = batches(1)[0]

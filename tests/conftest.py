@@ -1,4 +1,7 @@
+import contextlib
 import importlib.util
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +25,29 @@ def every_engine_case(test):
                      pytest.mark.parametrize("dtype", ["float64", "float32"])):
         test = decorate(test)
     return test
+
+
+@contextlib.contextmanager
+def running(*args, **popen):
+    """`python -m scratchrnn *args` running, its stdout and stderr piped (text); killed at the end if it still runs.
+    The command writes its stdout line by line (cmdline.with_one_line_errors), so a test can read a run's lines as
+    they come."""
+    p = subprocess.Popen([sys.executable, "-m", "scratchrnn", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True, **popen)
+    try:
+        yield p
+    finally:
+        if p.poll() is None:
+            p.kill()
+        p.communicate()
+
+
+def read_until(stream, prefix):
+    """Read lines until one starts with `prefix` (a run's 'epoch    1'); that line."""
+    for line in stream:
+        if line.startswith(prefix):
+            return line
+    raise AssertionError(f"the output ended before a line starting with {prefix!r}")
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import CELL_NAMES
+from conftest import CELL_NAMES, read_until, running
 from scratchrnn import cli
 from scratchrnn.checkpoint import load_checkpoint, save_checkpoint
 from scratchrnn.errors import CheckpointError
@@ -77,14 +77,10 @@ def test_ctrl_c_saves_and_resume_is_exact(tmp_path):
     args = ["--hidden", "96", "--layers", "2", "--engine", "reference", "--batch-size", "16", "--num-steps", "20",
             "--device", "cpu", "--log-every", "1", "--epochs", "6"]
     out = tmp_path / "stopped"
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen([sys.executable, "-m", "scratchrnn", "train", "--out", str(out), *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    for line in proc.stdout:
-        if line.startswith("epoch    1"):
-            break
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=300)
+    with running("train", "--out", str(out), *args) as proc:
+        read_until(proc.stdout, "epoch    1")
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=300)
     assert proc.returncode == 130, err
     assert "interrupted (SIGINT): saved" in err and f"scratchrnn train --resume {out}" in err and "Traceback" not in err
     _, manifest = weights(out)
@@ -338,9 +334,9 @@ def test_threads_flag_limits_blas_during_training(tmp_path, monkeypatch):
 
 def test_the_command_says_its_version():
     """`scratchrnn --version`: the package's one version (setup.cfg reads scratchrnn.__version__), exit status 0."""
-    import scratchrnn
-    r = subprocess.run([sys.executable, "-m", "scratchrnn", "--version"], capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0 and r.stdout.strip() == f"scratchrnn {scratchrnn.__version__}" and r.stderr == ""
+    from scratchrnn import __version__
+    r = scratchrnn("--version")
+    assert r.returncode == 0 and r.stdout.strip() == f"scratchrnn {__version__}" and r.stderr == ""
 
 
 def test_a_closed_pipe_ends_quietly_even_where_stdout_has_no_file_descriptor(capsys):
