@@ -156,6 +156,27 @@ def checkpoint_in(folder, prefer="best"):
     return folder / ("best.npz" if prefer == "best" and (folder / "best.npz").exists() else "last.npz")
 
 
+RUN_FILES = ("last.npz", "best.npz", "metrics.csv", "perplexity.png")     # what a run writes in its folder
+
+
+def check_no_run_in(out, overwrite):
+    """A new run never writes over another's checkpoints unasked: --out holding a run is one line naming the
+    ways on, unless --overwrite, which deletes that run's files first (an old best.npz left beside the new
+    run's last.npz would be what `generate` reads)."""
+    found = [name for name in RUN_FILES if (Path(out) / name).is_file()]
+    if not any(name.endswith(".npz") for name in found):
+        return
+    if not overwrite:
+        raise ConfigError(f"{out} already holds a run ({', '.join(found)}); continue it with --resume {out}, "
+                          f"start from its weights with --init-from {out} --out NEW, use another --out, or "
+                          f"add --overwrite to replace it")
+    for name in found:
+        try:
+            (Path(out) / name).unlink()
+        except OSError as e:
+            raise ConfigError(f"--overwrite: cannot delete '{Path(out) / name}': {e.strerror or e}") from None
+
+
 class Stop(Exception):
     """Training stops inside an epoch: `why` is 'interrupted' (Ctrl-C, SIGTERM) or 'budget' (--max-minutes)."""
 
@@ -177,6 +198,8 @@ def cmd_train(args):
                               f"a new run from its weights with --init-from {out}")
         if "out" in args.given and Path(args.out).resolve() != out.resolve():
             raise ConfigError(f"--out {args.out} contradicts --resume {out}: a resume writes into the run's folder")
+        if args.overwrite:
+            raise ConfigError(f"--overwrite contradicts --resume {out}: a resume continues the run it finds there")
         if args.epochs:                                               # None unless --epochs was given
             config["epochs"] = args.epochs
         if "engine" in args.given:
@@ -192,6 +215,8 @@ def cmd_train(args):
         config = {**config_from_args(args), **{k: parent_manifest["config"][k] for k in INHERITED
                                                if k in parent_manifest["config"]}}
         config["init_from"] = str(parent.resolve())
+        if args.overwrite and parent.resolve().parent == Path(args.out).resolve():
+            raise ConfigError(f"--overwrite would delete {parent}, the weights --init-from starts from; use another --out")
         vocab = Vocab(idx_to_token=parent_manifest["vocab"], token=config["tokens"])
         check_arrays(arrays, config, len(vocab), parent)
         out = Path(args.out)
@@ -200,6 +225,8 @@ def cmd_train(args):
         out = Path(args.out)
     check_hyperparameters(config["lr"], config["epochs"], config["theta"])
     check_schedule(config)
+    if not args.resume:
+        check_no_run_in(out, args.overwrite)
     out = prepare_out_dir(out)
     device = resolve_device(args.device)
     vocab, loader, val, model = build(config, device, vocab, report)
@@ -339,15 +366,21 @@ def cmd_train(args):
 # ----------------------------------------------------------------------------------------------
 
 def cmd_generate(args):
-    """The prefix, then each token as it is produced (a long generation shows progress at once)."""
+    """The prefix, then each token as it is produced (a long generation shows progress at once). Without
+    a prefix, --length tokens from a first one drawn uniformly from the vocabulary."""
     path = checkpoint_in(args.from_dir, args.checkpoint)
     arrays, manifest = load_run(path)
     model, vocab = model_from_checkpoint(arrays, manifest, resolve_device(args.device), path)
-    tokens = generate(args.prefix, args.length, model, vocab, temperature=args.temperature, seed=args.seed,
-                      top_k=args.top_k)
-    print(args.prefix, end="", flush=True)
+    prefix = args.prefix if args.prefix else None                       # "" too: as with no --prefix
+    tokens = generate(prefix, args.length, model, vocab, temperature=args.temperature, seed=args.seed,
+                      top_k=args.top_k)                                   # checked here: nothing printed if wrong
+    sep = ""
+    if prefix is not None:
+        print(prefix, end="", flush=True)
+        sep = vocab.sep
     for token in tokens:
-        print(vocab.sep + token, end="", flush=True)
+        print(sep + token, end="", flush=True)
+        sep = vocab.sep
     print()
 
 
@@ -400,6 +433,9 @@ def build_parser():
     t.add_argument("--val-fraction", type=float, default=0.1,
                    help="the tail of the corpus held out to measure validation perplexity (0: none)")
     t.add_argument("--out", default="scratchrnn-run", help="folder for checkpoints, metrics and plots")
+    t.add_argument("--overwrite", action="store_true",
+                   help="start afresh in an --out that holds a run: its checkpoints, metrics and plot are deleted "
+                        "first (without it, such an --out is refused)")
     t.add_argument("--resume", metavar="DIR", default=None,
                    help="continue the run saved in DIR exactly; it honours --epochs (to raise the total), --device, "
                         "--engine, --threads, --save-every(-steps), --log-every, --plot, --max-minutes and refuses "
@@ -420,7 +456,9 @@ def build_parser():
     g = sub.add_parser("generate", help="continue a prefix with a trained model", formatter_class=defaults)
     g.add_argument("--from", dest="from_dir", required=True, metavar="DIR",
                    help="a run folder (or a checkpoint .npz file)")
-    g.add_argument("--prefix", required=True, help="text to warm up on (any characters of the run's vocabulary)")
+    g.add_argument("--prefix", default=None,
+                   help="text to warm up on (any characters of the run's vocabulary); none: the first token is "
+                        "drawn uniformly from the vocabulary (with --seed), as char-rnn does")
     g.add_argument("--length", type=positive_int, default=100, help="tokens to generate")
     g.add_argument("--temperature", type=float, default=0.0, help="0: greedy; > 0: sample from softmax(logits/T)")
     g.add_argument("--top-k", type=positive_int, default=None, metavar="K",

@@ -150,14 +150,29 @@ def generate(prefix, num_preds, model, vocab, temperature=0.0, seed=None, top_k=
     """Warm up on `prefix`, then yield `num_preds` tokens, one at a time, as they are produced.
 
     temperature 0: greedy (argmax), as the book. temperature > 0: sample from softmax(logits / T)
-    with a seeded generator (T < 1 sharper, T > 1 flatter); top_k: only among the k most likely tokens."""
-    prefix = prefix_tokens(prefix, vocab)
+    with a seeded generator (T < 1 sharper, T > 1 flatter); top_k: only among the k most likely tokens.
+    prefix None: the first token is drawn uniformly from the vocabulary ('<unk>' aside) with the same
+    generator, as char-rnn and torch-rnn start without a prime text; it is the first of the `num_preds`.
+
+    The arguments are checked here, at the call, before the first token is asked for: a caller that
+    prints the prefix and then the tokens prints nothing when one is wrong."""
+    rng = np.random.default_rng(seed)
     if temperature < 0 or not math.isfinite(temperature):
         raise ConfigError(f"temperature must be >= 0 (got {temperature!r})")
     if top_k is not None and top_k < 1:
         raise ConfigError(f"top-k must be a positive integer (got {top_k!r})")
+    if prefix is None:
+        first = vocab.idx_to_token[int(rng.integers(1, len(vocab))) if len(vocab) > 1 else 0]
+        return _continue([first], num_preds - 1, model, vocab, temperature, rng, top_k, yield_prefix=True)
+    return _continue(prefix_tokens(prefix, vocab), num_preds, model, vocab, temperature, rng, top_k)
+
+
+def _continue(prefix, num_preds, model, vocab, temperature, rng, top_k, yield_prefix=False):
+    """generate's loop over checked arguments: the prefix's tokens (yielded first with yield_prefix),
+    then num_preds more."""
+    if yield_prefix:
+        yield from prefix
     xp = model.xp
-    rng = np.random.default_rng(seed)
     state = model.begin_state(1)
     token = vocab[prefix[0]]
 
@@ -184,4 +199,6 @@ def generate(prefix, num_preds, model, vocab, temperature=0.0, seed=None, top_k=
 def predict(prefix, num_preds, model, vocab, temperature=0.0, seed=None, top_k=None):
     """The book's `predict_ch8`: the prefix and the `num_preds` tokens that follow it, as one string."""
     tokens = list(generate(prefix, num_preds, model, vocab, temperature, seed, top_k))
+    if prefix is None:
+        return vocab.sep.join(tokens)
     return vocab.sep.join([prefix] + tokens) if tokens else prefix

@@ -190,6 +190,24 @@ def test_several_corpora_and_word_tokens(tmp_path):
     assert {"cat", "dog", "rug"} <= set(manifest["vocab"])
     g = scratchrnn("generate", "--from", str(out), "--prefix", "the cat", "--length", "3")
     assert g.returncode == 0 and g.stdout.startswith("the cat ") and len(g.stdout.split()) == 5
+    g = scratchrnn("generate", "--from", str(out), "--length", "4", "--seed", "1")      # no prefix: 4 words
+    assert g.returncode == 0 and not g.stdout.startswith(" ") and len(g.stdout.split()) == 4, g.stdout
+    assert set(g.stdout.split()) <= set(manifest["vocab"])
+
+
+def test_generate_without_a_prefix_starts_from_a_drawn_token(trained):
+    """As char-rnn without -primetext: the first token drawn uniformly (seeded), --length tokens in all."""
+    _, manifest = weights(trained)
+    runs = {seed: scratchrnn("generate", "--from", str(trained), "--length", "12", "--seed", str(seed))
+            for seed in range(8)}
+    for r in runs.values():
+        assert r.returncode == 0, r.stderr
+        assert len(r.stdout) == 13 and r.stdout.endswith("\n") and set(r.stdout[:-1]) <= set(manifest["vocab"])
+    assert len({r.stdout[0] for r in runs.values()}) > 1                  # the start is drawn, not fixed
+    again = scratchrnn("generate", "--from", str(trained), "--length", "12", "--seed", "3")
+    assert again.stdout == runs[3].stdout
+    empty = scratchrnn("generate", "--from", str(trained), "--prefix", "", "--length", "12", "--seed", "3")
+    assert empty.stdout == runs[3].stdout
 
 
 # ---------------------------------------------------------------------------------------------
@@ -258,7 +276,14 @@ def test_a_manifest_without_its_keys_is_one_line(tmp_path, trained):
 
 
 def test_prefix_outside_the_vocabulary(trained):
-    one_line_error(scratchrnn("generate", "--from", str(trained), "--prefix", "Hello!"), "outside the vocabulary")
+    """Checked before anything is printed: stdout stays empty (it held the prefix before)."""
+    r = scratchrnn("generate", "--from", str(trained), "--prefix", "Hello!")
+    one_line_error(r, "outside the vocabulary")
+    assert r.stdout == ""
+    for bad in (["--temperature", "-1"], ["--temperature", "nan"]):
+        r = scratchrnn("generate", "--from", str(trained), "--prefix", "the", *bad)
+        one_line_error(r, "temperature must be >= 0")
+        assert r.stdout == ""
 
 
 def test_missing_truncated_and_corrupted_checkpoints(tmp_path, trained):
@@ -293,6 +318,26 @@ def test_resume_on_a_corpus_with_another_vocabulary(tmp_path):
     cli.main(["train", "--out", str(out), "--epochs", "1", "--corpus", str(corpus), *SMALL])
     corpus.write_text("aaaa bbbb " * 800)
     one_line_error(scratchrnn("train", "--resume", str(out), "--epochs", "2", "--device", "cpu"), "vocabulary")
+
+
+def test_a_new_run_does_not_write_over_another(tmp_path):
+    """--out holding a run is refused (its checkpoint untouched) unless --overwrite, which deletes the old run's
+    files first: an old best.npz would otherwise be what generate reads beside the new run's last.npz."""
+    out = tmp_path / "run"
+    cli.main(["train", "--out", str(out), "--epochs", "2", *SMALL])
+    before = (out / "last.npz").read_bytes()
+    one_line_error(scratchrnn("train", "--out", str(out), "--epochs", "1", *SMALL), "already holds a run",
+                   f"--resume {out}", "--overwrite")
+    assert (out / "last.npz").read_bytes() == before and (out / "best.npz").exists()
+    one_line_error(scratchrnn("train", "--resume", str(out), "--epochs", "3", "--overwrite"),
+                   "--overwrite contradicts --resume")
+    one_line_error(scratchrnn("train", "--init-from", str(out), "--out", str(out), "--overwrite", "--epochs", "1",
+                              "--device", "cpu"), "would delete")
+    assert (out / "last.npz").read_bytes() == before
+    cli.main(["train", "--out", str(out), "--epochs", "1", "--overwrite", "--val-fraction", "0", *SMALL])
+    assert not (out / "best.npz").exists()
+    _, manifest = weights(out)
+    assert manifest["epoch"] == 1 and (out / "metrics.csv").read_text().count("\n") == 2    # header, epoch 1
 
 
 def test_output_directory_that_cannot_be_written(tmp_path):
