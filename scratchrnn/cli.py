@@ -35,7 +35,7 @@ from .data import CHARSETS, TOKENS, SeqDataLoader, Vocab, load_corpus
 from .engines import ENGINES
 from .errors import CheckpointError, ConfigError, DataError, TrainingDiverged
 from .model import MODEL_DEFAULTS, model_from_config
-from .train import TRAIN_DEFAULTS, check_hyperparameters, evaluate, generate, train_epoch
+from .train import TRAIN_DEFAULTS, check_hyperparameters, evaluate, generate, perplexity, train_epoch
 
 # The config of a run, as its checkpoint keeps it: the model's keys (model.MODEL_DEFAULTS) and these.
 RUN_KEYS = ("epochs", "lr", "theta", "batch_size", "num_steps", "random_iter", "corpus", "max_tokens", "tokens",
@@ -321,7 +321,7 @@ def cmd_train(args):
                 val_ppl = validate()                                  # the budget: end as any run ends
                 keep_if_best(val_ppl, e.position, stop["rng_at_start"])
                 write_last(e.position, stop["rng_at_start"])
-                ppl = math.exp(float(e.position.loss_sum) / max(1, e.position.tokens))
+                ppl = perplexity(float(e.position.loss_sum) / max(1, e.position.tokens))
                 speed = e.position.tokens / max(e.position.seconds, 1e-9)
                 print(f"stopped: the --max-minutes {args.max_minutes:g} budget is spent, at {where}; resume with: "
                       f"scratchrnn train --resume {out}")

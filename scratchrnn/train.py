@@ -70,6 +70,15 @@ def time_major_batches(xp, train_iter):
         yield X_t, Y_t
 
 
+def perplexity(mean_loss):
+    """exp(mean cross-entropy per token), infinite where it passes float's range (a loss above ~709.78 nats,
+    which only a diverging model reaches) instead of an OverflowError."""
+    try:
+        return math.exp(mean_loss)
+    except OverflowError:
+        return math.inf
+
+
 def train_epoch(model, train_iter, lr, theta=1.0, use_random_iter=False, on_step=None, resume=None, optimizer=None):
     """One pass over the data. Returns (perplexity, tokens per second).
 
@@ -104,10 +113,10 @@ def train_epoch(model, train_iter, lr, theta=1.0, use_random_iter=False, on_step
         raise DataError("the data iterator produced no minibatch")
     mean_loss = float(pos.loss_sum) / pos.tokens                          # the one host sync
     seconds = time.perf_counter() - start
-    if not math.isfinite(mean_loss):
-        raise TrainingDiverged(
-            "training diverged: the loss became NaN or infinite; lower --lr or keep clipping on (theta)")
-    return math.exp(mean_loss), pos.tokens / seconds
+    if not math.isfinite(perplexity(mean_loss)):                         # NaN, infinite, or past exp's range
+        raise TrainingDiverged(f"training diverged: the mean loss became {mean_loss:.4g} (perplexity beyond float's "
+                               f"range); lower --lr or keep clipping on (theta)")
+    return perplexity(mean_loss), pos.tokens / seconds
 
 
 def evaluate(model, corpus, batch_size, num_steps):
@@ -128,7 +137,7 @@ def evaluate(model, corpus, batch_size, num_steps):
         logits, state = model.forward(X, state)
         loss, _ = output.softmax_cross_entropy(logits, Y.reshape(-1))
         total, n = total + loss * X.size, n + X.size              # summed on the device
-    return math.exp(float(total) / n)                                   # the one host sync
+    return perplexity(float(total) / n)                                 # the one host sync
 
 
 def prefix_tokens(prefix, vocab):

@@ -356,9 +356,14 @@ def test_gpu_without_a_gpu(tmp_path):
     one_line_error(scratchrnn("train", "--out", str(tmp_path / "o"), "--device", "gpu"), "--device gpu")
 
 
-def test_diverging_run_from_the_command_line(tmp_path):
-    r = scratchrnn("train", "--out", str(tmp_path / "o"), "--cell", "rnn", "--nonlinearity", "relu", "--lr", "1e6",
-                   "--theta", "1e30", "--epochs", "5", "--hidden", "32", "--layers", "1", "--device", "cpu")
+@pytest.mark.parametrize("flags", [
+    ["--cell", "rnn", "--nonlinearity", "relu", "--lr", "1e6", "--theta", "1e30", "--epochs", "5", "--hidden", "32"],
+    # a finite loss past exp's range (1,699 nats): this was an OverflowError traceback
+    ["--optimizer", "sgd", "--lr", "1000", "--theta", "1e9", "--dropout", "0", "--epochs", "3", "--hidden", "16",
+     "--max-tokens", "60000", "--charset", "raw"],
+], ids=["nan", "past-exp-range"])
+def test_diverging_run_from_the_command_line(tmp_path, flags):
+    r = scratchrnn("train", "--out", str(tmp_path / "o"), *flags, "--layers", "1", "--device", "cpu")
     assert r.returncode == cli.EXIT_DIVERGED
     one_line_error(r, "training diverged")
 

@@ -10,7 +10,7 @@ from scratchrnn.data import SeqDataLoader, load_corpus
 from scratchrnn.engines.reference import ReferenceEngine
 from scratchrnn.errors import ConfigError, TrainingDiverged
 from scratchrnn.model import RNNLM
-from scratchrnn.train import check_hyperparameters, detach, predict, train_epoch
+from scratchrnn.train import check_hyperparameters, detach, evaluate, predict, train_epoch
 
 
 @pytest.mark.parametrize("engine", ["reference", "fast"])
@@ -95,6 +95,17 @@ def test_diverging_run_stops_and_says_so():
     with pytest.raises(TrainingDiverged, match="diverged"):
         for _ in range(20):
             train_epoch(m, it, lr=1e6, theta=None)
+
+
+def test_a_loss_past_exps_range_is_a_divergence_not_an_overflow_error():
+    """A finite mean loss above ~709.78 nats has no float perplexity: math.exp raised OverflowError (a traceback
+    from the command, at lr 1000); now evaluate says inf and train_epoch says the run diverged."""
+    corpus, vocab = load_corpus(max_tokens=3000)
+    m = RNNLM(len(vocab), 32, 1, "rnn", dtype="float64", engine="fast")
+    m.flat_params[...] *= 1e4                                                   # logits in the tens of thousands
+    assert evaluate(m, corpus, 16, 20) == math.inf
+    with pytest.raises(TrainingDiverged, match="mean loss became"):
+        train_epoch(m, SeqDataLoader(corpus, 16, 20), lr=1e-12)
 
 
 @pytest.mark.parametrize("lr, epochs, theta", [(0, 1, 1.0), (-1, 1, 1.0), (math.nan, 1, 1.0),
