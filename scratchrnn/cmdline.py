@@ -103,7 +103,8 @@ def add_training_arguments(p, defaults=None):
                    help="drop each unit of every layer's output (what the next layer and the output layer read) "
                         "with probability P while training, as char-rnn does; 0: none (the book's)")
     p.add_argument("--threads", type=positive_int, default=None, metavar="N",
-                   help="BLAS threads on the CPU (default: all cores); use 1 when running several trainings at once")
+                   help="BLAS threads on the CPU (default: all cores; more than the CPUs there are is capped, with a "
+                        "note); use 1 when running several trainings at once")
     add_optimizer_arguments(p, d)
     return p
 
@@ -157,9 +158,16 @@ def model_config(args):
 
 def blas_threads(n):
     """A context limiting the BLAS thread pool (OpenBLAS, MKL) to n threads; None leaves it alone.
-    Two processes each spinning up a thread per core fight for the cores and both slow down many times."""
+    Two processes each spinning up a thread per core fight for the cores and both slow down many times.
+    More threads than the CPUs this process may run on only fight each other (MKL takes any count it is
+    given: --threads 64 on 2 cores trained 10x slower), so n is capped there, with a note on stderr."""
     if n is None:
         return nullcontext()
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or n)
+    if n > cpus:
+        print(f"note: --threads {n} is more than the {cpus} CPUs this process may run on; using {cpus}",
+              file=sys.stderr)
+        n = cpus
     from threadpoolctl import threadpool_limits
     return threadpool_limits(limits=n, user_api="blas")
 

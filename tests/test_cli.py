@@ -368,7 +368,8 @@ def test_diverging_run_from_the_command_line(tmp_path, flags):
     one_line_error(r, "training diverged")
 
 
-def test_threads_flag_limits_blas_during_training(tmp_path, monkeypatch):
+def blas_threads_of_each_epoch(monkeypatch):
+    """A list that gets, at each train_epoch call, the set of the BLAS pools' thread counts."""
     from threadpoolctl import threadpool_info
     seen = []
     real = cli.train_epoch
@@ -378,8 +379,22 @@ def test_threads_flag_limits_blas_during_training(tmp_path, monkeypatch):
         return real(*a, **k)
 
     monkeypatch.setattr(cli, "train_epoch", spy)
+    return seen
+
+
+def test_threads_flag_limits_blas_during_training(tmp_path, monkeypatch):
+    seen = blas_threads_of_each_epoch(monkeypatch)
     cli.main(["train", "--out", str(tmp_path / "run"), "--epochs", "1", "--threads", "1", *SMALL])
     assert seen == [{1}]
+
+
+def test_more_threads_than_cpus_are_capped_with_a_note(tmp_path, monkeypatch, capsys):
+    """--threads 1000 ran MKL on 1000 threads over 2 cores (22-100x slower); now it runs on the CPUs there are."""
+    cpus = len(os.sched_getaffinity(0))
+    seen = blas_threads_of_each_epoch(monkeypatch)
+    cli.main(["train", "--out", str(tmp_path / "run"), "--epochs", "1", "--threads", "1000", *SMALL])
+    assert seen == [{cpus}]
+    assert f"--threads 1000 is more than the {cpus} CPUs this process may run on; using {cpus}" in capsys.readouterr().err
 
 
 def test_the_command_says_its_version():
