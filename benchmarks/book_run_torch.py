@@ -19,7 +19,7 @@ import time
 import numpy as np
 
 from bench_cpu import allocator_line, minor_faults
-from scratchrnn.cmdline import OneLineParser, positive_int
+from scratchrnn.cmdline import OneLineParser, positive_int, seed_int
 from scratchrnn.model import INITS, MODEL_DEFAULTS
 
 
@@ -28,7 +28,7 @@ def main():
     p.add_argument("--scratch", action="store_true", help="the scratch RNN run instead of the deep LSTM")
     p.add_argument("--epochs", type=positive_int, default=500)
     p.add_argument("--threads", type=positive_int, default=2)
-    p.add_argument("--seed", type=int, default=0, help="seeds torch's initialisation and our data iterator")
+    p.add_argument("--seed", type=seed_int, default=0, help="seeds torch's initialisation and our data iterator")
     p.add_argument("--init", choices=INITS, default=MODEL_DEFAULTS["init"],
                    help="pytorch: PyTorch's default U(-1/sqrt(H), 1/sqrt(H)); normal: the book's N(0, 0.01^2)")
     p.add_argument("--every", type=positive_int, default=50, help="print the perplexity every N epochs")

@@ -26,7 +26,7 @@ import numpy as np
 
 from scratchrnn.backend import cpu_model
 from scratchrnn.cli import build_parser, config_from_args
-from scratchrnn.cmdline import OneLineParser, positive_float, positive_int, with_one_line_errors
+from scratchrnn.cmdline import OneLineParser, positive_float, positive_int, seed_int, with_one_line_errors
 from scratchrnn.data import SeqDataLoader, load_corpus
 from scratchrnn.model import model_from_config
 from scratchrnn.optimizers import optimizer_from_config
@@ -139,7 +139,7 @@ def main():
     p.add_argument("corpus", nargs="?", default=None, help="a UTF-8 text (default: the whole Time Machine)")
     p.add_argument("--minutes", type=positive_float, default=5.0)
     p.add_argument("--threads", type=positive_int, default=2)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_int, default=0)
     p.add_argument("--same-recipe", action="store_true", help="also scratchrnn with Adam 2e-3 (and --dropout)")
     p.add_argument("--dropout", type=float, default=0.0, help="for --same-recipe, on both sides")
     p.add_argument("--scratch-args", default="", help="flags of scratchrnn train for our run, e.g. \"--lr 1\"")

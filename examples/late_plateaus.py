@@ -19,7 +19,7 @@ shrink, and a plateau settles within a few epochs.
 import math
 import statistics
 
-from scratchrnn.cmdline import blas_threads, positive_int
+from scratchrnn.cmdline import blas_threads, positive_int, seed_int
 from scratchrnn.data import SeqDataLoader, load_corpus
 from scratchrnn.errors import ConfigError
 from scratchrnn.experiments import out_dir, parser, plot_curves, run_exercise, table
@@ -29,7 +29,7 @@ from scratchrnn.train import train_epoch
 PLATEAU = 1.1                     # an epoch above this perplexity (the bar) counts as a plateau
 
 args_p = parser(__doc__)
-args_p.add_argument("--seed", type=int, default=0)
+args_p.add_argument("--seed", type=seed_int, default=0)
 args_p.add_argument("--init", choices=INITS, default=MODEL_DEFAULTS["init"])
 args_p.add_argument("--epochs", type=positive_int, default=500)
 args_p.add_argument("--from", dest="first", type=positive_int, default=300, metavar="EPOCH",

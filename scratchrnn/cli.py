@@ -28,7 +28,7 @@ from .checkpoint import (atomic_write, check_arrays, load_run, model_from_checkp
                          weights_in)
 from .cmdline import (EXIT_DIVERGED, EXIT_INTERRUPTED, OneLineParser, add_model_arguments, add_training_arguments,
                       blas_threads, learning_rate_of, max_tokens_of, model_config, optimizer_config, positive_float,
-                      positive_int, prepare_out_dir, with_one_line_errors)
+                      positive_int, prepare_out_dir, seed_int, with_one_line_errors)
 from .optimizers import HYPERPARAMETERS, optimizer_from_config
 from .schedules import SCHEDULE_DEFAULTS, check_schedule, rate_of
 from .data import CHARSETS, TOKENS, SeqDataLoader, Vocab, load_corpus
@@ -463,7 +463,7 @@ def build_parser():
     g.add_argument("--temperature", type=float, default=0.0, help="0: greedy; > 0: sample from softmax(logits/T)")
     g.add_argument("--top-k", type=positive_int, default=None, metavar="K",
                    help="sample only among the K most likely tokens (with --temperature > 0)")
-    g.add_argument("--seed", type=int, default=None, help="seed for sampling")
+    g.add_argument("--seed", type=seed_int, default=None, help="seed for sampling")
     g.add_argument("--checkpoint", choices=("best", "last"), default="best",
                    help="best validation checkpoint (when there is one) or the last one")
     g.add_argument("--device", choices=DEVICES, default="cpu", help="where to run the model")
@@ -476,7 +476,7 @@ def build_parser():
     c.add_argument("--vocab", type=positive_int, default=7)
     c.add_argument("--batch-size", type=positive_int, default=3)
     c.add_argument("--num-steps", type=positive_int, default=4)
-    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--seed", type=seed_int, default=0)
     c.add_argument("--dropout", type=float, default=0.0, metavar="P", help="check with dropout masks held fixed")
     c.set_defaults(func=cmd_gradcheck)
 

@@ -2,7 +2,7 @@
 self-test, `diagnose` and the benchmarks.
 
     OneLineParser            argparse whose usage errors are one line and exit status 2
-    positive_int, positive_float      argument types that refuse what makes no sense, in one line
+    positive_int, positive_float, seed_int   argument types that refuse what makes no sense, in one line
     add_model_arguments, add_training_arguments    the shared flags; choices and defaults come from where
                              they are declared (cells.CELLS, model.MODEL_DEFAULTS, train.TRAIN_DEFAULTS, ...)
     with_one_line_errors     our errors -> one line on stderr and EXIT_ERROR; Ctrl-C -> EXIT_INTERRUPTED; a reader
@@ -31,14 +31,22 @@ EXIT_INTERRUPTED = 130      # Ctrl-C: saved where there was something to save
 EXIT_PIPE_CLOSED = 141      # what reads our output has stopped (128 + SIGPIPE, as for a Unix tool that SIGPIPE ends)
 
 
-def positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
+def int_at_least(low, what):
+    """An argparse type: an integer >= low, else one line saying `what` was expected."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {value}")
+        return value
+    return parse
+
+
+positive_int = int_at_least(1, "a positive integer")
+seed_int = int_at_least(0, "a non-negative integer")     # NumPy's generators take any integer >= 0 (a negative
+                                                         # seed was a ValueError traceback)
 
 
 def positive_float(text):
@@ -91,7 +99,7 @@ def add_training_arguments(p, defaults=None):
     p.add_argument("--max-tokens", type=int, default=d.get("max_tokens", 10000),
                    help="keep the first N tokens (the book: 10000); -1 keeps the whole text")
     p.add_argument("--full-text", action="store_true", help="same as --max-tokens -1")
-    p.add_argument("--seed", type=int, default=d["seed"])
+    p.add_argument("--seed", type=seed_int, default=d["seed"])
     p.add_argument("--init", choices=INITS, default=d["init"],
                    help="pytorch: U(-1/sqrt(nh), 1/sqrt(nh)); normal: the book's N(0, 0.01^2) weights, zero biases")
     p.add_argument("--engine", choices=ENGINES, default=d["engine"],

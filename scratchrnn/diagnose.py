@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from . import output
-from .cmdline import OneLineParser, positive_float, positive_int, prepare_out_dir, with_one_line_errors
+from .cmdline import OneLineParser, positive_float, positive_int, prepare_out_dir, seed_int, with_one_line_errors
 from .data import SeqDataLoader, load_corpus
 from .engines.reference import ReferenceEngine
 from .errors import ConfigError
@@ -137,7 +137,7 @@ def add_arguments(p):
     p.add_argument("--lr", type=positive_float, default=2.0)
     p.add_argument("--theta", type=positive_float, default=1.0, help="gradient clipping threshold")
     p.add_argument("--num-steps", type=positive_int, default=35)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_int, default=0)
 
 
 def main(args):

@@ -246,6 +246,7 @@ def test_bad_corpus(tmp_path, content, needle):
     (["--max-tokens", "-5"], "--max-tokens"), (["--epochs", "0"], "--epochs"), (["--theta", "0"], "--theta"),
     (["--engine", "auto"], "--engine: invalid choice: 'auto'"),
     (["--cell", "gru", "--nonlinearity", "relu"], "nonlinearity 'relu' is not one of the gru cell's: tanh"),
+    (["--seed", "-1"], "--seed: expected a non-negative integer"),           # was NumPy's ValueError traceback
 ])
 def test_nonsense_hyperparameters(tmp_path, args, needle):
     one_line_error(scratchrnn("train", "--out", str(tmp_path / "o"), "--device", "cpu", *args), needle)
@@ -253,7 +254,8 @@ def test_nonsense_hyperparameters(tmp_path, args, needle):
 
 @pytest.mark.parametrize("command", [["diagnose", "--theta", "0"], ["diagnose", "--num-steps", "1"],
                                      ["gradcheck", "--layers", "0"], ["selftest", "--device", "tpu"],
-                                     ["diagnose", "--epochs", "-1"]])
+                                     ["diagnose", "--epochs", "-1"], ["diagnose", "--seed", "-3"],
+                                     ["gradcheck", "--seed", "-1"]])
 def test_every_subcommand_refuses_nonsense_in_one_line(tmp_path, command):
     one_line_error(scratchrnn(*command, *(["--out", str(tmp_path)] if command[0] == "diagnose" else [])))
 
@@ -284,6 +286,7 @@ def test_prefix_outside_the_vocabulary(trained):
         r = scratchrnn("generate", "--from", str(trained), "--prefix", "the", *bad)
         one_line_error(r, "temperature must be >= 0")
         assert r.stdout == ""
+    one_line_error(scratchrnn("generate", "--from", str(trained), "--temperature", "1", "--seed", "-1"), "--seed")
 
 
 def test_missing_truncated_and_corrupted_checkpoints(tmp_path, trained):
