@@ -1,7 +1,8 @@
 """The text pipeline (d2l.ai, "Text Preprocessing" and "Language Models and the Dataset"), for the book and
 for any text.
 
-    file --read_text-----> str: UTF-8, Unicode NFC, line breaks as "\n", no byte-order mark
+    file --read_text-----> str: UTF-8 (UTF-16/32 with a byte-order mark), Unicode NFC, line breaks as "\n", no
+                           byte-order mark
          --charset-------> raw: every character as written | book: lower-case letters and spaces, the
                            book's preprocessing | wide: every printable character, runs of blanks as one
          --tokenize------> character (or word) tokens
@@ -33,9 +34,16 @@ CHARSET_LOSS_WARNING = 0.01
 # Reading and preprocessing
 # ----------------------------------------------------------------------------------------------
 
+# A text that starts with one of these byte-order marks is read in its encoding: Windows' Notepad saves
+# "Unicode" as UTF-16 LE, and Windows PowerShell 5's `>` writes it. (UTF-32's marks first: UTF-32 LE's
+# starts with UTF-16 LE's.) Any other text is read as UTF-8.
+UNICODE_BOMS = ((b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"),
+                (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
+
+
 def read_text(path):
-    """Read a UTF-8 text file, refusing what is missing, empty, binary or not UTF-8 (one-line errors).
-    The text comes back as `normalize` leaves it."""
+    """Read a UTF-8 text file (or UTF-16/32 with its byte-order mark), refusing what is missing, empty,
+    binary or not UTF-8 (one-line errors). The text comes back as `normalize` leaves it."""
     path = Path(path)
     if not path.exists():
         raise DataError(f"corpus {str(path)!r} does not exist")
@@ -45,16 +53,24 @@ def read_text(path):
         raw = path.read_bytes()
     except OSError as e:
         raise DataError(f"corpus {str(path)!r} cannot be read: {e.strerror}") from None
-    if not raw.strip():
-        raise DataError(f"corpus {str(path)!r} is empty")
-    if b"\x00" in raw:
-        raise DataError(f"corpus {str(path)!r} looks binary (it contains NUL bytes), not text")
+    encoding = next((name for bom, name in UNICODE_BOMS if raw.startswith(bom)), "utf-8")
     try:
-        text = raw.decode("utf-8")
+        text = raw.decode(encoding)                                        # utf-16/32 drop their BOM here
     except UnicodeDecodeError as e:
-        raise DataError(f"corpus {str(path)!r} is not UTF-8 text (bad byte at offset {e.start})") from None
+        if encoding != "utf-8":
+            raise DataError(f"corpus {str(path)!r} is not UTF-8 text, nor the {encoding.upper()} its byte-order "
+                            f"mark announces (bad bytes at offset {e.start})") from None
+        if b"\x00" in raw:
+            raise DataError(f"corpus {str(path)!r} looks binary (it contains NUL bytes), not text") from None
+        raise DataError(f"corpus {str(path)!r} is not UTF-8 text (bad byte at offset {e.start}); convert it "
+                        f"first, e.g. iconv -f cp1252 -t utf-8 for a Windows text") from None
     del raw
-    return normalize(text)
+    if "\x00" in text:
+        raise DataError(f"corpus {str(path)!r} looks binary (it contains NUL bytes), not text")
+    text = normalize(text)                                                 # the byte-order mark dropped
+    if not text or text.isspace():                                         # (isspace: no copy of the text)
+        raise DataError(f"corpus {str(path)!r} is empty")
+    return text
 
 
 def normalize(text):

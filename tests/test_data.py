@@ -41,6 +41,27 @@ def test_bad_corpus_files(tmp_path, content, message):
         read_text(path)
 
 
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32-le", "utf-32-be"])
+def test_a_text_in_utf16_or_utf32_with_its_byte_order_mark_is_read(tmp_path, encoding):
+    """Windows' Notepad saves "Unicode" as UTF-16 LE with a byte-order mark (and PowerShell 5's > writes it): it was
+    refused as binary (its NUL bytes). With the mark, the text is read in its encoding; as any text, NFC, \n."""
+    path = tmp_path / "corpus.txt"
+    path.write_bytes("\ufeffGrüße,\r\nzweimal 😀".encode(encoding))
+    assert read_text(path) == "Grüße,\nzweimal 😀"
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"\xff\xfe caf\xe9", "nor the UTF-16 its byte-order mark announces"),   # odd length: not UTF-16
+    (b"caf\xe9 latin-1", "convert it first, e.g. iconv -f cp1252 -t utf-8"),
+    ("\ufeff\x00\x01 abc".encode("utf-16"), "looks binary"), (" \n ".encode("utf-16"), "is empty"), (b"\xef\xbb\xbf \n", "is empty"),
+])
+def test_what_a_byte_order_mark_or_a_wrong_encoding_gives(tmp_path, content, message):
+    path = tmp_path / "corpus.txt"
+    path.write_bytes(content)
+    with pytest.raises(DataError, match=message):
+        read_text(path)
+
+
 def test_corpus_with_no_letters(tmp_path):
     path = tmp_path / "digits.txt"
     path.write_text("1234 5678\n")
