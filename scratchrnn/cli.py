@@ -117,7 +117,7 @@ def corpus_paths(paths):
 
 # What a resume honours; every other flag describes the run, and must agree with its checkpoint.
 RESUME_HONOURS = ("resume", "epochs", "device", "engine", "threads", "save_every", "save_every_steps", "log_every",
-                  "plot", "max_minutes")
+                  "log_every_steps", "plot", "max_minutes")
 # What --init-from takes from the run it starts from: the model's shape and how its text was read.
 INHERITED = ("cell", "nonlinearity", "layers", "hidden", "init", "dtype", "embedding", "tokens", "charset")
 
@@ -289,18 +289,37 @@ def cmd_train(args):
             raise KeyboardInterrupt
         stop["signal"] = signal.Signals(signum).name
 
+    def so_far(pos):
+        """The epoch so far: its running training perplexity and tokens/s (reading the loss waits for a GPU)."""
+        return perplexity(float(pos.loss_sum) / pos.tokens), pos.tokens / max(pos.seconds, 1e-9)
+
     def on_step(pos, grad_norm):
         if stop["signal"]:
             raise Stop("interrupted", pos)
         if args.save_every_steps and pos.batch % args.save_every_steps == 0:
             checkpoint(out / "last.npz", epoch, pos, stop["rng_at_start"])
+        bar.update(1)
+        if on_terminal and time.perf_counter() - shown["at"] > 1.0:          # at most once a second
+            shown["at"] = time.perf_counter()
+            running, rate_so_far = so_far(pos)
+            bar.set_postfix(epoch=f"{epoch + 1}/{config['epochs']}", train_ppl=f"{running:.2f}",
+                            val_ppl=shown["val"], tokens_per_s=f"{rate_so_far:,.0f}")
+        if args.log_every_steps and pos.batch % args.log_every_steps == 0:
+            running, rate_so_far = so_far(pos)
+            say(f"epoch {epoch + 1:4d}  minibatch {pos.batch:,}/{batches:,}  train perplexity {running:7.2f}  "
+                f"lr {rate(pos.batch - 1):.4g}  {rate_so_far:,.0f} tokens/s")
         if budget is not None and time.perf_counter() - started_at > budget:
             raise Stop("budget", pos)
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     on_terminal = sys.stderr.isatty()
     say = tqdm.write if on_terminal else print
-    bar = tqdm(total=config["epochs"], initial=epoch, desc="training", unit="epoch", disable=not on_terminal)
+    batches = loader.batches_per_epoch()
+    # On a terminal the bar counts minibatches (an epoch of a long text can take many minutes; a bar in epochs
+    # would stand still through it); its perplexity is the epoch's so far.
+    bar = tqdm(total=config["epochs"] * batches, initial=epoch * batches + (position.batch if position else 0),
+               desc="training", unit="minibatch", disable=not on_terminal)
+    shown = {"at": 0.0, "val": "-"}
     ppl = speed = val_ppl = None
     try:
         while epoch < config["epochs"]:
@@ -344,8 +363,9 @@ def cmd_train(args):
             keep_if_best(val_ppl)
             if epoch % args.save_every == 0 or epoch == config["epochs"]:
                 write_last()
-            bar.update(1)
-            bar.set_postfix(train_ppl=f"{ppl:.2f}", val_ppl="-" if val_ppl is None else f"{val_ppl:.2f}",
+            bar.n = epoch * batches                                   # (the random offset can take one away)
+            shown["val"] = "-" if val_ppl is None else f"{val_ppl:.2f}"
+            bar.set_postfix(epoch=f"{epoch}/{config['epochs']}", train_ppl=f"{ppl:.2f}", val_ppl=shown["val"],
                             tokens_per_s=f"{speed:,.0f}")
             if epoch % args.log_every == 0 or epoch == config["epochs"]:
                 say(f"epoch {epoch:4d}  train perplexity {ppl:7.2f}  "
@@ -438,7 +458,7 @@ def build_parser():
                         "first (without it, such an --out is refused)")
     t.add_argument("--resume", metavar="DIR", default=None,
                    help="continue the run saved in DIR exactly; it honours --epochs (to raise the total), --device, "
-                        "--engine, --threads, --save-every(-steps), --log-every, --plot, --max-minutes and refuses "
+                        "--engine, --threads, --save-every(-steps), --log-every(-steps), --plot, --max-minutes and refuses "
                         "any other flag that contradicts the run")
     t.add_argument("--init-from", metavar="RUN", default=None,
                    help="start from the weights and vocabulary of RUN (a run folder or checkpoint) and train on "
@@ -450,6 +470,9 @@ def build_parser():
                    help="stop after M minutes, at the end of the minibatch that crosses them: validation, "
                         "checkpoint and plot as at the end of a run; resumable")
     t.add_argument("--log-every", type=positive_int, default=10, help="print a line every N epochs")
+    t.add_argument("--log-every-steps", type=positive_int, default=None, metavar="N",
+                   help="also print a line every N minibatches: the epoch's training perplexity so far (for texts "
+                        "whose epoch is long)")
     t.add_argument("--plot", action="store_true", help="draw perplexity.png (train and validation)")
     t.set_defaults(func=cmd_train)
 

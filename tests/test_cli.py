@@ -2,6 +2,7 @@
 gradcheck, and one clear line for every bad input."""
 import errno
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -369,6 +370,52 @@ def test_diverging_run_from_the_command_line(tmp_path, flags):
     r = scratchrnn("train", "--out", str(tmp_path / "o"), *flags, "--layers", "1", "--device", "cpu")
     assert r.returncode == cli.EXIT_DIVERGED
     one_line_error(r, "training diverged")
+
+
+def test_progress_inside_an_epoch_every_n_minibatches(tmp_path):
+    """--log-every-steps N: a line every N minibatches with the epoch's perplexity so far; a resume honours it."""
+    out = tmp_path / "run"
+    r = scratchrnn("train", "--out", str(out), "--epochs", "2", "--log-every-steps", "10", *SMALL)
+    assert r.returncode == 0, r.stderr
+    lines = [line.split() for line in r.stdout.splitlines() if "minibatch" in line]
+    batches = int(lines[0][3].split("/")[1])
+    assert batches > 20 and [(int(w[1]), w[3]) for w in lines] == [
+        (epoch, f"{n}/{batches}") for epoch in (1, 2) for n in range(10, batches + 1, 10)]
+    assert all(w[4:6] == ["train", "perplexity"] and 1 < float(w[6]) < 100 and w[-1] == "tokens/s" for w in lines)
+    r = scratchrnn("train", "--resume", str(out), "--epochs", "3", "--log-every-steps", "30", "--device", "cpu")
+    assert r.returncode == 0, r.stderr
+    assert [line.split()[:4] for line in r.stdout.splitlines() if "minibatch" in line] == [
+        ["epoch", "3", "minibatch", f"30/{batches}"]]
+
+
+def test_the_progress_bar_on_a_terminal_counts_minibatches(tmp_path):
+    """On a terminal (stderr a pty) the bar counts the run's minibatches, not its epochs: an epoch of a long text
+    left a bar in epochs standing still for its whole length."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 160, 0, 0))    # a terminal has a width
+    p = subprocess.Popen([sys.executable, "-m", "scratchrnn", "train", "--out", str(tmp_path / "run"), "--epochs",
+                          "2", *SMALL], stdout=subprocess.DEVNULL, stderr=slave)
+    os.close(slave)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:                                                   # EIO: the child has closed the pty
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(master)
+    assert p.wait(timeout=600) == 0
+    text = shown.decode(errors="replace")
+    done = re.findall(r"(\d+)/(\d+) \[", text)
+    assert done and done[-1][0] == done[-1][1] and int(done[-1][1]) > 40, text[-500:]   # 2 epochs of 20+
+    assert "minibatch/s" in text or "s/minibatch" in text
+    assert "epoch=2/2" in text
 
 
 def blas_threads_of_each_epoch(monkeypatch):
