@@ -15,6 +15,10 @@ shapes, with the fast path's BLAS: a bound no implementation on this BLAS passes
 the minor page faults of a step (memory the step touches for the first time: ours preallocates, PyTorch
 allocates its tensors anew every step), and memory growth over many steps.
 
+It also says which code PyTorch's step runs, by PyTorch's own profiler: on the CPU its LSTM goes to oneDNN's fused RNN
+primitive (a whole layer's time loop in one call), its GRU and RNN to ATen's per-step path. Where it ran the fused
+primitive, PyTorch's step is timed again with oneDNN off (its per-step path), in the same rounds, and printed beside.
+
     python benchmarks/bench_cpu.py [--steps 10] [--rounds 3] [--memory-steps 1000]
 
 This machine is noisy: the implementations take turns over several rounds and each reports its best, each
@@ -42,7 +46,7 @@ from scratchrnn.cmdline import OneLineParser, positive_int
 from scratchrnn.engines import mkl
 from scratchrnn.engines.fast import blas_now, recurrent_layout
 from scratchrnn.model import RNNLM
-from scratchrnn.torch_baseline import TorchStep
+from scratchrnn.torch_baseline import FUSED_RNN_OPS, TorchStep
 from scratchrnn.train import detach
 
 try:
@@ -238,12 +242,17 @@ class Ours:
 
 
 class Theirs:
-    """PyTorch doing the same work (scratchrnn/torch_baseline.py)."""
+    """PyTorch doing the same work (scratchrnn/torch_baseline.py); fused_rnn=False: with oneDNN off, so that its LSTM
+    takes ATen's per-step path as its GRU and RNN do."""
 
-    def __init__(self, torch, cell, layers, nh, data):
-        self.step = TorchStep(torch, cell, V, nh, layers)
+    def __init__(self, torch, cell, layers, nh, data, fused_rnn=True):
+        self.step = TorchStep(torch, cell, V, nh, layers, fused_rnn=fused_rnn)
         self.tensors = [(torch.from_numpy(X), torch.from_numpy(Y).reshape(-1)) for X, Y in data]
         self(2)                                                         # warm-up
+
+    def top_ops(self):
+        """The ATen operators that take most of the step's time, by PyTorch's profiler (TorchStep.top_ops)."""
+        return self.step.top_ops(*self.tensors[0])
 
     def __call__(self, n=None):
         """(tokens/s, minor page faults per step)."""
@@ -320,7 +329,7 @@ def main():
           "| MFLOP/token | fast GFLOP/s | fast of limit | PyTorch of limit | GEMM floor tok/s | fast of floor "
           "| peak step memory (fast) | page faults per step, fast / PyTorch |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-    targets = []
+    targets, accounts, per_step_rows = [], [], []
     for threads in (1, 2):
         with threadpool_limits(threads):
             if torch is not None:
@@ -332,15 +341,27 @@ def main():
                 if threads == 2:                       # each half of the batch on one core (engines/split.py)
                     ours["fast-split"] = Ours(cell, layers, nh, "fast-split", data)
                 theirs = Theirs(torch, cell, layers, nh, data) if torch is not None else None
-                best = {name: (0.0, None) for name in [*ours, "torch"]}          # (tok/s, faults/step)
+                per_step = None                        # PyTorch with oneDNN off, where its RNN ran on oneDNN's
+                if theirs is not None:
+                    ops = theirs.top_ops()
+                    fused = any(name in FUSED_RNN_OPS for name, _, _ in ops)
+                    if threads == 1:
+                        accounts.append(f"{label} {layers}x{nh}: " + ", ".join(
+                            f"{name} {share:.0%} ({calls:g} call{'s' if calls != 1 else ''} a step)"
+                            for name, share, calls in ops) + (": oneDNN's fused RNN primitive" if fused else
+                                                              ": ATen's per-step path"))
+                    if fused:
+                        per_step = Theirs(torch, cell, layers, nh, data, fused_rnn=False)
+                best = {name: (0.0, None) for name in [*ours, "torch", "torch, per-step"]}   # (tok/s, faults/step)
                 for _ in range(args.rounds):           # interleaved rounds, the best of each: same rule for all
                     for name, step in ours.items():
                         settle()
                         best[name] = max(best[name], step(ref_data if name == "ref" else data)[::2],
                                          key=lambda x: x[0])
-                    if theirs is not None:
-                        settle()
-                        best["torch"] = max(best["torch"], theirs(), key=lambda x: x[0])
+                    for name, step in (("torch", theirs), ("torch, per-step", per_step)):
+                        if step is not None:
+                            settle()
+                            best[name] = max(best[name], step(), key=lambda x: x[0])
                 floor = gemm_floor(cell, layers, nh, max(3, args.rounds))
                 f = flops_per_token(cell, layers, nh)
                 (r, _), (t, t_faults) = best["ref"], best["torch"]
@@ -358,11 +379,26 @@ def main():
                 if t:
                     goal, name = TARGETS[cell, threads], max(mine, key=lambda n: best[n][0])
                     q = best[name][0]
+                    if per_step is not None:
+                        p = best["torch, per-step"][0]
+                        per_step_rows.append(f"| {label} {layers}x{nh} | {threads} | {name} | {q:,.0f} | {t:,.0f} | "
+                                             f"{p:,.0f} | {q / t:.2f}x | {q / p:.2f}x |")
                     targets.append(f"{label}, {threads} thread{'s' if threads > 1 else ''}: {goal}x PyTorch is "
                                    f"{goal * t:,.0f} tok/s = {goal * t * f / 1e9 / limit:.0%} of the physical limit "
                                    f"({limit:.0f} GFLOP/s) and {goal * t / floor:.0%} of the step's GEMM floor; "
                                    f"{'met' if q >= goal * t else 'not met'} ({q / t:.2f}x, {name}; PyTorch's step "
                                    f"took {count(t_faults)} page faults)")
+    if accounts:
+        print("\nPyTorch's step by its own profiler (torch.profiler, 1 thread: the ATen operators with the most self CPU "
+              "time):\n" + "\n".join(f"- {x}" for x in accounts))
+    if per_step_rows:
+        print("\nWhere PyTorch ran oneDNN's fused RNN primitive, its step again with oneDNN off "
+              "(torch.backends.mkldnn.flags(enabled=False): ATen's per-step path, the one its GRU and RNN take), "
+              "in the same rounds; ours is the faster of our engines:\n")
+        print("| model | threads | ours | ours tok/s | PyTorch tok/s | PyTorch, oneDNN off, tok/s | ours/PyTorch "
+              "| ours/PyTorch, oneDNN off |")
+        print("|---|---|---|---|---|---|---|---|")
+        print("\n".join(per_step_rows))
     if targets:
         print("\ntargets (issue 16), what each needs from this machine:\n" + "\n".join(f"- {x}" for x in targets))
     if args.memory_steps:

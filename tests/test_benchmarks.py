@@ -48,6 +48,17 @@ def test_the_torch_book_run_trains_the_scratch_rnn_from_the_books_init():
         assert lines[4].startswith("page faults: ") and " per step; glibc allocator: " in lines[4]
 
 
+def test_the_torch_book_run_can_turn_onednn_off():
+    """`book_run_torch.py --no-onednn`: PyTorch's LSTM on its per-step path, said in its closing line."""
+    import subprocess
+    import sys
+    pytest.importorskip("torch")
+    r = subprocess.run([sys.executable, str(BENCH.parent / "book_run_torch.py"), "--no-onednn", "--epochs", "1",
+                        "--every", "1", "--threads", "1"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "(PyTorch " in r.stdout and ", 1 threads, oneDNN off)" in r.stdout
+
+
 def test_the_physical_limit_is_the_cpus_own_kernels_peak_when_openblas_is_told_to_run_others(bench, monkeypatch):
     """With OPENBLAS_CORETYPE set (on some machines it makes OpenBLAS run AVX2 kernels on an AVX-512 CPU), the
     benchmark says so and also measures, in a child process without it, the kernels OpenBLAS picks for this CPU:

@@ -186,6 +186,35 @@ def test_one_training_step_equals_pytorch(cell, nonlinearity, theta, rng):
     np.testing.assert_allclose(after["fc.weight"], step.fc.weight.detach().numpy(), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_the_torch_baseline_says_which_code_pytorch_runs_and_can_turn_onednn_off(cell, rng):
+    """TorchStep.top_ops is PyTorch's own profile of its step (the benchmarks print it): its LSTM runs oneDNN's fused RNN
+    primitive, one call per layer and direction a step, where oneDNN is built in; its GRU and RNN, and its LSTM with
+    fused_rnn=False, run a matrix product per time step. Both ways compute the same step."""
+    torch = pytest.importorskip("torch")
+    from scratchrnn.torch_baseline import FUSED_RNN_OPS, TorchStep
+    V, H, L, T, B = 12, 16, 2, 6, 4
+    X, Y = torch.from_numpy(rng.integers(0, V, (T, B))), torch.from_numpy(rng.integers(0, V, T * B))
+    losses = []
+    for fused_rnn in (True, False):
+        torch.manual_seed(0)
+        step = TorchStep(torch, cell, V, H, L, fused_rnn=fused_rnn)
+        losses.append(step(X, Y).item())
+        ops = step.top_ops(X, Y, steps=2, count=3)
+        names = [name for name, _, _ in ops]
+        shares = [share for _, share, _ in ops]
+        assert len(ops) == 3 and all(name.startswith("aten::") for name in names)
+        assert shares == sorted(shares, reverse=True) and 0 < sum(shares) <= 1
+        fused = [(name, calls) for name, _, calls in ops if name in FUSED_RNN_OPS]
+        if cell == "lstm" and fused_rnn and torch.backends.mkldnn.is_available():
+            assert fused and all(calls == L for _, calls in fused), ops
+        else:
+            assert not fused, ops
+            products = step.top_ops(X, Y, steps=2, count=50)
+            assert sum(calls for name, _, calls in products if name in ("aten::mm", "aten::addmm")) >= 2 * T * L, products
+    assert losses[0] == pytest.approx(losses[1], rel=1e-6)
+
+
 @pytest.mark.parametrize("init", ["pytorch", "normal"])
 def test_torch_baseline_starts_from_the_same_scheme_as_ours(init):
     """benchmarks/book_run_torch.py compares perplexity curves, so its PyTorch model must start from our
