@@ -11,7 +11,7 @@ from tqdm import tqdm
 
 from .backend import device_name, gpu_unusable_reason, resolve_device
 from .checkpoint import save_weights
-from .cmdline import (OneLineParser, add_training_arguments, blas_threads, learning_rate_of, max_tokens_of,
+from .cmdline import (DefaultsHelpFormatter, OneLineParser, add_training_arguments, blas_threads, learning_rate_of, max_tokens_of,
                       model_config, optimizer_config, positive_int, prepare_out_file, with_one_line_errors)
 from .data import SeqDataLoader, load_corpus
 from .model import model_from_config
@@ -24,7 +24,7 @@ BOOK_PREFIXES = ("time traveller", "traveller")
 
 def build_parser(description, defaults):
     """The book's flags: every training flag (cmdline.add_training_arguments) with the run's `defaults`."""
-    p = OneLineParser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = OneLineParser(description=description, formatter_class=DefaultsHelpFormatter)
     add_training_arguments(p, defaults)
     p.add_argument("--prefix", action="append", default=None,
                    help="prefix to warm up on and continue (default: the book's two)")

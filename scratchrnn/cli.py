@@ -26,7 +26,8 @@ from .backend import DEVICES, device_name, resolve_device
 from .cells import CELLS
 from .checkpoint import (atomic_write, check_arrays, load_run, model_from_checkpoint, position_in, save_run,
                          weights_in)
-from .cmdline import (EXIT_DIVERGED, EXIT_INTERRUPTED, OneLineParser, add_model_arguments, add_training_arguments,
+from .cmdline import (EXIT_DIVERGED, EXIT_INTERRUPTED, DefaultsHelpFormatter, OneLineParser, add_model_arguments,
+                      add_training_arguments,
                       blas_threads, learning_rate_of, max_tokens_of, model_config, optimizer_config, positive_float,
                       positive_int, prepare_out_dir, seed_int, with_one_line_errors)
 from .optimizers import HYPERPARAMETERS, optimizer_from_config
@@ -438,7 +439,7 @@ def build_parser():
     p = OneLineParser(prog="scratchrnn", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action="version", version=f"scratchrnn {__version__}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
-    defaults = argparse.ArgumentDefaultsHelpFormatter
+    defaults = DefaultsHelpFormatter
 
     t = sub.add_parser("train", help="train a language model on text files", formatter_class=defaults,
                        description="Train a character (or word) language model with truncated BPTT.")
@@ -486,7 +487,8 @@ def build_parser():
     g.add_argument("--temperature", type=float, default=0.0, help="0: greedy; > 0: sample from softmax(logits/T)")
     g.add_argument("--top-k", type=positive_int, default=None, metavar="K",
                    help="sample only among the K most likely tokens (with --temperature > 0)")
-    g.add_argument("--seed", type=seed_int, default=None, help="seed for sampling")
+    g.add_argument("--seed", type=seed_int, default=None,
+                   help="seed for sampling (none: another sample at every call)")
     g.add_argument("--checkpoint", choices=("best", "last"), default="best",
                    help="best validation checkpoint (when there is one) or the last one")
     g.add_argument("--device", choices=DEVICES, default="cpu", help="where to run the model")
@@ -494,12 +496,13 @@ def build_parser():
 
     c = sub.add_parser("gradcheck", help="finite differences against the hand-written backward", formatter_class=defaults)
     add_model_arguments(c, dict(hidden=5))
-    c.add_argument("--random-iter", action="store_true")
-    c.add_argument("--engine", choices=ENGINES, default="reference")
-    c.add_argument("--vocab", type=positive_int, default=7)
-    c.add_argument("--batch-size", type=positive_int, default=3)
-    c.add_argument("--num-steps", type=positive_int, default=4)
-    c.add_argument("--seed", type=seed_int, default=0)
+    c.add_argument("--random-iter", action="store_true",
+                   help="check the chunks of random sampling (each from a zero state) instead of sequential ones")
+    c.add_argument("--engine", choices=ENGINES, default="reference", help="the engine whose backward is checked")
+    c.add_argument("--vocab", type=positive_int, default=7, help="size of the random data's vocabulary")
+    c.add_argument("--batch-size", type=positive_int, default=3, help="sequences in a chunk")
+    c.add_argument("--num-steps", type=positive_int, default=4, help="time steps in a chunk")
+    c.add_argument("--seed", type=seed_int, default=0, help="seeds the weights and the data")
     c.add_argument("--dropout", type=float, default=0.0, metavar="P", help="check with dropout masks held fixed")
     c.set_defaults(func=cmd_gradcheck)
 
@@ -508,8 +511,10 @@ def build_parser():
     diagnose.add_arguments(d)
     d.set_defaults(func=diagnose.main)
 
-    s = sub.add_parser("selftest", help="check the CUDA kernels (on the GPU, or built for the host)")
-    s.add_argument("--device", choices=DEVICES, default="auto")
+    s = sub.add_parser("selftest", help="check the CUDA kernels (on the GPU, or built for the host)",
+                       formatter_class=defaults)
+    s.add_argument("--device", choices=DEVICES, default="auto",
+                   help="gpu, cpu (the CUDA kernels built for the host) or auto (the GPU when CuPy finds one)")
     s.set_defaults(func=cmd_selftest)
     p.subcommands = {"train": t, "generate": g, "gradcheck": c, "diagnose": d, "selftest": s}
     return p

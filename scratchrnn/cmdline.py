@@ -2,6 +2,7 @@
 self-test, `diagnose` and the benchmarks.
 
     OneLineParser            argparse whose usage errors are one line and exit status 2
+    DefaultsHelpFormatter    --help shows every option's default, and no "(default: None)"
     positive_int, positive_float, seed_int   argument types that refuse what makes no sense, in one line
     add_model_arguments, add_training_arguments    the shared flags; choices and defaults come from where
                              they are declared (cells.CELLS, model.MODEL_DEFAULTS, train.TRAIN_DEFAULTS, ...)
@@ -11,6 +12,7 @@ self-test, `diagnose` and the benchmarks.
     prepare_out_dir, prepare_out_file   prove an output folder or file can be written, before any training
 """
 import argparse
+import copy
 import os
 import sys
 from contextlib import nullcontext
@@ -66,14 +68,37 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(EXIT_ERROR, f"error: {message} (see --help)\n")
 
 
+class DefaultsHelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """--help with every option's default, the description as written: an option with no help text still shows its
+    default, and none shows "(default: None)" or "(default: False)" (an option that is not given does nothing, or
+    what its help says) or a second default where its help already names one."""
+
+    def _format_action(self, action):
+        if action.help is None and self.shows_default(action):     # argparse prints nothing for help=None
+            action = copy.copy(action)
+            action.help = "default: %(default)s"
+        return super()._format_action(action)
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if not self.shows_default(action) or "default" in text:
+            return text
+        return f"{text} (default: %(default)s)"
+
+    @staticmethod
+    def shows_default(action):
+        return bool(action.option_strings) and not any(action.default is nothing
+                                                       for nothing in (None, False, argparse.SUPPRESS))
+
+
 def add_model_arguments(p, defaults=None):
     """The flags that choose a model: --cell --nonlinearity --layers --hidden (defaults: MODEL_DEFAULTS,
     overridden by `defaults`)."""
     d = {**MODEL_DEFAULTS, **(defaults or {})}
-    p.add_argument("--cell", choices=tuple(CELLS), default=d["cell"])
+    p.add_argument("--cell", choices=tuple(CELLS), default=d["cell"], help="the recurrent cell of every layer")
     p.add_argument("--nonlinearity", choices=NONLINEARITIES, default=d["nonlinearity"], help="for --cell rnn")
-    p.add_argument("--layers", type=positive_int, default=d["layers"])
-    p.add_argument("--hidden", type=positive_int, default=d["hidden"])
+    p.add_argument("--layers", type=positive_int, default=d["layers"], help="recurrent layers, stacked")
+    p.add_argument("--hidden", type=positive_int, default=d["hidden"], help="hidden units of each layer")
     return p
 
 
@@ -84,14 +109,17 @@ def add_training_arguments(p, defaults=None):
     p.add_argument("--device", choices=DEVICES, default="auto",
                    help="where to train; auto picks the GPU when CuPy finds one")
     add_model_arguments(p, d)
-    p.add_argument("--epochs", type=positive_int, default=d["epochs"])
+    p.add_argument("--epochs", type=positive_int, default=d["epochs"],
+                   help="passes over the training text" + ("" if d["epochs"] else
+                        f" (default: {TRAIN_DEFAULTS['epochs']}; with --resume, the run's own total)"))
     p.add_argument("--lr", type=positive_float, default=None,
                    help=f"learning rate; none given: {d['lr']:g} with sgd (this run's), 0.2 with momentum, "
                         "3e-3 with adam and adamw, 2e-3 with rmsprop (optimizers/)")
     p.set_defaults(sgd_lr=d["lr"])                          # the rate of SGD when --lr is not given
     p.add_argument("--theta", type=positive_float, default=d["theta"], help="gradient clipping threshold")
-    p.add_argument("--batch-size", type=positive_int, default=d["batch_size"])
-    p.add_argument("--num-steps", type=positive_int, default=d["num_steps"])
+    p.add_argument("--batch-size", type=positive_int, default=d["batch_size"], help="sequences in a minibatch")
+    p.add_argument("--num-steps", type=positive_int, default=d["num_steps"],
+                   help="time steps in a minibatch: how far back truncated BPTT reaches")
     p.add_argument("--random-iter", action="store_true",
                    help="random sampling (state re-initialised each minibatch) instead of sequential")
     p.add_argument("--corpus", action="append", default=None, metavar="PATH",
@@ -99,12 +127,14 @@ def add_training_arguments(p, defaults=None):
     p.add_argument("--max-tokens", type=int, default=d.get("max_tokens", 10000),
                    help="keep the first N tokens (the book: 10000); -1 keeps the whole text")
     p.add_argument("--full-text", action="store_true", help="same as --max-tokens -1")
-    p.add_argument("--seed", type=seed_int, default=d["seed"])
+    p.add_argument("--seed", type=seed_int, default=d["seed"],
+                   help="seeds the initial weights, the minibatches' order and the dropout masks")
     p.add_argument("--init", choices=INITS, default=d["init"],
                    help="pytorch: U(-1/sqrt(nh), 1/sqrt(nh)); normal: the book's N(0, 0.01^2) weights, zero biases")
     p.add_argument("--engine", choices=ENGINES, default=d["engine"],
-                   help="fast (Numba / CUDA kernels) or the readable NumPy reference")
-    p.add_argument("--dtype", choices=DTYPES, default=d["dtype"])
+                   help="fast (Numba kernels on the CPU, our CUDA kernels on a GPU), fast-split (fast on two CPU "
+                        "cores, each on half of every minibatch) or the readable NumPy reference")
+    p.add_argument("--dtype", choices=DTYPES, default=d["dtype"], help="float64 for checks; float32 is faster")
     p.add_argument("--embedding", type=positive_int, default=d["embedding"], metavar="D",
                    help="a learnable embedding of size D instead of one-hot input")
     p.add_argument("--dropout", type=float, default=d["dropout"], metavar="P",
@@ -133,11 +163,13 @@ def add_optimizer_arguments(p, d):
     g.add_argument("--schedule", choices=SCHEDULES, default=d.get("schedule", SCHEDULE_DEFAULTS["schedule"]),
                    help="char-rnn: lr x --lr-decay every epoch from --decay-after on; step: lr x --gamma every "
                         "--step-size epochs; cosine: linear warm-up over --warmup epochs, then a cosine to 0")
-    g.add_argument("--lr-decay", type=float, default=SCHEDULE_DEFAULTS["lr_decay"])
-    g.add_argument("--decay-after", type=int, default=SCHEDULE_DEFAULTS["decay_after"])
-    g.add_argument("--step-size", type=positive_int, default=SCHEDULE_DEFAULTS["step_size"])
-    g.add_argument("--gamma", type=float, default=SCHEDULE_DEFAULTS["gamma"])
-    g.add_argument("--warmup", type=float, default=SCHEDULE_DEFAULTS["warmup"], metavar="EPOCHS")
+    g.add_argument("--lr-decay", type=float, default=SCHEDULE_DEFAULTS["lr_decay"], help="char-rnn's factor")
+    g.add_argument("--decay-after", type=int, default=SCHEDULE_DEFAULTS["decay_after"],
+                   help="char-rnn's epochs at the full rate")
+    g.add_argument("--step-size", type=positive_int, default=SCHEDULE_DEFAULTS["step_size"], help="step's epochs")
+    g.add_argument("--gamma", type=float, default=SCHEDULE_DEFAULTS["gamma"], help="step's factor")
+    g.add_argument("--warmup", type=float, default=SCHEDULE_DEFAULTS["warmup"], metavar="EPOCHS",
+                   help="cosine's warm-up")
 
 
 def optimizer_config(args):

@@ -173,9 +173,28 @@ def test_gradcheck_prints_a_table():
 
 
 def test_help_of_every_command():
-    for cmd in ("train", "generate", "gradcheck", "selftest"):
+    """Every command's --help shows each option's default (also where the default is 0, or the option has no help
+    text), never "(default: None)" or "(default: False)"."""
+    helps = {}
+    for cmd in ("train", "generate", "gradcheck", "diagnose", "selftest"):
         r = scratchrnn(cmd, "--help")
         assert r.returncode == 0 and "usage: scratchrnn " + cmd in r.stdout
+        helps[cmd] = " ".join(r.stdout.split())
+        assert "default: None" not in helps[cmd] and "default: False" not in helps[cmd], cmd
+    for cmd, shown in [("train", "--hidden HIDDEN hidden units of each layer (default: 256)"),
+                       ("train", "--seed SEED seeds the initial weights, the minibatches' order and the dropout masks "
+                                 "(default: 0)"),
+                       ("train", "--epochs EPOCHS passes over the training text (default: 500; with --resume, the "
+                                 "run's own total)"),
+                       ("train", "--dropout P drop each unit"),
+                       ("train", "or the readable NumPy reference (default: fast)"),
+                       ("train", "--num-steps NUM_STEPS time steps in a minibatch"),
+                       ("generate", "--length LENGTH tokens to generate (default: 100)"),
+                       ("gradcheck", "--vocab VOCAB size of the random data's vocabulary (default: 7)"),
+                       ("diagnose", "--hidden HIDDEN default: 128")]:
+        assert shown in helps[cmd], (cmd, shown)
+    assert "(default: 0.4)" in helps["train"].split("--dropout P drop each unit", 1)[1].split("--threads N", 1)[0]
+    assert "or auto (the GPU when CuPy finds one) (default: auto)" in helps["selftest"]
 
 
 def test_several_corpora_and_word_tokens(tmp_path):
