@@ -341,7 +341,7 @@ def main():
                 if threads == 2:                       # each half of the batch on one core (engines/split.py)
                     ours["fast-split"] = Ours(cell, layers, nh, "fast-split", data)
                 theirs = Theirs(torch, cell, layers, nh, data) if torch is not None else None
-                per_step = None                        # PyTorch with oneDNN off, where its RNN ran on oneDNN's
+                per_step = None                        # PyTorch with oneDNN off, where it ran oneDNN's fused RNN
                 if theirs is not None:
                     ops = theirs.top_ops()
                     fused = any(name in FUSED_RNN_OPS for name, _, _ in ops)

@@ -69,7 +69,8 @@ class TorchStep:
 
     def top_ops(self, X, y, steps=2, count=3):
         """PyTorch's own account of its step (torch.profiler over `steps` steps): the `count` ATen operators with the
-        most self CPU time, as (name, share of all the step's self CPU time, calls per step), the largest first."""
+        most self CPU time, as (name, share of all the step's self CPU time, calls per step), the largest first. It
+        trains: the model takes steps + 1 more steps (the first a warm-up)."""
         from torch.profiler import ProfilerActivity, profile
         self(X, y)                                                      # warm-up, outside the profile
         with quiet_stderr(), profile(activities=[ProfilerActivity.CPU]) as prof:
