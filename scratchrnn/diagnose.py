@@ -131,13 +131,13 @@ def format_table(header, rows):
 
 def add_arguments(p):
     p.add_argument("--out", default="scratchrnn-diagnose", help="folder for the PNGs")
-    p.add_argument("--layers", type=positive_int, default=2)
-    p.add_argument("--hidden", type=positive_int, default=128)
-    p.add_argument("--epochs", type=positive_int, default=60)
-    p.add_argument("--lr", type=positive_float, default=2.0)
+    p.add_argument("--layers", type=positive_int, default=2, help="layers of each of the three models")
+    p.add_argument("--hidden", type=positive_int, default=128, help="hidden units of each layer")
+    p.add_argument("--epochs", type=positive_int, default=60, help="epochs each model trains (SGD)")
+    p.add_argument("--lr", type=positive_float, default=2.0, help="SGD's learning rate")
     p.add_argument("--theta", type=positive_float, default=1.0, help="gradient clipping threshold")
-    p.add_argument("--num-steps", type=positive_int, default=35)
-    p.add_argument("--seed", type=seed_int, default=0)
+    p.add_argument("--num-steps", type=positive_int, default=35, help="time steps a gradient is followed back")
+    p.add_argument("--seed", type=seed_int, default=0, help="seeds the weights and the minibatches")
 
 
 def main(args):

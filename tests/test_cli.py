@@ -191,7 +191,7 @@ def test_help_of_every_command():
                        ("train", "--num-steps NUM_STEPS time steps in a minibatch"),
                        ("generate", "--length LENGTH tokens to generate (default: 100)"),
                        ("gradcheck", "--vocab VOCAB size of the random data's vocabulary (default: 7)"),
-                       ("diagnose", "--hidden HIDDEN default: 128")]:
+                       ("diagnose", "--hidden HIDDEN hidden units of each layer (default: 128)")]:
         assert shown in helps[cmd], (cmd, shown)
     assert "(default: 0.4)" in helps["train"].split("--dropout P drop each unit", 1)[1].split("--threads N", 1)[0]
     assert "or auto (the GPU when CuPy finds one) (default: auto)" in helps["selftest"]
