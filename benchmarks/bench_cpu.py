@@ -330,6 +330,7 @@ def main():
           "| peak step memory (fast) | page faults per step, fast / PyTorch |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     targets, accounts, per_step_rows = [], [], []
+    fused = {}                                         # per model: whether PyTorch's step ran oneDNN's fused RNN
     for threads in (1, 2):
         with threadpool_limits(threads):
             if torch is not None:
@@ -343,14 +344,14 @@ def main():
                 theirs = Theirs(torch, cell, layers, nh, data) if torch is not None else None
                 per_step = None                        # PyTorch with oneDNN off, where it ran oneDNN's fused RNN
                 if theirs is not None:
-                    ops = theirs.top_ops()
-                    fused = any(name in FUSED_RNN_OPS for name, _, _ in ops)
-                    if threads == 1:
+                    if label not in fused:             # profiled once per model: the code it runs has no thread count
+                        ops = theirs.top_ops()
+                        fused[label] = any(name in FUSED_RNN_OPS for name, _, _ in ops)
                         accounts.append(f"{label} {layers}x{nh}: " + ", ".join(
                             f"{name} {share:.0%} ({calls:g} call{'s' if calls != 1 else ''} a step)"
-                            for name, share, calls in ops) + (": oneDNN's fused RNN primitive" if fused else
+                            for name, share, calls in ops) + (": oneDNN's fused RNN primitive" if fused[label] else
                                                               ": ATen's per-step path"))
-                    if fused:
+                    if fused[label]:
                         per_step = Theirs(torch, cell, layers, nh, data, fused_rnn=False)
                 best = {name: (0.0, None) for name in [*ours, "torch", "torch, per-step"]}   # (tok/s, faults/step)
                 for _ in range(args.rounds):           # interleaved rounds, the best of each: same rule for all
@@ -389,8 +390,8 @@ def main():
                                    f"{'met' if q >= goal * t else 'not met'} ({q / t:.2f}x, {name}; PyTorch's step "
                                    f"took {count(t_faults)} page faults)")
     if accounts:
-        print("\nPyTorch's step by its own profiler (torch.profiler, 1 thread: the ATen operators with the most self CPU "
-              "time):\n" + "\n".join(f"- {x}" for x in accounts))
+        print("\nPyTorch's step by its own profiler (torch.profiler, 1 thread: the ATen operators with the most "
+              "self CPU time):\n" + "\n".join(f"- {x}" for x in accounts))
     if per_step_rows:
         print("\nWhere PyTorch ran oneDNN's fused RNN primitive, its step again with oneDNN off "
               "(torch.backends.mkldnn.flags(enabled=False): ATen's per-step path, the one its GRU and RNN take), "

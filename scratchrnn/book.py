@@ -3,7 +3,6 @@
 Prints what d2l.ai's `train_ch8` prints: the perplexity along the way with a sample every 10 epochs,
 then `perplexity P, N tokens/sec on DEVICE` and predictions for the book's prefixes.
 """
-import argparse
 import sys
 import time
 
@@ -11,8 +10,9 @@ from tqdm import tqdm
 
 from .backend import device_name, gpu_unusable_reason, resolve_device
 from .checkpoint import save_weights
-from .cmdline import (DefaultsHelpFormatter, OneLineParser, add_training_arguments, blas_threads, learning_rate_of, max_tokens_of,
-                      model_config, optimizer_config, positive_int, prepare_out_file, with_one_line_errors)
+from .cmdline import (DefaultsHelpFormatter, OneLineParser, add_training_arguments, blas_threads, learning_rate_of,
+                      max_tokens_of, model_config, optimizer_config, positive_int, prepare_out_file,
+                      with_one_line_errors)
 from .data import SeqDataLoader, load_corpus
 from .model import model_from_config
 from .optimizers import optimizer_from_config

@@ -27,9 +27,9 @@ from .cells import CELLS
 from .checkpoint import (atomic_write, check_arrays, load_run, model_from_checkpoint, position_in, save_run,
                          weights_in)
 from .cmdline import (EXIT_DIVERGED, EXIT_INTERRUPTED, DefaultsHelpFormatter, OneLineParser, add_model_arguments,
-                      add_training_arguments,
-                      blas_threads, learning_rate_of, max_tokens_of, model_config, optimizer_config, positive_float,
-                      positive_int, prepare_out_dir, seed_int, with_one_line_errors)
+                      add_selftest_arguments, add_training_arguments, blas_threads, learning_rate_of, max_tokens_of,
+                      model_config, optimizer_config, positive_float, positive_int, prepare_out_dir, seed_int,
+                      with_one_line_errors)
 from .optimizers import HYPERPARAMETERS, optimizer_from_config
 from .schedules import SCHEDULE_DEFAULTS, check_schedule, rate_of
 from .data import CHARSETS, TOKENS, SeqDataLoader, Vocab, load_corpus
@@ -513,8 +513,7 @@ def build_parser():
 
     s = sub.add_parser("selftest", help="check the CUDA kernels (on the GPU, or built for the host)",
                        formatter_class=defaults)
-    s.add_argument("--device", choices=DEVICES, default="auto",
-                   help="gpu, cpu (the CUDA kernels built for the host) or auto (the GPU when CuPy finds one)")
+    add_selftest_arguments(s)
     s.set_defaults(func=cmd_selftest)
     p.subcommands = {"train": t, "generate": g, "gradcheck": c, "diagnose": d, "selftest": s}
     return p

@@ -4,8 +4,8 @@ self-test, `diagnose` and the benchmarks.
     OneLineParser            argparse whose usage errors are one line and exit status 2
     DefaultsHelpFormatter    --help shows every option's default, and no "(default: None)"
     positive_int, positive_float, seed_int   argument types that refuse what makes no sense, in one line
-    add_model_arguments, add_training_arguments    the shared flags; choices and defaults come from where
-                             they are declared (cells.CELLS, model.MODEL_DEFAULTS, train.TRAIN_DEFAULTS, ...)
+    add_model_arguments, add_training_arguments, add_selftest_arguments    the shared flags; choices and defaults
+                             come from where they are declared (cells.CELLS, model.MODEL_DEFAULTS, ...)
     with_one_line_errors     our errors -> one line on stderr and EXIT_ERROR; Ctrl-C -> EXIT_INTERRUPTED; a reader
                              that stops reading (`| head`) -> a quiet EXIT_PIPE_CLOSED
     blas_threads             limit the BLAS thread pool
@@ -99,6 +99,13 @@ def add_model_arguments(p, defaults=None):
     p.add_argument("--nonlinearity", choices=NONLINEARITIES, default=d["nonlinearity"], help="for --cell rnn")
     p.add_argument("--layers", type=positive_int, default=d["layers"], help="recurrent layers, stacked")
     p.add_argument("--hidden", type=positive_int, default=d["hidden"], help="hidden units of each layer")
+    return p
+
+
+def add_selftest_arguments(p):
+    """The self-test's flag, for `scratchrnn selftest` and `python -m scratchrnn.selftest`."""
+    p.add_argument("--device", choices=DEVICES, default="auto",
+                   help="gpu, cpu (the CUDA kernels built for the host) or auto (the GPU when CuPy finds one)")
     return p
 
 

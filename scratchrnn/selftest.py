@@ -11,16 +11,15 @@
 `--device cpu` runs the same checks with the kernels built for the host (g++, no GPU needed): it is how
 CI exercises this very file.
 """
-import argparse
 import inspect
 import sys
 import time
 
 import numpy as np
 
-from .backend import DEVICES, device_name, get_array_module, resolve_device
+from .backend import device_name, get_array_module, resolve_device
 from .cells import CELLS, step_options, step_shapes
-from .cmdline import EXIT_ERROR, OneLineParser
+from .cmdline import EXIT_ERROR, DefaultsHelpFormatter, OneLineParser, add_selftest_arguments
 from .engines import numba_kernels
 from .errors import ScratchRNNError
 from .gradcheck import check_model, relative_error
@@ -226,8 +225,8 @@ def time_torch_cudnn(steps=50):
 
 
 def main(argv=None):
-    parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--device", choices=DEVICES, default="auto")
+    parser = OneLineParser(description=__doc__, formatter_class=DefaultsHelpFormatter)
+    add_selftest_arguments(parser)
     args = parser.parse_args(argv)
     failures = []
 
