@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from conftest import CELL_VARIANTS, VARIANT_IDS, ENGINES, every_engine_case
-from scratchrnn.cells import CELLS
+from scratchrnn.cells import CELLS, step_shapes
 from scratchrnn.data import seq_data_iter_random, seq_data_iter_sequential
 from scratchrnn.engines import fast as fast_engine
 from scratchrnn.engines import mkl
@@ -64,22 +64,38 @@ def test_fast_engine_equals_reference(cell, nonlinearity, num_layers, random_ite
 
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
 def test_one_hot_rows_gathered_at_each_step_or_all_at_once_give_the_same_step(cell, rng):
-    """The CPU gathers layer 0's rows of W_xh at each step (fast.py), a GPU all at once before the loop: the same
-    numbers in the same sums, so the same loss, gradients and state, bit for bit."""
+    """The CPU gathers layer 0's rows of W_xh at each step and scatters dAx back into dW_xh at each step (fast.py), a
+    GPU does both all at once for the chunk: the same forward, bit for bit (the same numbers in the same sums), and the
+    same gradients up to the order of dW_xh's sums (float64). A GRU's layer 0 then needs one step's dAx, not T."""
     V, H, B, T = 11, 8, 4, 6
     X, Y = rng.integers(0, V, size=(T, B)), rng.integers(0, V, size=(T, B))
     results = []
     for per_step in (True, False):
-        m = RNNLM(V, H, 2, cell, engine="fast", seed=3)
+        m = RNNLM(V, H, 2, cell, engine="fast", seed=3, dtype="float64")
         m.engine.gather_per_step = per_step
         loss, state, _ = m.loss_and_grad(X, Y, m.begin_state(B))
-        assert m.engine.workspace(T, B).layers[0].per_step is per_step
+        layers = m.engine.workspace(T, B).layers
+        assert layers[0].per_step is per_step
+        assert len(layers[0].dAx) == (1 if per_step and cell == "gru" else T) and len(layers[1].dAx) == T
         results.append((loss, [s.copy() for layer in state for s in layer], m.flat_grads.copy()))
     (loss_a, state_a, grads_a), (loss_b, state_b, grads_b) = results
     assert loss_a == loss_b
-    np.testing.assert_array_equal(grads_a, grads_b)
+    assert relative_error(grads_a, grads_b) <= 1e-13
     for a, b in zip(state_a, state_b):
         np.testing.assert_array_equal(a, b)
+
+
+def test_bias_gradients_the_engine_copies_are_equal_in_the_step_function(rng):
+    """cell.SHARED_BLOCKS, which the fast engine reads to copy db_hh's first blocks from db_xh: after the GRU's
+    step_backward (the reference), dAh's first SHARED_BLOCKS blocks are dAx's and the next one is not."""
+    gru, B, nh = CELLS["gru"], 3, 5
+    shapes = step_shapes(gru, B, nh)
+    names = fast_engine.parameter_names(gru.step_backward)
+    args = {name: rng.uniform(0.1, 0.9, shapes[name]) for name in names}
+    gru.step_backward(**args)
+    shared = gru.SHARED_BLOCKS * nh
+    np.testing.assert_array_equal(args["dAh"][:, :shared], args["dAx"][:, :shared])
+    assert not np.allclose(args["dAh"][:, shared:shared + nh], args["dAx"][:, shared:shared + nh])
 
 
 @pytest.mark.parametrize("cell, nh, dtype, transposed", [

@@ -20,6 +20,8 @@ chunk-level `forward` and `backward` (the BPTT loop a student reads), which call
     SAVED                   arrays step_forward keeps for step_backward: name -> width in units of nh
     CARRIED                 gradients step_backward carries from step t+1 to step t, besides dH_rec:
                             name -> the state they flow into
+    SHARED_BLOCKS           (a cell whose step_backward writes dAx and dAh, not one dA) how many blocks,
+                            from the first, dAh has in common with dAx: their bias gradients are the same
     TORCH_MODULE            the torch.nn module with the same equations (for comparisons only)
     NONLINEARITIES          what `nonlinearity` may be for this cell
     FORWARD_KERNEL, BACKWARD_KERNEL   the names of the fused twins of the step functions, in

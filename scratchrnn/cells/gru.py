@@ -29,6 +29,7 @@ GATES = 3
 STATE = ("H",)
 SAVED = {"gates": GATES, "Hn": 1}     # [R, Z, N] and Hn = H_{t-1} W_hn + b_hn of every step
 CARRIED = {"dH_skip": "H"}            # dH_{t+1} * Z_{t+1}: the shortcut's share of dL/dH_t
+SHARED_BLOCKS = 2                     # dAh's first two blocks are dAx's: [dAr, dAz]
 TORCH_MODULE = "GRU"                  # torch.nn.GRU: the same equations, for comparisons
 NONLINEARITIES = ("tanh",)
 FORWARD_KERNEL, BACKWARD_KERNEL = "gru_forward", "gru_backward"

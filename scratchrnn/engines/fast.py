@@ -10,7 +10,11 @@ What changes against the reference (and nothing else):
                                                          cache: GRU +0-3%, LSTM +1%, RNN +0-2% at 1 thread,
                                                          +3-5% at 2, against the chunk's Ax gathered at once)
        dW_hh  = H_prev^T dAh              (nh, G*nh)   one GEMM over the chunk
-       dW_xh  = X^T dAx,  dX = dAx W_xh^T              one GEMM each (a row scatter for one-hot)
+       dW_xh  = X^T dAx,  dX = dAx W_xh^T              one GEMM each (a row scatter for one-hot: on the CPU one
+                                                         step's B rows at each step, while they are in the cache)
+       db_xh  = column sums of dAx                     for one-hot input those of dW_xh: V rows, not T*B
+       db_hh  = column sums of dAh                     copied from db_xh where dAh is dAx (every block of the
+                                                         LSTM and the RNN, the GRU's first two: cell.SHARED_BLOCKS)
 2. Fused steps: each cell's step_forward and step_backward run as one kernel per step and layer, its
    fused twin (the cell's FORWARD_KERNEL and BACKWARD_KERNEL in `ops`): Numba on the CPU, our CUDA C
    on the GPU. The kernels take the step functions' arguments, by name: this engine allocates a buffer
@@ -29,7 +33,7 @@ What changes against the reference (and nothing else):
    per-step GEMM reads as it is.
 
 Per step and layer: forward (1 row gather, layer 0 on the CPU) + 1 GEMM (+ 1 transpose, for some layouts) + 1 fused
-kernel; backward 1 fused kernel + 1 GEMM (+ 1 transpose, for some layouts).
+kernel; backward 1 fused kernel (+ 1 row scatter, layer 0 on the CPU) + 1 GEMM (+ 1 transpose, for some layouts).
 Nothing here knows which cell it runs: every per-cell fact is read off the cell module.
 """
 import inspect
@@ -190,10 +194,14 @@ class FastEngine:
                 Ah=xp.empty(shapes["Ah"], dt),                                  # H_{t-1} W_hh, one step
                 AhT=xp.empty(shapes["Ah"][::-1], dt),                          # its transpose, as the GEMM writes it
                 states={S: xp.empty((T + 1, B, nh), dt) for S in cell.STATE},   # [0]: initial, [t+1]: after step t
-                saved={name: xp.empty((T,) + shapes[name], dt) for name in cell.SAVED},
-                dAx=xp.empty((T,) + shapes["dAx"], dt))
-            # A cell whose step_backward writes one dA has the same gradient for the input and hidden parts.
-            layer.dAh = layer.dAx if "dA" in self.backward_names else xp.empty((T,) + shapes["dAh"], dt)
+                saved={name: xp.empty((T,) + shapes[name], dt) for name in cell.SAVED})
+            # A cell whose step_backward writes one dA has the same gradient for the input and hidden parts; dAh is
+            # kept for the chunk's dW_hh. A cell with two (the GRU), on a layer whose one-hot input is gathered at
+            # each step, scatters dAx into dW_xh at each step: one step's buffer serves for its dAx.
+            one_dA = "dA" in self.backward_names
+            layer.dAx = xp.empty((1 if per_step and not one_dA else T,) + shapes["dAx"], dt)
+            layer.dAx_t = [layer.dAx[min(t, len(layer.dAx) - 1)] for t in range(T)]     # step t's dAx
+            layer.dAh = layer.dAx if one_dA else xp.empty((T,) + shapes["dAh"], dt)
             layer.H = layer.states["H"]
             layer.Hd = xp.empty((T, B, nh), dt) if m.dropout > 0 else None     # its output after dropout
             layer.out = layer.H[1:]                                   # what the layer above reads
@@ -229,7 +237,7 @@ class FastEngine:
             elif name in ws.carried:
                 a = ws.carried[name]
             elif name in ("dA", "dAx"):
-                a = layer.dAx[t]
+                a = layer.dAx_t[t]
             elif name == "dAh":
                 a = layer.dAh[t]
             elif name in m.step_options:
@@ -359,10 +367,14 @@ class FastEngine:
             dHs = ws.dHs[(m.num_layers - 1 - k) % 2]
             self.start_backward(ws, None if dstate is None else dstate[k])
             transposed, W_hh = self.transposed_backward[k], m.params[f"l{k}.W_hh"]
+            if layer.per_step:                                 # one-hot input gathered at each step: scattered too
+                g["W_xh"].fill(0)
             for t in reversed(range(T)):
                 if flow is not None:                           # ||dL/dH_t||, diagnostics only
                     flow[k, t] = float(xp.linalg.norm(self.state_gradient(ws, (dHs[t],))[0]))
                 self.backward_kernel(*layer.backward_args[t])
+                if layer.per_step:                             # dW_xh[X_t] += dAx_t, while dAx_t is in the cache
+                    ops.scatter_add_rows(g["W_xh"], X[t], layer.dAx_t[t])
                 if transposed:                                                       # to H_{t-1}:
                     self.matmul(W_hh, layer.dAh[t].T, out=ws.dH_recT)                 # (dA_t W_hh^T)^T = W_hh dA_t^T
                     ops.transpose(ws.dH_recT, ws.dH_rec)
@@ -370,22 +382,28 @@ class FastEngine:
                     self.matmul(layer.dAh[t], layer.W_hhT_step, out=ws.dH_rec)
             dstate0[k] = self.state_gradient(ws)
 
-            dAx2d, dAh2d = layer.dAx.reshape(T * B, -1), layer.dAh.reshape(T * B, -1)
+            dAx2d, dAh2d = layer.dAx.reshape(-1, layer.dAx.shape[-1]), layer.dAh.reshape(T * B, -1)
             self.matmul(layer.H[:T].reshape(T * B, nh).T, dAh2d, out=g["W_hh"])   # one GEMM for the chunk
-            dAx2d.sum(axis=0, out=g["b_xh"])
+            one_hot = k == 0 and not m.embedding_dim
+            if one_hot and not layer.per_step:                 # every row of the chunk at once (on a GPU)
+                g["W_xh"].fill(0)
+                ops.scatter_add_rows(g["W_xh"], ids, dAx2d)
+            if one_hot:             # each row of dAx went into one row of dW_xh: the same column sums, over V rows
+                g["W_xh"].sum(axis=0, out=g["b_xh"])
+            else:
+                dAx2d.sum(axis=0, out=g["b_xh"])
             if layer.dAh is layer.dAx:                  # one dA for both parts (LSTM, RNN): the same sum
                 g["b_hh"][...] = g["b_xh"]
-            else:
-                dAh2d.sum(axis=0, out=g["b_hh"])
+            else:                                       # the blocks where dAh is dAx (the GRU's dAr, dAz) too
+                shared = self.cell.SHARED_BLOCKS * nh
+                g["b_hh"][:shared] = g["b_xh"][:shared]
+                dAh2d[:, shared:].sum(axis=0, out=g["b_hh"][shared:])
             if k == 0 and m.embedding_dim:
                 self.matmul(ws.emb.T, dAx2d, out=g["W_xh"])
                 self.matmul(dAx2d, W_xh.T, out=ws.demb)                  # dEmb, then rows into dE
                 m.grads["E"].fill(0)
                 ops.scatter_add_rows(m.grads["E"], ids, ws.demb)
-            elif k == 0:
-                g["W_xh"].fill(0)
-                ops.scatter_add_rows(g["W_xh"], ids, dAx2d)
-            else:
+            elif k > 0:
                 self.matmul(ws.layers[k - 1].out.reshape(T * B, nh).T, dAx2d, out=g["W_xh"])
                 below = ws.dHs[(m.num_layers - k) % 2]
                 self.matmul(dAx2d, W_xh.T, out=below.reshape(T * B, nh))        # to the layer below
