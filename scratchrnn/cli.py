@@ -67,6 +67,11 @@ def build(config, device, vocab=None, report=None):
     corpus, vocab = load_corpus(config["corpus"], max_tokens=config["max_tokens"], token=config["tokens"],
                                 charset=config["charset"], vocab=vocab, report=report)
     train, val = split_validation(corpus, config["val_fraction"], config["num_steps"])
+    B, T = config["batch_size"], config["num_steps"]
+    if val is not None and len(train) < SeqDataLoader.tokens_needed(B, T) <= len(corpus):
+        raise DataError(f"--val-fraction {config['val_fraction']} holds out {len(val):,} of the corpus's {len(corpus):,} "
+                        f"tokens, leaving {len(train):,} to train on, too few for one minibatch of {B} x {T} (needs at "
+                        f"least {SeqDataLoader.tokens_needed(B, T):,}); lower --val-fraction")
     loader = SeqDataLoader(train, config["batch_size"], config["num_steps"], config["random_iter"], config["seed"])
     model = model_from_config(config, len(vocab), device, config["batch_size"], config["num_steps"])
     return vocab, loader, val, model
@@ -332,7 +337,7 @@ def cmd_train(args):
                                          on_step=on_step, resume=position, optimizer=optimizer)
             except Stop as e:
                 bar.close()
-                where = f"epoch {epoch}, minibatch {e.position.batch}"
+                where = f"epoch {epoch + 1}, minibatch {e.position.batch}"         # as the log lines count them
                 if e.why == "interrupted":
                     checkpoint(out / "last.npz", epoch, e.position, stop["rng_at_start"])
                     print(f"interrupted ({stop['signal']}): saved {out / 'last.npz'} at {where}; "

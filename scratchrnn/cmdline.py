@@ -120,7 +120,7 @@ def add_training_arguments(p, defaults=None):
                    help="passes over the training text" + ("" if d["epochs"] else
                         f" (default: {TRAIN_DEFAULTS['epochs']}; with --resume, the run's own total)"))
     p.add_argument("--lr", type=positive_float, default=None,
-                   help=f"learning rate; none given: {d['lr']:g} with sgd (this run's), 0.2 with momentum, "
+                   help=f"learning rate; none given, the --optimizer's own: {d['lr']:g} with sgd, 0.2 with momentum, "
                         "3e-3 with adam and adamw, 2e-3 with rmsprop (optimizers/)")
     p.set_defaults(sgd_lr=d["lr"])                          # the rate of SGD when --lr is not given
     p.add_argument("--theta", type=positive_float, default=d["theta"], help="gradient clipping threshold")
@@ -222,6 +222,8 @@ def blas_threads(n):
 def prepare_out_dir(path):
     """Create the output folder and prove it can be written, before any training starts."""
     path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"output directory {str(path)!r} is a file, not a folder; give --out a folder")
     try:
         path.mkdir(parents=True, exist_ok=True)
         probe = path / ".write-test"

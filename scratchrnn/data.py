@@ -287,6 +287,10 @@ def load_corpus(paths=None, max_tokens=10000, token="char", charset="book", voca
     if max_tokens is not None and max_tokens > 0:
         corpus = corpus[:max_tokens]
     unknown = int(np.count_nonzero(corpus == vocab.unk)) if vocab_given else 0
+    if unknown == len(corpus):                     # nothing a model of this vocabulary could learn from
+        raise DataError(f"none of the {len(corpus):,} tokens of corpus {names} is in the model's vocabulary of "
+                        f"{len(vocab)} (all would be read as <unk>); a text in other characters or words wants a "
+                        "run of its own")
     if report is not None and unknown:
         report(f"note: {unknown:,} of the {len(corpus):,} tokens ({unknown / len(corpus):.1%}) are not in the "
                f"model's vocabulary of {len(vocab)} and are read as <unk>")
@@ -334,11 +338,17 @@ class SeqDataLoader:
         self.batch_size, self.num_steps = batch_size, num_steps
         self.use_random_iter = use_random_iter
         self.rng = np.random.default_rng(seed)
-        need = batch_size * num_steps + num_steps + 1
+        need = self.tokens_needed(batch_size, num_steps)
         if len(self.corpus) < need:
             raise DataError(
                 f"corpus has {len(self.corpus)} tokens, too short for one minibatch of {batch_size} x "
                 f"{num_steps} (needs at least {need}); use a longer text or smaller --batch-size/--num-steps")
+
+    @staticmethod
+    def tokens_needed(batch_size, num_steps):
+        """The shortest corpus that gives one minibatch, whatever the random offset: B*T tokens and one more for
+        the targets, after an offset of up to T."""
+        return batch_size * num_steps + num_steps + 1
 
     def batches_per_epoch(self):
         """About how many minibatches an epoch has (the random offset can take one away)."""

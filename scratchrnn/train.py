@@ -162,6 +162,9 @@ def generate(prefix, num_preds, model, vocab, temperature=0.0, seed=None, top_k=
     with a seeded generator (T < 1 sharper, T > 1 flatter); top_k: only among the k most likely tokens.
     prefix None: the first token is drawn uniformly from the vocabulary ('<unk>' aside) with the same
     generator, as char-rnn and torch-rnn start without a prime text; it is the first of the `num_preds`.
+    '<unk>' is never generated: it stands for whatever the model was not shown, not for a token of text (a
+    model trained with --init-from on a text with new characters learns to predict it), so it is left out
+    of the argmax and of the softmax, its probability going to the others.
 
     The arguments are checked here, at the call, before the first token is asked for: a caller that
     prints the prefix and then the tokens prints nothing when one is wrong."""
@@ -194,6 +197,8 @@ def _continue(prefix, num_preds, model, vocab, temperature, rng, top_k, yield_pr
         token = vocab[ch]
     for _ in range(num_preds):                                            # predict num_preds steps
         logits, state = step(token)
+        if len(logits) > 1:
+            logits[vocab.unk] = -np.inf                                   # '<unk>' is not text
         if temperature == 0:
             token = int(logits.argmax())
         else:

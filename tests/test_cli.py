@@ -267,6 +267,7 @@ def test_bad_corpus(tmp_path, content, needle):
     (["--engine", "auto"], "--engine: invalid choice: 'auto'"),
     (["--cell", "gru", "--nonlinearity", "relu"], "nonlinearity 'relu' is not one of the gru cell's: tanh"),
     (["--seed", "-1"], "--seed: expected a non-negative integer"),           # was NumPy's ValueError traceback
+    (["--val-fraction", "0.999"], "to train on, too few for one minibatch"),  # was: 'corpus has 174 tokens'
 ])
 def test_nonsense_hyperparameters(tmp_path, args, needle):
     one_line_error(scratchrnn("train", "--out", str(tmp_path / "o"), "--device", "cpu", *args), needle)
@@ -367,6 +368,7 @@ def test_output_directory_that_cannot_be_written(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
     one_line_error(scratchrnn("train", "--out", str(blocker / "run"), "--device", "cpu"), "cannot be written")
+    one_line_error(scratchrnn("train", "--out", str(blocker), "--device", "cpu"), "is a file, not a folder")
 
 
 def test_gpu_without_a_gpu(tmp_path):

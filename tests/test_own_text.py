@@ -94,6 +94,8 @@ def test_a_given_vocabulary_reads_unknown_characters_as_unk(tmp_path):
                                report=lines.append)
     assert same is vocab and list(corpus) == [vocab["a"], vocab["b"], 0, 0, vocab["c"], vocab["\n"]]
     assert lines == ["note: 2 of the 6 tokens (33.3%) are not in the model's vocabulary of 6 and are read as <unk>"]
+    with pytest.raises(DataError, match="none of the 4 tokens of corpus .* is in the model's vocabulary of 6"):
+        load_corpus(write(tmp_path / "c.txt", "xyzz"), max_tokens=-1, charset="raw", vocab=vocab)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -260,7 +262,7 @@ def test_a_time_budget_stops_cleanly_and_resumes_exactly(tmp_path):
     args = ["--corpus", str(corpus), "--epochs", "2", "--plot", *SMALL[:-2], "--val-fraction", "0.1"]
     r = scratchrnn("train", "--out", str(tmp_path / "cut"), "--max-minutes", "0.00001", *args)
     assert r.returncode == 0, r.stderr
-    assert "stopped: the --max-minutes 1e-05 budget is spent, at epoch 0, minibatch 1" in r.stdout
+    assert "stopped: the --max-minutes 1e-05 budget is spent, at epoch 1, minibatch 1" in r.stdout
     assert "validation" in r.stdout and (tmp_path / "cut" / "perplexity.png").exists()
     _, manifest = load_checkpoint(tmp_path / "cut" / "last.npz")
     assert manifest["epoch"] == 0 and manifest["batch"] == 1

@@ -10,7 +10,7 @@ from scratchrnn.data import SeqDataLoader, load_corpus
 from scratchrnn.engines.reference import ReferenceEngine
 from scratchrnn.errors import ConfigError, TrainingDiverged
 from scratchrnn.model import RNNLM
-from scratchrnn.train import check_hyperparameters, detach, evaluate, predict, train_epoch
+from scratchrnn.train import check_hyperparameters, detach, evaluate, generate, predict, train_epoch
 
 
 @pytest.mark.parametrize("engine", ["reference", "fast"])
@@ -128,6 +128,21 @@ def test_predict_greedy_and_sampled():
         predict("Time X", 5, m, vocab)
     with pytest.raises(ConfigError, match="empty"):
         predict("", 5, m, vocab)
+
+
+@pytest.mark.parametrize("temperature", [0.0, 1.0, 5.0])
+def test_unk_is_never_generated(temperature):
+    """'<unk>' stands for what the model was not shown, not for text: left out of the argmax and of the softmax
+    even where the model puts nearly all its probability on it (its output bias raised by 50 here); top-k then
+    picks among the others (k = 1: the greedy choice)."""
+    corpus, vocab = load_corpus(max_tokens=3000)
+    m = RNNLM(len(vocab), 16, 1, "gru", seed=1)
+    m.params["b_q"][vocab.unk] += 50
+    for prefix in ("time", None):
+        tokens = list(generate(prefix, 60, m, vocab, temperature=temperature, seed=3))
+        assert len(tokens) == 60 and "<unk>" not in tokens
+    greedy = list(generate("time", 30, m, vocab))
+    assert list(generate("time", 30, m, vocab, temperature=temperature or 1.0, seed=5, top_k=1)) == greedy
 
 
 def test_prediction_warm_up_uses_the_prefix():
