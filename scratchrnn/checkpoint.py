@@ -121,10 +121,12 @@ def load_checkpoint(path):
 # A run's checkpoint: what is written, and how it is read back
 # ----------------------------------------------------------------------------------------------
 
-def save_run(path, model, vocab, config, epoch, loader_rng, history, best_val, position=None, optimizer=None):
+def save_run(path, model, vocab, config, epoch, loader_rng, history, best_val, position=None, optimizer=None,
+             corpus_digest=None):
     """Write a run's checkpoint: the weights, the carried state of a run stopped inside an epoch
     (`position`, an EpochPosition), the optimiser's buffers and step count, and the manifest that lets
-    `load_run` continue it exactly (the schedule's position is the epoch and the minibatch)."""
+    `load_run` continue it exactly (the schedule's position is the epoch and the minibatch; corpus_digest,
+    data.corpus_digest of the text it trains on, lets a resume check that the text is the same)."""
     arrays = model.state_dict()
     if optimizer is not None:
         arrays.update(optimizer.state_dict())
@@ -137,7 +139,7 @@ def save_run(path, model, vocab, config, epoch, loader_rng, history, best_val, p
         loss_sum=float(position.loss_sum) if position else 0.0, tokens=position.tokens if position else 0,
         seconds=position.seconds if position else 0.0, loader_rng=loader_rng, history=history,
         best_val=None if best_val == float("inf") else best_val, optimizer_t=optimizer.t if optimizer else 0,
-        dropout_rng=model.dropout_rng.bit_generator.state))
+        dropout_rng=model.dropout_rng.bit_generator.state, corpus_digest=corpus_digest))
 
 
 def load_run(path):

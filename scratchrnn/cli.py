@@ -32,7 +32,7 @@ from .cmdline import (EXIT_DIVERGED, EXIT_INTERRUPTED, DefaultsHelpFormatter, On
                       with_one_line_errors)
 from .optimizers import HYPERPARAMETERS, optimizer_from_config
 from .schedules import SCHEDULE_DEFAULTS, check_schedule, rate_of
-from .data import CHARSETS, TOKENS, SeqDataLoader, Vocab, load_corpus
+from .data import CHARSETS, TOKENS, SeqDataLoader, Vocab, corpus_digest, load_corpus
 from .engines import ENGINES
 from .errors import CheckpointError, ConfigError, DataError, TrainingDiverged
 from .model import MODEL_DEFAULTS, model_from_config
@@ -63,7 +63,8 @@ def split_validation(corpus, fraction, num_steps):
 def build(config, device, vocab=None, report=None):
     """Corpus, vocabulary, train/validation split, data loader and model from a run's config. vocab: the
     vocabulary to read the text with (a run that started from another's weights keeps that run's); None
-    builds it from the text. The model's memory is checked before anything is allocated."""
+    builds it from the text. The model's memory is checked before anything is allocated. Also returns the
+    corpus's digest (data.corpus_digest), which the checkpoints keep."""
     corpus, vocab = load_corpus(config["corpus"], max_tokens=config["max_tokens"], token=config["tokens"],
                                 charset=config["charset"], vocab=vocab, report=report)
     train, val = split_validation(corpus, config["val_fraction"], config["num_steps"])
@@ -74,7 +75,7 @@ def build(config, device, vocab=None, report=None):
                         f"least {SeqDataLoader.tokens_needed(B, T):,}); lower --val-fraction")
     loader = SeqDataLoader(train, config["batch_size"], config["num_steps"], config["random_iter"], config["seed"])
     model = model_from_config(config, len(vocab), device, config["batch_size"], config["num_steps"])
-    return vocab, loader, val, model
+    return vocab, loader, val, model, corpus_digest(corpus)
 
 
 def write_metrics(out, history):
@@ -235,7 +236,7 @@ def cmd_train(args):
         check_no_run_in(out, args.overwrite)
     out = prepare_out_dir(out)
     device = resolve_device(args.device)
-    vocab, loader, val, model = build(config, device, vocab, report)
+    vocab, loader, val, model, digest = build(config, device, vocab, report)
     optimizer = optimizer_from_config(config, model)
 
     epoch, position, history, best = 0, None, [], math.inf
@@ -243,6 +244,14 @@ def cmd_train(args):
         if manifest["vocab"] != vocab.idx_to_token:
             raise CheckpointError(f"the corpus now gives a vocabulary of {len(vocab)} tokens, the checkpoint was "
                                   f"trained on {len(manifest['vocab'])} different ones; it cannot be resumed on it")
+        then = manifest.get("corpus_digest")              # checkpoints written before it was kept have none
+        if then is not None and then != digest:
+            count_then, count_now = int(then.split(":")[0]), int(digest.split(":")[0])
+            what = (f"{count_then:,} tokens then, {count_now:,} now" if count_then != count_now else
+                    f"{count_now:,} tokens then and now, not the same ones")
+            raise CheckpointError(f"the corpus is not the text this run was trained on ({what}); a resume continues "
+                                  f"on the same text: restore it, or train on the new one from these weights with "
+                                  f"--init-from {out} --out NEW")
         model.load_state_dict(weights_in(arrays))
         loader.rng.bit_generator.state = manifest["loader_rng"]
         epoch, history = manifest["epoch"], manifest["history"]
@@ -265,7 +274,7 @@ def cmd_train(args):
 
     def checkpoint(path, epoch_done, pos=None, loader_rng=None):
         save_run(path, model, vocab, config, epoch_done, loader_rng or loader.rng.bit_generator.state, history,
-                 best, pos, optimizer)
+                 best, pos, optimizer, digest)
 
     def keep_if_best(val_ppl, pos=None, loader_rng=None):
         """best.npz, when this validation perplexity is the best so far."""

@@ -14,6 +14,7 @@ of one-character strings, so a text of 100 MB loads in seconds (benchmarks/bench
 The Time Machine ships inside the package (scratchrnn/data/timemachine.txt); nothing is downloaded.
 """
 import collections
+import hashlib
 import re
 import string
 import unicodedata
@@ -295,6 +296,13 @@ def load_corpus(paths=None, max_tokens=10000, token="char", charset="book", voca
         report(f"note: {unknown:,} of the {len(corpus):,} tokens ({unknown / len(corpus):.1%}) are not in the "
                f"model's vocabulary of {len(vocab)} and are read as <unk>")
     return corpus, vocab
+
+
+def corpus_digest(corpus):
+    """'N:hex': the corpus's token count and a digest of its ids (BLAKE2b, 128 bits), which a run keeps in its
+    checkpoint so that a resume can tell that it trains on the same text (bit-exact resume needs it)."""
+    ids = np.ascontiguousarray(corpus, dtype=np.int64)
+    return f"{len(ids)}:{hashlib.blake2b(memoryview(ids).cast('B'), digest_size=16).hexdigest()}"
 
 
 # ----------------------------------------------------------------------------------------------

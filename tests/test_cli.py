@@ -344,6 +344,30 @@ def test_resume_on_a_corpus_with_another_vocabulary(tmp_path):
     one_line_error(scratchrnn("train", "--resume", str(out), "--epochs", "2", "--device", "cpu"), "vocabulary")
 
 
+def test_resume_on_a_changed_text_with_the_same_vocabulary_is_refused(tmp_path):
+    """The checkpoint keeps a digest of the corpus's ids: a text that changed (longer, or as long with other tokens)
+    is refused in one line that names --init-from; the same text resumes. It resumed on any text with the same
+    characters before, which is not the run it claims to continue. A checkpoint without the digest (written before
+    it was kept) still resumes."""
+    corpus, text = tmp_path / "c.txt", "the time traveller said " * 200
+    corpus.write_text(text)
+    out = tmp_path / "run"
+    cli.main(["train", "--out", str(out), "--epochs", "1", "--corpus", str(corpus), *SMALL, "--max-tokens", "-1"])
+    resume = ["train", "--resume", str(out), "--epochs", "2", "--device", "cpu"]
+    for changed, needle in ((text + "the time ", "4,799 tokens then, 4,808 now"),
+                            (text.replace("time", "mite", 1), "4,799 tokens then and now, not the same ones")):
+        corpus.write_text(changed)
+        one_line_error(scratchrnn(*resume), "not the text this run was trained on", needle, f"--init-from {out}")
+    corpus.write_text(text)
+    assert scratchrnn(*resume).returncode == 0
+    arrays, manifest = load_checkpoint(out / "last.npz")
+    del manifest["corpus_digest"]
+    save_checkpoint(out / "last.npz", arrays, manifest)
+    corpus.write_text(text + "the time ")
+    r = scratchrnn(*resume[:3], "--epochs", "3", "--device", "cpu")
+    assert r.returncode == 0, r.stderr
+
+
 def test_a_new_run_does_not_write_over_another(tmp_path):
     """--out holding a run is refused (its checkpoint untouched) unless --overwrite, which deletes the old run's
     files first: an old best.npz would otherwise be what generate reads beside the new run's last.npz."""
