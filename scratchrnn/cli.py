@@ -168,20 +168,64 @@ RUN_FILES = ("last.npz", "best.npz", "metrics.csv", "perplexity.png")     # what
 
 def check_no_run_in(out, overwrite):
     """A new run never writes over another's checkpoints unasked: --out holding a run is one line naming the
-    ways on, unless --overwrite, which deletes that run's files first (an old best.npz left beside the new
-    run's last.npz would be what `generate` reads)."""
+    ways on, unless --overwrite. Returns the files of that run that --overwrite deletes (delete_run) once the
+    new run has passed every check: an old best.npz left beside the new run's last.npz would be what
+    `generate` reads, and a new run refused for its corpus, say, must not have cost the old one."""
     found = [name for name in RUN_FILES if (Path(out) / name).is_file()]
     if not any(name.endswith(".npz") for name in found):
-        return
+        return []
     if not overwrite:
         raise ConfigError(f"{out} already holds a run ({', '.join(found)}); continue it with --resume {out}, "
                           f"start from its weights with --init-from {out} --out NEW, use another --out, or "
                           f"add --overwrite to replace it")
+    return found
+
+
+def delete_run(out, found):
+    """--overwrite: the old run's files (check_no_run_in's list), deleted before the new run writes anything."""
     for name in found:
         try:
             (Path(out) / name).unlink()
         except OSError as e:
             raise ConfigError(f"--overwrite: cannot delete '{Path(out) / name}': {e.strerror or e}") from None
+
+
+def missing_folders(path):
+    """The folders that creating `path` creates: path and its missing parents, the deepest first."""
+    missing = []
+    for folder in [Path(path), *Path(path).parents]:
+        if folder.exists():
+            break
+        missing.append(folder)
+    return missing
+
+
+def remove_empty(folders):
+    """Remove these folders (the deepest first) as long as each is empty: what a refused run created."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+
+
+def check_resume(manifest, vocab, digest, out):
+    """A resume (manifest: its checkpoint's; None for a new run) continues on the text it was trained on: the same
+    vocabulary, and the same token ids (digest: data.corpus_digest; checkpoints written before it was kept have
+    none)."""
+    if manifest is None:
+        return
+    if manifest["vocab"] != vocab.idx_to_token:
+        raise CheckpointError(f"the corpus now gives a vocabulary of {len(vocab)} tokens, the checkpoint was "
+                              f"trained on {len(manifest['vocab'])} different ones; it cannot be resumed on it")
+    then = manifest.get("corpus_digest")
+    if then is not None and then != digest:
+        count_then, count_now = int(then.split(":")[0]), int(digest.split(":")[0])
+        what = (f"{count_then:,} tokens then, {count_now:,} now" if count_then != count_now else
+                f"{count_now:,} tokens then and now, not the same ones")
+        raise CheckpointError(f"the corpus is not the text this run was trained on ({what}); a resume continues on "
+                              f"the same text: restore it, or train on the new one from these weights with "
+                              f"--init-from {out} --out NEW")
 
 
 class Stop(Exception):
@@ -232,26 +276,21 @@ def cmd_train(args):
         out = Path(args.out)
     check_hyperparameters(config["lr"], config["epochs"], config["theta"])
     check_schedule(config)
-    if not args.resume:
-        check_no_run_in(out, args.overwrite)
+    replaced = [] if args.resume else check_no_run_in(out, args.overwrite)
+    created = missing_folders(out)
     out = prepare_out_dir(out)
-    device = resolve_device(args.device)
-    vocab, loader, val, model, digest = build(config, device, vocab, report)
-    optimizer = optimizer_from_config(config, model)
+    try:                                        # refused here: nothing of the old run deleted, no new folder left
+        device = resolve_device(args.device)
+        vocab, loader, val, model, digest = build(config, device, vocab, report)
+        optimizer = optimizer_from_config(config, model)
+        check_resume(manifest, vocab, digest, out)
+    except BaseException:
+        remove_empty(created)
+        raise
+    delete_run(out, replaced)
 
     epoch, position, history, best = 0, None, [], math.inf
     if manifest is not None:
-        if manifest["vocab"] != vocab.idx_to_token:
-            raise CheckpointError(f"the corpus now gives a vocabulary of {len(vocab)} tokens, the checkpoint was "
-                                  f"trained on {len(manifest['vocab'])} different ones; it cannot be resumed on it")
-        then = manifest.get("corpus_digest")              # checkpoints written before it was kept have none
-        if then is not None and then != digest:
-            count_then, count_now = int(then.split(":")[0]), int(digest.split(":")[0])
-            what = (f"{count_then:,} tokens then, {count_now:,} now" if count_then != count_now else
-                    f"{count_now:,} tokens then and now, not the same ones")
-            raise CheckpointError(f"the corpus is not the text this run was trained on ({what}); a resume continues "
-                                  f"on the same text: restore it, or train on the new one from these weights with "
-                                  f"--init-from {out} --out NEW")
         model.load_state_dict(weights_in(arrays))
         loader.rng.bit_generator.state = manifest["loader_rng"]
         epoch, history = manifest["epoch"], manifest["history"]

@@ -382,10 +382,29 @@ def test_a_new_run_does_not_write_over_another(tmp_path):
     one_line_error(scratchrnn("train", "--init-from", str(out), "--out", str(out), "--overwrite", "--epochs", "1",
                               "--device", "cpu"), "would delete")
     assert (out / "last.npz").read_bytes() == before
+    # --overwrite deletes the old run only once the new one has passed every check: a new run refused for its
+    # corpus (or its size, or its device) cost the old one its checkpoints before.
+    for refused, needle in ((["--corpus", str(tmp_path / "missing.txt")], "does not exist"),
+                            (["--hidden", "100000000"], "needs about")):
+        one_line_error(scratchrnn("train", "--out", str(out), "--overwrite", "--epochs", "1", "--device", "cpu",
+                                  *refused), needle)
+        assert (out / "last.npz").read_bytes() == before and (out / "best.npz").exists()
     cli.main(["train", "--out", str(out), "--epochs", "1", "--overwrite", "--val-fraction", "0", *SMALL])
     assert not (out / "best.npz").exists()
     _, manifest = weights(out)
     assert manifest["epoch"] == 1 and (out / "metrics.csv").read_text().count("\n") == 2    # header, epoch 1
+
+
+def test_a_refused_run_leaves_no_new_folder_behind(tmp_path):
+    """--out is created before the corpus is read (so that a folder that cannot be written is found first); a run
+    refused after that removes the folders it created, while empty, and nothing that was there before."""
+    out = tmp_path / "new" / "deeper" / "run"
+    one_line_error(scratchrnn("train", "--out", str(out), "--corpus", str(tmp_path / "missing.txt")), "does not exist")
+    assert not (tmp_path / "new").exists()
+    (tmp_path / "kept").mkdir()
+    one_line_error(scratchrnn("train", "--out", str(tmp_path / "kept"), "--device", "cpu", "--hidden", "100000000"),
+                   "needs about")
+    assert (tmp_path / "kept").is_dir()
 
 
 def test_output_directory_that_cannot_be_written(tmp_path):
