@@ -241,6 +241,9 @@ def cmd_train(args):
     arrays = manifest = vocab = None
     if args.resume:
         out = Path(args.resume)
+        if not (out / "last.npz").exists() and (out / "best.npz").is_file():
+            raise CheckpointError(f"--resume {out}: it has no last.npz to continue from, only best.npz; start a new "
+                                  f"run from its weights with --init-from {out} --out NEW")
         arrays, manifest = load_run(out / "last.npz")
         config = manifest["config"]
         honours = ", ".join("--" + d.replace("_", "-") for d in RESUME_HONOURS[1:])

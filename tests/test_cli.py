@@ -395,6 +395,12 @@ def test_a_new_run_does_not_write_over_another(tmp_path):
     assert manifest["epoch"] == 1 and (out / "metrics.csv").read_text().count("\n") == 2    # header, epoch 1
 
 
+def test_resume_of_a_folder_with_only_best_npz_names_init_from(tmp_path, trained):
+    (tmp_path / "best.npz").write_bytes((trained / "last.npz").read_bytes())
+    one_line_error(scratchrnn("train", "--resume", str(tmp_path)), "no last.npz to continue from, only best.npz",
+                   f"--init-from {tmp_path} --out NEW")
+
+
 def test_a_refused_run_leaves_no_new_folder_behind(tmp_path):
     """--out is created before the corpus is read (so that a folder that cannot be written is found first); a run
     refused after that removes the folders it created, while empty, and nothing that was there before."""
