@@ -11,8 +11,8 @@ from tqdm import tqdm
 from .backend import device_name, gpu_unusable_reason, resolve_device
 from .checkpoint import save_weights
 from .cmdline import (DefaultsHelpFormatter, OneLineParser, add_training_arguments, blas_threads, learning_rate_of,
-                      max_tokens_of, model_config, optimizer_config, positive_int, prepare_out_file,
-                      with_one_line_errors)
+                      max_tokens_of, model_config, note_split_on_one_cpu, optimizer_config, positive_int,
+                      prepare_out_file, with_one_line_errors)
 from .data import SeqDataLoader, load_corpus
 from .model import model_from_config
 from .optimizers import optimizer_from_config
@@ -46,6 +46,7 @@ def run(args):
     if args.device == "auto":
         why = "" if device == "gpu" else f" ({gpu_unusable_reason()})"
         print(f"device: auto picked {device}{why}", file=sys.stderr)
+    note_split_on_one_cpu(args.engine, device)
     train_iter = SeqDataLoader(corpus, args.batch_size, args.num_steps, args.random_iter, seed=args.seed)
     model = model_from_config(model_config(args), len(vocab), device, args.batch_size, args.num_steps)
     optimizer = optimizer_from_config(recipe, model)
@@ -53,7 +54,7 @@ def run(args):
     for prefix in prefixes:
         prefix_tokens(prefix, vocab)                             # a bad prefix stops here, before training
     print(f"{args.layers}-layer {args.cell.upper()} ({args.hidden} hidden, {model.num_parameters():,} parameters, "
-          f"{model.engine_name} engine) on {len(corpus):,} tokens, vocabulary {len(vocab)}, {device_name(device)}")
+          f"{model.engine_name}) on {len(corpus):,} tokens, vocabulary {len(vocab)}, {device_name(device)}")
 
     start = time.perf_counter()
     bar = tqdm(range(args.epochs), desc="training", unit="epoch", disable=not sys.stderr.isatty())

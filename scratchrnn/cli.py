@@ -28,8 +28,8 @@ from .checkpoint import (atomic_write, check_arrays, load_run, model_from_checkp
                          weights_in)
 from .cmdline import (EXIT_DIVERGED, EXIT_INTERRUPTED, DefaultsHelpFormatter, OneLineParser, add_model_arguments,
                       add_selftest_arguments, add_training_arguments, blas_threads, learning_rate_of, max_tokens_of,
-                      model_config, optimizer_config, positive_float, positive_int, prepare_out_dir, seed_int,
-                      with_one_line_errors)
+                      model_config, note_split_on_one_cpu, optimizer_config, positive_float, positive_int,
+                      prepare_out_dir, seed_int, with_one_line_errors)
 from .optimizers import HYPERPARAMETERS, optimizer_from_config
 from .schedules import SCHEDULE_DEFAULTS, check_schedule, rate_of
 from .data import CHARSETS, TOKENS, SeqDataLoader, Vocab, corpus_digest, load_corpus
@@ -70,9 +70,9 @@ def build(config, device, vocab=None, report=None):
     train, val = split_validation(corpus, config["val_fraction"], config["num_steps"])
     B, T = config["batch_size"], config["num_steps"]
     if val is not None and len(train) < SeqDataLoader.tokens_needed(B, T) <= len(corpus):
-        raise DataError(f"--val-fraction {config['val_fraction']} holds out {len(val):,} of the corpus's {len(corpus):,} "
-                        f"tokens, leaving {len(train):,} to train on, too few for one minibatch of {B} x {T} (needs at "
-                        f"least {SeqDataLoader.tokens_needed(B, T):,}); lower --val-fraction")
+        raise DataError(f"--val-fraction {config['val_fraction']} holds out {len(val):,} of the corpus's "
+                        f"{len(corpus):,} tokens, leaving {len(train):,} to train on, too few for one minibatch of "
+                        f"{B} x {T} (needs at least {SeqDataLoader.tokens_needed(B, T):,}); lower --val-fraction")
     loader = SeqDataLoader(train, config["batch_size"], config["num_steps"], config["random_iter"], config["seed"])
     model = model_from_config(config, len(vocab), device, config["batch_size"], config["num_steps"])
     return vocab, loader, val, model, corpus_digest(corpus)
@@ -284,6 +284,7 @@ def cmd_train(args):
     out = prepare_out_dir(out)
     try:                                        # refused here: nothing of the old run deleted, no new folder left
         device = resolve_device(args.device)
+        note_split_on_one_cpu(config["engine"], device)
         vocab, loader, val, model, digest = build(config, device, vocab, report)
         optimizer = optimizer_from_config(config, model)
         check_resume(manifest, vocab, digest, out)

@@ -9,6 +9,7 @@ self-test, `diagnose` and the benchmarks.
     with_one_line_errors     our errors -> one line on stderr and EXIT_ERROR; Ctrl-C -> EXIT_INTERRUPTED; a reader
                              that stops reading (`| head`) -> a quiet EXIT_PIPE_CLOSED
     blas_threads             limit the BLAS thread pool
+    usable_cpus, note_split_on_one_cpu    the CPUs this process may run on; a note where fast-split has one
     prepare_out_dir, prepare_out_file   prove an output folder or file can be written, before any training
 """
 import argparse
@@ -210,13 +211,27 @@ def blas_threads(n):
     given: --threads 64 on 2 cores trained 10x slower), so n is capped there, with a note on stderr."""
     if n is None:
         return nullcontext()
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or n)
+    cpus = usable_cpus() or n
     if n > cpus:
         print(f"note: --threads {n} is more than the {cpus} CPUs this process may run on; using {cpus}",
               file=sys.stderr)
         n = cpus
     from threadpoolctl import threadpool_limits
     return threadpool_limits(limits=n, user_api="blas")
+
+
+def usable_cpus():
+    """The CPUs this process may run on (its affinity, where the system says; None where it cannot tell)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+def note_split_on_one_cpu(engine, device):
+    """A note on stderr where --engine fast-split would share one CPU between its two processes (`taskset -c 0`,
+    a container of one CPU): its halves then take turns on it, 15% slower than the fast engine for train's 2 x 256 LSTM
+    (AMD EPYC, 2026-12-06)."""
+    if engine == "fast-split" and device == "cpu" and (usable_cpus() or 2) < 2:
+        print("note: --engine fast-split computes each chunk's two halves on two cores, and this process may run on "
+              "one CPU, where they take turns; --engine fast is faster here", file=sys.stderr)
 
 
 def prepare_out_dir(path):

@@ -401,6 +401,20 @@ def test_resume_of_a_folder_with_only_best_npz_names_init_from(tmp_path, trained
                    f"--init-from {tmp_path} --out NEW")
 
 
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs CPU affinity")
+def test_fast_split_on_one_cpu_says_fast_is_faster(tmp_path):
+    """Its two processes take turns on one CPU (taskset -c 0, a container of one): 15% slower than fast, so a note."""
+    one_cpu = f"import os, sys; os.sched_setaffinity(0, {{min(os.sched_getaffinity(0))}}); from scratchrnn import cli; "
+    r = subprocess.run([sys.executable, "-c", one_cpu + "cli.main(sys.argv[1:])", "train", "--out", str(tmp_path / "o"),
+                        "--engine", "fast-split", "--epochs", "1", *SMALL], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "note: --engine fast-split computes each chunk's two halves on two cores" in r.stderr
+    assert "--engine fast is faster here" in r.stderr
+    if len(os.sched_getaffinity(0)) > 1:
+        r = scratchrnn("train", "--out", str(tmp_path / "o2"), "--engine", "fast-split", "--epochs", "1", *SMALL)
+        assert r.returncode == 0 and "fast-split computes" not in r.stderr, r.stderr
+
+
 def test_a_refused_run_leaves_no_new_folder_behind(tmp_path):
     """--out is created before the corpus is read (so that a folder that cannot be written is found first); a run
     refused after that removes the folders it created, while empty, and nothing that was there before."""
