@@ -177,7 +177,7 @@ def test_the_headline_command_on_a_stand_in_cupy(real_cupy, stand_in_cupy, capsy
     book.main("deep LSTM", {"cell": "lstm", "layers": 2, "hidden": 16, "lr": 2.0, "init": "pytorch"},
               ["--device", "gpu", "--epochs", "2", "--max-tokens", "2000"])
     out = capsys.readouterr().out
-    assert "fast (CUDA kernels) engine" in out and "tokens/sec on gpu:0 (stand-in GPU)" in out
+    assert "parameters, fast (CUDA kernels)) on" in out and "tokens/sec on gpu:0 (stand-in GPU)" in out
     assert "\ntime traveller" in out and "\ntraveller" in out
     run = tmp_path / "run"
     cli.main(["train", "--device", "gpu", "--epochs", "2", "--hidden", "16", "--max-tokens", "2000",
