@@ -597,7 +597,11 @@ def given_options(argv):
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    if not argv:                                 # `scratchrnn` alone: its commands, as `pip` alone shows its own
+        parser.print_help()
+        return
+    args = parser.parse_args(argv)
     args.given = given_options(argv) - {"command", "func"}
 
     def program():

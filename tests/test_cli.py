@@ -531,6 +531,13 @@ def test_more_threads_than_cpus_are_capped_with_a_note(tmp_path, monkeypatch, ca
     assert f"--threads 1000 is more than the {cpus} CPUs this process may run on; using {cpus}" in capsys.readouterr().err
 
 
+def test_the_command_alone_lists_its_commands():
+    """It said 'error: the following arguments are required: command'; now its help, as `pip` alone shows."""
+    r = scratchrnn()
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    assert all(command in r.stdout for command in ("train", "generate", "gradcheck", "diagnose", "selftest"))
+
+
 def test_the_command_says_its_version():
     """`scratchrnn --version`: the package's one version (setup.cfg reads scratchrnn.__version__), exit status 0."""
     from scratchrnn import __version__
