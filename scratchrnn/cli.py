@@ -69,7 +69,8 @@ def build(config, device, vocab=None, report=None):
                                 charset=config["charset"], vocab=vocab, report=report)
     train, val = split_validation(corpus, config["val_fraction"], config["num_steps"])
     B, T = config["batch_size"], config["num_steps"]
-    if val is not None and len(train) < SeqDataLoader.tokens_needed(B, T) <= len(corpus):
+    SeqDataLoader.check_length(len(corpus), B, T)                 # the whole text first, then what is left of it
+    if val is not None and len(train) < SeqDataLoader.tokens_needed(B, T):
         raise DataError(f"--val-fraction {config['val_fraction']} holds out {len(val):,} of the corpus's "
                         f"{len(corpus):,} tokens, leaving {len(train):,} to train on, too few for one minibatch of "
                         f"{B} x {T} (needs at least {SeqDataLoader.tokens_needed(B, T):,}); lower --val-fraction")
@@ -236,6 +237,9 @@ class Stop(Exception):
 
 
 def cmd_train(args):
+    if args.stray:
+        hint = f"; a text to train on is given as --corpus {args.stray[0]}" if Path(args.stray[0]).is_file() else ""
+        raise ConfigError(f"unrecognized arguments: {' '.join(args.stray)}{hint} (see --help)")
     started_at = time.perf_counter()
     report = lambda line: print(line, file=sys.stderr)        # noqa: E731 - one line, the user should know
     arrays = manifest = vocab = None
@@ -504,6 +508,7 @@ def build_parser():
     # 0.4); lr 2 is SGD's, the book's. epochs None tells a resume whether --epochs was given (a new run takes
     # TRAIN_DEFAULTS').
     add_training_arguments(t, dict(lr=2.0, epochs=None, max_tokens=-1, optimizer="adamw", dropout=0.4))
+    t.add_argument("stray", nargs="*", help=argparse.SUPPRESS)    # `train book.txt`: one line that names --corpus
     t.add_argument("--tokens", choices=TOKENS, default="char", help="character or word tokens")
     t.add_argument("--charset", choices=CHARSETS, default="raw",
                    help="raw: every character as written (Unicode NFC, line breaks kept); book: letters only, "

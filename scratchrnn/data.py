@@ -346,17 +346,21 @@ class SeqDataLoader:
         self.batch_size, self.num_steps = batch_size, num_steps
         self.use_random_iter = use_random_iter
         self.rng = np.random.default_rng(seed)
-        need = self.tokens_needed(batch_size, num_steps)
-        if len(self.corpus) < need:
-            raise DataError(
-                f"corpus has {len(self.corpus)} tokens, too short for one minibatch of {batch_size} x "
-                f"{num_steps} (needs at least {need}); use a longer text or smaller --batch-size/--num-steps")
+        self.check_length(len(self.corpus), batch_size, num_steps)
 
     @staticmethod
     def tokens_needed(batch_size, num_steps):
         """The shortest corpus that gives one minibatch, whatever the random offset: B*T tokens and one more for
         the targets, after an offset of up to T."""
         return batch_size * num_steps + num_steps + 1
+
+    @classmethod
+    def check_length(cls, tokens, batch_size, num_steps):
+        """A DataError where a corpus of `tokens` tokens is too short for one minibatch."""
+        need = cls.tokens_needed(batch_size, num_steps)
+        if tokens < need:
+            raise DataError(f"corpus has {tokens:,} tokens, too short for one minibatch of {batch_size} x {num_steps} "
+                            f"(needs at least {need:,}); use a longer text or smaller --batch-size/--num-steps")
 
     def batches_per_epoch(self):
         """About how many minibatches an epoch has (the random offset can take one away)."""

@@ -12,12 +12,12 @@ Perplexity = exp(mean cross-entropy per token over the epoch).
 """
 import math
 import time
-import unicodedata
 
 import numpy as np
 
 from . import output
 from .backend import to_numpy
+from .data import normalize
 from .engines import clipping_threshold
 from .errors import ConfigError, DataError, TrainingDiverged
 
@@ -144,7 +144,7 @@ def prefix_tokens(prefix, vocab):
     """The prefix as tokens of this vocabulary (characters or words), or a ConfigError naming the
     ones it lacks: check it before a long training run, not after."""
     sep = vocab.sep                                                       # "" for characters, " " for words
-    prefix = unicodedata.normalize("NFC", prefix)                         # as every text is read (data.normalize)
+    prefix = normalize(prefix)                                            # as every text is read: NFC, \r\n -> \n
     tokens = list(prefix) if sep == "" else prefix.split()
     if not tokens:
         raise ConfigError("the prefix must not be empty")

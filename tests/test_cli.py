@@ -252,6 +252,7 @@ def trained(tmp_path_factory):
 @pytest.mark.parametrize("content, needle", [
     (None, "does not exist"), (b"", "is empty"), (b"\x00\x01\x02binary", "looks binary"),
     (b"\xff\xfe caf\xe9", "not UTF-8"), (b"too short", "too short for one minibatch"),
+    (b"abcd " * 200, "corpus has 1,000 tokens, too short"),  # the whole text (it said 900)
 ])
 def test_bad_corpus(tmp_path, content, needle):
     path = tmp_path / "corpus.txt"
@@ -529,6 +530,16 @@ def test_more_threads_than_cpus_are_capped_with_a_note(tmp_path, monkeypatch, ca
     cli.main(["train", "--out", str(tmp_path / "run"), "--epochs", "1", "--threads", "1000", *SMALL])
     assert seen == [{cpus}]
     assert f"--threads 1000 is more than the {cpus} CPUs this process may run on; using {cpus}" in capsys.readouterr().err
+
+
+def test_a_text_given_without_corpus_is_one_line_that_names_it(tmp_path):
+    text = tmp_path / "book.txt"
+    text.write_text("some text " * 300)
+    one_line_error(scratchrnn("train", str(text), "--out", str(tmp_path / "o")), "unrecognized arguments",
+                   f"a text to train on is given as --corpus {text}")
+    r = scratchrnn("train", "nothing-here", "--out", str(tmp_path / "o"))
+    one_line_error(r, "unrecognized arguments: nothing-here (see --help)")
+    assert not (tmp_path / "o").exists()
 
 
 def test_the_command_alone_lists_its_commands():

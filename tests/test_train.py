@@ -10,7 +10,8 @@ from scratchrnn.data import SeqDataLoader, load_corpus
 from scratchrnn.engines.reference import ReferenceEngine
 from scratchrnn.errors import ConfigError, TrainingDiverged
 from scratchrnn.model import RNNLM
-from scratchrnn.train import check_hyperparameters, detach, evaluate, generate, predict, train_epoch
+from scratchrnn.train import (check_hyperparameters, detach, evaluate, generate, predict, prefix_tokens,
+                              train_epoch)
 
 
 @pytest.mark.parametrize("engine", ["reference", "fast"])
@@ -143,6 +144,15 @@ def test_unk_is_never_generated(temperature):
         assert len(tokens) == 60 and "<unk>" not in tokens
     greedy = list(generate("time", 30, m, vocab))
     assert list(generate("time", 30, m, vocab, temperature=temperature or 1.0, seed=5, top_k=1)) == greedy
+
+
+def test_a_prefix_is_read_as_a_text_is(tmp_path):
+    """data.normalize, as for a corpus: "\r\n" and a lone "\r" read as "\n", NFD as NFC ("\r" was a character
+    outside the vocabulary before, and a Windows prompt may send one)."""
+    (tmp_path / "t.txt").write_text("caf\u00e9 au lait\nencore\n" * 50, encoding="utf-8")
+    _, vocab = load_corpus(tmp_path / "t.txt", max_tokens=-1, charset="raw")
+    expected = prefix_tokens("caf\u00e9\nen\n", vocab)
+    assert prefix_tokens("cafe\u0301\r\nen\r", vocab) == expected == list("caf\u00e9\nen\n")
 
 
 def test_prediction_warm_up_uses_the_prefix():
