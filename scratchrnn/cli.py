@@ -47,16 +47,23 @@ RUN_KEYS = ("epochs", "lr", "theta", "batch_size", "num_steps", "random_iter", "
 # train
 # ----------------------------------------------------------------------------------------------
 
-def split_validation(corpus, fraction, num_steps):
-    """The tail of the corpus (a fraction of its tokens) is held out for validation."""
+def split_validation(corpus, fraction, batch_size, num_steps):
+    """The tail of the corpus (a fraction of its tokens) is held out for validation: at least one chunk of it,
+    and the whole text, then what it leaves to train on, at least one minibatch."""
     if not (0 <= fraction < 1):
         raise ConfigError(f"--val-fraction must be in [0, 1) (got {fraction})")
     n_val = int(len(corpus) * fraction)
-    if n_val == 0:
-        return corpus, None
-    if n_val < num_steps + 1:
+    if 0 < n_val < num_steps + 1:
         raise DataError(f"--val-fraction {fraction} holds out {n_val} tokens, fewer than one chunk of "
                         f"{num_steps}; raise it, or use --val-fraction 0")
+    SeqDataLoader.check_length(len(corpus), batch_size, num_steps)
+    if n_val == 0:
+        return corpus, None
+    need = SeqDataLoader.tokens_needed(batch_size, num_steps)
+    if len(corpus) - n_val < need:
+        raise DataError(f"--val-fraction {fraction} holds out {n_val:,} of the corpus's {len(corpus):,} tokens, "
+                        f"leaving {len(corpus) - n_val:,} to train on, too few for one minibatch of {batch_size} x "
+                        f"{num_steps} (needs at least {need:,}); lower --val-fraction")
     return corpus[:-n_val], corpus[-n_val:]
 
 
@@ -67,15 +74,10 @@ def build(config, device, vocab=None, report=None):
     corpus's digest (data.corpus_digest), which the checkpoints keep."""
     corpus, vocab = load_corpus(config["corpus"], max_tokens=config["max_tokens"], token=config["tokens"],
                                 charset=config["charset"], vocab=vocab, report=report)
-    train, val = split_validation(corpus, config["val_fraction"], config["num_steps"])
     B, T = config["batch_size"], config["num_steps"]
-    SeqDataLoader.check_length(len(corpus), B, T)                 # the whole text first, then what is left of it
-    if val is not None and len(train) < SeqDataLoader.tokens_needed(B, T):
-        raise DataError(f"--val-fraction {config['val_fraction']} holds out {len(val):,} of the corpus's "
-                        f"{len(corpus):,} tokens, leaving {len(train):,} to train on, too few for one minibatch of "
-                        f"{B} x {T} (needs at least {SeqDataLoader.tokens_needed(B, T):,}); lower --val-fraction")
-    loader = SeqDataLoader(train, config["batch_size"], config["num_steps"], config["random_iter"], config["seed"])
-    model = model_from_config(config, len(vocab), device, config["batch_size"], config["num_steps"])
+    train, val = split_validation(corpus, config["val_fraction"], B, T)
+    loader = SeqDataLoader(train, B, T, config["random_iter"], config["seed"])
+    model = model_from_config(config, len(vocab), device, B, T)
     return vocab, loader, val, model, corpus_digest(corpus)
 
 
