@@ -227,9 +227,10 @@ def human_bytes(n):
         n /= 1024
 
 
-def check_memory(needed, device, what):
-    """Refuse, in one line and before any allocation, what would not fit in the memory the device has."""
+def check_memory(needed, device, what, hint=""):
+    """Refuse, in one line and before any allocation, what would not fit in the memory the device has (hint: what
+    the user can do instead, after it)."""
     free = available_memory(device)
     if free is not None and needed > free:
         raise ConfigError(f"{what} needs about {human_bytes(needed)} of memory; this machine has "
-                          f"{human_bytes(free)} available{' on the GPU' if device == 'gpu' else ''}")
+                          f"{human_bytes(free)} available{' on the GPU' if device == 'gpu' else ''}{hint}")

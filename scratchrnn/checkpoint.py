@@ -122,11 +122,12 @@ def load_checkpoint(path):
 # ----------------------------------------------------------------------------------------------
 
 def save_run(path, model, vocab, config, epoch, loader_rng, history, best_val, position=None, optimizer=None,
-             corpus_digest=None):
+             text_id=None):
     """Write a run's checkpoint: the weights, the carried state of a run stopped inside an epoch
     (`position`, an EpochPosition), the optimiser's buffers and step count, and the manifest that lets
-    `load_run` continue it exactly (the schedule's position is the epoch and the minibatch; corpus_digest,
-    data.corpus_digest of the text it trains on, lets a resume check that the text is the same)."""
+    `load_run` continue it exactly (the schedule's position is the epoch and the minibatch; text_id, the
+    manifest keys `corpus_digest` and `corpus_files` (data.corpus_digest of the text it trains on,
+    data.file_digests of its files), lets a resume check that the text is the same, and say which file changed)."""
     arrays = model.state_dict()
     if optimizer is not None:
         arrays.update(optimizer.state_dict())
@@ -139,7 +140,7 @@ def save_run(path, model, vocab, config, epoch, loader_rng, history, best_val, p
         loss_sum=float(position.loss_sum) if position else 0.0, tokens=position.tokens if position else 0,
         seconds=position.seconds if position else 0.0, loader_rng=loader_rng, history=history,
         best_val=None if best_val == float("inf") else best_val, optimizer_t=optimizer.t if optimizer else 0,
-        dropout_rng=model.dropout_rng.bit_generator.state, corpus_digest=corpus_digest))
+        dropout_rng=model.dropout_rng.bit_generator.state, **(text_id or {})))
 
 
 def load_run(path):

@@ -32,7 +32,7 @@ from .cmdline import (EXIT_DIVERGED, EXIT_INTERRUPTED, DefaultsHelpFormatter, On
                       prepare_out_dir, seed_int, with_one_line_errors)
 from .optimizers import HYPERPARAMETERS, optimizer_from_config
 from .schedules import SCHEDULE_DEFAULTS, check_schedule, rate_of
-from .data import CHARSETS, TOKENS, SeqDataLoader, Vocab, corpus_digest, load_corpus
+from .data import CHARSETS, TOKENS, SeqDataLoader, Vocab, corpus_digest, file_digests, load_corpus
 from .engines import ENGINES
 from .errors import CheckpointError, ConfigError, DataError, TrainingDiverged
 from .model import MODEL_DEFAULTS, model_from_config
@@ -40,7 +40,7 @@ from .train import TRAIN_DEFAULTS, check_hyperparameters, evaluate, generate, pe
 
 # The config of a run, as its checkpoint keeps it: the model's keys (model.MODEL_DEFAULTS) and these.
 RUN_KEYS = ("epochs", "lr", "theta", "batch_size", "num_steps", "random_iter", "corpus", "max_tokens", "tokens",
-            "charset", "val_fraction")
+            "charset", "min_freq", "val_fraction")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -70,15 +70,18 @@ def split_validation(corpus, fraction, batch_size, num_steps):
 def build(config, device, vocab=None, report=None):
     """Corpus, vocabulary, train/validation split, data loader and model from a run's config. vocab: the
     vocabulary to read the text with (a run that started from another's weights keeps that run's); None
-    builds it from the text. The model's memory is checked before anything is allocated. Also returns the
-    corpus's digest (data.corpus_digest), which the checkpoints keep."""
+    builds it from the text. The model's memory is checked before anything is allocated. Also returns what
+    identifies the text, which the checkpoints keep: the digest of its token ids (data.corpus_digest) and of each
+    of its files (data.file_digests; none for the shipped book)."""
     corpus, vocab = load_corpus(config["corpus"], max_tokens=config["max_tokens"], token=config["tokens"],
-                                charset=config["charset"], vocab=vocab, report=report)
+                                charset=config["charset"], vocab=vocab, report=report,
+                                min_freq=config.get("min_freq", IMPLIED["min_freq"]))
     B, T = config["batch_size"], config["num_steps"]
     train, val = split_validation(corpus, config["val_fraction"], B, T)
     loader = SeqDataLoader(train, B, T, config["random_iter"], config["seed"])
     model = model_from_config(config, len(vocab), device, B, T)
-    return vocab, loader, val, model, corpus_digest(corpus)
+    text_id = dict(corpus_digest=corpus_digest(corpus), corpus_files=file_digests(config["corpus"] or []))
+    return vocab, loader, val, model, text_id
 
 
 def write_metrics(out, history):
@@ -129,7 +132,7 @@ def corpus_paths(paths):
 RESUME_HONOURS = ("resume", "epochs", "device", "engine", "threads", "save_every", "save_every_steps", "log_every",
                   "log_every_steps", "plot", "max_minutes")
 # What --init-from takes from the run it starts from: the model's shape and how its text was read.
-INHERITED = ("cell", "nonlinearity", "layers", "hidden", "init", "dtype", "embedding", "tokens", "charset")
+INHERITED = ("cell", "nonlinearity", "layers", "hidden", "init", "dtype", "embedding", "tokens", "charset", "min_freq")
 
 
 def flag_value(args, dest):
@@ -142,7 +145,8 @@ def flag_value(args, dest):
 
 
 # What a run's config means by a key it lacks (a checkpoint of an older scratchrnn): the value then in use.
-IMPLIED = {**MODEL_DEFAULTS, **SCHEDULE_DEFAULTS, "optimizer": "sgd", **{k: None for k in HYPERPARAMETERS}}
+IMPLIED = {**MODEL_DEFAULTS, **SCHEDULE_DEFAULTS, "optimizer": "sgd", **{k: None for k in HYPERPARAMETERS},
+           "min_freq": 1}
 
 
 def refuse_contradictions(args, dests, config, whose, advice):
@@ -212,23 +216,39 @@ def remove_empty(folders):
             return
 
 
-def check_resume(manifest, vocab, digest, out):
+def check_resume(manifest, vocab, text_id, out):
     """A resume (manifest: its checkpoint's; None for a new run) continues on the text it was trained on: the same
-    vocabulary, and the same token ids (digest: data.corpus_digest; checkpoints written before it was kept have
-    none)."""
+    vocabulary, and the same token ids (text_id: build's; checkpoints written before its digests were kept have
+    none). A text refused names the files that changed since, where the checkpoint knows them."""
     if manifest is None:
         return
+    which = changed_files(manifest.get("corpus_files"), text_id["corpus_files"])
     if manifest["vocab"] != vocab.idx_to_token:
         raise CheckpointError(f"the corpus now gives a vocabulary of {len(vocab)} tokens, the checkpoint was "
-                              f"trained on {len(manifest['vocab'])} different ones; it cannot be resumed on it")
-    then = manifest.get("corpus_digest")
-    if then is not None and then != digest:
-        count_then, count_now = int(then.split(":")[0]), int(digest.split(":")[0])
+                              f"trained on {len(manifest['vocab'])} different ones{which}; it cannot be resumed on it")
+    then, now = manifest.get("corpus_digest"), text_id["corpus_digest"]
+    if then is not None and then != now:
+        count_then, count_now = int(then.split(":")[0]), int(now.split(":")[0])
         what = (f"{count_then:,} tokens then, {count_now:,} now" if count_then != count_now else
                 f"{count_now:,} tokens then and now, not the same ones")
-        raise CheckpointError(f"the corpus is not the text this run was trained on ({what}); a resume continues on "
-                              f"the same text: restore it, or train on the new one from these weights with "
-                              f"--init-from {out} --out NEW")
+        raise CheckpointError(f"the corpus is not the text this run was trained on ({what}{which}); a resume "
+                              f"continues on the same text: restore it, or train on the new one from these weights "
+                              f"with --init-from {out} --out NEW")
+
+
+def changed_files(then, now):
+    """'; changed since: PATH (N bytes then, M now), ...' for the corpus files whose digests (data.file_digests)
+    differ; '' where none does or the checkpoint kept none."""
+    if not then:
+        return ""
+    changed = []
+    for path, digest in now.items():
+        if then.get(path, digest) != digest:
+            size_then, size_now = int(then[path].split(":")[0]), int(digest.split(":")[0])
+            sizes = (f"{size_then:,} bytes then, {size_now:,} now" if size_then != size_now else
+                     f"{size_now:,} bytes then and now")
+            changed.append(f"{path} ({sizes})")
+    return "; changed since: " + ", ".join(changed) if changed else ""
 
 
 class Stop(Exception):
@@ -239,9 +259,6 @@ class Stop(Exception):
 
 
 def cmd_train(args):
-    if args.stray:
-        hint = f"; a text to train on is given as --corpus {args.stray[0]}" if Path(args.stray[0]).is_file() else ""
-        raise ConfigError(f"unrecognized arguments: {' '.join(args.stray)}{hint} (see --help)")
     started_at = time.perf_counter()
     report = lambda line: print(line, file=sys.stderr)        # noqa: E731 - one line, the user should know
     arrays = manifest = vocab = None
@@ -291,9 +308,9 @@ def cmd_train(args):
     try:                                        # refused here: nothing of the old run deleted, no new folder left
         device = resolve_device(args.device)
         note_split_on_one_cpu(config["engine"], device)
-        vocab, loader, val, model, digest = build(config, device, vocab, report)
+        vocab, loader, val, model, text_id = build(config, device, vocab, report)
         optimizer = optimizer_from_config(config, model)
-        check_resume(manifest, vocab, digest, out)
+        check_resume(manifest, vocab, text_id, out)
     except BaseException:
         remove_empty(created)
         raise
@@ -323,7 +340,7 @@ def cmd_train(args):
 
     def checkpoint(path, epoch_done, pos=None, loader_rng=None):
         save_run(path, model, vocab, config, epoch_done, loader_rng or loader.rng.bit_generator.state, history,
-                 best, pos, optimizer, digest)
+                 best, pos, optimizer, text_id)
 
     def keep_if_best(val_ppl, pos=None, loader_rng=None):
         """best.npz, when this validation perplexity is the best so far."""
@@ -510,8 +527,11 @@ def build_parser():
     # 0.4); lr 2 is SGD's, the book's. epochs None tells a resume whether --epochs was given (a new run takes
     # TRAIN_DEFAULTS').
     add_training_arguments(t, dict(lr=2.0, epochs=None, max_tokens=-1, optimizer="adamw", dropout=0.4))
-    t.add_argument("stray", nargs="*", help=argparse.SUPPRESS)    # `train book.txt`: one line that names --corpus
     t.add_argument("--tokens", choices=TOKENS, default="char", help="character or word tokens")
+    t.add_argument("--min-freq", type=positive_int, default=1, metavar="N",
+                   help="tokens seen fewer than N times in the text are read as <unk> (the book's Vocab(min_freq)): "
+                        "for --tokens word, whose rare words would each take a row of the output layer; 1 keeps "
+                        "every token")
     t.add_argument("--charset", choices=CHARSETS, default="raw",
                    help="raw: every character as written (Unicode NFC, line breaks kept); book: letters only, "
                         "lower case (the book's preprocessing); wide: every printable character, blanks collapsed")

@@ -68,6 +68,16 @@ class OneLineParser(argparse.ArgumentParser):
     def error(self, message):
         self.exit(EXIT_ERROR, f"error: {message} (see --help)\n")
 
+    def parse_args(self, args=None, namespace=None):
+        """argparse's, but `train book.txt` (a text given without --corpus, to a program that takes one) is told
+        the flag it needs, not only "unrecognized arguments"."""
+        args, extras = self.parse_known_args(args, namespace)
+        if extras:
+            text = next((a for a in extras if not a.startswith("-") and Path(a).is_file()), None)
+            hint = f"; a text to train on is given as --corpus {text}" if text and hasattr(args, "corpus") else ""
+            self.error(f"unrecognized arguments: {' '.join(extras)}{hint}")
+        return args
+
 
 class DefaultsHelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
     """--help with every option's default, the description as written: an option with no help text still shows its
@@ -261,10 +271,11 @@ def prepare_out_file(path, flag):
 
 def with_one_line_errors(program, *args):
     """Run program(*args); our errors (ScratchRNNError) become one line on stderr and exit status
-    EXIT_ERROR, Ctrl-C becomes 'interrupted' and EXIT_INTERRUPTED. A closed pipe (`scratchrnn generate ... |
-    head`: the reader has what it wanted) ends the program quietly with EXIT_PIPE_CLOSED, as SIGPIPE ends a Unix
-    tool (Python ignores SIGPIPE, so the write raises instead); `train` has written last.npz before each epoch's
-    line, so with the default --save-every 1 nothing is lost. Anything else is a bug, and keeps its traceback."""
+    EXIT_ERROR, Ctrl-C becomes 'interrupted' and EXIT_INTERRUPTED, a MemoryError one line and EXIT_ERROR. A closed
+    pipe (`scratchrnn generate ... | head`: the reader has what it wanted) ends the program quietly with
+    EXIT_PIPE_CLOSED, as SIGPIPE ends a Unix tool (Python ignores SIGPIPE, so the write raises instead); `train` has
+    written last.npz before each epoch's line, so with the default --save-every 1 nothing is lost. Anything else is a
+    bug, and keeps its traceback."""
     # Each line reaches a pipe as it is written (`| tee log` shows the epochs as they end; Python buffers a pipe in
     # blocks), so a closed pipe is met at the line that writes to it, here, and not in the interpreter's last flush.
     if hasattr(sys.stdout, "reconfigure"):
@@ -277,6 +288,10 @@ def with_one_line_errors(program, *args):
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(EXIT_INTERRUPTED)
+    except MemoryError:                          # what the checks before allocating did not foresee: still one line
+        print("error: out of memory: this machine could not allocate what was asked (a smaller corpus, --hidden or "
+              "--batch-size needs less); a run's last checkpoint is kept", file=sys.stderr)
+        sys.exit(EXIT_ERROR)
     except BrokenPipeError:
         # What is still buffered for the closed pipe would fail again when the interpreter flushes it at exit
         # ("Exception ignored ... BrokenPipeError"): stdout goes to /dev/null first.

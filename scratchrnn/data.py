@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .backend import check_memory, human_bytes
 from .errors import DataError
 
 TIME_MACHINE = Path(__file__).parent / "data" / "timemachine.txt"
@@ -29,6 +30,10 @@ CHARSETS = ("raw", "book", "wide")
 TOKENS = ("char", "word")
 # A charset that drops or changes more than this share of a text's characters says so (one line).
 CHARSET_LOSS_WARNING = 0.01
+# Peak memory of reading a text and training on it, per byte of the file (README "Loading a text"; measured on a
+# 48 MiB ASCII text, the most per byte: a character is a byte there, and each becomes an 8-byte id): characters 12.6
+# (the text, its code points, its ids), words 4.1.
+LOAD_BYTES_PER_BYTE = {"char": 13, "word": 5}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -199,10 +204,11 @@ def first_positions(codes, values):
     return first
 
 
-def char_vocab(codes):
-    """The book's Vocab of a text's characters: most frequent first, ties in order of first appearance."""
+def char_vocab(codes, min_freq=1):
+    """The book's Vocab of a text's characters: most frequent first, ties in order of first appearance; those seen
+    fewer than min_freq times left out (read as '<unk>')."""
     counts = np.bincount(codes)
-    present = np.flatnonzero(counts)
+    present = np.flatnonzero(counts >= max(min_freq, 1))
     first = first_positions(codes, present)
     order = sorted(present.tolist(), key=lambda c: (-int(counts[c]), first[c]))
     return Vocab(idx_to_token=["<unk>"] + [chr(c) for c in order], token="char")
@@ -221,18 +227,21 @@ def char_ids(codes, vocab):
 WORD = re.compile(r"\S+")                 # a word: what str.split() keeps (the same whitespace, Unicode's)
 
 
-def word_ids(text, vocab=None):
+def word_ids(text, vocab=None, min_freq=1):
     """The text's words as ids (int64) and their vocabulary, without a list of the words (a Python string per word
     takes about 50 bytes, an id 8): the words are read one by one, each new one numbered in order of first appearance,
     then renumbered into the book's Vocab of them (most frequent first, ties in order of first appearance; a word
-    '<unk>' is '<unk>'). With a given vocabulary, its ids ('<unk>' for the words it lacks). -> (ids, vocab)."""
+    '<unk>' is '<unk>'; words seen fewer than min_freq times are left out, '<unk>'). With a given vocabulary, its
+    ids ('<unk>' for the words it lacks). -> (ids, vocab)."""
     if vocab is not None:
         known, unk = vocab.token_to_idx, vocab.unk
         return np.fromiter((known.get(m.group(), unk) for m in WORD.finditer(text)), dtype=np.int64), vocab
     seen = {}
     first = np.fromiter((seen.setdefault(m.group(), len(seen)) for m in WORD.finditer(text)), dtype=np.int64)
     words = list(seen)                                              # in order of first appearance
-    order = np.argsort(-np.bincount(first, minlength=len(words)), kind="stable")
+    counts = np.bincount(first, minlength=len(words))
+    order = np.argsort(-counts, kind="stable")
+    order = order[counts[order] >= min_freq]
     order = order[[words[i] != "<unk>" for i in order]] if "<unk>" in seen else order
     rank = np.zeros(len(words), dtype=np.int64)                     # first-appearance number -> id ('<unk>': 0)
     rank[order] = np.arange(1, len(order) + 1)
@@ -243,16 +252,17 @@ def word_ids(text, vocab=None):
 # A corpus: files -> ids and vocabulary
 # ----------------------------------------------------------------------------------------------
 
-def load_corpus(paths=None, max_tokens=10000, token="char", charset="book", vocab=None, report=None):
+def load_corpus(paths=None, max_tokens=10000, token="char", charset="book", vocab=None, report=None, min_freq=1):
     """The book's `load_corpus_time_machine`, for any UTF-8 text files.
 
     paths: a path or a list of paths (None: the Time Machine), read in turn as one text (a line break is
     put between two files when the first does not end with one). The corpus is the flat array of token ids
     (int64), cut to `max_tokens` (the book's 10,000 characters; -1 or None keeps the whole text).
-    vocab: None builds the vocabulary of the text; a Vocab (a trained model's) maps the text onto it, and
-    its tokens outside it to '<unk>'.
+    vocab: None builds the vocabulary of the text, without the tokens seen fewer than `min_freq` times (the book's
+    Vocab(min_freq); they are read as '<unk>'); a Vocab (a trained model's) maps the text onto it, and its tokens
+    outside it to '<unk>'.
     report(line): told, in one line, what the user should know: a charset that drops or changes more than
-    1% of a text given by path, or how many tokens fell outside a given vocabulary.
+    1% of a text given by path, or how many tokens fell outside a given vocabulary or under min_freq.
     Returns (corpus, vocab).
     """
     given, vocab_given = paths is not None, vocab is not None
@@ -262,6 +272,7 @@ def load_corpus(paths=None, max_tokens=10000, token="char", charset="book", voca
         paths = [paths]
     if token not in TOKENS:
         raise DataError(f"unknown token type {token!r}; choose 'char' or 'word'")
+    check_corpus_size(paths, token)
     texts = [read_text(p) for p in paths]
     text = "".join(t if i == len(texts) - 1 or t.endswith("\n") else t + "\n" for i, t in enumerate(texts))
     del texts
@@ -278,24 +289,53 @@ def load_corpus(paths=None, max_tokens=10000, token="char", charset="book", voca
         del kept
         if codes.size == 0:
             raise DataError(f"corpus {names} has no tokens left after preprocessing with --charset {charset}{hint}")
-        vocab = vocab or char_vocab(codes)
+        vocab = vocab or char_vocab(codes, min_freq)
         corpus = char_ids(codes, vocab)
     else:
-        corpus, vocab = word_ids(kept, vocab)
+        corpus, vocab = word_ids(kept, vocab, min_freq)
         del kept
         if corpus.size == 0:
             raise DataError(f"corpus {names} has no tokens left after preprocessing with --charset {charset}{hint}")
     if max_tokens is not None and max_tokens > 0:
         corpus = corpus[:max_tokens]
-    unknown = int(np.count_nonzero(corpus == vocab.unk)) if vocab_given else 0
-    if unknown == len(corpus):                     # nothing a model of this vocabulary could learn from
+    unknown = int(np.count_nonzero(corpus == vocab.unk)) if vocab_given or min_freq > 1 else 0
+    if unknown == len(corpus) and vocab_given:     # nothing a model of this vocabulary could learn from
         raise DataError(f"none of the {len(corpus):,} tokens of corpus {names} is in the model's vocabulary of "
                         f"{len(vocab)} (all would be read as <unk>); a text in other characters or words wants a "
                         "run of its own")
-    if report is not None and unknown:
-        report(f"note: {unknown:,} of the {len(corpus):,} tokens ({unknown / len(corpus):.1%}) are not in the "
-               f"model's vocabulary of {len(vocab)} and are read as <unk>")
+    if unknown == len(corpus):
+        raise DataError(f"no token of corpus {names} is seen {min_freq} times (--min-freq {min_freq}): all would be "
+                        f"read as <unk>; lower --min-freq")
+    share = f"{unknown:,} of the {len(corpus):,} tokens ({unknown / len(corpus):.1%})"
+    if report is not None and unknown and vocab_given:
+        report(f"note: {share} are not in the model's vocabulary of {len(vocab)} and are read as <unk>")
+    elif report is not None and unknown:
+        report(f"note: --min-freq {min_freq} reads {share} as <unk>; the vocabulary keeps {len(vocab) - 1:,} and <unk>")
     return corpus, vocab
+
+
+def check_corpus_size(paths, token):
+    """Refuse, in one line and before reading them, files whose text would not fit in this machine's memory (they
+    are read whole, and --max-tokens cuts the ids after)."""
+    size = sum(Path(p).stat().st_size for p in paths if Path(p).is_file())
+    per_byte = LOAD_BYTES_PER_BYTE[token]
+    check_memory(per_byte * size, "cpu", f"reading corpus {', '.join(map(str, paths))} ({human_bytes(size)} of text, "
+                 f"{per_byte} bytes of memory per byte of it)", "; train on a part of it (split -C 1G FILE part-: "
+                 "parts of at most 1 GB, cut at line breaks)")
+
+
+def file_digests(paths):
+    """{path: 'bytes:hex'}: each file's size and a digest of its bytes (BLAKE2b, 128 bits), kept in a run's
+    checkpoint beside corpus_digest, so that a resume refused for a changed text can say which file changed."""
+    digests = {}
+    for path in paths:
+        h, size = hashlib.blake2b(digest_size=16), 0
+        with open(path, "rb") as f:
+            while block := f.read(1 << 22):
+                h.update(block)
+                size += len(block)
+        digests[str(path)] = f"{size}:{h.hexdigest()}"
+    return digests
 
 
 def corpus_digest(corpus):

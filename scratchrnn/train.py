@@ -173,6 +173,9 @@ def generate(prefix, num_preds, model, vocab, temperature=0.0, seed=None, top_k=
         raise ConfigError(f"temperature must be >= 0 (got {temperature!r})")
     if top_k is not None and top_k < 1:
         raise ConfigError(f"top-k must be a positive integer (got {top_k!r})")
+    if top_k is not None and temperature == 0:                            # it did nothing, silently
+        raise ConfigError(f"top-k {top_k} samples among the {top_k} most likely tokens, which temperature 0 (greedy, "
+                          f"the default) does not do: give a temperature > 0 with it (1: the model's own odds)")
     if prefix is None:
         first = vocab.idx_to_token[int(rng.integers(1, len(vocab))) if len(vocab) > 1 else 0]
         return _continue([first], num_preds - 1, model, vocab, temperature, rng, top_k, yield_prefix=True)

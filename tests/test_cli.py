@@ -6,6 +6,7 @@ import re
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -309,6 +310,9 @@ def test_prefix_outside_the_vocabulary(trained):
         one_line_error(r, "temperature must be >= 0")
         assert r.stdout == ""
     one_line_error(scratchrnn("generate", "--from", str(trained), "--temperature", "1", "--seed", "-1"), "--seed")
+    r = scratchrnn("generate", "--from", str(trained), "--prefix", "the", "--top-k", "5")   # greedy: top-k did nothing
+    one_line_error(r, "top-k 5 samples among the 5 most likely tokens", "give a temperature > 0")
+    assert r.stdout == ""
 
 
 def test_missing_truncated_and_corrupted_checkpoints(tmp_path, trained):
@@ -342,7 +346,8 @@ def test_resume_on_a_corpus_with_another_vocabulary(tmp_path):
     out = tmp_path / "run"
     cli.main(["train", "--out", str(out), "--epochs", "1", "--corpus", str(corpus), *SMALL])
     corpus.write_text("aaaa bbbb " * 800)
-    one_line_error(scratchrnn("train", "--resume", str(out), "--epochs", "2", "--device", "cpu"), "vocabulary")
+    one_line_error(scratchrnn("train", "--resume", str(out), "--epochs", "2", "--device", "cpu"), "vocabulary",
+                   f"changed since: {corpus.resolve()} (5,600 bytes then, 8,000 now)")
 
 
 def test_resume_on_a_changed_text_with_the_same_vocabulary_is_refused(tmp_path):
@@ -366,6 +371,39 @@ def test_resume_on_a_changed_text_with_the_same_vocabulary_is_refused(tmp_path):
     save_checkpoint(out / "last.npz", arrays, manifest)
     corpus.write_text(text + "the time ")
     r = scratchrnn(*resume[:3], "--epochs", "3", "--device", "cpu")
+    assert r.returncode == 0, r.stderr
+
+
+def test_a_resume_refused_for_a_changed_text_names_the_file_that_changed(tmp_path):
+    """A run on several files keeps each file's digest beside the corpus's: the refusal names the file that changed
+    (it could only say that the joined text had), and not the others. The same tokens from other bytes (Windows line
+    breaks, read as \\n) are the same text: the run resumes. A checkpoint without the files' digests (written before
+    they were kept) is refused as before, naming no file."""
+    texts = {name: f"the {name} traveller said\n" * 120 for name in ("a", "b", "c")}
+    files = [tmp_path / f"{name}.txt" for name in texts]
+    for f, text in zip(files, texts.values()):
+        f.write_text(text)
+    out = tmp_path / "run"
+    cli.main(["train", "--out", str(out), "--epochs", "1", *sum((["--corpus", str(f)] for f in files), []), *SMALL,
+              "--max-tokens", "-1", "--charset", "raw"])
+    resume = ["train", "--resume", str(out), "--device", "cpu"]
+    files[1].write_text(texts["b"].replace("said", "dias", 1))
+    r = scratchrnn(*resume, "--epochs", "2")
+    one_line_error(r, "not the text this run was trained on", "tokens then and now, not the same ones",
+                   f"changed since: {files[1].resolve()} (2,520 bytes then and now)", f"--init-from {out}")
+    assert str(files[0].resolve()) not in r.stderr and str(files[2].resolve()) not in r.stderr
+    arrays, manifest = load_checkpoint(out / "last.npz")
+    del manifest["corpus_files"]
+    save_checkpoint(out / "old.npz", arrays, manifest)
+    (out / "last.npz").replace(out / "new.npz")
+    (out / "old.npz").replace(out / "last.npz")
+    r = scratchrnn(*resume, "--epochs", "2")
+    one_line_error(r, "not the text this run was trained on")
+    assert "changed since" not in r.stderr
+    (out / "new.npz").replace(out / "last.npz")
+    files[1].write_text(texts["b"])
+    files[2].write_bytes(texts["c"].replace("\n", "\r\n").encode())
+    r = scratchrnn(*resume, "--epochs", "2")
     assert r.returncode == 0, r.stderr
 
 
@@ -405,7 +443,7 @@ def test_resume_of_a_folder_with_only_best_npz_names_init_from(tmp_path, trained
 @pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs CPU affinity")
 def test_fast_split_on_one_cpu_says_fast_is_faster(tmp_path):
     """Its two processes take turns on one CPU (taskset -c 0, a container of one): 15% slower than fast, so a note."""
-    one_cpu = f"import os, sys; os.sched_setaffinity(0, {{min(os.sched_getaffinity(0))}}); from scratchrnn import cli; "
+    one_cpu = "import os, sys; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}); from scratchrnn import cli; "
     r = subprocess.run([sys.executable, "-c", one_cpu + "cli.main(sys.argv[1:])", "train", "--out", str(tmp_path / "o"),
                         "--engine", "fast-split", "--epochs", "1", *SMALL], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
@@ -540,6 +578,13 @@ def test_a_text_given_without_corpus_is_one_line_that_names_it(tmp_path):
     r = scratchrnn("train", "nothing-here", "--out", str(tmp_path / "o"))
     one_line_error(r, "unrecognized arguments: nothing-here (see --help)")
     assert not (tmp_path / "o").exists()
+    # The book's examples take the same training flags, and say the same (they said only "unrecognized arguments").
+    r = subprocess.run([sys.executable, "examples/train_deep_lstm.py", str(text), "--epochs", "1"], capture_output=True,
+                       text=True, timeout=600, cwd=Path(__file__).resolve().parents[1])
+    one_line_error(r, "unrecognized arguments", f"a text to train on is given as --corpus {text}")
+    # generate trains on nothing: a stray file there is only unrecognized.
+    r = scratchrnn("generate", "--from", str(tmp_path / "o"), str(text))
+    one_line_error(r, f"unrecognized arguments: {text} (see --help)")
 
 
 def test_the_command_alone_lists_its_commands():
@@ -567,3 +612,18 @@ def test_a_closed_pipe_ends_quietly_even_where_stdout_has_no_file_descriptor(cap
     with pytest.raises(SystemExit) as stop:
         with_one_line_errors(reader_gone)
     assert stop.value.code == EXIT_PIPE_CLOSED and capsys.readouterr() == ("", "")
+
+
+def test_running_out_of_memory_past_the_checks_is_one_line(capsys):
+    """The checks before allocating (the model, the corpus) foresee what they can; an allocation that fails anyway
+    (another process took the memory meanwhile) was a traceback. Now one line and exit status 2."""
+    from scratchrnn.cmdline import EXIT_ERROR, with_one_line_errors
+
+    def too_big():
+        raise MemoryError
+
+    with pytest.raises(SystemExit) as stop:
+        with_one_line_errors(too_big)
+    out, err = capsys.readouterr()
+    assert stop.value.code == EXIT_ERROR and out == ""
+    assert err.startswith("error: out of memory") and err.count("\n") == 1

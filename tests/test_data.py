@@ -135,3 +135,32 @@ def test_word_ids_equal_the_books_vocab_of_the_split_words_without_a_list_of_the
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert ids.size == 200_000 and peak < 50 * ids.size             # a list of the words alone: about 60 bytes each
+
+
+@pytest.mark.parametrize("min_freq", [1, 2, 3, 7])
+def test_min_freq_leaves_out_the_rare_tokens_as_the_books_vocab_does(min_freq):
+    """char_vocab and word_ids with min_freq: the vocabulary of the book's Vocab(tokens, min_freq) (the tokens seen
+    fewer times left out), the same ids, the rare ones read as '<unk>'."""
+    from scratchrnn.data import char_ids, char_vocab, code_points, word_ids
+    text = "the time traveller said the time is a dimension; so said filby, the psychologist said no " * 2 + "zq"
+    book = Vocab(list(text), min_freq=min_freq)
+    vocab = char_vocab(code_points(text), min_freq)
+    assert vocab.idx_to_token == book.idx_to_token
+    np.testing.assert_array_equal(char_ids(code_points(text), vocab), book[list(text)])
+    words = text.split()
+    book = Vocab(words, min_freq=min_freq, token="word")
+    ids, vocab = word_ids(text, min_freq=min_freq)
+    assert vocab.idx_to_token == book.idx_to_token
+    np.testing.assert_array_equal(ids, book[words])
+    assert (min_freq > 1) == (0 in ids)
+
+
+def test_min_freq_through_load_corpus_says_what_it_reads_as_unk(tmp_path):
+    f = tmp_path / "t.txt"
+    f.write_text("a b a b a c d\n" * 5 + "e f\n")
+    notes = []
+    corpus, vocab = load_corpus(f, max_tokens=-1, token="word", charset="raw", min_freq=2, report=notes.append)
+    assert vocab.idx_to_token == ["<unk>", "a", "b", "c", "d"] and int(np.count_nonzero(corpus == 0)) == 2
+    assert notes == ["note: --min-freq 2 reads 2 of the 37 tokens (5.4%) as <unk>; the vocabulary keeps 4 and <unk>"]
+    with pytest.raises(DataError, match=r"no token of corpus .* is seen 100 times \(--min-freq 100\)"):
+        load_corpus(f, max_tokens=-1, token="word", charset="raw", min_freq=100)

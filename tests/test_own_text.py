@@ -1,10 +1,12 @@
 """A person's own text: every character as written, fine-tuning on a new text, long runs that survive a
 time budget and a scheduler's SIGTERM, generation that streams, and no input that loses a run."""
 import os
+import re
 import signal
 import subprocess
 import sys
 import unicodedata
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -325,3 +327,60 @@ def test_a_checkpoint_with_nan_weights_is_refused(poem_run, tmp_path, how):
                "resume": ["train", "--resume", str(bad), "--epochs", "9"],
                "init-from": ["train", "--init-from", str(bad), "--corpus", str(corpus), "--out", str(tmp_path / "c")]}
     one_line_error(scratchrnn(*command[how]), "'rnn.weight_hh_l0' contain NaN or infinite values")
+
+
+def test_a_text_larger_than_the_memory_is_refused_before_it_is_read(tmp_path):
+    """A text is read whole (--max-tokens cuts its ids after): one that would not fit in memory was read until the
+    kernel killed the process, with no word. Its size is checked first (a sparse file of 1 TB here: nothing of it is
+    read), in one line that says how much it would take and how to cut it; no --out folder is left behind."""
+    huge = tmp_path / "huge.txt"
+    with open(huge, "wb") as f:
+        f.truncate(10 ** 12)
+    for tokens, need in (("char", "11.8 TiB"), ("word", "4.5 TiB")):
+        r = scratchrnn("train", "--corpus", str(huge), "--tokens", tokens, "--out", str(tmp_path / "o"))
+        one_line_error(r, f"reading corpus {huge} (931.3 GiB of text", f"needs about {need} of memory",
+                       "split -C 1G FILE part-")
+        assert not (tmp_path / "o").exists()
+    r = subprocess.run([sys.executable, "examples/train_deep_lstm.py", "--corpus", str(huge), "--device", "cpu"],
+                       capture_output=True, text=True, timeout=600, cwd=Path(__file__).resolve().parents[1])
+    one_line_error(r, "needs about 11.8 TiB of memory")
+
+
+def test_the_loading_benchmark_measures_the_memory_the_check_assumes():
+    r = subprocess.run([sys.executable, "benchmarks/bench_load.py", "--sizes", "1", "--baseline-up-to", "1"],
+                       capture_output=True, text=True, timeout=600, cwd=Path(__file__).resolve().parents[1])
+    assert r.returncode == 0, r.stderr
+    assert "| 1 MB | book |" in r.stdout and "old loader" in r.stdout
+    assert re.search(r"\| 1 MB \| char \| [\d,]+ MiB \| [\d.]+ \| - \(under 10 MB", r.stdout), r.stdout
+    assert "data.LOAD_BYTES_PER_BYTE: {'char': 13, 'word': 5}" in r.stdout
+
+
+def test_min_freq_reads_rare_words_as_unk_and_the_run_keeps_it(tmp_path):
+    """--min-freq N (the book's Vocab(min_freq)): a word-level run keeps only the words seen N times, the rest read
+    as <unk> with a note; the checkpoint's vocabulary is that one, generate never prints <unk>, a resume or an
+    --init-from with another --min-freq is refused in one line, and one that leaves no word is refused."""
+    rng = np.random.default_rng(0)
+    common = ["the", "time", "traveller", "said", "machine", "and", "of", "a"]
+    words = [common[i] if i < len(common) else f"rare{j}" for j, i in enumerate(rng.integers(0, 10, 3000))]
+    text = tmp_path / "words.txt"
+    text.write_text(" ".join(words) + "\n")
+    out = tmp_path / "run"
+    run = ["train", "--corpus", str(text), "--tokens", "word", "--hidden", "16", "--layers", "1", "--batch-size", "4",
+           "--num-steps", "8", "--device", "cpu", "--epochs", "1"]
+    r = scratchrnn(*run, "--min-freq", "2", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    assert re.search(r"note: --min-freq 2 reads [\d,]+ of the 3,000 tokens \([\d.]+%\) as <unk>; the vocabulary keeps "
+                     r"8 and <unk>", r.stderr), r.stderr
+    _, manifest = load_checkpoint(out / "last.npz")
+    assert sorted(manifest["vocab"]) == sorted(["<unk>", *common]) and manifest["config"]["min_freq"] == 2
+    g = scratchrnn("generate", "--from", str(out), "--prefix", "the", "--length", "40", "--temperature", "1",
+                   "--seed", "1")
+    assert g.returncode == 0 and "<unk>" not in g.stdout and len(g.stdout.split()) == 41, g.stderr
+    one_line_error(scratchrnn("train", "--resume", str(out), "--epochs", "2", "--min-freq", "3"),
+                   "--min-freq 3 contradicts the checkpoint's 2")
+    one_line_error(scratchrnn(*run, "--init-from", str(out), "--min-freq", "3", "--out", str(tmp_path / "new")),
+                   "--min-freq 3 contradicts the run of --init-from")
+    assert scratchrnn("train", "--resume", str(out), "--epochs", "2").returncode == 0
+    one_line_error(scratchrnn(*run, "--min-freq", "100000", "--out", str(tmp_path / "none")),
+                   "is seen 100000 times (--min-freq 100000)", "lower --min-freq")
+    assert not (tmp_path / "none").exists()
