@@ -68,11 +68,13 @@ TARGETS = {("lstm", 1): 1.1, ("lstm", 2): 1.3, ("gru", 1): 1.5, ("gru", 2): 1.5,
 
 def flops_per_token(cell, layers, nh):
     """Multiply-adds x 2 of every GEMM of one training step, per token. The one-hot input of layer 0
-    is a row gather (no FLOPs). Backward GEMMs cost twice the forward (dX and dW)."""
+    is a row gather (no FLOPs). Backward GEMMs cost twice the forward (dX and dW), less each layer's last
+    recurrent product, dA_1 W_hh^T: dL/d(initial state), which training does not read (the state is detached;
+    PyTorch's autograd skips it too)."""
     G = CELLS[cell].GATES
     forward = layers * 2 * nh * G * nh + (layers - 1) * 2 * nh * G * nh + 2 * nh * V
     backward = layers * 4 * nh * G * nh + (layers - 1) * 4 * nh * G * nh + 4 * nh * V
-    return forward + backward
+    return forward + backward - layers * 2 * nh * G * nh / T
 
 
 def gemm_gflops(matmul=np.matmul):
@@ -180,7 +182,7 @@ def step_gemms(cell, layers, nh):
                                                                *blas_now(mkl.chosen()))
     for k in range(layers):
         forward = (T, G * nh, nh, B, False, True) if transposed_forward else (T, B, nh, G * nh, False, False)
-        backward = (T, nh, G * nh, B, False, True) if transposed_backward else (T, B, G * nh, nh, False, False)
+        backward = (T - 1, nh, G * nh, B, False, True) if transposed_backward else (T - 1, B, G * nh, nh, False, False)
         gemms += [forward, backward, (1, nh, TB, G * nh, True, False)]
         if k > 0:
             gemms += [(1, TB, nh, G * nh, False, False), (1, nh, TB, G * nh, True, False),
@@ -200,7 +202,7 @@ def gemm_floor(cell, layers, nh, rounds):
         a = rng.standard_normal((K, M) if a_transposed else (M, K)).astype(np.float32)
         b = rng.standard_normal((N, K) if b_transposed else (K, N)).astype(np.float32)
         b = b.T if b_transposed else b
-        if use_mkl and count == T:                       # a per-step recurrent GEMM: W_hh or W_hh^T, packed
+        if use_mkl and count in (T, T - 1):              # a per-step recurrent GEMM: W_hh or W_hh^T, packed
             b = mkl.PackedB(M, K, N, np.float32).pack(b)
         calls += [(a.T if a_transposed else a, b, np.empty((M, N), np.float32))] * count
     best = float("inf")
@@ -231,7 +233,7 @@ class Ours:
             tracemalloc.start()
         faults, start = minor_faults(), time.perf_counter()
         for X, Y in data:
-            _, self.state, _ = self.m.loss_and_grad(X, Y, detach(self.state))
+            _, self.state, _ = self.m.loss_and_grad(X, Y, detach(self.state), state_grad=False)
             self.m.clip_and_sgd(1.0, 1.0)
         seconds, faults = time.perf_counter() - start, faults_per_step(faults, minor_faults(), len(data))
         peak = None
@@ -276,7 +278,7 @@ def memory_growth(steps, engine="fast"):
     tracemalloc.start()
     marks, worker = {}, {}
     for i in range(1, 2 * steps + 1):
-        _, state, _ = m.loss_and_grad(X, Y, detach(state))
+        _, state, _ = m.loss_and_grad(X, Y, detach(state), state_grad=False)
         m.clip_and_sgd(1.0, 1.0)
         if i in (10, steps, 2 * steps):
             marks[i] = tracemalloc.get_traced_memory()[0]

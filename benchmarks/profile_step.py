@@ -7,7 +7,8 @@ forward, backward, clipping, SGD; --batch 16 is the half that each of fast-split
 thread). Only its GEMM and its kernels are wrapped, each call timed
 and its time added to its phase:
 
-    recurrent GEMMs     H_{t-1} W_hh forward and dA_t W_hh^T backward: 2 per step and layer (M = B rows)
+    recurrent GEMMs     H_{t-1} W_hh forward and dA_t W_hh^T backward: 2 per step and layer (M = B rows), less
+                        the backward's at the first step (dL/d(initial state), which training does not read)
     hoisted GEMMs       the input projections of layers above the first, the output layer, dX, the weight
                         gradients: once per chunk (M = T*B or nh rows)
     forward kernels     the fused step_forward twins (cells/), one per step and layer

@@ -36,7 +36,8 @@ from .data import CHARSETS, TOKENS, SeqDataLoader, Vocab, corpus_digest, file_di
 from .engines import ENGINES
 from .errors import CheckpointError, ConfigError, DataError, TrainingDiverged
 from .model import MODEL_DEFAULTS, model_from_config
-from .train import TRAIN_DEFAULTS, check_hyperparameters, evaluate, generate, perplexity, train_epoch
+from .train import (TRAIN_DEFAULTS, check_hyperparameters, evaluate, generate, outside_vocabulary, perplexity,
+                    prefix_tokens, train_epoch)
 
 # The config of a run, as its checkpoint keeps it: the model's keys (model.MODEL_DEFAULTS) and these.
 RUN_KEYS = ("epochs", "lr", "theta", "batch_size", "num_steps", "random_iter", "corpus", "max_tokens", "tokens",
@@ -473,8 +474,14 @@ def cmd_generate(args):
     arrays, manifest = load_run(path)
     model, vocab = model_from_checkpoint(arrays, manifest, resolve_device(args.device), path)
     prefix = args.prefix if args.prefix else None                       # "" too: as with no --prefix
+    config = manifest["config"]                 # a run that read tokens as <unk> (--min-freq, --init-from) was shown
+    unk_trained = config.get("min_freq", IMPLIED["min_freq"]) > 1 or bool(config.get("init_from"))   # what it is
     tokens = generate(prefix, args.length, model, vocab, temperature=args.temperature, seed=args.seed,
-                      top_k=args.top_k)                                   # checked here: nothing printed if wrong
+                      top_k=args.top_k, unk_trained=unk_trained)          # checked here: nothing printed if wrong
+    unknown = outside_vocabulary(prefix_tokens(prefix, vocab, unk_trained), vocab) if prefix is not None else []
+    if unknown:
+        print(f"note: the prefix's {' '.join(map(repr, unknown))} {'is' if len(unknown) == 1 else 'are'} not in the "
+              f"run's vocabulary, and read as <unk>, as its training text's were", file=sys.stderr)
     sep = ""
     if prefix is not None:
         print(prefix, end="", flush=True)

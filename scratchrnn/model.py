@@ -168,14 +168,15 @@ class RNNLM:
         """X: (T, B) token ids on this model's device. -> logits (T*B, V), final state. No gradient."""
         return self.engine.forward(X, state)
 
-    def loss_and_grad(self, X, Y, state, dstate=None, masks=None):
+    def loss_and_grad(self, X, Y, state, dstate=None, masks=None, state_grad=True):
         """One chunk of BPTT. X, Y: (T, B) ids on this model's device; dstate: a gradient reaching the
         final state (None: zero, truncated BPTT); masks: the dropout masks (L, T, B, nh), drawn here from the
         model's generator when dropout is on and none are given. -> (mean loss as a 0-d device array, final
-        state, dloss/dinitial state). Fills self.grads."""
+        state, dloss/dinitial state; None for it with state_grad False, where training detaches the state). Fills
+        self.grads."""
         if masks is None and self.dropout > 0:
             masks = self.dropout_masks(*X.shape)
-        return self.engine.loss_and_grad(X, Y, state, dstate, masks)
+        return self.engine.loss_and_grad(X, Y, state, dstate, masks, state_grad)
 
     def dropout_masks(self, T, B):
         """The next chunk's dropout masks (L, T, B, nh) from the model's generator."""

@@ -100,7 +100,7 @@ def train_epoch(model, train_iter, lr, theta=1.0, use_random_iter=False, on_step
                 state = model.begin_state(B)
             else:
                 state = detach(pos.state)
-            loss, state, _ = model.loss_and_grad(X_t, Y_t, state)
+            loss, state, _ = model.loss_and_grad(X_t, Y_t, state, state_grad=False)     # the state is detached
             rate = lr(i) if callable(lr) else lr
             grad_norm = model.clip_and_sgd(rate, theta) if optimizer is None else model.update(optimizer, rate, theta)
             pos.batch, pos.state = i + 1, state
@@ -140,22 +140,28 @@ def evaluate(model, corpus, batch_size, num_steps):
     return perplexity(float(total) / n)                                 # the one host sync
 
 
-def prefix_tokens(prefix, vocab):
+def prefix_tokens(prefix, vocab, unk_trained=False):
     """The prefix as tokens of this vocabulary (characters or words), or a ConfigError naming the
-    ones it lacks: check it before a long training run, not after."""
+    ones it lacks: check it before a long training run, not after. unk_trained: the model was shown '<unk>' for
+    the tokens its run left out (--min-freq, --init-from), and reads the prefix's the same way."""
     sep = vocab.sep                                                       # "" for characters, " " for words
     prefix = normalize(prefix)                                            # as every text is read: NFC, \r\n -> \n
     tokens = list(prefix) if sep == "" else prefix.split()
     if not tokens:
         raise ConfigError("the prefix must not be empty")
-    unknown = sorted({tok for tok in tokens if tok not in vocab.token_to_idx})
-    if unknown:
+    unknown = outside_vocabulary(tokens, vocab)
+    if unknown and not unk_trained:
         what = "characters" if sep == "" else "words"
         raise ConfigError(f"prefix has {what} outside the vocabulary: {sep.join(unknown)!r}")
     return tokens
 
 
-def generate(prefix, num_preds, model, vocab, temperature=0.0, seed=None, top_k=None):
+def outside_vocabulary(tokens, vocab):
+    """The distinct tokens the vocabulary lacks, sorted."""
+    return sorted({tok for tok in tokens if tok not in vocab.token_to_idx})
+
+
+def generate(prefix, num_preds, model, vocab, temperature=0.0, seed=None, top_k=None, unk_trained=False):
     """Warm up on `prefix`, then yield `num_preds` tokens, one at a time, as they are produced.
 
     temperature 0: greedy (argmax), as the book. temperature > 0: sample from softmax(logits / T)
@@ -179,7 +185,7 @@ def generate(prefix, num_preds, model, vocab, temperature=0.0, seed=None, top_k=
     if prefix is None:
         first = vocab.idx_to_token[int(rng.integers(1, len(vocab))) if len(vocab) > 1 else 0]
         return _continue([first], num_preds - 1, model, vocab, temperature, rng, top_k, yield_prefix=True)
-    return _continue(prefix_tokens(prefix, vocab), num_preds, model, vocab, temperature, rng, top_k)
+    return _continue(prefix_tokens(prefix, vocab, unk_trained), num_preds, model, vocab, temperature, rng, top_k)
 
 
 def _continue(prefix, num_preds, model, vocab, temperature, rng, top_k, yield_prefix=False):

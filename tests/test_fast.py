@@ -201,6 +201,34 @@ def test_a_gradient_reaching_the_final_state_continues_bptt(model_on, engine, ce
 
 
 @pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("layout", ["direct", "transposed"])
+@pytest.mark.parametrize("num_layers", [1, 2])
+@pytest.mark.parametrize("cell, nonlinearity", CELL_VARIANTS, ids=VARIANT_IDS)
+def test_without_the_initial_states_gradient_the_step_is_the_same(model_on, engine, layout, cell, nonlinearity,
+                                                                    num_layers, rng):
+    """state_grad=False (training: the state is detached, dL/d(initial state) is read by no one): the fast engines
+    skip each layer's last backward product dA_1 W_hh^T, and every engine gives None in its place; the loss, the
+    gradients and the final state are the same bits as with it, with and without a gradient reaching the final
+    state, in either recurrent layout."""
+    V, H, B, T = 9, 6, 3, 4
+    m = model_on(engine, V, H, num_layers, cell, nonlinearity=nonlinearity, dtype="float64", seed=3)
+    if engine != "reference":
+        m.engine.layout_rule = lambda W_hh, kernels, threads: LAYOUTS[layout]
+    X, Y = rng.integers(0, V, (T, B)), rng.integers(0, V, (T, B))
+    start = [tuple(rng.standard_normal(s.shape) for s in layer) for layer in m.begin_state(B)]
+    for dstate in (None, [tuple(rng.standard_normal(s.shape) for s in layer) for layer in start]):
+        loss, final, d0 = m.loss_and_grad(X, Y, start, dstate=dstate)
+        grads = m.flat_grads.copy()
+        assert d0 is not None and all(x is not None for x in d0)
+        loss_, final_, d0_ = m.loss_and_grad(X, Y, start, dstate=dstate, state_grad=False)
+        assert d0_ is None and float(loss_) == float(loss)
+        np.testing.assert_array_equal(m.flat_grads, grads)
+        for a, b in zip(final, final_):
+            for x, y in zip(a, b):
+                np.testing.assert_array_equal(x, y)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
 def test_the_forward_alone_gives_the_logits_of_the_training_forward(model_on, engine, rng):
     """Validation and generation run through the model's engine (forward only): the same logits and final
     state as the reference's forward, for chunks of several shapes in turn (the fast engine keeps a

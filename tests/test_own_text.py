@@ -191,6 +191,13 @@ def test_init_from_a_run_trains_on_a_new_text_with_its_weights_and_vocabulary(po
     # and the child resumes with its parent's vocabulary, not one built from the new text
     r = scratchrnn("train", "--resume", str(tmp_path / "child"), "--epochs", "2", "--device", "cpu")
     assert r.returncode == 0, r.stderr
+    # The child was shown <unk> for the new text's characters: a prefix of them is read so, with a note; the parent,
+    # which never saw <unk>, refuses it.
+    new = next(ch for ch in TURKISH if ch not in parent_manifest["vocab"])
+    g = scratchrnn("generate", "--from", str(tmp_path / "child"), "--prefix", new + new, "--length", "5")
+    assert g.returncode == 0 and g.stdout.startswith(new + new), g.stderr
+    assert g.stderr.startswith(f"note: the prefix's {new!r} is not in the run's vocabulary, and read as <unk>")
+    one_line_error(scratchrnn("generate", "--from", str(parent), "--prefix", new), "outside the vocabulary")
 
 
 def test_init_from_refuses_a_shape_flag_that_contradicts_the_run(poem_run, tmp_path):
@@ -376,6 +383,12 @@ def test_min_freq_reads_rare_words_as_unk_and_the_run_keeps_it(tmp_path):
     g = scratchrnn("generate", "--from", str(out), "--prefix", "the", "--length", "40", "--temperature", "1",
                    "--seed", "1")
     assert g.returncode == 0 and "<unk>" not in g.stdout and len(g.stdout.split()) == 41, g.stderr
+    # The model was shown <unk> for the rare words: a prefix's rare word is read as they were, with a note (it was
+    # refused); a run that left nothing out still refuses a word it never saw.
+    g = scratchrnn("generate", "--from", str(out), "--prefix", "the rare5 time unheard", "--length", "5")
+    assert g.returncode == 0 and g.stdout.startswith("the rare5 time unheard ") and len(g.stdout.split()) == 9
+    assert g.stderr == ("note: the prefix's 'rare5' 'unheard' are not in the run's vocabulary, and read as <unk>, as "
+                        "its training text's were\n"), g.stderr
     one_line_error(scratchrnn("train", "--resume", str(out), "--epochs", "2", "--min-freq", "3"),
                    "--min-freq 3 contradicts the checkpoint's 2")
     one_line_error(scratchrnn(*run, "--init-from", str(out), "--min-freq", "3", "--out", str(tmp_path / "new")),
@@ -384,3 +397,7 @@ def test_min_freq_reads_rare_words_as_unk_and_the_run_keeps_it(tmp_path):
     one_line_error(scratchrnn(*run, "--min-freq", "100000", "--out", str(tmp_path / "none")),
                    "is seen 100000 times (--min-freq 100000)", "lower --min-freq")
     assert not (tmp_path / "none").exists()
+    r = scratchrnn(*run, "--out", str(tmp_path / "all"))
+    assert r.returncode == 0 and "--min-freq" not in r.stderr, r.stderr
+    one_line_error(scratchrnn("generate", "--from", str(tmp_path / "all"), "--prefix", "the unheard"),
+                   "prefix has words outside the vocabulary: 'unheard'")

@@ -82,6 +82,11 @@ def test_a_gradient_reaching_the_final_state_and_dropout_masks_go_to_each_half(c
     dstate = [tuple(rng.standard_normal((B, H)) for _ in range(S)) for _ in range(L)]
     masks = ref.dropout_masks(T, B)
     assert_same_step(ref, split, X, Y, state, 1e-10, dstate, masks)
+    # Without dL/d(initial state) (training's call): None for it from both processes, the same gradients, bit for bit.
+    grads = split.flat_grads.copy()
+    _, _, d0 = split.loss_and_grad(X, Y, state, dstate, masks, state_grad=False)
+    assert d0 is None
+    np.testing.assert_array_equal(split.flat_grads, grads)
     split.engine.close()
 
 

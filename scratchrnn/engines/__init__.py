@@ -10,11 +10,14 @@
 An engine is made for one model (it reads the model's parameters and fills its gradients) and has:
 
     forward(X, state)                  -> logits (T*B, V), final state        forward only: validation, generation
-    loss_and_grad(X, Y, state, dstate, masks)
+    loss_and_grad(X, Y, state, dstate, masks, state_grad)
                                        -> mean loss (0-d array), final state, dL/d(initial state)
                                           fills model.grads; dstate: a gradient reaching the final state
                                           (None: zero, which is what truncated BPTT means); masks: the
-                                          chunk's dropout masks (L, T, B, nh), or None (dropout.py)
+                                          chunk's dropout masks (L, T, B, nh), or None (dropout.py);
+                                          state_grad False: dL/d(initial state) is not wanted (training
+                                          detaches the state) and None comes back in its place; the fast
+                                          engine then skips each layer's last product dA_1 W_hh^T
     update(optimizer, lr, theta)       -> the gradient norm before clipping (0-d array); clips the gradient at
                                           theta and updates the parameters in place (optimizers/)
 

@@ -326,7 +326,7 @@ class FastEngine:
             out.append(total)
         return tuple(out)
 
-    def loss_and_grad(self, X, Y, state, dstate=None, masks=None):
+    def loss_and_grad(self, X, Y, state, dstate=None, masks=None, state_grad=True):
         """Same contract as the reference engine's."""
         m, xp, ops = self.model, self.xp, self.ops
         T, B = X.shape
@@ -375,12 +375,14 @@ class FastEngine:
                 self.backward_kernel(*layer.backward_args[t])
                 if layer.per_step:                             # dW_xh[X_t] += dAx_t, while dAx_t is in the cache
                     ops.scatter_add_rows(g["W_xh"], X[t], layer.dAx_t[t])
+                if t == 0 and not state_grad:                  # dL/dH_0: not wanted, not computed
+                    break
                 if transposed:                                                       # to H_{t-1}:
                     self.matmul(W_hh, layer.dAh[t].T, out=ws.dH_recT)                 # (dA_t W_hh^T)^T = W_hh dA_t^T
                     ops.transpose(ws.dH_recT, ws.dH_rec)
                 else:
                     self.matmul(layer.dAh[t], layer.W_hhT_step, out=ws.dH_rec)
-            dstate0[k] = self.state_gradient(ws)
+            dstate0[k] = self.state_gradient(ws) if state_grad else None
 
             dAx2d, dAh2d = layer.dAx.reshape(-1, layer.dAx.shape[-1]), layer.dAh.reshape(T * B, -1)
             self.matmul(layer.H[:T].reshape(T * B, nh).T, dAh2d, out=g["W_hh"])   # one GEMM for the chunk
@@ -411,7 +413,7 @@ class FastEngine:
                     below *= masks[k - 1]
         if flow is not None:
             m.gradient_flow = flow
-        return loss, new_state, dstate0
+        return loss, new_state, dstate0 if state_grad else None
 
     def update(self, optimizer, lr, theta):
         """Clipping and the optimiser's update fused, one pass over the flat buffers after the norm's (the

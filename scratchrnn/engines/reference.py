@@ -66,12 +66,12 @@ class ReferenceEngine:
             m.gradient_flow = np.array([trace[::-1] for trace in traces])   # (L, T), time forwards
         return dstate0
 
-    def loss_and_grad(self, X, Y, state, dstate=None, masks=None):
+    def loss_and_grad(self, X, Y, state, dstate=None, masks=None, state_grad=True):
         logits, new_state, cache = self.forward_with_cache(X, state, masks)
         y = Y.reshape(-1)                                                   # time-major, as logits
         loss, P = output.softmax_cross_entropy(logits, y)
         dstate0 = self.backward(cache, output.softmax_cross_entropy_backward(P, y), dstate)
-        return loss, new_state, dstate0
+        return loss, new_state, dstate0 if state_grad else None             # (computed all the same here)
 
     def update(self, optimizer, lr, theta):
         """Global-norm clipping (the rule of `clipping_threshold`), then the optimiser's update (its module's

@@ -166,11 +166,11 @@ class SplitEngine:
     def update(self, optimizer, lr, theta):
         return self.inner.update(optimizer, lr, theta)
 
-    def loss_and_grad(self, X, Y, state, dstate=None, masks=None):
+    def loss_and_grad(self, X, Y, state, dstate=None, masks=None, state_grad=True):
         m = self.model
         T, B = X.shape
         if B < 2 or m.trace_gradient_flow or not self.closer.alive:
-            return self.inner.loss_and_grad(X, Y, state, dstate, masks)
+            return self.inner.loss_and_grad(X, Y, state, dstate, masks, state_grad)
         if self.worker[0] is None:
             self.start_worker()
         B1, B2 = halves(B)
@@ -178,10 +178,10 @@ class SplitEngine:
         state1, state2 = split_state(state, B1)
         dstate1, dstate2 = split_state(dstate, B1, (1 / w1, 1 / w2))  # of the mean loss: of each half's, over w
         self.send((np.ascontiguousarray(X[:, B1:]), np.ascontiguousarray(Y[:, B1:]), state2, dstate2,
-                   None if masks is None else np.ascontiguousarray(masks[:, :, B1:])))
+                   None if masks is None else np.ascontiguousarray(masks[:, :, B1:]), state_grad))
         try:
             loss1, new1, d1 = self.on_one_thread(X[:, :B1], Y[:, :B1], state1, dstate1,
-                                                 None if masks is None else masks[:, :, :B1])
+                                                 None if masks is None else masks[:, :, :B1], state_grad)
         except BaseException:                        # Ctrl-C, say: the worker's answer would be taken for the next
             end_worker(self.worker)                  # chunk's, so it goes, and the next chunk starts another
             raise
@@ -195,7 +195,7 @@ class SplitEngine:
             grads *= w1
             grads += self.worker_grads
         loss = np.asarray(w1 * float(loss1) + w2 * float(loss2), dtype=m.dtype)
-        return loss, stack_state(new1, new2), stack_state(d1, d2, (w1, w2))
+        return loss, stack_state(new1, new2), stack_state(d1, d2, (w1, w2)) if state_grad else None
 
     def on_one_thread(self, *chunk):
         """The inner engine's loss_and_grad on one BLAS thread (the worker has the other core), then the caller's
