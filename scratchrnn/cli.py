@@ -131,7 +131,7 @@ def corpus_paths(paths):
 
 # What a resume honours; every other flag describes the run, and must agree with its checkpoint.
 RESUME_HONOURS = ("resume", "epochs", "device", "engine", "threads", "save_every", "save_every_steps", "log_every",
-                  "log_every_steps", "plot", "max_minutes")
+                  "log_every_steps", "sample", "plot", "max_minutes")
 # What --init-from takes from the run it starts from: the model's shape and how its text was read.
 INHERITED = ("cell", "nonlinearity", "layers", "hidden", "init", "dtype", "embedding", "tokens", "charset", "min_freq")
 
@@ -250,6 +250,12 @@ def changed_files(then, now):
                      f"{size_now:,} bytes then and now")
             changed.append(f"{path} ({sizes})")
     return "; changed since: " + ", ".join(changed) if changed else ""
+
+
+def sample_text(model, vocab, length, seed):
+    """`length` tokens from the model as it is, as `generate --temperature 1 --seed` prints them without a prefix (the
+    first token drawn uniformly): what the log shows with --sample. Its own generator; the training's are untouched."""
+    return vocab.sep.join(generate(None, length, model, vocab, temperature=1.0, seed=seed))
 
 
 class Stop(Exception):
@@ -453,6 +459,8 @@ def cmd_train(args):
                 say(f"epoch {epoch:4d}  train perplexity {ppl:7.2f}  "
                     + ("" if val_ppl is None else f"validation perplexity {val_ppl:7.2f}  ")
                     + f"lr {lr_now:.4g}  {speed:,.0f} tokens/s")
+                if args.sample:
+                    say(f"  sample: {sample_text(model, vocab, args.sample, (config['seed'], epoch))!r}")
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -474,8 +482,10 @@ def cmd_generate(args):
     arrays, manifest = load_run(path)
     model, vocab = model_from_checkpoint(arrays, manifest, resolve_device(args.device), path)
     prefix = args.prefix if args.prefix else None                       # "" too: as with no --prefix
-    config = manifest["config"]                 # a run that read tokens as <unk> (--min-freq, --init-from) was shown
-    unk_trained = config.get("min_freq", IMPLIED["min_freq"]) > 1 or bool(config.get("init_from"))   # what it is
+    # A run that read tokens of its text as <unk> (--min-freq, --init-from) showed its model <unk>: a prefix's tokens
+    # outside the vocabulary are read so too (with a note); any other run's model never saw <unk>, and refuses them.
+    config = manifest["config"]
+    unk_trained = config.get("min_freq", IMPLIED["min_freq"]) > 1 or bool(config.get("init_from"))
     tokens = generate(prefix, args.length, model, vocab, temperature=args.temperature, seed=args.seed,
                       top_k=args.top_k, unk_trained=unk_trained)          # checked here: nothing printed if wrong
     unknown = outside_vocabulary(prefix_tokens(prefix, vocab, unk_trained), vocab) if prefix is not None else []
@@ -550,8 +560,8 @@ def build_parser():
                         "first (without it, such an --out is refused)")
     t.add_argument("--resume", metavar="DIR", default=None,
                    help="continue the run saved in DIR exactly; it honours --epochs (to raise the total), --device, "
-                        "--engine, --threads, --save-every(-steps), --log-every(-steps), --plot, --max-minutes and refuses "
-                        "any other flag that contradicts the run")
+                        "--engine, --threads, --save-every(-steps), --log-every(-steps), --sample, --plot, --max-minutes "
+                        "and refuses any other flag that contradicts the run")
     t.add_argument("--init-from", metavar="RUN", default=None,
                    help="start from the weights and vocabulary of RUN (a run folder or checkpoint) and train on "
                         "--corpus; its shape flags come from RUN; characters RUN never saw are read as <unk>")
@@ -565,6 +575,9 @@ def build_parser():
     t.add_argument("--log-every-steps", type=positive_int, default=None, metavar="N",
                    help="also print a line every N minibatches: the epoch's training perplexity so far (for texts "
                         "whose epoch is long)")
+    t.add_argument("--sample", type=positive_int, default=None, metavar="N",
+                   help="with each epoch's log line, N tokens the model generates (temperature 1, no prefix; line "
+                        "breaks shown as \\n), as char-rnn users watch a model learn")
     t.add_argument("--plot", action="store_true", help="draw perplexity.png (train and validation)")
     t.set_defaults(func=cmd_train)
 

@@ -63,6 +63,27 @@ def test_resume_is_bit_identical(tmp_path, cell):
     assert [h["train_perplexity"] for h in ma["history"]] == [h["train_perplexity"] for h in mb["history"]]
 
 
+def test_samples_in_the_log_change_nothing_of_the_run(tmp_path, capsys):
+    """--sample N: a line after each epoch's log line with N tokens the model generates (temperature 1, seeded by the
+    run's seed and the epoch: the same on a resume); the training's generators are untouched, so a run with samples,
+    stopped and resumed with them, ends with the weights of a run without them in one go."""
+    plain, sampled = tmp_path / "plain", tmp_path / "sampled"
+    cli.main(["train", "--out", str(plain), "--epochs", "4", *SMALL])
+    cli.main(["train", "--out", str(sampled), "--epochs", "2", "--sample", "40", *SMALL])
+    first = capsys.readouterr().out
+    cli.main(["train", "--resume", str(sampled), "--epochs", "4", "--device", "cpu", "--sample", "40", "--log-every",
+              "1"])
+    samples = re.findall(r"^  sample: '([^'\\]*)'$", first + capsys.readouterr().out, flags=re.M)
+    assert len(samples) == 4 and all(len(text) == 40 for text in samples) and len(set(samples)) == 4
+    a, ma = weights(plain)
+    b, mb = weights(sampled)
+    for key in a:
+        assert np.array_equal(a[key], b[key]), key
+    assert [h["train_perplexity"] for h in ma["history"]] == [h["train_perplexity"] for h in mb["history"]]
+    cli.main(["train", "--out", str(tmp_path / "again"), "--epochs", "2", "--sample", "40", *SMALL])
+    assert re.findall(r"^  sample: '([^'\\]*)'$", capsys.readouterr().out, flags=re.M) == samples[:2]
+
+
 def test_resume_random_iteration_is_bit_identical(tmp_path):
     one, two = tmp_path / "one", tmp_path / "two"
     cli.main(["train", "--out", str(one), "--epochs", "3", "--random-iter", *SMALL])
