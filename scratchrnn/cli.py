@@ -36,8 +36,7 @@ from .data import CHARSETS, TOKENS, SeqDataLoader, Vocab, corpus_digest, file_di
 from .engines import ENGINES
 from .errors import CheckpointError, ConfigError, DataError, TrainingDiverged
 from .model import MODEL_DEFAULTS, model_from_config
-from .train import (TRAIN_DEFAULTS, check_hyperparameters, evaluate, generate, outside_vocabulary, perplexity,
-                    prefix_tokens, train_epoch)
+from .train import TRAIN_DEFAULTS, check_hyperparameters, evaluate, generate, perplexity, train_epoch
 
 # The config of a run, as its checkpoint keeps it: the model's keys (model.MODEL_DEFAULTS) and these.
 RUN_KEYS = ("epochs", "lr", "theta", "batch_size", "num_steps", "random_iter", "corpus", "max_tokens", "tokens",
@@ -229,9 +228,7 @@ def check_resume(manifest, vocab, text_id, out):
                               f"trained on {len(manifest['vocab'])} different ones{which}; it cannot be resumed on it")
     then, now = manifest.get("corpus_digest"), text_id["corpus_digest"]
     if then is not None and then != now:
-        count_then, count_now = int(then.split(":")[0]), int(now.split(":")[0])
-        what = (f"{count_then:,} tokens then, {count_now:,} now" if count_then != count_now else
-                f"{count_now:,} tokens then and now, not the same ones")
+        what = then_and_now(then, now, "tokens", same=", not the same ones")
         raise CheckpointError(f"the corpus is not the text this run was trained on ({what}{which}); a resume "
                               f"continues on the same text: restore it, or train on the new one from these weights "
                               f"with --init-from {out} --out NEW")
@@ -242,14 +239,18 @@ def changed_files(then, now):
     differ; '' where none does or the checkpoint kept none."""
     if not then:
         return ""
-    changed = []
-    for path, digest in now.items():
-        if then.get(path, digest) != digest:
-            size_then, size_now = int(then[path].split(":")[0]), int(digest.split(":")[0])
-            sizes = (f"{size_then:,} bytes then, {size_now:,} now" if size_then != size_now else
-                     f"{size_now:,} bytes then and now")
-            changed.append(f"{path} ({sizes})")
+    changed = [f"{path} ({then_and_now(then[path], digest, 'bytes')})" for path, digest in now.items()
+               if then.get(path, digest) != digest]
     return "; changed since: " + ", ".join(changed) if changed else ""
+
+
+def then_and_now(then, now, unit, same=""):
+    """'N unit then, M now', or 'N unit then and now' and `same`, from two 'count:hex' digests (data.corpus_digest,
+    data.file_digests)."""
+    count_then, count_now = int(then.split(":")[0]), int(now.split(":")[0])
+    if count_then != count_now:
+        return f"{count_then:,} {unit} then, {count_now:,} now"
+    return f"{count_now:,} {unit} then and now{same}"
 
 
 def sample_text(model, vocab, length, seed):
@@ -487,11 +488,8 @@ def cmd_generate(args):
     config = manifest["config"]
     unk_trained = config.get("min_freq", IMPLIED["min_freq"]) > 1 or bool(config.get("init_from"))
     tokens = generate(prefix, args.length, model, vocab, temperature=args.temperature, seed=args.seed,
-                      top_k=args.top_k, unk_trained=unk_trained)          # checked here: nothing printed if wrong
-    unknown = outside_vocabulary(prefix_tokens(prefix, vocab, unk_trained), vocab) if prefix is not None else []
-    if unknown:
-        print(f"note: the prefix's {' '.join(map(repr, unknown))} {'is' if len(unknown) == 1 else 'are'} not in the "
-              f"run's vocabulary, and read as <unk>, as its training text's were", file=sys.stderr)
+                      top_k=args.top_k, unk_trained=unk_trained,           # checked here: nothing printed if wrong
+                      report=lambda line: print(line, file=sys.stderr))
     sep = ""
     if prefix is not None:
         print(prefix, end="", flush=True)

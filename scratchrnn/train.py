@@ -140,28 +140,28 @@ def evaluate(model, corpus, batch_size, num_steps):
     return perplexity(float(total) / n)                                 # the one host sync
 
 
-def prefix_tokens(prefix, vocab, unk_trained=False):
+def prefix_tokens(prefix, vocab, unk_trained=False, report=None):
     """The prefix as tokens of this vocabulary (characters or words), or a ConfigError naming the
     ones it lacks: check it before a long training run, not after. unk_trained: the model was shown '<unk>' for
-    the tokens its run left out (--min-freq, --init-from), and reads the prefix's the same way."""
+    the tokens its run left out (--min-freq, --init-from), and reads the prefix's the same way (report(line): told
+    which, in one line)."""
     sep = vocab.sep                                                       # "" for characters, " " for words
     prefix = normalize(prefix)                                            # as every text is read: NFC, \r\n -> \n
     tokens = list(prefix) if sep == "" else prefix.split()
     if not tokens:
         raise ConfigError("the prefix must not be empty")
-    unknown = outside_vocabulary(tokens, vocab)
+    unknown = sorted({tok for tok in tokens if tok not in vocab.token_to_idx})
     if unknown and not unk_trained:
         what = "characters" if sep == "" else "words"
         raise ConfigError(f"prefix has {what} outside the vocabulary: {sep.join(unknown)!r}")
+    if unknown and report is not None:
+        report(f"note: the prefix's {' '.join(map(repr, unknown))} {'is' if len(unknown) == 1 else 'are'} not in "
+               f"the run's vocabulary, and read as <unk>, as its training text's were")
     return tokens
 
 
-def outside_vocabulary(tokens, vocab):
-    """The distinct tokens the vocabulary lacks, sorted."""
-    return sorted({tok for tok in tokens if tok not in vocab.token_to_idx})
-
-
-def generate(prefix, num_preds, model, vocab, temperature=0.0, seed=None, top_k=None, unk_trained=False):
+def generate(prefix, num_preds, model, vocab, temperature=0.0, seed=None, top_k=None, unk_trained=False,
+             report=None):
     """Warm up on `prefix`, then yield `num_preds` tokens, one at a time, as they are produced.
 
     temperature 0: greedy (argmax), as the book. temperature > 0: sample from softmax(logits / T)
@@ -171,6 +171,8 @@ def generate(prefix, num_preds, model, vocab, temperature=0.0, seed=None, top_k=
     '<unk>' is never generated: it stands for whatever the model was not shown, not for a token of text (a
     model trained with --init-from on a text with new characters learns to predict it), so it is left out
     of the argmax and of the softmax, its probability going to the others.
+
+    unk_trained, report: prefix_tokens'.
 
     The arguments are checked here, at the call, before the first token is asked for: a caller that
     prints the prefix and then the tokens prints nothing when one is wrong."""
@@ -185,7 +187,8 @@ def generate(prefix, num_preds, model, vocab, temperature=0.0, seed=None, top_k=
     if prefix is None:
         first = vocab.idx_to_token[int(rng.integers(1, len(vocab))) if len(vocab) > 1 else 0]
         return _continue([first], num_preds - 1, model, vocab, temperature, rng, top_k, yield_prefix=True)
-    return _continue(prefix_tokens(prefix, vocab, unk_trained), num_preds, model, vocab, temperature, rng, top_k)
+    return _continue(prefix_tokens(prefix, vocab, unk_trained, report), num_preds, model, vocab, temperature, rng,
+                     top_k)
 
 
 def _continue(prefix, num_preds, model, vocab, temperature, rng, top_k, yield_prefix=False):

@@ -382,7 +382,8 @@ class FastEngine:
                     ops.transpose(ws.dH_recT, ws.dH_rec)
                 else:
                     self.matmul(layer.dAh[t], layer.W_hhT_step, out=ws.dH_rec)
-            dstate0[k] = self.state_gradient(ws) if state_grad else None
+            if state_grad:
+                dstate0[k] = self.state_gradient(ws)
 
             dAx2d, dAh2d = layer.dAx.reshape(-1, layer.dAx.shape[-1]), layer.dAh.reshape(T * B, -1)
             self.matmul(layer.H[:T].reshape(T * B, nh).T, dAh2d, out=g["W_hh"])   # one GEMM for the chunk
