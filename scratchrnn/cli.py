@@ -9,6 +9,7 @@
 Every error a user can cause is one line on stderr and a non-zero exit status, never a traceback.
 """
 import argparse
+import contextlib
 import copy
 import csv
 import io
@@ -28,8 +29,8 @@ from .checkpoint import (atomic_write, check_arrays, load_run, model_from_checkp
                          weights_in)
 from .cmdline import (EXIT_DIVERGED, EXIT_INTERRUPTED, DefaultsHelpFormatter, OneLineParser, add_model_arguments,
                       add_selftest_arguments, add_training_arguments, blas_threads, learning_rate_of, max_tokens_of,
-                      model_config, note_split_on_one_cpu, optimizer_config, positive_float, positive_int,
-                      prepare_out_dir, seed_int, with_one_line_errors)
+                      hold_out_dir, model_config, note_split_on_one_cpu, optimizer_config, positive_float,
+                      positive_int, prepare_out_dir, seed_int, with_one_line_errors)
 from .optimizers import HYPERPARAMETERS, optimizer_from_config
 from .schedules import SCHEDULE_DEFAULTS, check_schedule, rate_of
 from .data import CHARSETS, TOKENS, SeqDataLoader, Vocab, corpus_digest, file_digests, load_corpus
@@ -267,6 +268,11 @@ class Stop(Exception):
 
 
 def cmd_train(args):
+    with contextlib.ExitStack() as held:                              # the run folder, held while training in it
+        run_training(args, held)
+
+
+def run_training(args, held):
     started_at = time.perf_counter()
     report = lambda line: print(line, file=sys.stderr)        # noqa: E731 - one line, the user should know
     arrays = manifest = vocab = None
@@ -310,10 +316,11 @@ def cmd_train(args):
         out = Path(args.out)
     check_hyperparameters(config["lr"], config["epochs"], config["theta"])
     check_schedule(config)
-    replaced = [] if args.resume else check_no_run_in(out, args.overwrite)
     created = missing_folders(out)
     out = prepare_out_dir(out)
+    held.enter_context(hold_out_dir(out))       # refused here: the folder is another training's, and stays
     try:                                        # refused here: nothing of the old run deleted, no new folder left
+        replaced = [] if args.resume else check_no_run_in(out, args.overwrite)
         device = resolve_device(args.device)
         note_split_on_one_cpu(config["engine"], device)
         vocab, loader, val, model, text_id = build(config, device, vocab, report)

@@ -11,12 +11,13 @@ self-test, `diagnose` and the benchmarks.
     blas_threads             limit the BLAS thread pool
     usable_cpus, note_split_on_one_cpu    the CPUs this process may run on; a note where fast-split has one
     prepare_out_dir, prepare_out_file   prove an output folder or file can be written, before any training
+    hold_out_dir             one training at a time writes into a run folder
 """
 import argparse
 import copy
 import os
 import sys
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 from .backend import DEVICES
@@ -140,8 +141,9 @@ def add_training_arguments(p, defaults=None):
                    help="time steps in a minibatch: how far back truncated BPTT reaches")
     p.add_argument("--random-iter", action="store_true",
                    help="random sampling (state re-initialised each minibatch) instead of sequential")
-    p.add_argument("--corpus", action="append", default=None, metavar="PATH",
-                   help="UTF-8 text file to train on; repeat for several (default: the Time Machine, shipped)")
+    p.add_argument("--corpus", action="extend", nargs="+", default=None, metavar="PATH",
+                   help="UTF-8 text file(s) to train on, read in turn as one text: --corpus a.txt b.txt, "
+                        "--corpus texts/*.txt or --corpus a.txt --corpus b.txt (default: the Time Machine, shipped)")
     p.add_argument("--max-tokens", type=int, default=d.get("max_tokens", 10000),
                    help="keep the first N tokens (the book: 10000); -1 keeps the whole text")
     p.add_argument("--full-text", action="store_true", help="same as --max-tokens -1")
@@ -257,6 +259,33 @@ def prepare_out_dir(path):
     except OSError as e:
         raise ConfigError(f"output directory {str(path)!r} cannot be written: {e.strerror or e}") from None
     return path
+
+
+@contextmanager
+def hold_out_dir(path):
+    """While a training writes into its run folder, no other may: a second `scratchrnn train` there (a resume of it,
+    an --overwrite, a new run) would write its checkpoints and metrics between the first's, or delete them. An
+    advisory lock (flock) on the folder itself, held for the block: the kernel lets go of it when the process ends,
+    however it ends, so no stale lock is ever left, and no lock file either. Where the system or the filesystem
+    has no such lock (not POSIX; some network filesystems) the folder is not held."""
+    try:
+        import fcntl
+    except ImportError:                          # not a POSIX system
+        yield
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ConfigError(f"{path} is in use: another scratchrnn train is writing into it now; let it end, or "
+                              f"stop it first (Ctrl-C saves it, and --resume {path} continues it), or use another "
+                              "--out") from None
+        except OSError:                          # a filesystem without locks
+            pass
+        yield
+    finally:
+        os.close(fd)                             # (closing lets go of the lock)
 
 
 def prepare_out_file(path, flag):

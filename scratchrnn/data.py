@@ -53,6 +53,9 @@ def read_text(path):
     path = Path(path)
     if not path.exists():
         raise DataError(f"corpus {str(path)!r} does not exist")
+    if path.is_dir():
+        raise DataError(f"corpus {str(path)!r} is a folder, not a file; give the texts in it, e.g. --corpus "
+                        f"{str(path).rstrip('/')}/*.txt")
     if not path.is_file():
         raise DataError(f"corpus {str(path)!r} is not a file")
     try:

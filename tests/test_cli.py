@@ -14,6 +14,7 @@ import pytest
 from conftest import CELL_NAMES, read_until, running
 from scratchrnn import cli
 from scratchrnn.checkpoint import load_checkpoint, save_checkpoint
+from scratchrnn.cmdline import hold_out_dir
 from scratchrnn.errors import CheckpointError
 
 SMALL = ["--hidden", "16", "--layers", "2", "--max-tokens", "3000", "--charset", "book", "--batch-size", "8",
@@ -235,6 +236,16 @@ def test_several_corpora_and_word_tokens(tmp_path):
     g = scratchrnn("generate", "--from", str(out), "--length", "4", "--seed", "1")      # no prefix: 4 words
     assert g.returncode == 0 and not g.stdout.startswith(" ") and len(g.stdout.split()) == 4, g.stdout
     assert set(g.stdout.split()) <= set(manifest["vocab"])
+    # Several files after one --corpus, as a shell's glob gives them (--corpus texts/*.txt): the same run.
+    r = scratchrnn("train", "--out", str(tmp_path / "globbed"), "--corpus", str(a), str(b), "--tokens", "word",
+                   "--epochs", "2", "--hidden", "8", "--layers", "1", "--batch-size", "4", "--num-steps", "5",
+                   "--device", "cpu")
+    assert r.returncode == 0, r.stderr
+    globbed, globbed_manifest = weights(tmp_path / "globbed")
+    assert globbed_manifest["config"]["corpus"] == manifest["config"]["corpus"] == [str(a), str(b)]
+    assert all(np.array_equal(globbed[k], v) for k, v in weights(out)[0].items())
+    one_line_error(scratchrnn("train", "--out", str(tmp_path / "o"), "--corpus", str(tmp_path), "--device", "cpu"),
+                   "is a folder, not a file", f"--corpus {tmp_path}/*.txt")
 
 
 def test_generate_without_a_prefix_starts_from_a_drawn_token(trained):
@@ -453,6 +464,31 @@ def test_a_new_run_does_not_write_over_another(tmp_path):
     assert not (out / "best.npz").exists()
     _, manifest = weights(out)
     assert manifest["epoch"] == 1 and (out / "metrics.csv").read_text().count("\n") == 2    # header, epoch 1
+
+
+def test_one_training_at_a_time_writes_into_a_run_folder(tmp_path):
+    """A second `scratchrnn train` into a folder a training is writing into (its resume, an --overwrite, a new run) is
+    one line, and touches nothing there: it would write its checkpoints and metrics between the first's, or delete
+    them. The hold is the kernel's (flock), let go of when its process ends, even killed."""
+    out = tmp_path / "run"
+    cli.main(["train", "--out", str(out), "--epochs", "2", *SMALL])
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    with hold_out_dir(out):                                       # as a training in another process holds it
+        for second in (["--resume", str(out), "--epochs", "3"],
+                       ["--out", str(out), "--overwrite", "--epochs", "1", *SMALL],
+                       ["--out", str(out), "--epochs", "1", *SMALL]):
+            one_line_error(scratchrnn("train", *second), f"{out} is in use", f"--resume {out}")
+            assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    cli.main(["train", "--resume", str(out), "--epochs", "3", "--device", "cpu"])     # let go of: it resumes
+    assert weights(out)[1]["epoch"] == 3
+    busy = tmp_path / "busy"
+    with running("train", "--out", str(busy), "--epochs", "100000", *SMALL) as proc:
+        read_until(proc.stdout, "epoch    1")
+        one_line_error(scratchrnn("train", "--resume", str(busy)), f"{busy} is in use")
+        proc.kill()
+        proc.wait(timeout=60)
+    cli.main(["train", "--out", str(busy), "--overwrite", "--epochs", "1", *SMALL])
+    assert weights(busy)[1]["epoch"] == 1
 
 
 def test_resume_of_a_folder_with_only_best_npz_names_init_from(tmp_path, trained):

@@ -12,7 +12,7 @@ from scratchrnn.data import load_corpus
 from scratchrnn.experiments import parser, run_exercise, table, train_run
 
 args_p = parser(__doc__)
-args_p.add_argument("--corpus", action="append", default=None)
+args_p.add_argument("--corpus", action="extend", nargs="+", default=None)
 args_p.add_argument("--epochs", type=positive_int, default=60)
 args_p.add_argument("--max-tokens", type=positive_int, default=50000)
 

@@ -17,7 +17,7 @@ from scratchrnn.data import TIME_MACHINE, Vocab, preprocess_book, read_text, tok
 from scratchrnn.experiments import parser, run_exercise, table, train_run
 
 args_p = parser(__doc__)
-args_p.add_argument("--corpus", action="append", default=None)
+args_p.add_argument("--corpus", action="extend", nargs="+", default=None)
 args_p.add_argument("--epochs", type=positive_int, default=30)
 
 
