@@ -131,7 +131,7 @@ def corpus_paths(paths):
 
 # What a resume honours; every other flag describes the run, and must agree with its checkpoint.
 RESUME_HONOURS = ("resume", "epochs", "device", "engine", "threads", "save_every", "save_every_steps", "log_every",
-                  "log_every_steps", "sample", "plot", "max_minutes")
+                  "log_every_steps", "validate_every_steps", "sample", "plot", "max_minutes")
 # What --init-from takes from the run it starts from: the model's shape and how its text was read.
 INHERITED = ("cell", "nonlinearity", "layers", "hidden", "init", "dtype", "embedding", "tokens", "charset", "min_freq")
 
@@ -316,6 +316,8 @@ def run_training(args, held):
         out = Path(args.out)
     check_hyperparameters(config["lr"], config["epochs"], config["theta"])
     check_schedule(config)
+    if args.validate_every_steps and not config["val_fraction"]:
+        raise ConfigError("--validate-every-steps measures the validation text, and --val-fraction 0 holds none out")
     created = missing_folders(out)
     out = prepare_out_dir(out)
     held.enter_context(hold_out_dir(out))       # refused here: the folder is another training's, and stays
@@ -404,6 +406,14 @@ def run_training(args, held):
             running, rate_so_far = so_far(pos)
             say(f"epoch {epoch + 1:4d}  minibatch {pos.batch:,}/{batches:,}  train perplexity {running:7.2f}  "
                 f"lr {rate(pos.batch - 1):.4g}  {rate_so_far:,.0f} tokens/s")
+        if args.validate_every_steps and pos.batch % args.validate_every_steps == 0 and pos.batch < batches:
+            was, began = best, time.perf_counter()                    # (the epoch's last minibatch: its own line)
+            val_now = validate()
+            took = time.perf_counter() - began
+            keep_if_best(val_now, pos, stop["rng_at_start"])
+            shown["val"] = f"{val_now:.2f}"
+            say(f"epoch {epoch + 1:4d}  minibatch {pos.batch:,}/{batches:,}  validation perplexity {val_now:7.2f}  "
+                f"({took:.1f} s)" + (f"  best so far: {out / 'best.npz'}" if val_now < was else ""))
         if budget is not None and time.perf_counter() - started_at > budget:
             raise Stop("budget", pos)
 
@@ -565,7 +575,8 @@ def build_parser():
                         "first (without it, such an --out is refused)")
     t.add_argument("--resume", metavar="DIR", default=None,
                    help="continue the run saved in DIR exactly; it honours --epochs (to raise the total), --device, "
-                        "--engine, --threads, --save-every(-steps), --log-every(-steps), --sample, --plot, --max-minutes "
+                        "--engine, --threads, --save-every(-steps), --log-every(-steps), --validate-every-steps, "
+                        "--sample, --plot, --max-minutes "
                         "and refuses any other flag that contradicts the run")
     t.add_argument("--init-from", metavar="RUN", default=None,
                    help="start from the weights and vocabulary of RUN (a run folder or checkpoint) and train on "
@@ -580,6 +591,10 @@ def build_parser():
     t.add_argument("--log-every-steps", type=positive_int, default=None, metavar="N",
                    help="also print a line every N minibatches: the epoch's training perplexity so far (for texts "
                         "whose epoch is long)")
+    t.add_argument("--validate-every-steps", type=positive_int, default=None, metavar="N",
+                   help="also measure the validation perplexity every N minibatches: a line, and best.npz when it is "
+                        "the best so far (for texts whose epoch is long; char-rnn's -eval_val_every); a pass over "
+                        "the validation text runs at about 2.5 times the training's tokens/s")
     t.add_argument("--sample", type=positive_int, default=None, metavar="N",
                    help="with each epoch's log line, N tokens the model generates (temperature 1, no prefix; line "
                         "breaks shown as \\n), as char-rnn users watch a model learn")

@@ -86,8 +86,9 @@ def train_epoch(model, train_iter, lr, theta=1.0, use_random_iter=False, on_step
     optimizer: an optimizers.Optimizer made for this model; None is the book's SGD.
     The loss stays on the device and is summed there; it is read once, at the end of the epoch
     (reading it every step would make a GPU wait for every step).
-    on_step(position, grad_norm) is called after every step; resume (an EpochPosition) continues an
-    epoch that was stopped after `resume.batch` minibatches (the iterator must cut the same batches)."""
+    on_step(position, grad_norm) is called after every step (the time it takes is not counted in tokens per second);
+    resume (an EpochPosition) continues an epoch that was stopped after `resume.batch` minibatches (the iterator must
+    cut the same batches)."""
     xp = model.xp
     pos = resume or EpochPosition()
     start = time.perf_counter() - pos.seconds
@@ -109,6 +110,8 @@ def train_epoch(model, train_iter, lr, theta=1.0, use_random_iter=False, on_step
             if on_step is not None:
                 pos.seconds = time.perf_counter() - start
                 on_step(pos, grad_norm)
+                start = time.perf_counter() - pos.seconds     # on_step's own time (a checkpoint, a validation) is
+                #                                                not training time, as the epoch's end's is not
     if pos.tokens == 0:
         raise DataError("the data iterator produced no minibatch")
     mean_loss = float(pos.loss_sum) / pos.tokens                          # the one host sync

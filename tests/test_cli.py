@@ -568,6 +568,34 @@ def test_progress_inside_an_epoch_every_n_minibatches(tmp_path):
         ["epoch", "3", "minibatch", f"30/{batches}"]]
 
 
+@pytest.mark.parametrize("engine", ["fast", "fast-split"])
+def test_validation_inside_an_epoch_every_n_minibatches(tmp_path, capsys, engine):
+    """--validate-every-steps N: the validation perplexity every N minibatches (a line; best.npz when the best so far,
+    as char-rnn's -eval_val_every), for texts whose epoch is long. The training is untouched: a run validated inside
+    its epochs, stopped and resumed with it, ends with the weights and history of a run without."""
+    plain, validated = tmp_path / "plain", tmp_path / "validated"
+    cli.main(["train", "--out", str(plain), "--epochs", "2", "--engine", engine, *SMALL])
+    cli.main(["train", "--out", str(validated), "--epochs", "1", "--engine", engine, "--validate-every-steps", "7",
+              *SMALL])
+    cli.main(["train", "--resume", str(validated), "--epochs", "2", "--device", "cpu", "--validate-every-steps", "7"])
+    out = capsys.readouterr().out
+    inside = re.findall(r"^epoch +(\d+)  minibatch (\d+)/(\d+)  validation perplexity +([\d.]+)  \([\d.]+ s\)",
+                        out, flags=re.M)
+    batches = int(inside[0][2])
+    assert [(int(e), int(b)) for e, b, _, _ in inside] == [(e, b) for e in (1, 2) for b in range(7, batches, 7)]
+    a, ma = weights(plain)
+    b, mb = weights(validated)
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    assert [h["val_perplexity"] for h in ma["history"]] == [h["val_perplexity"] for h in mb["history"]]
+    assert [h["train_perplexity"] for h in ma["history"]] == [h["train_perplexity"] for h in mb["history"]]
+    measured = [float(v) for *_, v in inside] + [h["val_perplexity"] for h in mb["history"]]
+    _, best = weights(validated, "best.npz")
+    assert best["best_val"] == pytest.approx(min(measured), abs=0.006) and mb["best_val"] == best["best_val"]
+    assert best["best_val"] <= ma["best_val"]
+    one_line_error(scratchrnn("train", "--out", str(tmp_path / "none"), "--val-fraction", "0", "--validate-every-steps",
+                              "5", *SMALL), "--val-fraction 0 holds none out")
+
+
 def test_the_progress_bar_on_a_terminal_counts_minibatches(tmp_path):
     """On a terminal (stderr a pty) the bar counts the run's minibatches, not its epochs: an epoch of a long text
     left a bar in epochs standing still for its whole length."""
