@@ -34,6 +34,9 @@ CHARSET_LOSS_WARNING = 0.01
 # 48 MiB ASCII text, the most per byte: a character is a byte there, and each becomes an 8-byte id): characters 12.6
 # (the text, its code points, its ids), words 4.1.
 LOAD_BYTES_PER_BYTE = {"char": 13, "word": 5}
+# A text this large is announced before it is read (a line, through load_corpus's report): reading takes seconds
+# to minutes (README "Loading a text": 101 MB in 7-12 s) with nothing else to show.
+READING_NOTE_BYTES = 64 << 20
 
 
 # ----------------------------------------------------------------------------------------------
@@ -275,7 +278,9 @@ def load_corpus(paths=None, max_tokens=10000, token="char", charset="book", voca
         paths = [paths]
     if token not in TOKENS:
         raise DataError(f"unknown token type {token!r}; choose 'char' or 'word'")
-    check_corpus_size(paths, token)
+    size = check_corpus_size(paths, token)
+    if report is not None and given and size >= READING_NOTE_BYTES:
+        report(f"reading {human_bytes(size)} of text")
     texts = [read_text(p) for p in paths]
     text = "".join(t if i == len(texts) - 1 or t.endswith("\n") else t + "\n" for i, t in enumerate(texts))
     del texts
@@ -319,12 +324,13 @@ def load_corpus(paths=None, max_tokens=10000, token="char", charset="book", voca
 
 def check_corpus_size(paths, token):
     """Refuse, in one line and before reading them, files whose text would not fit in this machine's memory (they
-    are read whole, and --max-tokens cuts the ids after)."""
+    are read whole, and --max-tokens cuts the ids after). Returns their size in bytes."""
     size = sum(Path(p).stat().st_size for p in paths if Path(p).is_file())
     per_byte = LOAD_BYTES_PER_BYTE[token]
     check_memory(per_byte * size, "cpu", f"reading corpus {', '.join(map(str, paths))} ({human_bytes(size)} of text, "
                  f"{per_byte} bytes of memory per byte of it)", "; train on a part of it (split -C 1G FILE part-: "
                  "parts of at most 1 GB, cut at line breaks)")
+    return size
 
 
 def file_digests(paths):

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from scratchrnn import data
 from scratchrnn.data import (SeqDataLoader, Vocab, load_corpus, preprocess_book, read_text,
                              seq_data_iter_random, seq_data_iter_sequential)
 from scratchrnn.errors import DataError
@@ -164,3 +165,15 @@ def test_min_freq_through_load_corpus_says_what_it_reads_as_unk(tmp_path):
     assert notes == ["note: --min-freq 2 reads 2 of the 37 tokens (5.4%) as <unk>; the vocabulary keeps 4 and <unk>"]
     with pytest.raises(DataError, match=r"no token of corpus .* is seen 100 times \(--min-freq 100\)"):
         load_corpus(f, max_tokens=-1, token="word", charset="raw", min_freq=100)
+
+
+def test_a_large_text_is_announced_before_it_is_read(tmp_path, monkeypatch):
+    """Reading a text of hundreds of MB takes seconds to minutes with nothing else to show: a line first."""
+    f = tmp_path / "t.txt"
+    f.write_text("the time machine\n" * 100)                                 # 1,700 bytes
+    notes = []
+    load_corpus(f, max_tokens=-1, charset="raw", report=notes.append)
+    assert notes == []
+    monkeypatch.setattr(data, "READING_NOTE_BYTES", 1000)
+    load_corpus([f, f], max_tokens=-1, charset="raw", report=notes.append)
+    assert notes == ["reading 3.3 KiB of text"]
