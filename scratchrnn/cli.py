@@ -37,7 +37,8 @@ from .data import CHARSETS, TOKENS, SeqDataLoader, Vocab, corpus_digest, file_di
 from .engines import ENGINES
 from .errors import CheckpointError, ConfigError, DataError, TrainingDiverged
 from .model import MODEL_DEFAULTS, model_from_config
-from .train import TRAIN_DEFAULTS, check_hyperparameters, evaluate, generate, perplexity, train_epoch
+from .train import (TRAIN_DEFAULTS, EvaluationInterrupted, check_hyperparameters, evaluate, generate, perplexity,
+                    train_epoch)
 
 # The config of a run, as its checkpoint keeps it: the model's keys (model.MODEL_DEFAULTS) and these.
 RUN_KEYS = ("epochs", "lr", "theta", "batch_size", "num_steps", "random_iter", "corpus", "max_tokens", "tokens",
@@ -374,12 +375,25 @@ def run_training(args, held):
             plot_perplexity(out, history)
 
     def validate():
+        """The validation perplexity (None without a validation text); EvaluationInterrupted after a Ctrl-C."""
         if val is None:
             return None
         with np.errstate(all="ignore"):
-            return evaluate(model, val, config["batch_size"], config["num_steps"])
+            return evaluate(model, val, config["batch_size"], config["num_steps"],
+                            interrupted=lambda: stop["signal"] is not None)
 
-    stop = {"signal": None, "rng_at_start": None}
+    # signal: the first Ctrl-C or SIGTERM's name; rng_at_start: the data iterator's state at the epoch's start;
+    # position: the epoch's latest (an EpochPosition), where an interrupted validation saves the run
+    stop = {"signal": None, "rng_at_start": None, "position": None}
+
+    def leave_interrupted(pos):
+        """Ctrl-C, SIGTERM: last.npz at this position inside the epoch (at its last minibatch too, when its validation
+        was interrupted: a resume validates it), a line on how to resume, exit status 130."""
+        bar.close()
+        checkpoint(out / "last.npz", epoch, pos, stop["rng_at_start"])
+        print(f"interrupted ({stop['signal']}): saved {out / 'last.npz'} at epoch {epoch + 1}, minibatch {pos.batch}; "
+              f"resume with: scratchrnn train --resume {out}", file=sys.stderr)
+        sys.exit(EXIT_INTERRUPTED)
     budget = None if args.max_minutes is None else args.max_minutes * 60
 
     def on_signal(signum, frame):
@@ -392,6 +406,7 @@ def run_training(args, held):
         return perplexity(float(pos.loss_sum) / pos.tokens), pos.tokens / max(pos.seconds, 1e-9)
 
     def on_step(pos, grad_norm):
+        stop["position"] = pos
         if stop["signal"]:
             raise Stop("interrupted", pos)
         if args.save_every_steps and pos.batch % args.save_every_steps == 0:
@@ -408,7 +423,10 @@ def run_training(args, held):
                 f"lr {rate(pos.batch - 1):.4g}  {rate_so_far:,.0f} tokens/s")
         if args.validate_every_steps and pos.batch % args.validate_every_steps == 0 and pos.batch < batches:
             was, began = best, time.perf_counter()                    # (the epoch's last minibatch: its own line)
-            val_now = validate()
+            try:
+                val_now = validate()
+            except EvaluationInterrupted:
+                raise Stop("interrupted", pos) from None
             took = time.perf_counter() - began
             keep_if_best(val_now, pos, stop["rng_at_start"])
             shown["val"] = f"{val_now:.2f}"
@@ -430,6 +448,7 @@ def run_training(args, held):
     try:
         while epoch < config["epochs"]:
             stop["rng_at_start"] = copy.deepcopy(loader.rng.bit_generator.state)
+            stop["position"] = position
             started = time.perf_counter()
             try:
                 rate = rate_of(config, epoch, loader.batches_per_epoch())
@@ -437,18 +456,18 @@ def run_training(args, held):
                                          on_step=on_step, resume=position, optimizer=optimizer)
             except Stop as e:
                 bar.close()
-                where = f"epoch {epoch + 1}, minibatch {e.position.batch}"         # as the log lines count them
                 if e.why == "interrupted":
-                    checkpoint(out / "last.npz", epoch, e.position, stop["rng_at_start"])
-                    print(f"interrupted ({stop['signal']}): saved {out / 'last.npz'} at {where}; "
-                          f"resume with: scratchrnn train --resume {out}", file=sys.stderr)
-                    sys.exit(EXIT_INTERRUPTED)
-                val_ppl = validate()                                  # the budget: end as any run ends
+                    leave_interrupted(e.position)
+                try:
+                    val_ppl = validate()                              # the budget: end as any run ends
+                except EvaluationInterrupted:
+                    leave_interrupted(e.position)
                 keep_if_best(val_ppl, e.position, stop["rng_at_start"])
                 write_last(e.position, stop["rng_at_start"])
                 ppl = perplexity(float(e.position.loss_sum) / max(1, e.position.tokens))
                 speed = e.position.tokens / max(e.position.seconds, 1e-9)
-                print(f"stopped: the --max-minutes {args.max_minutes:g} budget is spent, at {where}; resume with: "
+                print(f"stopped: the --max-minutes {args.max_minutes:g} budget is spent, at epoch {epoch + 1}, "
+                      f"minibatch {e.position.batch}; resume with: "
                       f"scratchrnn train --resume {out}")
                 break
             except TrainingDiverged as e:
@@ -457,9 +476,12 @@ def run_training(args, held):
                     else "no checkpoint had been written yet"
                 print(f"error: {e} (epoch {epoch + 1}); {kept}", file=sys.stderr)
                 sys.exit(EXIT_DIVERGED)
+            try:
+                val_ppl = validate()
+            except EvaluationInterrupted:                             # the epoch is trained, not yet validated:
+                leave_interrupted(stop["position"])                   # saved at its last minibatch
             position = None
             epoch += 1
-            val_ppl = validate()
             lr_now = rate(loader.batches_per_epoch() - 1)
             history.append(dict(epoch=epoch, train_perplexity=round(ppl, 6),
                                 val_perplexity=None if val_ppl is None else round(val_ppl, 6),

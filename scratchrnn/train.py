@@ -122,10 +122,16 @@ def train_epoch(model, train_iter, lr, theta=1.0, use_random_iter=False, on_step
     return perplexity(mean_loss), pos.tokens / seconds
 
 
-def evaluate(model, corpus, batch_size, num_steps):
+class EvaluationInterrupted(Exception):
+    """evaluate was asked to stop (its `interrupted` said so) before its end; no perplexity."""
+
+
+def evaluate(model, corpus, batch_size, num_steps, interrupted=None):
     """Perplexity on held-out tokens: the text cut into `batch_size` rows read left to right in chunks
     of `num_steps`, the state carried across chunks; forward only (the model's engine, so as fast as
-    training), no gradient, no update. The loss is read once, at the end."""
+    training), no gradient, no update. The loss is read once, at the end. interrupted(): asked before each chunk,
+    True stops the pass (EvaluationInterrupted): a validation text of millions of tokens takes minutes, and a Ctrl-C
+    should not wait for it."""
     xp = model.xp
     rows = min(batch_size, (len(corpus) - 1) // num_steps)
     if rows < 1:
@@ -135,6 +141,8 @@ def evaluate(model, corpus, batch_size, num_steps):
     Ys = np.asarray(corpus[1:rows * length + 1]).reshape(rows, length)
     state, total, n = model.begin_state(rows), 0.0, 0
     for i in range(0, (length // num_steps) * num_steps, num_steps):
+        if interrupted is not None and interrupted():
+            raise EvaluationInterrupted
         X = xp.asarray(np.ascontiguousarray(Xs[:, i:i + num_steps].T))
         Y = xp.asarray(np.ascontiguousarray(Ys[:, i:i + num_steps].T))
         logits, state = model.forward(X, state)

@@ -118,6 +118,42 @@ def test_ctrl_c_saves_and_resume_is_exact(tmp_path):
     assert all(np.array_equal(a[k], b[k]) for k in a)
 
 
+@pytest.mark.parametrize("where", ["inside the epoch", "at its end"])
+def test_ctrl_c_during_a_validation_stops_it_and_resume_is_exact(tmp_path, monkeypatch, capsys, where):
+    """A pass over a validation text of millions of tokens takes minutes, and a Ctrl-C waited for its end (a second
+    one left without saving). It stops the pass at its next chunk: inside the epoch (--validate-every-steps) the run
+    is saved where it stands; at the epoch's end, at its last minibatch, and the resume validates it. Either way the
+    resumed run ends with the weights and the history of one never interrupted."""
+    flags = ["--epochs", "2", *SMALL] + (["--validate-every-steps", "7"] if where == "inside the epoch" else [])
+    cli.main(["train", "--out", str(tmp_path / "whole"), *flags])
+    real, asked = cli.evaluate, []
+
+    def evaluate(model, corpus, batch_size, num_steps, interrupted=None):
+        def ask():
+            asked.append(1)
+            if len(asked) == 3:                                   # a Ctrl-C in the middle of the first validation
+                os.kill(os.getpid(), signal.SIGINT)
+            return interrupted()
+        return real(model, corpus, batch_size, num_steps, interrupted=ask)
+    monkeypatch.setattr(cli, "evaluate", evaluate)
+    cut = tmp_path / "cut"
+    with pytest.raises(SystemExit) as left:
+        cli.main(["train", "--out", str(cut), *flags])
+    assert left.value.code == 130 and len(asked) == 3
+    _, manifest = weights(cut)
+    assert manifest["epoch"] == 0 and manifest["history"] == []
+    assert manifest["batch"] == 7 if where == "inside the epoch" else manifest["batch"] > 7
+    assert (f"interrupted (SIGINT): saved {cut / 'last.npz'} at epoch 1, minibatch {manifest['batch']}; "
+            f"resume with: scratchrnn train --resume {cut}") in capsys.readouterr().err
+    monkeypatch.setattr(cli, "evaluate", real)
+    cli.main(["train", "--resume", str(cut), "--device", "cpu"])
+    for name in ("last.npz", "best.npz"):
+        (a, ma), (b, mb) = weights(tmp_path / "whole", name), weights(cut, name)
+        assert all(np.array_equal(a[k], b[k]) for k in a), name
+        assert [(h["train_perplexity"], h["val_perplexity"]) for h in ma["history"]] == \
+            [(h["train_perplexity"], h["val_perplexity"]) for h in mb["history"]]
+
+
 def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
     path = tmp_path / "c.npz"
     save_checkpoint(path, {"w": np.arange(5.0)}, {"epoch": 1})
