@@ -86,31 +86,44 @@ def build(config, device, vocab=None, report=None):
     return vocab, loader, val, model, text_id
 
 
-def write_metrics(out, history):
-    """metrics.csv, rewritten whole (atomically) from the history kept in the checkpoint."""
+def write_csv(path, fields, rows):
+    """A table, rewritten whole (atomically); an empty field where a row has no value (None)."""
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=["epoch", "train_perplexity", "val_perplexity", "tokens_per_s", "elapsed_s",
-                                             "lr"], restval="")
+    writer = csv.DictWriter(buf, fieldnames=fields, restval="")
     writer.writeheader()
-    writer.writerows(history)
-    atomic_write(out / "metrics.csv", lambda f: f.write(buf.getvalue().encode()))
+    writer.writerows({k: v for k, v in row.items() if v is not None} for row in rows)
+    atomic_write(path, lambda f: f.write(buf.getvalue().encode()))
 
 
-def plot_perplexity(out, history):
-    """perplexity.png: training and validation perplexity per epoch, like the book's training plot."""
+def write_metrics(out, history, steps=()):
+    """metrics.csv, one row per epoch, from the history kept in the checkpoint; steps.csv, where there are rows inside
+    the epochs (--log-every-steps, --validate-every-steps): the epoch's training perplexity so far, a validation."""
+    write_csv(out / "metrics.csv", ["epoch", "train_perplexity", "val_perplexity", "tokens_per_s", "elapsed_s", "lr"],
+              history)
+    if steps:
+        write_csv(out / "steps.csv", ["epoch", "minibatch", "minibatches", "train_perplexity", "val_perplexity"],
+                  steps)
+
+
+def plot_perplexity(out, history, steps=()):
+    """perplexity.png: training and validation perplexity per epoch, like the book's training plot, with the rows
+    measured inside the epochs (steps) where there are some, at their fraction of the epoch."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    epochs = [h["epoch"] for h in history]
+    points = sorted([(h["epoch"], h) for h in history]
+                    + [(s["epoch"] - 1 + s["minibatch"] / s["minibatches"], s) for s in steps], key=lambda p: p[0])
     fig, ax = plt.subplots(figsize=(6, 3.6), dpi=100)
-    ax.plot(epochs, [h["train_perplexity"] for h in history], label="train")
-    if any(h["val_perplexity"] is not None for h in history):
-        ax.plot(epochs, [h["val_perplexity"] for h in history], label="validation")
+    for key, label in (("train_perplexity", "train"), ("val_perplexity", "validation")):
+        measured = [(x, row[key]) for x, row in points if row[key] is not None]
+        if measured:
+            ax.plot(*zip(*measured), label=label, marker="." if len(measured) < 30 else None)
     ax.set_xlabel("epoch")
     ax.set_ylabel("perplexity")
     ax.set_yscale("log")
     ax.grid(True, alpha=0.3)
-    ax.legend()
+    if ax.lines:
+        ax.legend()
     fig.tight_layout()
     atomic_write(out / "perplexity.png", lambda f: fig.savefig(f, format="png"))
     plt.close(fig)
@@ -172,7 +185,7 @@ def checkpoint_in(folder, prefer="best"):
     return folder / ("best.npz" if prefer == "best" and (folder / "best.npz").exists() else "last.npz")
 
 
-RUN_FILES = ("last.npz", "best.npz", "metrics.csv", "perplexity.png")     # what a run writes in its folder
+RUN_FILES = ("last.npz", "best.npz", "metrics.csv", "steps.csv", "perplexity.png")    # what a run writes in its folder
 
 
 def check_no_run_in(out, overwrite):
@@ -334,11 +347,11 @@ def run_training(args, held):
         raise
     delete_run(out, replaced)
 
-    epoch, position, history, best = 0, None, [], math.inf
+    epoch, position, history, steps, best = 0, None, [], [], math.inf
     if manifest is not None:
         model.load_state_dict(weights_in(arrays))
         loader.rng.bit_generator.state = manifest["loader_rng"]
-        epoch, history = manifest["epoch"], manifest["history"]
+        epoch, history, steps = manifest["epoch"], manifest["history"], manifest.get("steps", [])
         best = manifest["best_val"] if manifest["best_val"] is not None else math.inf
         position = position_in(arrays, manifest, model)               # None unless stopped inside an epoch
         optimizer.load_state_dict(arrays, manifest.get("optimizer_t", 0))   # moments and step count
@@ -358,7 +371,7 @@ def run_training(args, held):
 
     def checkpoint(path, epoch_done, pos=None, loader_rng=None):
         save_run(path, model, vocab, config, epoch_done, loader_rng or loader.rng.bit_generator.state, history,
-                 best, pos, optimizer, text_id)
+                 best, pos, optimizer, text_id, steps)
 
     def keep_if_best(val_ppl, pos=None, loader_rng=None):
         """best.npz, when this validation perplexity is the best so far."""
@@ -368,11 +381,11 @@ def run_training(args, held):
             checkpoint(out / "best.npz", epoch, pos, loader_rng)
 
     def write_last(pos=None, loader_rng=None):
-        """last.npz, metrics.csv and, with --plot, perplexity.png."""
+        """last.npz, metrics.csv (and steps.csv) and, with --plot, perplexity.png."""
         checkpoint(out / "last.npz", epoch, pos, loader_rng)
-        write_metrics(out, history)
+        write_metrics(out, history, steps)
         if args.plot:
-            plot_perplexity(out, history)
+            plot_perplexity(out, history, steps)
 
     def validate():
         """The validation perplexity (None without a validation text); EvaluationInterrupted after a Ctrl-C."""
@@ -405,12 +418,17 @@ def run_training(args, held):
         """The epoch so far: its running training perplexity and tokens/s (reading the loss waits for a GPU)."""
         return perplexity(float(pos.loss_sum) / pos.tokens), pos.tokens / max(pos.seconds, 1e-9)
 
+    def note_step(pos, **measured):
+        """A row of steps.csv for this minibatch (one row where --log-every-steps and --validate-every-steps meet)."""
+        if not (steps and (steps[-1]["epoch"], steps[-1]["minibatch"]) == (epoch + 1, pos.batch)):
+            steps.append(dict(epoch=epoch + 1, minibatch=pos.batch, minibatches=batches, train_perplexity=None,
+                              val_perplexity=None))
+        steps[-1].update({k: round(v, 6) for k, v in measured.items()})
+
     def on_step(pos, grad_norm):
+        """After each minibatch: the progress bar, --log-every-steps, --validate-every-steps, then a Ctrl-C's stop,
+        --save-every-steps and the --max-minutes budget, so that a checkpoint here keeps this minibatch's rows."""
         stop["position"] = pos
-        if stop["signal"]:
-            raise Stop("interrupted", pos)
-        if args.save_every_steps and pos.batch % args.save_every_steps == 0:
-            checkpoint(out / "last.npz", epoch, pos, stop["rng_at_start"])
         bar.update(1)
         if on_terminal and time.perf_counter() - shown["at"] > 1.0:          # at most once a second
             shown["at"] = time.perf_counter()
@@ -419,19 +437,26 @@ def run_training(args, held):
                             val_ppl=shown["val"], tokens_per_s=f"{rate_so_far:,.0f}")
         if args.log_every_steps and pos.batch % args.log_every_steps == 0:
             running, rate_so_far = so_far(pos)
+            note_step(pos, train_perplexity=running)
             say(f"epoch {epoch + 1:4d}  minibatch {pos.batch:,}/{batches:,}  train perplexity {running:7.2f}  "
                 f"lr {rate(pos.batch - 1):.4g}  {rate_so_far:,.0f} tokens/s")
-        if args.validate_every_steps and pos.batch % args.validate_every_steps == 0 and pos.batch < batches:
+        if (args.validate_every_steps and pos.batch % args.validate_every_steps == 0 and pos.batch < batches
+                and not stop["signal"]):
             was, began = best, time.perf_counter()                    # (the epoch's last minibatch: its own line)
             try:
                 val_now = validate()
             except EvaluationInterrupted:
                 raise Stop("interrupted", pos) from None
             took = time.perf_counter() - began
+            note_step(pos, val_perplexity=val_now)
             keep_if_best(val_now, pos, stop["rng_at_start"])
             shown["val"] = f"{val_now:.2f}"
             say(f"epoch {epoch + 1:4d}  minibatch {pos.batch:,}/{batches:,}  validation perplexity {val_now:7.2f}  "
                 f"({took:.1f} s)" + (f"  best so far: {out / 'best.npz'}" if val_now < was else ""))
+        if stop["signal"]:
+            raise Stop("interrupted", pos)
+        if args.save_every_steps and pos.batch % args.save_every_steps == 0:
+            checkpoint(out / "last.npz", epoch, pos, stop["rng_at_start"])
         if budget is not None and time.perf_counter() - started_at > budget:
             raise Stop("budget", pos)
 

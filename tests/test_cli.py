@@ -124,7 +124,8 @@ def test_ctrl_c_during_a_validation_stops_it_and_resume_is_exact(tmp_path, monke
     one left without saving). It stops the pass at its next chunk: inside the epoch (--validate-every-steps) the run
     is saved where it stands; at the epoch's end, at its last minibatch, and the resume validates it. Either way the
     resumed run ends with the weights and the history of one never interrupted."""
-    flags = ["--epochs", "2", *SMALL] + (["--validate-every-steps", "7"] if where == "inside the epoch" else [])
+    inside = ["--validate-every-steps", "7"] if where == "inside the epoch" else []
+    flags = ["--epochs", "2", *SMALL, *inside]
     cli.main(["train", "--out", str(tmp_path / "whole"), *flags])
     real, asked = cli.evaluate, []
 
@@ -146,7 +147,10 @@ def test_ctrl_c_during_a_validation_stops_it_and_resume_is_exact(tmp_path, monke
     assert (f"interrupted (SIGINT): saved {cut / 'last.npz'} at epoch 1, minibatch {manifest['batch']}; "
             f"resume with: scratchrnn train --resume {cut}") in capsys.readouterr().err
     monkeypatch.setattr(cli, "evaluate", real)
-    cli.main(["train", "--resume", str(cut), "--device", "cpu"])
+    cli.main(["train", "--resume", str(cut), "--device", "cpu", *inside])
+    # the validation that was cut is not done again inside the epoch: its row of steps.csv is the one missing
+    cut_rows, whole_rows = weights(cut)[1]["steps"], weights(tmp_path / "whole")[1]["steps"]
+    assert cut_rows == [row for row in whole_rows if (row["epoch"], row["minibatch"]) != (1, 7)]
     for name in ("last.npz", "best.npz"):
         (a, ma), (b, mb) = weights(tmp_path / "whole", name), weights(cut, name)
         assert all(np.array_equal(a[k], b[k]) for k in a), name
@@ -602,6 +606,11 @@ def test_progress_inside_an_epoch_every_n_minibatches(tmp_path):
     assert r.returncode == 0, r.stderr
     assert [line.split()[:4] for line in r.stdout.splitlines() if "minibatch" in line] == [
         ["epoch", "3", "minibatch", f"30/{batches}"]]
+    # each line is a row of steps.csv (kept in the checkpoint across the resume), and a point of the plot
+    lines += [line.split() for line in r.stdout.splitlines() if "minibatch" in line]
+    rows = [row.split(",") for row in (out / "steps.csv").read_text().splitlines()[1:]]
+    assert [(int(e), int(b), int(n), round(float(t), 2), v) for e, b, n, t, v in rows] == \
+        [(int(w[1]), int(w[3].split("/")[0]), batches, float(w[6]), "") for w in lines]
 
 
 @pytest.mark.parametrize("engine", ["fast", "fast-split"])
@@ -628,6 +637,13 @@ def test_validation_inside_an_epoch_every_n_minibatches(tmp_path, capsys, engine
     _, best = weights(validated, "best.npz")
     assert best["best_val"] == pytest.approx(min(measured), abs=0.006) and mb["best_val"] == best["best_val"]
     assert best["best_val"] <= ma["best_val"]
+    # steps.csv (and the checkpoint, for the plot and a resume): a row per validation inside the epochs
+    assert [(s["epoch"], s["minibatch"], s["minibatches"], s["train_perplexity"], round(s["val_perplexity"], 2))
+            for s in mb["steps"]] == [(int(e), int(b), batches, None, float(v)) for e, b, _, v in inside]
+    rows = (validated / "steps.csv").read_text().splitlines()
+    assert rows[0] == "epoch,minibatch,minibatches,train_perplexity,val_perplexity" and len(rows) == len(inside) + 1
+    assert rows[1] == f"1,7,{batches},,{mb['steps'][0]['val_perplexity']}"
+    assert ma["steps"] == [] and not (plain / "steps.csv").exists()
     one_line_error(scratchrnn("train", "--out", str(tmp_path / "none"), "--val-fraction", "0", "--validate-every-steps",
                               "5", *SMALL), "--val-fraction 0 holds none out")
 
