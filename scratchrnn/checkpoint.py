@@ -27,7 +27,7 @@ import numpy as np
 
 from .backend import to_numpy
 from .data import Vocab
-from .errors import CheckpointError
+from .errors import CheckpointError, TrainingDiverged
 from .model import model_from_config, state_dict_shapes
 from .train import EpochPosition
 
@@ -132,6 +132,9 @@ def save_run(path, model, vocab, config, epoch, loader_rng, history, best_val, p
     arrays = model.state_dict()
     if optimizer is not None:
         arrays.update(optimizer.state_dict())
+    if not all(np.isfinite(a).all() for a in arrays.values()):       # a checkpoint no resume would take
+        raise TrainingDiverged("training diverged: the weights became NaN or infinite; lower --lr or keep clipping on "
+                               "(theta)")
     if position is not None and position.state is not None:
         for k, layer_state in enumerate(position.state):
             for j, a in enumerate(layer_state):

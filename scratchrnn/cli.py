@@ -37,8 +37,8 @@ from .data import CHARSETS, TOKENS, SeqDataLoader, Vocab, corpus_digest, file_di
 from .engines import ENGINES
 from .errors import CheckpointError, ConfigError, DataError, TrainingDiverged
 from .model import MODEL_DEFAULTS, model_from_config
-from .train import (TRAIN_DEFAULTS, EvaluationInterrupted, check_hyperparameters, evaluate, generate, perplexity,
-                    train_epoch)
+from .train import (TRAIN_DEFAULTS, EvaluationInterrupted, check_converging, check_hyperparameters, evaluate, generate,
+                    perplexity, train_epoch)
 
 # The config of a run, as its checkpoint keeps it: the model's keys (model.MODEL_DEFAULTS) and these.
 RUN_KEYS = ("epochs", "lr", "theta", "batch_size", "num_steps", "random_iter", "corpus", "max_tokens", "tokens",
@@ -430,6 +430,14 @@ def run_training(args, held):
         --save-every-steps and the --max-minutes budget, so that a checkpoint here keeps this minibatch's rows."""
         stop["position"] = pos
         bar.update(1)
+        due = [n and pos.batch % n == 0 for n in (args.log_every_steps, args.validate_every_steps,
+                                                   args.save_every_steps)]
+        if any(due) or time.perf_counter() - shown["checked"] > 10:
+            # A run that diverged inside a long epoch stops here, not at the epoch's end (38 minutes on a 56 MiB
+            # text), and never writes its NaN weights over the last good checkpoint (reading the loss waits for a GPU:
+            # at most every 10 s where nothing else reads it)
+            shown["checked"] = time.perf_counter()
+            check_converging(float(pos.loss_sum) / pos.tokens, f" at minibatch {pos.batch:,}")
         if on_terminal and time.perf_counter() - shown["at"] > 1.0:          # at most once a second
             shown["at"] = time.perf_counter()
             running, rate_so_far = so_far(pos)
@@ -468,7 +476,7 @@ def run_training(args, held):
     # would stand still through it); its perplexity is the epoch's so far.
     bar = tqdm(total=config["epochs"] * batches, initial=epoch * batches + (position.batch if position else 0),
                desc="training", unit="minibatch", disable=not on_terminal)
-    shown = {"at": 0.0, "val": "-"}
+    shown = {"at": 0.0, "val": "-", "checked": time.perf_counter()}
     ppl = speed = val_ppl = None
     try:
         while epoch < config["epochs"]:

@@ -116,10 +116,16 @@ def train_epoch(model, train_iter, lr, theta=1.0, use_random_iter=False, on_step
         raise DataError("the data iterator produced no minibatch")
     mean_loss = float(pos.loss_sum) / pos.tokens                          # the one host sync
     seconds = time.perf_counter() - start
-    if not math.isfinite(perplexity(mean_loss)):                         # NaN, infinite, or past exp's range
-        raise TrainingDiverged(f"training diverged: the mean loss became {mean_loss:.4g} (perplexity beyond float's "
-                               f"range); lower --lr or keep clipping on (theta)")
+    check_converging(mean_loss)
     return perplexity(mean_loss), pos.tokens / seconds
+
+
+def check_converging(mean_loss, where=""):
+    """A mean loss whose perplexity is NaN, infinite or past exp's range is a diverged run: TrainingDiverged (one line;
+    where: at which minibatch, when it is found inside the epoch)."""
+    if not math.isfinite(perplexity(mean_loss)):
+        raise TrainingDiverged(f"training diverged: the mean loss became {mean_loss:.4g}{where} (perplexity beyond "
+                               f"float's range); lower --lr or keep clipping on (theta)")
 
 
 class EvaluationInterrupted(Exception):

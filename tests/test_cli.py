@@ -229,6 +229,39 @@ def test_divergence_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypat
     assert manifest["epoch"] == 2 and all(np.array_equal(good[k], after[k]) for k in good)
 
 
+@pytest.mark.parametrize("flag, stop, needle", [
+    ("--save-every-steps", 5, "the weights became NaN or infinite"),       # caught writing the checkpoint
+    ("--log-every-steps", 6, "the mean loss became nan at minibatch 6"),   # caught reading the loss for the line
+])
+def test_a_run_that_diverges_inside_an_epoch_stops_there(tmp_path, monkeypatch, capsys, flag, stop, needle):
+    """--save-every-steps wrote the NaN weights of a run that had diverged over last.npz (and said that the last good
+    checkpoint was kept), and every run went on to its epoch's end before it looked (38 minutes of a 56 MiB text). It
+    stops at the first minibatch where the loss is read (a checkpoint, a log line or a validation is due, or 10 s have
+    passed) or its weights are written, and keeps the last good checkpoint."""
+    from scratchrnn.model import RNNLM
+    real, updates = RNNLM.update, []
+
+    def explode_at_the_fifth(self, optimizer, lr, theta):
+        updates.append(1)
+        if len(updates) == 5:
+            self.flat_grads[...] = np.nan
+            return real(self, optimizer, lr, None)
+        return real(self, optimizer, lr, theta)
+    monkeypatch.setattr(RNNLM, "update", explode_at_the_fifth)
+    out = tmp_path / "run"
+    with pytest.raises(SystemExit) as e:
+        cli.main(["train", "--out", str(out), "--epochs", "1", flag, "1", *SMALL])
+    assert e.value.code == cli.EXIT_DIVERGED and len(updates) == stop
+    err = capsys.readouterr().err
+    assert needle in err and "(epoch 1)" in err
+    if flag == "--save-every-steps":
+        kept, manifest = weights(out)
+        assert manifest["batch"] == 4 and all(np.isfinite(a).all() for a in kept.values())
+        assert "the last good checkpoint" in err
+    else:
+        assert not (out / "last.npz").exists() and "no checkpoint had been written yet" in err
+
+
 def test_gradcheck_prints_a_table():
     r = scratchrnn("gradcheck", "--cell", "lstm", "--layers", "2")
     assert r.returncode == 0, r.stderr
