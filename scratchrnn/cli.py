@@ -432,11 +432,11 @@ def run_training(args, held):
         bar.update(1)
         due = [n and pos.batch % n == 0 for n in (args.log_every_steps, args.validate_every_steps,
                                                    args.save_every_steps)]
-        if any(due) or time.perf_counter() - shown["checked"] > 10:
+        if any(due) or time.perf_counter() - loss_read["at"] > 10:
             # A run that diverged inside a long epoch stops here, not at the epoch's end (38 minutes on a 56 MiB
             # text), and never writes its NaN weights over the last good checkpoint (reading the loss waits for a GPU:
             # at most every 10 s where nothing else reads it)
-            shown["checked"] = time.perf_counter()
+            loss_read["at"] = time.perf_counter()
             check_converging(float(pos.loss_sum) / pos.tokens, f" at minibatch {pos.batch:,}")
         if on_terminal and time.perf_counter() - shown["at"] > 1.0:          # at most once a second
             shown["at"] = time.perf_counter()
@@ -476,7 +476,8 @@ def run_training(args, held):
     # would stand still through it); its perplexity is the epoch's so far.
     bar = tqdm(total=config["epochs"] * batches, initial=epoch * batches + (position.batch if position else 0),
                desc="training", unit="minibatch", disable=not on_terminal)
-    shown = {"at": 0.0, "val": "-", "checked": time.perf_counter()}
+    shown = {"at": 0.0, "val": "-"}
+    loss_read = {"at": time.perf_counter()}                          # when on_step last checked the loss
     ppl = speed = val_ppl = None
     try:
         while epoch < config["epochs"]:
