@@ -396,8 +396,9 @@ def run_training(args, held):
                             interrupted=lambda: stop["signal"] is not None)
 
     # signal: the first Ctrl-C or SIGTERM's name; rng_at_start: the data iterator's state at the epoch's start;
-    # position: the epoch's latest (an EpochPosition), where an interrupted validation saves the run
-    stop = {"signal": None, "rng_at_start": None, "position": None}
+    # position: the epoch's latest (an EpochPosition), where an interrupted validation saves the run; epoch: which
+    # one runs (1 for the first), for a divergence's line
+    stop = {"signal": None, "rng_at_start": None, "position": None, "epoch": None}
 
     def leave_interrupted(pos):
         """Ctrl-C, SIGTERM: last.npz at this position inside the epoch (at its last minibatch too, when its validation
@@ -481,6 +482,7 @@ def run_training(args, held):
     ppl = speed = val_ppl = None
     try:
         while epoch < config["epochs"]:
+            stop["epoch"] = epoch + 1                                 # (as the log lines count them)
             stop["rng_at_start"] = copy.deepcopy(loader.rng.bit_generator.state)
             stop["position"] = position
             started = time.perf_counter()
@@ -504,12 +506,6 @@ def run_training(args, held):
                       f"minibatch {e.position.batch}; resume with: "
                       f"scratchrnn train --resume {out}")
                 break
-            except TrainingDiverged as e:
-                bar.close()
-                kept = f"the last good checkpoint {out / 'last.npz'} is kept" if (out / "last.npz").exists() \
-                    else "no checkpoint had been written yet"
-                print(f"error: {e} (epoch {epoch + 1}); {kept}", file=sys.stderr)
-                sys.exit(EXIT_DIVERGED)
             try:
                 val_ppl = validate()
             except EvaluationInterrupted:                             # the epoch is trained, not yet validated:
@@ -535,6 +531,12 @@ def run_training(args, held):
                     + f"lr {lr_now:.4g}  {speed:,.0f} tokens/s")
                 if args.sample:
                     say(f"  sample: {sample_text(model, vocab, args.sample, (config['seed'], epoch))!r}")
+    except TrainingDiverged as e:       # in the epoch, or weights found NaN writing a checkpoint (a Ctrl-C's, ...)
+        bar.close()
+        kept = f"the last good checkpoint {out / 'last.npz'} is kept" if (out / "last.npz").exists() \
+            else "no checkpoint had been written yet"
+        print(f"error: {e} (epoch {stop['epoch']}); {kept}", file=sys.stderr)
+        sys.exit(EXIT_DIVERGED)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

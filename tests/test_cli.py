@@ -262,6 +262,25 @@ def test_a_run_that_diverges_inside_an_epoch_stops_there(tmp_path, monkeypatch, 
         assert not (out / "last.npz").exists() and "no checkpoint had been written yet" in err
 
 
+def test_nan_weights_found_writing_a_stops_checkpoint_are_a_divergence(tmp_path, monkeypatch, capsys):
+    """The checkpoint of a stop (--max-minutes here; a Ctrl-C's alike) that finds the weights NaN is the divergence's
+    line and exit status 3, as inside the epoch (it was status 2)."""
+    from scratchrnn.model import RNNLM
+    real = RNNLM.update
+
+    def explode(self, optimizer, lr, theta):
+        self.flat_grads[...] = np.nan
+        return real(self, optimizer, lr, None)
+    monkeypatch.setattr(RNNLM, "update", explode)
+    out = tmp_path / "run"
+    with pytest.raises(SystemExit) as e:
+        cli.main(["train", "--out", str(out), "--epochs", "1", "--max-minutes", "0.00001", *SMALL])
+    assert e.value.code == cli.EXIT_DIVERGED
+    err = capsys.readouterr().err
+    assert "the weights became NaN or infinite" in err and "(epoch 1); no checkpoint had been written yet" in err
+    assert not (out / "last.npz").exists()
+
+
 def test_gradcheck_prints_a_table():
     r = scratchrnn("gradcheck", "--cell", "lstm", "--layers", "2")
     assert r.returncode == 0, r.stderr
