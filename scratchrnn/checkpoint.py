@@ -127,7 +127,7 @@ def save_run(path, model, vocab, config, epoch, loader_rng, history, best_val, p
     (`position`, an EpochPosition), the optimiser's buffers and step count, and the manifest that lets
     `load_run` continue it exactly (the schedule's position is the epoch and the minibatch; text_id, the
     manifest keys `corpus_digest` and `corpus_files` (data.corpus_digest of the text it trains on,
-    data.file_digests of its files), lets a resume check that the text is the same, and say which file changed).
+    data.file_digest of each of its files), lets a resume check that the text is the same, and say which file changed).
     steps: the rows measured inside the epochs (steps.csv), kept as history is; a checkpoint without them has none."""
     arrays = model.state_dict()
     if optimizer is not None:

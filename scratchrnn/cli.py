@@ -33,7 +33,7 @@ from .cmdline import (EXIT_DIVERGED, EXIT_INTERRUPTED, DefaultsHelpFormatter, On
                       positive_int, prepare_out_dir, seed_int, with_one_line_errors)
 from .optimizers import HYPERPARAMETERS, optimizer_from_config
 from .schedules import SCHEDULE_DEFAULTS, check_schedule, rate_of
-from .data import CHARSETS, TOKENS, SeqDataLoader, Vocab, corpus_digest, file_digests, load_corpus
+from .data import CHARSETS, TOKENS, SeqDataLoader, Vocab, corpus_digest, load_corpus
 from .engines import ENGINES
 from .errors import CheckpointError, ConfigError, DataError, TrainingDiverged
 from .model import MODEL_DEFAULTS, model_from_config
@@ -74,15 +74,16 @@ def build(config, device, vocab=None, report=None):
     vocabulary to read the text with (a run that started from another's weights keeps that run's); None
     builds it from the text. The model's memory is checked before anything is allocated. Also returns what
     identifies the text, which the checkpoints keep: the digest of its token ids (data.corpus_digest) and of each
-    of its files (data.file_digests; none for the shipped book)."""
+    of its files (data.file_digest; none for the shipped book)."""
+    files = {}
     corpus, vocab = load_corpus(config["corpus"], max_tokens=config["max_tokens"], token=config["tokens"],
                                 charset=config["charset"], vocab=vocab, report=report,
-                                min_freq=config.get("min_freq", IMPLIED["min_freq"]))
+                                min_freq=config.get("min_freq", IMPLIED["min_freq"]), digests=files)
     B, T = config["batch_size"], config["num_steps"]
     train, val = split_validation(corpus, config["val_fraction"], B, T)
     loader = SeqDataLoader(train, B, T, config["random_iter"], config["seed"])
     model = model_from_config(config, len(vocab), device, B, T)
-    text_id = dict(corpus_digest=corpus_digest(corpus), corpus_files=file_digests(config["corpus"] or []))
+    text_id = dict(corpus_digest=corpus_digest(corpus), corpus_files=files)
     return vocab, loader, val, model, text_id
 
 
@@ -250,7 +251,7 @@ def check_resume(manifest, vocab, text_id, out):
 
 
 def changed_files(then, now):
-    """'; changed since: PATH (N bytes then, M now), ...' for the corpus files whose digests (data.file_digests)
+    """'; changed since: PATH (N bytes then, M now), ...' for the corpus files whose digests (data.file_digest)
     differ; '' where none does or the checkpoint kept none."""
     if not then:
         return ""
@@ -261,7 +262,7 @@ def changed_files(then, now):
 
 def then_and_now(then, now, unit, same=""):
     """'N unit then, M now', or 'N unit then and now' and `same`, from two 'count:hex' digests (data.corpus_digest,
-    data.file_digests)."""
+    data.file_digest)."""
     count_then, count_now = int(then.split(":")[0]), int(now.split(":")[0])
     if count_then != count_now:
         return f"{count_then:,} {unit} then, {count_now:,} now"

@@ -50,9 +50,10 @@ UNICODE_BOMS = ((b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32")
                 (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
 
 
-def read_text(path):
+def read_text(path, digests=None):
     """Read a UTF-8 text file (or UTF-16/32 with its byte-order mark), refusing what is missing, empty,
-    binary or not UTF-8 (one-line errors). The text comes back as `normalize` leaves it."""
+    binary or not UTF-8 (one-line errors). The text comes back as `normalize` leaves it. digests: a dict where
+    {path: file_digest of its bytes} is put, from the bytes read here (not a second reading of the file)."""
     path = Path(path)
     if not path.exists():
         raise DataError(f"corpus {str(path)!r} does not exist")
@@ -65,6 +66,8 @@ def read_text(path):
         raw = path.read_bytes()
     except OSError as e:
         raise DataError(f"corpus {str(path)!r} cannot be read: {e.strerror}") from None
+    if digests is not None:
+        digests[str(path)] = file_digest(raw)
     encoding = next((name for bom, name in UNICODE_BOMS if raw.startswith(bom)), "utf-8")
     try:
         text = raw.decode(encoding)                                        # utf-16/32 drop their BOM here
@@ -258,7 +261,8 @@ def word_ids(text, vocab=None, min_freq=1):
 # A corpus: files -> ids and vocabulary
 # ----------------------------------------------------------------------------------------------
 
-def load_corpus(paths=None, max_tokens=10000, token="char", charset="book", vocab=None, report=None, min_freq=1):
+def load_corpus(paths=None, max_tokens=10000, token="char", charset="book", vocab=None, report=None, min_freq=1,
+                digests=None):
     """The book's `load_corpus_time_machine`, for any UTF-8 text files.
 
     paths: a path or a list of paths (None: the Time Machine), read in turn as one text (a line break is
@@ -269,6 +273,7 @@ def load_corpus(paths=None, max_tokens=10000, token="char", charset="book", voca
     outside it to '<unk>'.
     report(line): told, in one line, what the user should know: a charset that drops or changes more than
     1% of a text given by path, or how many tokens fell outside a given vocabulary or under min_freq.
+    digests: a dict, filled with {path: file_digest} for each file given by path (none for the shipped book).
     Returns (corpus, vocab).
     """
     given, vocab_given = paths is not None, vocab is not None
@@ -281,7 +286,7 @@ def load_corpus(paths=None, max_tokens=10000, token="char", charset="book", voca
     size = check_corpus_size(paths, token)
     if report is not None and given and size >= READING_NOTE_BYTES:
         report(f"reading {human_bytes(size)} of text")
-    texts = [read_text(p) for p in paths]
+    texts = [read_text(p, digests if given else None) for p in paths]
     text = "".join(t if i == len(texts) - 1 or t.endswith("\n") else t + "\n" for i, t in enumerate(texts))
     del texts
     kept = apply_charset(text, charset, sep="" if token == "char" else " ")
@@ -333,18 +338,11 @@ def check_corpus_size(paths, token):
     return size
 
 
-def file_digests(paths):
-    """{path: 'bytes:hex'}: each file's size and a digest of its bytes (BLAKE2b, 128 bits), kept in a run's
-    checkpoint beside corpus_digest, so that a resume refused for a changed text can say which file changed."""
-    digests = {}
-    for path in paths:
-        h, size = hashlib.blake2b(digest_size=16), 0
-        with open(path, "rb") as f:
-            while block := f.read(1 << 22):
-                h.update(block)
-                size += len(block)
-        digests[str(path)] = f"{size}:{h.hexdigest()}"
-    return digests
+def file_digest(raw):
+    """'bytes:hex': a file's size and a digest of its bytes (BLAKE2b, 128 bits), kept for each corpus file in a run's
+    checkpoint beside corpus_digest (read_text puts them in load_corpus's `digests`), so that a resume refused for a
+    changed text can say which file changed."""
+    return f"{len(raw)}:{hashlib.blake2b(raw, digest_size=16).hexdigest()}"
 
 
 def corpus_digest(corpus):

@@ -177,3 +177,23 @@ def test_a_large_text_is_announced_before_it_is_read(tmp_path, monkeypatch):
     monkeypatch.setattr(data, "READING_NOTE_BYTES", 1000)
     load_corpus([f, f], max_tokens=-1, charset="raw", report=notes.append)
     assert notes == ["reading 3.3 KiB of text"]
+
+
+def test_each_files_digest_comes_from_its_one_reading(tmp_path, monkeypatch):
+    """The digest a run's checkpoint keeps of each corpus file (its size and BLAKE2b) is taken from the bytes read to
+    load it: the file was read a second time to hash it. None for the shipped book."""
+    import hashlib
+    from pathlib import Path
+    a, b = tmp_path / "a.txt", tmp_path / "b.txt"
+    a.write_text("the time machine\n" * 40)
+    b.write_bytes("caf\u00e9 au lait\r\n".encode() * 30)
+    reads, real = [], Path.read_bytes
+    monkeypatch.setattr(Path, "read_bytes", lambda self: (reads.append(self.name), real(self))[1])
+    digests = {}
+    load_corpus([a, b], max_tokens=-1, charset="raw", digests=digests)
+    assert reads == ["a.txt", "b.txt"]
+    assert digests == {str(p): f"{p.stat().st_size}:{hashlib.blake2b(real(p), digest_size=16).hexdigest()}"
+                       for p in (a, b)}
+    shipped = {}
+    load_corpus(max_tokens=100, digests=shipped)
+    assert shipped == {}
