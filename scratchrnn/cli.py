@@ -88,11 +88,11 @@ def build(config, device, vocab=None, report=None):
 
 
 def write_csv(path, fields, rows):
-    """A table, rewritten whole (atomically); an empty field where a row has no value (None)."""
+    """A table, rewritten whole (atomically); an empty field where a row has no value (None, as csv writes it)."""
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=fields, restval="")
     writer.writeheader()
-    writer.writerows({k: v for k, v in row.items() if v is not None} for row in rows)
+    writer.writerows(rows)
     atomic_write(path, lambda f: f.write(buf.getvalue().encode()))
 
 
@@ -432,9 +432,9 @@ def run_training(args, held):
         --save-every-steps and the --max-minutes budget, so that a checkpoint here keeps this minibatch's rows."""
         stop["position"] = pos
         bar.update(1)
-        due = [n and pos.batch % n == 0 for n in (args.log_every_steps, args.validate_every_steps,
-                                                   args.save_every_steps)]
-        if any(due) or time.perf_counter() - loss_read["at"] > 10:
+        log_due, validation_due, save_due = (bool(n) and pos.batch % n == 0 for n in (
+            args.log_every_steps, args.validate_every_steps, args.save_every_steps))
+        if log_due or validation_due or save_due or time.perf_counter() - loss_read["at"] > 10:
             # A run that diverged inside a long epoch stops here, not at the epoch's end (38 minutes on a 56 MiB
             # text), and never writes its NaN weights over the last good checkpoint (reading the loss waits for a GPU:
             # at most every 10 s where nothing else reads it)
@@ -445,13 +445,12 @@ def run_training(args, held):
             running, rate_so_far = so_far(pos)
             bar.set_postfix(epoch=f"{epoch + 1}/{config['epochs']}", train_ppl=f"{running:.2f}",
                             val_ppl=shown["val"], tokens_per_s=f"{rate_so_far:,.0f}")
-        if args.log_every_steps and pos.batch % args.log_every_steps == 0:
+        if log_due:
             running, rate_so_far = so_far(pos)
             note_step(pos, train_perplexity=running)
             say(f"epoch {epoch + 1:4d}  minibatch {pos.batch:,}/{batches:,}  train perplexity {running:7.2f}  "
                 f"lr {rate(pos.batch - 1):.4g}  {rate_so_far:,.0f} tokens/s")
-        if (args.validate_every_steps and pos.batch % args.validate_every_steps == 0 and pos.batch < batches
-                and not stop["signal"]):
+        if validation_due and pos.batch < batches and not stop["signal"]:
             was, began = best, time.perf_counter()                    # (the epoch's last minibatch: its own line)
             try:
                 val_now = validate()
@@ -465,7 +464,7 @@ def run_training(args, held):
                 f"({took:.1f} s)" + (f"  best so far: {out / 'best.npz'}" if val_now < was else ""))
         if stop["signal"]:
             raise Stop("interrupted", pos)
-        if args.save_every_steps and pos.batch % args.save_every_steps == 0:
+        if save_due:
             checkpoint(out / "last.npz", epoch, pos, stop["rng_at_start"])
         if budget is not None and time.perf_counter() - started_at > budget:
             raise Stop("budget", pos)
