@@ -28,9 +28,9 @@ from .cells import CELLS
 from .checkpoint import (atomic_write, check_arrays, load_run, model_from_checkpoint, position_in, save_run,
                          weights_in)
 from .cmdline import (EXIT_DIVERGED, EXIT_INTERRUPTED, DefaultsHelpFormatter, OneLineParser, add_model_arguments,
-                      add_selftest_arguments, add_training_arguments, blas_threads, learning_rate_of, max_tokens_of,
-                      hold_out_dir, model_config, note_split_on_one_cpu, optimizer_config, positive_float,
-                      positive_int, prepare_out_dir, seed_int, with_one_line_errors)
+                      add_selftest_arguments, add_training_arguments, blas_threads, command_line_flags, every_or_off,
+                      hold_out_dir, learning_rate_of, max_tokens_of, model_config, note_split_on_one_cpu,
+                      optimizer_config, positive_float, positive_int, prepare_out_dir, seed_int, with_one_line_errors)
 from .optimizers import HYPERPARAMETERS, optimizer_from_config
 from .schedules import SCHEDULE_DEFAULTS, check_schedule, rate_of
 from .data import CHARSETS, TOKENS, SeqDataLoader, Vocab, corpus_digest, load_corpus
@@ -43,6 +43,11 @@ from .train import (TRAIN_DEFAULTS, EvaluationInterrupted, check_converging, che
 # The config of a run, as its checkpoint keeps it: the model's keys (model.MODEL_DEFAULTS) and these.
 RUN_KEYS = ("epochs", "lr", "theta", "batch_size", "num_steps", "random_iter", "corpus", "max_tokens", "tokens",
             "charset", "min_freq", "val_fraction")
+# How a run is saved and watched, kept in its config too: a resume goes on saving, logging, validating, sampling and
+# plotting as the run was started (a flag given again replaces the run's own; 0 turns an every-steps flag or --sample
+# off, --no-plot the plot), as --engine is kept. --device, --threads and --max-minutes are each call's own.
+WATCH_KEYS = ("save_every", "save_every_steps", "log_every", "log_every_steps", "validate_every_steps", "sample",
+              "plot")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -131,8 +136,9 @@ def plot_perplexity(out, history, steps=()):
 
 
 def config_from_args(args):
-    """A new run's config: the model's part (cmdline.model_config), RUN_KEYS, the optimiser and schedule."""
-    config = {**model_config(args), **{key: getattr(args, key) for key in RUN_KEYS}, **optimizer_config(args)}
+    """A new run's config: the model's part (cmdline.model_config), RUN_KEYS, WATCH_KEYS, the optimiser and schedule."""
+    config = {**model_config(args), **{key: getattr(args, key) for key in RUN_KEYS + WATCH_KEYS},
+              **optimizer_config(args)}
     config["max_tokens"] = max_tokens_of(args)
     config["corpus"] = corpus_paths(args.corpus)
     config["epochs"] = args.epochs or TRAIN_DEFAULTS["epochs"]
@@ -310,6 +316,8 @@ def run_training(args, held):
             config["epochs"] = args.epochs
         if "engine" in args.given:
             config["engine"] = args.engine
+        kept = [key for key in WATCH_KEYS if key in config and key not in args.given]
+        config.update({key: getattr(args, key) for key in WATCH_KEYS if key not in kept})   # given, or not kept then
         check_arrays(arrays, config, len(manifest["vocab"]), out / "last.npz")
         if config.get("init_from"):                                   # its vocabulary came with its weights
             vocab = Vocab(idx_to_token=manifest["vocab"], token=config["tokens"])
@@ -331,7 +339,7 @@ def run_training(args, held):
         out = Path(args.out)
     check_hyperparameters(config["lr"], config["epochs"], config["theta"])
     check_schedule(config)
-    if args.validate_every_steps and not config["val_fraction"]:
+    if config["validate_every_steps"] and not config["val_fraction"]:
         raise ConfigError("--validate-every-steps measures the validation text, and --val-fraction 0 holds none out")
     created = missing_folders(out)
     out = prepare_out_dir(out)
@@ -361,7 +369,9 @@ def run_training(args, held):
         if epoch >= config["epochs"]:
             print(f"{out} already has {epoch} epochs; ask for more with --epochs N")
             return
-        print(f"resuming {out} at epoch {epoch}" + (f", minibatch {manifest['batch']}" if position else ""))
+        as_started = command_line_flags({key: config[key] for key in kept}, build_parser().subcommands["train"])
+        print(f"resuming {out} at epoch {epoch}" + (f", minibatch {manifest['batch']}" if position else "")
+              + (f"; going on as before with {as_started}" if as_started else ""))
     elif arrays is not None:
         model.load_state_dict(weights_in(arrays))                     # --init-from: its weights, a new text
         print(f"starting from the weights of {config['init_from']}")
@@ -385,7 +395,7 @@ def run_training(args, held):
         """last.npz, metrics.csv (and steps.csv) and, with --plot, perplexity.png."""
         checkpoint(out / "last.npz", epoch, pos, loader_rng)
         write_metrics(out, history, steps)
-        if args.plot:
+        if config["plot"]:
             plot_perplexity(out, history, steps)
 
     def validate():
@@ -433,7 +443,7 @@ def run_training(args, held):
         stop["position"] = pos
         bar.update(1)
         log_due, validation_due, save_due = (bool(n) and pos.batch % n == 0 for n in (
-            args.log_every_steps, args.validate_every_steps, args.save_every_steps))
+            config["log_every_steps"], config["validate_every_steps"], config["save_every_steps"]))
         if log_due or validation_due or save_due or time.perf_counter() - loss_read["at"] > 10:
             # A run that diverged inside a long epoch stops here, not at the epoch's end (38 minutes on a 56 MiB
             # text), and never writes its NaN weights over the last good checkpoint (reading the loss waits for a GPU:
@@ -519,18 +529,18 @@ def run_training(args, held):
                                 elapsed_s=round((history[-1]["elapsed_s"] if history else 0.0)
                                                 + time.perf_counter() - started, 3)))
             keep_if_best(val_ppl)
-            if epoch % args.save_every == 0 or epoch == config["epochs"]:
+            if epoch % config["save_every"] == 0 or epoch == config["epochs"]:
                 write_last()
             bar.n = epoch * batches                                   # (the random offset can take one away)
             shown["val"] = "-" if val_ppl is None else f"{val_ppl:.2f}"
             bar.set_postfix(epoch=f"{epoch}/{config['epochs']}", train_ppl=f"{ppl:.2f}", val_ppl=shown["val"],
                             tokens_per_s=f"{speed:,.0f}")
-            if epoch % args.log_every == 0 or epoch == config["epochs"]:
+            if epoch % config["log_every"] == 0 or epoch == config["epochs"]:
                 say(f"epoch {epoch:4d}  train perplexity {ppl:7.2f}  "
                     + ("" if val_ppl is None else f"validation perplexity {val_ppl:7.2f}  ")
                     + f"lr {lr_now:.4g}  {speed:,.0f} tokens/s")
-                if args.sample:
-                    say(f"  sample: {sample_text(model, vocab, args.sample, (config['seed'], epoch))!r}")
+                if config["sample"]:
+                    say(f"  sample: {sample_text(model, vocab, config['sample'], (config['seed'], epoch))!r}")
     except TrainingDiverged as e:       # in the epoch, or weights found NaN writing a checkpoint (a Ctrl-C's, ...)
         bar.close()
         kept = f"the last good checkpoint {out / 'last.npz'} is kept" if (out / "last.npz").exists() \
@@ -544,7 +554,7 @@ def run_training(args, held):
     print(f"perplexity {ppl:.1f}" + ("" if val_ppl is None else f" (validation {val_ppl:.1f}, best {best:.1f})")
           + f", {speed:.1f} tokens/sec on {device_name(device)}")
     print(f"checkpoints: {out / 'last.npz'}" + (f", {out / 'best.npz'} (best validation)" if val is not None else "")
-          + f"; metrics: {out / 'metrics.csv'}" + (f"; plot: {out / 'perplexity.png'}" if args.plot else ""))
+          + f"; metrics: {out / 'metrics.csv'}" + (f"; plot: {out / 'perplexity.png'}" if config["plot"] else ""))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -632,31 +642,32 @@ def build_parser():
                    help="start afresh in an --out that holds a run: its checkpoints, metrics and plot are deleted "
                         "first (without it, such an --out is refused)")
     t.add_argument("--resume", metavar="DIR", default=None,
-                   help="continue the run saved in DIR exactly; it honours --epochs (to raise the total), --device, "
-                        "--engine, --threads, --save-every(-steps), --log-every(-steps), --validate-every-steps, "
-                        "--sample, --plot, --max-minutes "
-                        "and refuses any other flag that contradicts the run")
+                   help="continue the run saved in DIR exactly, saving, logging, validating and sampling as it was "
+                        "started; it honours --epochs (to raise the total), --device, --engine, --threads, "
+                        "--save-every(-steps), --log-every(-steps), --validate-every-steps, --sample, --(no-)plot, "
+                        "--max-minutes and refuses any other flag that contradicts the run")
     t.add_argument("--init-from", metavar="RUN", default=None,
                    help="start from the weights and vocabulary of RUN (a run folder or checkpoint) and train on "
                         "--corpus; its shape flags come from RUN; characters RUN never saw are read as <unk>")
     t.add_argument("--save-every", type=positive_int, default=1, help="write last.npz every N epochs")
-    t.add_argument("--save-every-steps", type=positive_int, default=None, metavar="N",
-                   help="also write last.npz every N minibatches (for texts whose epoch is long)")
+    t.add_argument("--save-every-steps", type=every_or_off, default=None, metavar="N",
+                   help="also write last.npz every N minibatches (for texts whose epoch is long; 0: off)")
     t.add_argument("--max-minutes", type=positive_float, default=None, metavar="M",
                    help="stop after M minutes, at the end of the minibatch that crosses them: validation, "
                         "checkpoint and plot as at the end of a run; resumable")
     t.add_argument("--log-every", type=positive_int, default=10, help="print a line every N epochs")
-    t.add_argument("--log-every-steps", type=positive_int, default=None, metavar="N",
+    t.add_argument("--log-every-steps", type=every_or_off, default=None, metavar="N",
                    help="also print a line every N minibatches: the epoch's training perplexity so far (for texts "
-                        "whose epoch is long)")
-    t.add_argument("--validate-every-steps", type=positive_int, default=None, metavar="N",
+                        "whose epoch is long; 0: off)")
+    t.add_argument("--validate-every-steps", type=every_or_off, default=None, metavar="N",
                    help="also measure the validation perplexity every N minibatches: a line, and best.npz when it is "
-                        "the best so far (for texts whose epoch is long; char-rnn's -eval_val_every); a pass over "
-                        "the validation text runs at about 2.5 times the training's tokens/s")
-    t.add_argument("--sample", type=positive_int, default=None, metavar="N",
+                        "the best so far, as char-rnn's -eval_val_every (for texts whose epoch is long; 0: off); a "
+                        "pass over the validation text runs at about 2.5 times the training's tokens/s")
+    t.add_argument("--sample", type=every_or_off, default=None, metavar="N",
                    help="with each epoch's log line, N tokens the model generates (temperature 1, no prefix; line "
-                        "breaks shown as \\n), as char-rnn users watch a model learn")
-    t.add_argument("--plot", action="store_true", help="draw perplexity.png (train and validation)")
+                        "breaks shown as \\n), as char-rnn users watch a model learn (0: none)")
+    t.add_argument("--plot", action=argparse.BooleanOptionalAction, default=False,
+                   help="draw perplexity.png (train and validation)")
     t.set_defaults(func=cmd_train)
 
     g = sub.add_parser("generate", help="continue a prefix with a trained model", formatter_class=defaults)

@@ -49,6 +49,7 @@ def int_at_least(low, what):
 
 
 positive_int = int_at_least(1, "a positive integer")
+every_or_off = int_at_least(0, "a non-negative integer (0: off)")
 seed_int = int_at_least(0, "a non-negative integer")     # NumPy's generators take any integer >= 0 (a negative
                                                          # seed was a ValueError traceback)
 
@@ -61,6 +62,21 @@ def positive_float(text):
     if not (value > 0 and value < float("inf")):
         raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text}")
     return value
+
+
+def command_line_flags(values, parser):
+    """The flags of `parser` that give it `values` ({dest: value}), those that are not its defaults, as a user would
+    type them: '--save-every-steps 500 --plot'."""
+    flags = []
+    for action in parser._actions:
+        value = values.get(action.dest, action.default)
+        if value == action.default or not (value or action.default):          # 0 (off) is as good as None
+            continue
+        if isinstance(action, argparse.BooleanOptionalAction):
+            flags.append(action.option_strings[0 if value else 1])
+        else:
+            flags.append(f"{action.option_strings[0]} {value}")
+    return " ".join(flags)
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -665,6 +665,51 @@ def test_progress_inside_an_epoch_every_n_minibatches(tmp_path):
         [(int(w[1]), int(w[3].split("/")[0]), batches, float(w[6]), "") for w in lines]
 
 
+def test_a_resume_saves_logs_validates_and_samples_as_the_run_did(tmp_path, capsys, monkeypatch):
+    """`train --resume DIR` alone goes on as the run was started: its --save-every-steps, --log-every(-steps),
+    --validate-every-steps, --sample and --plot are kept in its checkpoint (a resume without them saved nothing inside
+    the epochs of a long text, and logged and validated only at their ends). A flag given again replaces the run's
+    own, 0 (--no-plot) turns one off, and what is given is kept for the next resume."""
+    out = tmp_path / "run"
+    watched = ["--save-every-steps", "9", "--log-every-steps", "10", "--validate-every-steps", "15", "--sample", "12",
+               "--plot"]
+    cli.main(["train", "--out", str(out), "--epochs", "1", *watched, *SMALL])
+    capsys.readouterr()
+    (out / "perplexity.png").unlink()
+    saved, save_run = [], cli.save_run                 # (checkpoint, minibatch inside the epoch it was written at)
+    monkeypatch.setattr(cli, "save_run", lambda path, *a: (saved.append((path.name, a[7] and a[7].batch)),
+                                                           save_run(path, *a)))
+    cli.main(["train", "--resume", str(out), "--epochs", "2"])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == (f"resuming {out} at epoch 1; going on as before with --save-every-steps 9 --log-every 1 "
+                        "--log-every-steps 10 --validate-every-steps 15 --sample 12 --plot")
+    batches = int(next(line for line in lines if "minibatch" in line).split()[3].split("/")[1])
+    assert [line.split()[3] for line in lines if " train perplexity" in line and "minibatch" in line] == [
+        f"{b}/{batches}" for b in range(10, batches + 1, 10)]
+    assert [line.split()[3] for line in lines if "validation perplexity" in line and "minibatch" in line] == [
+        f"{b}/{batches}" for b in range(15, batches, 15)]
+    assert [b for name, b in saved if name == "last.npz" and b] == list(range(9, batches + 1, 9))
+    assert sum(line.startswith("  sample: ") and len(eval(line.split(": ", 1)[1])) == 12 for line in lines) == 1
+    assert (out / "perplexity.png").is_file()
+    (out / "perplexity.png").unlink()
+    # turned off (and a step replaced) on one resume, they stay so on the next
+    cli.main(["train", "--resume", str(out), "--epochs", "3", "--log-every-steps", "0", "--validate-every-steps", "0",
+              "--sample", "0", "--no-plot", "--save-every-steps", "20"])
+    cli.main(["train", "--resume", str(out), "--epochs", "4"])
+    lines = capsys.readouterr().out.splitlines()
+    assert f"resuming {out} at epoch 3; going on as before with --save-every-steps 20 --log-every 1" in lines
+    assert not [line for line in lines if "minibatch" in line or "sample" in line]
+    assert not (out / "perplexity.png").exists() and weights(out)[1]["config"]["save_every_steps"] == 20
+    # a checkpoint written before they were kept resumes with the flags' defaults, as it did
+    arrays, manifest = load_checkpoint(out / "last.npz")
+    manifest["config"] = {k: v for k, v in manifest["config"].items() if k not in cli.WATCH_KEYS}
+    save_checkpoint(out / "last.npz", arrays, manifest)
+    cli.main(["train", "--resume", str(out), "--epochs", "5"])
+    assert capsys.readouterr().out.splitlines()[0] == f"resuming {out} at epoch 4"
+    assert {k: weights(out)[1]["config"][k] for k in ("save_every_steps", "log_every")} == dict(save_every_steps=None,
+                                                                                              log_every=10)
+
+
 @pytest.mark.parametrize("engine", ["fast", "fast-split"])
 def test_validation_inside_an_epoch_every_n_minibatches(tmp_path, capsys, engine):
     """--validate-every-steps N: the validation perplexity every N minibatches (a line; best.npz when the best so far,
