@@ -33,7 +33,7 @@ from .cmdline import (EXIT_DIVERGED, EXIT_INTERRUPTED, DefaultsHelpFormatter, On
                       optimizer_config, positive_float, positive_int, prepare_out_dir, seed_int, with_one_line_errors)
 from .optimizers import HYPERPARAMETERS, optimizer_from_config
 from .schedules import SCHEDULE_DEFAULTS, check_schedule, rate_of
-from .data import CHARSETS, TOKENS, SeqDataLoader, Vocab, corpus_digest, load_corpus
+from .data import CHARSETS, TOKENS, SeqDataLoader, Vocab, corpus_digest, load_corpus, normalize, read_as_text
 from .engines import ENGINES
 from .errors import CheckpointError, ConfigError, DataError, TrainingDiverged
 from .model import MODEL_DEFAULTS, model_from_config
@@ -567,10 +567,14 @@ def cmd_generate(args):
     path = checkpoint_in(args.from_dir, args.checkpoint)
     arrays, manifest = load_run(path)
     model, vocab = model_from_checkpoint(arrays, manifest, resolve_device(args.device), path)
+    config = manifest["config"]
     prefix = args.prefix if args.prefix else None                       # "" too: as with no --prefix
+    charset = config["charset"]
+    if prefix is not None and read_as_text(prefix, charset, vocab.sep) != normalize(prefix):
+        prefix = read_as_text(prefix, charset, vocab.sep)             # the model read its text so, and only so
+        print(f"note: the prefix is read as the run's text was (--charset {charset}): {prefix!r}", file=sys.stderr)
     # A run that read tokens of its text as <unk> (--min-freq, --init-from) showed its model <unk>: a prefix's tokens
     # outside the vocabulary are read so too (with a note); any other run's model never saw <unk>, and refuses them.
-    config = manifest["config"]
     unk_trained = config.get("min_freq", IMPLIED["min_freq"]) > 1 or bool(config.get("init_from"))
     tokens = generate(prefix, args.length, model, vocab, temperature=args.temperature, seed=args.seed,
                       top_k=args.top_k, unk_trained=unk_trained,           # checked here: nothing printed if wrong
@@ -674,7 +678,8 @@ def build_parser():
     g.add_argument("--from", dest="from_dir", required=True, metavar="DIR",
                    help="a run folder (or a checkpoint .npz file)")
     g.add_argument("--prefix", default=None,
-                   help="text to warm up on (any characters of the run's vocabulary); none: the first token is "
+                   help="text to warm up on, read as the run's text was (its --charset; then any characters of its "
+                        "vocabulary); none: the first token is "
                         "drawn uniformly from the vocabulary (with --seed), as char-rnn does")
     g.add_argument("--length", type=positive_int, default=100, help="tokens to generate")
     g.add_argument("--temperature", type=float, default=0.0, help="0: greedy; > 0: sample from softmax(logits/T)")

@@ -123,6 +123,14 @@ def apply_charset(text, charset, sep=""):
     raise DataError(f"unknown character set {charset!r}; choose one of {', '.join(CHARSETS)}")
 
 
+def read_as_text(fragment, charset, sep=""):
+    """A piece of text (a generation's prefix) read as a run's text was: normalized, then its charset, as if it
+    stood inside the text. The charset drops the blanks at a line's ends; a fragment's ends are where the text goes
+    on, so they are kept as the charset keeps a blank inside a line ('The  Time ' -> 'the time ' for book): a letter
+    put at each end, which every charset keeps, stands for the text around it."""
+    return apply_charset("x" + normalize(fragment) + "x", charset, sep)[1:-1]
+
+
 def charset_loss(text, kept, charset):
     """How many of the text's characters the charset dropped or changed: for book every character that is
     not a lower-case letter or a space (upper-case letters, digits, punctuation, line breaks, other

@@ -416,6 +416,19 @@ def test_a_checkpoint_of_format_1_that_says_engine_auto_still_loads(tmp_path, tr
     assert r.returncode == 0 and r.stdout.startswith("the"), r.stderr
 
 
+def test_a_prefix_is_read_as_the_runs_text_was(trained):
+    """A run trained on --charset book (letters only, lower case) saw no capital: `--prefix "The Time Traveller!"`
+    was refused ("outside the vocabulary: '!T'"); it is read as the text was, 'the time traveller ', with a note
+    saying so, and the output goes on from what the model read. Its ends are kept: 'the time ' goes on after its
+    space (the charset strips a line's ends)."""
+    r = scratchrnn("generate", "--from", str(trained), "--prefix", "The  Time Traveller!", "--length", "5")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("the time traveller ") and len(r.stdout) == len("the time traveller ") + 5 + 1
+    assert r.stderr == "note: the prefix is read as the run's text was (--charset book): 'the time traveller '\n"
+    r = scratchrnn("generate", "--from", str(trained), "--prefix", "the time ", "--length", "5")
+    assert r.returncode == 0 and r.stderr == "" and r.stdout.startswith("the time ") and len(r.stdout) == 9 + 5 + 1
+
+
 def test_a_manifest_without_its_keys_is_one_line(tmp_path, trained):
     arrays, manifest = load_checkpoint(trained / "last.npz")
     del manifest["loader_rng"]
@@ -424,10 +437,11 @@ def test_a_manifest_without_its_keys_is_one_line(tmp_path, trained):
                    "has no 'loader_rng' in its manifest")
 
 
-def test_prefix_outside_the_vocabulary(trained):
+def test_prefix_outside_the_vocabulary(trained, tmp_path):
     """Checked before anything is printed: stdout stays empty (it held the prefix before)."""
-    r = scratchrnn("generate", "--from", str(trained), "--prefix", "Hello!")
-    one_line_error(r, "outside the vocabulary")
+    cli.main(["train", "--out", str(tmp_path / "raw"), "--epochs", "1", *SMALL, "--charset", "raw"])
+    r = scratchrnn("generate", "--from", str(tmp_path / "raw"), "--prefix", "Hello{")
+    one_line_error(r, "outside the vocabulary: '{'")
     assert r.stdout == ""
     for bad in (["--temperature", "-1"], ["--temperature", "nan"]):
         r = scratchrnn("generate", "--from", str(trained), "--prefix", "the", *bad)

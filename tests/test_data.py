@@ -21,6 +21,20 @@ def test_whole_text_and_preprocessing():
     assert preprocess_book("It's 1898, Mr. Wells!") == ["it s mr wells"]
 
 
+@pytest.mark.parametrize("fragment, charset, sep, read", [
+    ("The  Time, ", "book", "", "the time "),        # as inside the text; its trailing blank kept (preprocess strips)
+    (" it's 1898", "book", "", " it s "),
+    ("  hi\t there\n", "wide", "", " hi there"),    # wide: blanks collapsed, lines joined as the text's are
+    ("a\r\nb", "raw", "", "a\nb"),                   # raw: the fragment itself, its line breaks as \n
+    ("e\u0301 x", "raw", " ", "\u00e9 x"),           # NFC, as every text is read
+    ("The Time\nMachine", "book", " ", "the time machine"),
+])
+def test_a_fragment_is_read_as_inside_the_text(fragment, charset, sep, read):
+    assert data.read_as_text(fragment, charset, sep) == read
+    if charset != "raw":                               # what the charset makes of the same words inside a text
+        assert read.strip() in data.apply_charset("Once. " + fragment + " more", charset, sep)
+
+
 def test_any_utf8_file_and_several_files(tmp_path):
     a, b = tmp_path / "a.txt", tmp_path / "b.txt"
     a.write_text("Ünïcode is fine; abc abc\n", encoding="utf-8")
