@@ -150,6 +150,11 @@ def corpus_paths(paths):
     return [str(Path(c).resolve()) for c in paths] if paths else None
 
 
+# A run's log has a line at least this often: where no other line came for this long, the next minibatch's line
+# says how the epoch goes (its training perplexity so far, as --log-every-steps). The lines of a long text's epochs
+# (38 minutes each on a 56 MiB text) came every --log-every of them (10: six hours) before.
+QUIET_AT_MOST_S = 600
+
 # What a resume honours; every other flag describes the run, and must agree with its checkpoint.
 RESUME_HONOURS = ("resume", "epochs", "device", "engine", "threads", "save_every", "save_every_steps", "log_every",
                   "log_every_steps", "validate_every_steps", "sample", "plot", "max_minutes")
@@ -444,6 +449,7 @@ def run_training(args, held):
         bar.update(1)
         log_due, validation_due, save_due = (bool(n) and pos.batch % n == 0 for n in (
             config["log_every_steps"], config["validate_every_steps"], config["save_every_steps"]))
+        log_due = log_due or time.perf_counter() - said["at"] > QUIET_AT_MOST_S     # a log never falls silent
         if log_due or validation_due or save_due or time.perf_counter() - loss_read["at"] > 10:
             # A run that diverged inside a long epoch stops here, not at the epoch's end (38 minutes on a 56 MiB
             # text), and never writes its NaN weights over the last good checkpoint (reading the loss waits for a GPU:
@@ -481,7 +487,12 @@ def run_training(args, held):
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     on_terminal = sys.stderr.isatty()
-    say = tqdm.write if on_terminal else print
+    said = {"at": time.perf_counter()}                               # when the log's last line was written
+
+    def say(line):
+        """A line of the run's log: above the bar on a terminal."""
+        said["at"] = time.perf_counter()
+        (tqdm.write if on_terminal else print)(line)
     batches = loader.batches_per_epoch()
     # On a terminal the bar counts minibatches (an epoch of a long text can take many minutes; a bar in epochs
     # would stand still through it); its perplexity is the epoch's so far.
@@ -490,6 +501,7 @@ def run_training(args, held):
     shown = {"at": 0.0, "val": "-"}
     loss_read = {"at": time.perf_counter()}                          # when on_step last checked the loss
     ppl = speed = val_ppl = None
+    epoch_at_start = epoch                                           # the first epoch this call ends has its line
     try:
         while epoch < config["epochs"]:
             stop["epoch"] = epoch + 1                                 # (as the log lines count them)
@@ -535,7 +547,7 @@ def run_training(args, held):
             shown["val"] = "-" if val_ppl is None else f"{val_ppl:.2f}"
             bar.set_postfix(epoch=f"{epoch}/{config['epochs']}", train_ppl=f"{ppl:.2f}", val_ppl=shown["val"],
                             tokens_per_s=f"{speed:,.0f}")
-            if epoch % config["log_every"] == 0 or epoch == config["epochs"]:
+            if epoch % config["log_every"] == 0 or epoch == config["epochs"] or epoch == epoch_at_start + 1:
                 say(f"epoch {epoch:4d}  train perplexity {ppl:7.2f}  "
                     + ("" if val_ppl is None else f"validation perplexity {val_ppl:7.2f}  ")
                     + f"lr {lr_now:.4g}  {speed:,.0f} tokens/s")
@@ -659,7 +671,9 @@ def build_parser():
     t.add_argument("--max-minutes", type=positive_float, default=None, metavar="M",
                    help="stop after M minutes, at the end of the minibatch that crosses them: validation, "
                         "checkpoint and plot as at the end of a run; resumable")
-    t.add_argument("--log-every", type=positive_int, default=10, help="print a line every N epochs")
+    t.add_argument("--log-every", type=positive_int, default=10,
+                   help="print a line every N epochs, and after the first and the last (a line inside the epoch "
+                        "where none came for 10 minutes)")
     t.add_argument("--log-every-steps", type=every_or_off, default=None, metavar="N",
                    help="also print a line every N minibatches: the epoch's training perplexity so far (for texts "
                         "whose epoch is long; 0: off)")

@@ -679,6 +679,26 @@ def test_progress_inside_an_epoch_every_n_minibatches(tmp_path):
         [(int(w[1]), int(w[3].split("/")[0]), batches, float(w[6]), "") for w in lines]
 
 
+def test_a_log_has_the_first_epochs_line_and_never_falls_silent(tmp_path, capsys, monkeypatch):
+    """The first epoch a call trains has its line, as the last has (its speed and perplexity at once: with the default
+    --log-every 10 the first line of a 1 MB text's run came after 8 minutes), and a line comes inside an epoch where
+    none came for cli.QUIET_AT_MOST_S (10 minutes; a 56 MiB text's log was silent for six hours, ten 38-minute
+    epochs): here set to 0, every minibatch's."""
+    out = tmp_path / "run"
+    small = SMALL[:-2]                                                # without its --log-every 1
+    cli.main(["train", "--out", str(out), "--epochs", "3", *small])
+    cli.main(["train", "--resume", str(out), "--epochs", "5"])
+    lines = capsys.readouterr().out.splitlines()
+    assert [int(line.split()[1]) for line in lines if line.startswith("epoch")] == [1, 3, 4, 5]
+    assert not (out / "steps.csv").exists()
+    monkeypatch.setattr(cli, "QUIET_AT_MOST_S", 0.0)
+    cli.main(["train", "--resume", str(out), "--epochs", "6"])
+    lines = [line.split() for line in capsys.readouterr().out.splitlines() if line.startswith("epoch")]
+    batches = int(lines[0][3].split("/")[1])
+    assert [w[1:4] for w in lines[:-1]] == [["6", "minibatch", f"{b}/{batches}"] for b in range(1, batches + 1)]
+    assert lines[-1][1:3] == ["6", "train"] and len((out / "steps.csv").read_text().splitlines()) == batches + 1
+
+
 def test_a_resume_saves_logs_validates_and_samples_as_the_run_did(tmp_path, capsys, monkeypatch):
     """`train --resume DIR` alone goes on as the run was started: its --save-every-steps, --log-every(-steps),
     --validate-every-steps, --sample and --plot are kept in its checkpoint (a resume without them saved nothing inside
