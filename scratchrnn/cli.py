@@ -581,10 +581,12 @@ def cmd_generate(args):
     model, vocab = model_from_checkpoint(arrays, manifest, resolve_device(args.device), path)
     config = manifest["config"]
     prefix = args.prefix if args.prefix else None                       # "" too: as with no --prefix
-    charset = config["charset"]
-    if prefix is not None and read_as_text(prefix, charset, vocab.sep) != normalize(prefix):
-        prefix = read_as_text(prefix, charset, vocab.sep)             # the model read its text so, and only so
-        print(f"note: the prefix is read as the run's text was (--charset {charset}): {prefix!r}", file=sys.stderr)
+    if prefix is not None:                                              # the model read its text so, and only so
+        read = read_as_text(prefix, config["charset"], vocab.sep)
+        if read != normalize(prefix):
+            print(f"note: the prefix is read as the run's text was (--charset {config['charset']}): {read!r}",
+                  file=sys.stderr)
+        prefix = read
     # A run that read tokens of its text as <unk> (--min-freq, --init-from) showed its model <unk>: a prefix's tokens
     # outside the vocabulary are read so too (with a note); any other run's model never saw <unk>, and refuses them.
     unk_trained = config.get("min_freq", IMPLIED["min_freq"]) > 1 or bool(config.get("init_from"))
@@ -693,8 +695,8 @@ def build_parser():
                    help="a run folder (or a checkpoint .npz file)")
     g.add_argument("--prefix", default=None,
                    help="text to warm up on, read as the run's text was (its --charset; then any characters of its "
-                        "vocabulary); none: the first token is "
-                        "drawn uniformly from the vocabulary (with --seed), as char-rnn does")
+                        "vocabulary); none: the first token is drawn uniformly from the vocabulary (with --seed), as "
+                        "char-rnn does")
     g.add_argument("--length", type=positive_int, default=100, help="tokens to generate")
     g.add_argument("--temperature", type=float, default=0.0, help="0: greedy; > 0: sample from softmax(logits/T)")
     g.add_argument("--top-k", type=positive_int, default=None, metavar="K",
