@@ -156,8 +156,9 @@ def corpus_paths(paths):
 QUIET_AT_MOST_S = 600
 
 # What a resume honours; every other flag describes the run, and must agree with its checkpoint.
+# --corpus: where the run's text is now (moved, or on another machine), checked to be the same text.
 RESUME_HONOURS = ("resume", "epochs", "device", "engine", "threads", "save_every", "save_every_steps", "log_every",
-                  "log_every_steps", "validate_every_steps", "sample", "plot", "max_minutes")
+                  "log_every_steps", "validate_every_steps", "sample", "plot", "max_minutes", "corpus")
 # What --init-from takes from the run it starts from: the model's shape and how its text was read.
 INHERITED = ("cell", "nonlinearity", "layers", "hidden", "init", "dtype", "embedding", "tokens", "charset", "min_freq")
 
@@ -252,7 +253,8 @@ def check_resume(manifest, vocab, text_id, out):
     which = changed_files(manifest.get("corpus_files"), text_id["corpus_files"])
     if manifest["vocab"] != vocab.idx_to_token:
         raise CheckpointError(f"the corpus now gives a vocabulary of {len(vocab)} tokens, the checkpoint was "
-                              f"trained on {len(manifest['vocab'])} different ones{which}; it cannot be resumed on it")
+                              f"trained on {len(manifest['vocab'])} different ones{which}; it cannot be resumed on it: "
+                              f"train on it from these weights with --init-from {out} --out NEW")
     then, now = manifest.get("corpus_digest"), text_id["corpus_digest"]
     if then is not None and then != now:
         what = then_and_now(then, now, "tokens", same=", not the same ones")
@@ -263,11 +265,12 @@ def check_resume(manifest, vocab, text_id, out):
 
 def changed_files(then, now):
     """'; changed since: PATH (N bytes then, M now), ...' for the corpus files whose digests (data.file_digest)
-    differ; '' where none does or the checkpoint kept none."""
-    if not then:
+    differ, file by file in the order given (a resume's --corpus may name them where they are now); '' where none
+    does, or the checkpoint kept none, or the files are not as many."""
+    if not then or len(then) != len(now):
         return ""
-    changed = [f"{path} ({then_and_now(then[path], digest, 'bytes')})" for path, digest in now.items()
-               if then.get(path, digest) != digest]
+    changed = [f"{path} ({then_and_now(digest_then, digest, 'bytes')})"
+               for digest_then, (path, digest) in zip(then.values(), now.items()) if digest_then != digest]
     return "; changed since: " + ", ".join(changed) if changed else ""
 
 
@@ -321,6 +324,15 @@ def run_training(args, held):
             config["epochs"] = args.epochs
         if "engine" in args.given:
             config["engine"] = args.engine
+        if "corpus" in args.given:                                    # the same text, where it is now
+            if manifest.get("corpus_digest") is None:
+                raise ConfigError(f"--corpus: {out}'s checkpoint keeps no digest of its text (it was written before "
+                                  f"they were kept), so a resume cannot tell that it is the same text")
+            config["corpus"] = corpus_paths(args.corpus)              # (check_resume refuses another text)
+        elif any(not Path(p).exists() for p in config["corpus"] or ()):
+            gone = next(p for p in config["corpus"] if not Path(p).exists())
+            raise DataError(f"the run's text {gone} is not there any more; if it has moved, give it where it is now "
+                            f"(the same text, checked): scratchrnn train --resume {out} --corpus PATH ...")
         kept = [key for key in WATCH_KEYS if key in config and key not in args.given]
         config.update({key: getattr(args, key) for key in WATCH_KEYS if key not in kept})   # given, or not kept then
         check_arrays(arrays, config, len(manifest["vocab"]), out / "last.npz")
@@ -663,7 +675,8 @@ def build_parser():
                    help="continue the run saved in DIR exactly, saving, logging, validating and sampling as it was "
                         "started; it honours --epochs (to raise the total), --device, --engine, --threads, "
                         "--save-every(-steps), --log-every(-steps), --validate-every-steps, --sample, --(no-)plot, "
-                        "--max-minutes and refuses any other flag that contradicts the run")
+                        "--max-minutes, --corpus (where the run's text is now, if it has moved: the same text, "
+                        "checked) and refuses any other flag that contradicts the run")
     t.add_argument("--init-from", metavar="RUN", default=None,
                    help="start from the weights and vocabulary of RUN (a run folder or checkpoint) and train on "
                         "--corpus; its shape flags come from RUN; characters RUN never saw are read as <unk>")

@@ -512,6 +512,42 @@ def test_resume_on_a_changed_text_with_the_same_vocabulary_is_refused(tmp_path):
     assert r.returncode == 0, r.stderr
 
 
+def test_a_run_whose_text_has_moved_resumes_with_corpus_where_it_is_now(tmp_path):
+    """A run folder copied to another machine, or a text moved to another folder: the run's text is not at the path
+    its checkpoint keeps, and --corpus was refused on a resume ("contradicts the checkpoint"), so it could never be
+    resumed. Now the missing text is one line naming --corpus; --corpus gives where the text is now, checked to be
+    the same text (its digest), and the resume ends with the bits of a run never moved, and keeps the new place for
+    the next one. Another text under --corpus is refused as a changed text is, naming the file."""
+    texts = [tmp_path / "texts" / name for name in ("a.txt", "b.txt")]
+    texts[0].parent.mkdir()
+    for i, f in enumerate(texts):
+        f.write_text(f"the time traveller {i} said so\n" * 60)
+    flags = [*SMALL, "--max-tokens", "-1", "--charset", "raw"]
+    cli.main(["train", "--out", str(tmp_path / "still"), "--epochs", "2", "--corpus", *map(str, texts), *flags])
+    out = tmp_path / "run"
+    cli.main(["train", "--out", str(out), "--epochs", "1", "--corpus", *map(str, texts), *flags])
+    texts[0].parent.rename(tmp_path / "moved")
+    moved = [tmp_path / "moved" / f.name for f in texts]
+    before = (out / "last.npz").read_bytes()
+    r = scratchrnn("train", "--resume", str(out), "--epochs", "2")
+    one_line_error(r, f"the run's text {texts[0]} is not there any more", f"--resume {out} --corpus PATH")
+    assert (out / "last.npz").read_bytes() == before
+    moved[1].write_text(moved[1].read_text().replace("said", "dias", 1))
+    r = scratchrnn("train", "--resume", str(out), "--epochs", "2", "--corpus", *map(str, moved))
+    one_line_error(r, "not the text this run was trained on", f"changed since: {moved[1]} (")
+    assert str(moved[0]) not in r.stderr and (out / "last.npz").read_bytes() == before
+    moved[1].write_text(moved[1].read_text().replace("dias", "said", 1))
+    r = scratchrnn("train", "--resume", str(out), "--epochs", "2", "--corpus", *map(str, moved))
+    assert r.returncode == 0, r.stderr
+    a, ma = weights(tmp_path / "still")
+    b, mb = weights(out)
+    assert all(np.array_equal(a[k], b[k]) for k in a) and ma["history"][-1]["val_perplexity"] == \
+        mb["history"][-1]["val_perplexity"]
+    assert mb["config"]["corpus"] == [str(f) for f in moved]
+    r = scratchrnn("train", "--resume", str(out), "--epochs", "3")     # the new place, kept
+    assert r.returncode == 0, r.stderr
+
+
 def test_a_resume_refused_for_a_changed_text_names_the_file_that_changed(tmp_path):
     """A run on several files keeps each file's digest beside the corpus's: the refusal names the file that changed
     (it could only say that the joined text had), and not the others. The same tokens from other bytes (Windows line

@@ -236,7 +236,9 @@ def test_resume_of_an_older_checkpoint_refuses_what_it_did_not_do(poem_run, tmp_
 def test_resume_refuses_another_corpus_and_another_out(poem_run, tmp_path):
     _, out = poem_run
     other = write(tmp_path / "other.txt", POEM * 30)
-    one_line_error(scratchrnn("train", "--resume", str(out), "--corpus", str(other)), "--corpus", "contradicts")
+    # (--corpus on a resume says where the run's text is now: another text is refused, naming --init-from)
+    one_line_error(scratchrnn("train", "--resume", str(out), "--corpus", str(other)), "cannot be resumed on it",
+                   f"changed since: {other.resolve()}", f"--init-from {out}")
     one_line_error(scratchrnn("train", "--resume", str(out), "--out", str(tmp_path / "elsewhere")),
                    "a resume writes into the run's folder")
     one_line_error(scratchrnn("train", "--resume", str(out), "--init-from", str(out)), "give one of them")
