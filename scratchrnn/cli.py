@@ -29,8 +29,9 @@ from .checkpoint import (atomic_write, check_arrays, load_run, model_from_checkp
                          weights_in)
 from .cmdline import (EXIT_DIVERGED, EXIT_INTERRUPTED, DefaultsHelpFormatter, OneLineParser, add_model_arguments,
                       add_selftest_arguments, add_training_arguments, blas_threads, command_line_flags, every_or_off,
-                      hold_out_dir, learning_rate_of, max_tokens_of, model_config, note_split_on_one_cpu,
-                      optimizer_config, positive_float, positive_int, prepare_out_dir, seed_int, with_one_line_errors)
+                      hold_out_dir, learning_rate_of, leave_hung_up_terminal, max_tokens_of, model_config,
+                      note_split_on_one_cpu, optimizer_config, positive_float, positive_int, prepare_out_dir, seed_int,
+                      terminal_fds, with_one_line_errors)
 from .optimizers import HYPERPARAMETERS, optimizer_from_config
 from .schedules import SCHEDULE_DEFAULTS, check_schedule, rate_of
 from .data import CHARSETS, TOKENS, SeqDataLoader, Vocab, corpus_digest, load_corpus, normalize, read_as_text
@@ -438,7 +439,13 @@ def run_training(args, held):
         sys.exit(EXIT_INTERRUPTED)
     budget = None if args.max_minutes is None else args.max_minutes * 60
 
+    hangup, on_terminals = getattr(signal, "SIGHUP", None), terminal_fds()   # (no SIGHUP on Windows)
+
     def on_signal(signum, frame):
+        """Ctrl-C, SIGTERM, SIGHUP: stop at the next minibatch's end and save there (a hung-up terminal, an ssh
+        connection that dropped, ended the run where it stood, its epoch lost)."""
+        if signum == hangup:
+            leave_hung_up_terminal(on_terminals)                      # what is still written goes nowhere
         if stop["signal"]:                                            # a second one: leave now
             raise KeyboardInterrupt
         stop["signal"] = signal.Signals(signum).name
@@ -497,7 +504,7 @@ def run_training(args, held):
         if budget is not None and time.perf_counter() - started_at > budget:
             raise Stop("budget", pos)
 
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM, hangup) if sig}
     on_terminal = sys.stderr.isatty()
     said = {"at": time.perf_counter()}                               # when the log's last line was written
 

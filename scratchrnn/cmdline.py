@@ -12,6 +12,8 @@ self-test, `diagnose` and the benchmarks.
     usable_cpus, note_split_on_one_cpu    the CPUs this process may run on; a note where fast-split has one
     prepare_out_dir, prepare_out_file   prove an output folder or file can be written, before any training
     hold_out_dir             one training at a time writes into a run folder
+    terminal_fds, leave_hung_up_terminal   a training outlives its terminal's hang-up long enough to save
+    command_line_flags       the flags that give a parser some values, as a user types them
 """
 import argparse
 import copy
@@ -312,6 +314,21 @@ def prepare_out_file(path, flag):
         raise ConfigError(f"{flag} {path}: the folder {str(folder)!r} does not exist")
     prepare_out_dir(folder)
     return Path(path)
+
+
+def terminal_fds():
+    """Which of standard output and error (1, 2) are a terminal now (after a hang-up a terminal no longer says so)."""
+    return [fd for fd in (1, 2) if os.isatty(fd)]
+
+
+def leave_hung_up_terminal(fds):
+    """After SIGHUP (the ssh connection dropped, the terminal's window closed) every write to the terminal fails (EIO),
+    and the first would end a training before it saves: `fds`, those that were a terminal (terminal_fds at the start),
+    are pointed at os.devnull, as nohup would have had them. A log file or a pipe stays as it was."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for fd in fds:
+        os.dup2(devnull, fd)
+    os.close(devnull)
 
 
 def with_one_line_errors(program, *args):

@@ -302,6 +302,34 @@ def test_sigterm_saves_and_resume_is_exact(tmp_path):
     assert all(np.array_equal(a[k], b[k]) for k in b)
 
 
+def test_a_terminal_that_hangs_up_saves_and_resume_is_exact(tmp_path):
+    """The terminal a training runs in goes away (an ssh connection drops, its window is closed): the kernel hangs
+    it up and sends SIGHUP, which ended the run where it stood, the epoch's minibatches lost (and a write to the
+    hung-up terminal fails, EIO, which would end it too). Now it is Ctrl-C's stop: saved inside the epoch, exit 130,
+    and resumed exactly; what it still writes to the terminal goes to /dev/null."""
+    import pty
+    corpus = write(tmp_path / "t.txt", POEM * 200)
+    args = ["--corpus", str(corpus), "--hidden", "96", "--layers", "2", "--engine", "reference", "--batch-size",
+            "16", "--num-steps", "20", "--device", "cpu", "--log-every", "1", "--epochs", "6", "--val-fraction", "0"]
+    out = tmp_path / "stopped"
+    pid, terminal = pty.fork()                        # the child's controlling terminal
+    if pid == 0:
+        os.execv(sys.executable, [sys.executable, "-m", "scratchrnn", "train", "--out", str(out), *args])
+    shown = b""
+    while b"epoch    1" not in shown:
+        shown += os.read(terminal, 4096)
+    os.close(terminal)                                # the kernel hangs the terminal up: SIGHUP
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 130, shown.decode(errors="replace")[-500:]
+    _, manifest = load_checkpoint(out / "last.npz")
+    assert manifest["epoch"] < 6
+    assert scratchrnn("train", "--resume", str(out), "--device", "cpu").returncode == 0
+    assert scratchrnn("train", "--out", str(tmp_path / "full"), *args).returncode == 0
+    a, _ = load_checkpoint(out / "last.npz")
+    b, _ = load_checkpoint(tmp_path / "full" / "last.npz")
+    assert all(np.array_equal(a[k], b[k]) for k in b)
+
+
 # ---------------------------------------------------------------------------------------------
 # Bad input never loses a run
 # ---------------------------------------------------------------------------------------------
