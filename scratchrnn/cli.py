@@ -461,6 +461,27 @@ def run_training(args, held):
                               val_perplexity=None))
         steps[-1].update({k: round(v, 6) for k, v in measured.items()})
 
+    def validate_inside(pos):
+        """--validate-every-steps at this minibatch: a line, a row of steps.csv, best.npz when the best so far."""
+        was, began = best, time.perf_counter()
+        try:
+            val_now = validate()
+        except EvaluationInterrupted:
+            raise Stop("interrupted", pos) from None
+        took = time.perf_counter() - began
+        note_step(pos, val_perplexity=val_now)
+        keep_if_best(val_now, pos, stop["rng_at_start"])
+        shown["val"] = f"{val_now:.2f}"
+        say(f"epoch {epoch + 1:4d}  minibatch {pos.batch:,}/{batches:,}  validation perplexity {val_now:7.2f}  "
+            f"({took:.1f} s)" + (f"  best so far: {out / 'best.npz'}" if val_now < was else ""))
+
+    def validation_cut(pos):
+        """Whether the run stopped at this minibatch without the validation due there (a Ctrl-C during it, or during
+        the minibatch): a resume there does it first."""
+        n = config["validate_every_steps"]
+        return bool(n) and pos.batch % n == 0 and pos.batch < batches and not any(
+            (s["epoch"], s["minibatch"]) == (epoch + 1, pos.batch) and s["val_perplexity"] is not None for s in steps)
+
     def on_step(pos, grad_norm):
         """After each minibatch: the progress bar, --log-every-steps, --validate-every-steps, then a Ctrl-C's stop,
         --save-every-steps and the --max-minutes budget, so that a checkpoint here keeps this minibatch's rows."""
@@ -485,18 +506,8 @@ def run_training(args, held):
             note_step(pos, train_perplexity=running)
             say(f"epoch {epoch + 1:4d}  minibatch {pos.batch:,}/{batches:,}  train perplexity {running:7.2f}  "
                 f"lr {rate(pos.batch - 1):.4g}  {rate_so_far:,.0f} tokens/s")
-        if validation_due and pos.batch < batches and not stop["signal"]:
-            was, began = best, time.perf_counter()                    # (the epoch's last minibatch: its own line)
-            try:
-                val_now = validate()
-            except EvaluationInterrupted:
-                raise Stop("interrupted", pos) from None
-            took = time.perf_counter() - began
-            note_step(pos, val_perplexity=val_now)
-            keep_if_best(val_now, pos, stop["rng_at_start"])
-            shown["val"] = f"{val_now:.2f}"
-            say(f"epoch {epoch + 1:4d}  minibatch {pos.batch:,}/{batches:,}  validation perplexity {val_now:7.2f}  "
-                f"({took:.1f} s)" + (f"  best so far: {out / 'best.npz'}" if val_now < was else ""))
+        if validation_due and pos.batch < batches and not stop["signal"]:  # (the epoch's last: its own line)
+            validate_inside(pos)
         if stop["signal"]:
             raise Stop("interrupted", pos)
         if save_due:
@@ -528,6 +539,8 @@ def run_training(args, held):
             stop["position"] = position
             started = time.perf_counter()
             try:
+                if position is not None and validation_cut(position):
+                    validate_inside(position)
                 rate = rate_of(config, epoch, loader.batches_per_epoch())
                 ppl, speed = train_epoch(model, loader, rate, config["theta"], config["random_iter"],
                                          on_step=on_step, resume=position, optimizer=optimizer)
