@@ -439,7 +439,10 @@ def run_training(args, held):
         sys.exit(EXIT_INTERRUPTED)
     budget = None if args.max_minutes is None else args.max_minutes * 60
 
-    hangup, on_terminals = getattr(signal, "SIGHUP", None), terminal_fds()   # (no SIGHUP on Windows)
+    # SIGHUP (none on Windows), unless the run was started to ignore it (nohup), which it goes on doing
+    hangup = getattr(signal, "SIGHUP", None)
+    hangup = None if hangup is None or signal.getsignal(hangup) == signal.SIG_IGN else hangup
+    on_terminals = terminal_fds()
 
     def on_signal(signum, frame):
         """Ctrl-C, SIGTERM, SIGHUP: stop at the next minibatch's end and save there (a hung-up terminal, an ssh

@@ -5,6 +5,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 import unicodedata
 from pathlib import Path
 
@@ -328,6 +329,24 @@ def test_a_terminal_that_hangs_up_saves_and_resume_is_exact(tmp_path):
     a, _ = load_checkpoint(out / "last.npz")
     b, _ = load_checkpoint(tmp_path / "full" / "last.npz")
     assert all(np.array_equal(a[k], b[k]) for k in b)
+    # started under nohup (SIGHUP ignored, the output in a file), the run outlives its terminal and ends its epochs
+    was = signal.signal(signal.SIGHUP, signal.SIG_IGN)   # (ignored from the fork on: the hang-up may come at once)
+    pid, terminal = pty.fork()
+    if pid == 0:
+        log = os.open(tmp_path / "nohup.out", os.O_WRONLY | os.O_CREAT)
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+        os.execv(sys.executable, [sys.executable, "-m", "scratchrnn", "train", "--out", str(tmp_path / "nohup"),
+                                  "--corpus", str(corpus), "--hidden", "32", "--layers", "1", "--epochs", "2",
+                                  "--device", "cpu"])
+    signal.signal(signal.SIGHUP, was)
+    log = tmp_path / "nohup.out"
+    while not (log.exists() and "LSTM" in log.read_text()):
+        time.sleep(0.05)                              # the run has started (before, the pty itself was not ready)
+    os.close(terminal)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, log.read_text()
+    assert load_checkpoint(tmp_path / "nohup" / "last.npz")[1]["epoch"] == 2
 
 
 # ---------------------------------------------------------------------------------------------
