@@ -464,6 +464,8 @@ def run_training(args, held):
                               val_perplexity=None))
         steps[-1].update({k: round(v, 6) for k, v in measured.items()})
 
+    validated = {"at": None, "val": None}                            # the last validate_inside: (epoch, minibatch)
+
     def validate_inside(pos):
         """--validate-every-steps at this minibatch: a line, a row of steps.csv, best.npz when the best so far."""
         was, began = best, time.perf_counter()
@@ -472,6 +474,7 @@ def run_training(args, held):
         except EvaluationInterrupted:
             raise Stop("interrupted", pos) from None
         took = time.perf_counter() - began
+        validated.update(at=(epoch, pos.batch), val=val_now)
         note_step(pos, val_perplexity=val_now)
         keep_if_best(val_now, pos, stop["rng_at_start"])
         shown["val"] = f"{val_now:.2f}"
@@ -551,9 +554,9 @@ def run_training(args, held):
                 bar.close()
                 if e.why == "interrupted":
                     leave_interrupted(e.position)
-                try:
-                    val_ppl = validate()                              # the budget: end as any run ends
-                except EvaluationInterrupted:
+                try:                                                  # the budget: end as any run ends (a
+                    val_ppl = validated["val"] if validated["at"] == (epoch, e.position.batch) else validate()
+                except EvaluationInterrupted:                         # validation just done here: its value)
                     leave_interrupted(e.position)
                 keep_if_best(val_ppl, e.position, stop["rng_at_start"])
                 write_last(e.position, stop["rng_at_start"])

@@ -283,6 +283,21 @@ def test_nan_weights_found_writing_a_stops_checkpoint_are_a_divergence(tmp_path,
     assert not (out / "last.npz").exists()
 
 
+def test_a_budget_spent_at_a_validation_inside_the_epoch_does_not_validate_again(tmp_path, monkeypatch, capsys):
+    """--max-minutes ends as a run ends, with a validation; where the budget ran out at a --validate-every-steps
+    validation (here its minibatch 1), the same weights were validated again: on a 56 MiB text, 104 s more past
+    the budget for the value just printed. Now that value is the stop's."""
+    real, passes = cli.evaluate, []
+    monkeypatch.setattr(cli, "evaluate", lambda *a, **k: (passes.append(1), real(*a, **k))[1])
+    out = tmp_path / "run"
+    cli.main(["train", "--out", str(out), "--epochs", "1", "--max-minutes", "0.00001", "--validate-every-steps", "1",
+              *SMALL])
+    lines = capsys.readouterr().out.splitlines()
+    assert len(passes) == 1 and "stopped: the --max-minutes 1e-05 budget is spent, at epoch 1, minibatch 1" in lines[2]
+    shown = float(lines[1].split("validation perplexity")[1].split()[0])
+    assert weights(out)[1]["best_val"] == pytest.approx(shown, abs=0.006) and (out / "best.npz").exists()
+
+
 def test_gradcheck_prints_a_table():
     r = scratchrnn("gradcheck", "--cell", "lstm", "--layers", "2")
     assert r.returncode == 0, r.stderr
