@@ -388,8 +388,8 @@ def run_training(args, held):
             print(f"{out} already has {epoch} epochs; ask for more with --epochs N")
             return
         as_started = command_line_flags({key: config[key] for key in kept}, build_parser().subcommands["train"])
-        print(f"resuming {out} at epoch {epoch}" + (f", minibatch {manifest['batch']}" if position else "")
-              + (f"; going on as before with {as_started}" if as_started else ""))
+        where = f"at epoch {epoch + 1}, minibatch {manifest['batch']:,}" if position else f"after epoch {epoch}"
+        print(f"resuming {out} {where}" + (f"; going on as before with {as_started}" if as_started else ""))
     elif arrays is not None:
         model.load_state_dict(weights_in(arrays))                     # --init-from: its weights, a new text
         print(f"starting from the weights of {config['init_from']}")

@@ -768,7 +768,7 @@ def test_a_resume_saves_logs_validates_and_samples_as_the_run_did(tmp_path, caps
                                                            save_run(path, *a)))
     cli.main(["train", "--resume", str(out), "--epochs", "2"])
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == (f"resuming {out} at epoch 1; going on as before with --save-every-steps 9 --log-every 1 "
+    assert lines[0] == (f"resuming {out} after epoch 1; going on as before with --save-every-steps 9 --log-every 1 "
                         "--log-every-steps 10 --validate-every-steps 15 --sample 12 --plot")
     batches = int(next(line for line in lines if "minibatch" in line).split()[3].split("/")[1])
     assert [line.split()[3] for line in lines if " train perplexity" in line and "minibatch" in line] == [
@@ -784,7 +784,7 @@ def test_a_resume_saves_logs_validates_and_samples_as_the_run_did(tmp_path, caps
               "--sample", "0", "--no-plot", "--save-every-steps", "20"])
     cli.main(["train", "--resume", str(out), "--epochs", "4"])
     lines = capsys.readouterr().out.splitlines()
-    assert f"resuming {out} at epoch 3; going on as before with --save-every-steps 20 --log-every 1" in lines
+    assert f"resuming {out} after epoch 3; going on as before with --save-every-steps 20 --log-every 1" in lines
     assert not [line for line in lines if "minibatch" in line or "sample" in line]
     assert not (out / "perplexity.png").exists() and weights(out)[1]["config"]["save_every_steps"] == 20
     # a checkpoint written before they were kept resumes with the flags' defaults, as it did
@@ -792,7 +792,7 @@ def test_a_resume_saves_logs_validates_and_samples_as_the_run_did(tmp_path, caps
     manifest["config"] = {k: v for k, v in manifest["config"].items() if k not in cli.WATCH_KEYS}
     save_checkpoint(out / "last.npz", arrays, manifest)
     cli.main(["train", "--resume", str(out), "--epochs", "5"])
-    assert capsys.readouterr().out.splitlines()[0] == f"resuming {out} at epoch 4"
+    assert capsys.readouterr().out.splitlines()[0] == f"resuming {out} after epoch 4"
     assert {k: weights(out)[1]["config"][k] for k in ("save_every_steps", "log_every")} == dict(save_every_steps=None,
                                                                                               log_every=10)
 
