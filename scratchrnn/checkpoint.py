@@ -165,6 +165,18 @@ def weights_in(arrays):
     return {k: v for k, v in arrays.items() if not k.startswith(("state.", "optimizer."))}
 
 
+def with_new_tokens(weights, fresh):
+    """A run's weights (PyTorch's names) for a model whose vocabulary grew at its end (train --init-from on a text
+    with tokens the run never saw; data.Vocab.grown_by): in each array with a vocabulary axis, the run's tokens keep
+    their weights and the new ones take `fresh`'s, the grown model's as initialised; every other array is the
+    run's. The run's block is the leading one along every axis, since the new tokens come last."""
+    grown = {}
+    for key, old in weights.items():
+        grown[key] = np.array(fresh[key], dtype=old.dtype)
+        grown[key][tuple(slice(0, n) for n in old.shape)] = old
+    return grown
+
+
 def position_in(arrays, manifest, model):
     """Where a run stopped inside an epoch, as an EpochPosition with the carried state on the model's device;
     None for a run stopped at the end of an epoch. A random-iteration run carries no state."""

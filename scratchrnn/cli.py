@@ -26,7 +26,7 @@ from . import __version__, diagnose
 from .backend import DEVICES, device_name, resolve_device
 from .cells import CELLS
 from .checkpoint import (atomic_write, check_arrays, load_run, model_from_checkpoint, position_in, save_run,
-                         weights_in)
+                         weights_in, with_new_tokens)
 from .cmdline import (EXIT_DIVERGED, EXIT_INTERRUPTED, DefaultsHelpFormatter, OneLineParser, add_model_arguments,
                       add_selftest_arguments, add_training_arguments, blas_threads, command_line_flags, every_or_off,
                       hold_out_dir, learning_rate_of, leave_hung_up_terminal, max_tokens_of, model_config,
@@ -75,7 +75,7 @@ def split_validation(corpus, fraction, batch_size, num_steps):
     return corpus[:-n_val], corpus[-n_val:]
 
 
-def build(config, device, vocab=None, report=None):
+def build(config, device, vocab=None, report=None, grow=False):
     """Corpus, vocabulary, train/validation split, data loader and model from a run's config. vocab: the
     vocabulary to read the text with (a run that started from another's weights keeps that run's); None
     builds it from the text. The model's memory is checked before anything is allocated. Also returns what
@@ -84,7 +84,7 @@ def build(config, device, vocab=None, report=None):
     files = {}
     corpus, vocab = load_corpus(config["corpus"], max_tokens=config["max_tokens"], token=config["tokens"],
                                 charset=config["charset"], vocab=vocab, report=report,
-                                min_freq=config.get("min_freq", IMPLIED["min_freq"]), digests=files)
+                                min_freq=config.get("min_freq", IMPLIED["min_freq"]), digests=files, grow=grow)
     B, T = config["batch_size"], config["num_steps"]
     train, val = split_validation(corpus, config["val_fraction"], B, T)
     loader = SeqDataLoader(train, B, T, config["random_iter"], config["seed"])
@@ -366,7 +366,11 @@ def run_training(args, held):
         replaced = [] if args.resume else check_no_run_in(out, args.overwrite)
         device = resolve_device(args.device)
         note_split_on_one_cpu(config["engine"], device)
-        vocab, loader, val, model, text_id = build(config, device, vocab, report)
+        grow = arrays is not None and manifest is None                # --init-from: the text's new tokens too
+        trained_on = len(vocab) if grow else None
+        vocab, loader, val, model, text_id = build(config, device, vocab, report, grow)
+        if grow:
+            config["new_tokens"] = len(vocab) - trained_on            # (its model reads no token as <unk> for it)
         optimizer = optimizer_from_config(config, model)
         check_resume(manifest, vocab, text_id, out)
     except BaseException:
@@ -391,7 +395,7 @@ def run_training(args, held):
         where = f"at epoch {epoch + 1}, minibatch {manifest['batch']:,}" if position else f"after epoch {epoch}"
         print(f"resuming {out} {where}" + (f"; going on as before with {as_started}" if as_started else ""))
     elif arrays is not None:
-        model.load_state_dict(weights_in(arrays))                     # --init-from: its weights, a new text
+        model.load_state_dict(with_new_tokens(weights_in(arrays), model.state_dict()))   # --init-from: a new text
         print(f"starting from the weights of {config['init_from']}")
     print(f"{config['layers']}-layer {config['cell'].upper()} ({config['hidden']} hidden, "
           f"{model.num_parameters():,} parameters, {model.engine_name}) on {len(loader.corpus):,} training tokens"
@@ -625,9 +629,11 @@ def cmd_generate(args):
             print(f"note: the prefix is read as the run's text was (--charset {config['charset']}): {read!r}",
                   file=sys.stderr)
         prefix = read
-    # A run that read tokens of its text as <unk> (--min-freq, --init-from) showed its model <unk>: a prefix's tokens
-    # outside the vocabulary are read so too (with a note); any other run's model never saw <unk>, and refuses them.
-    unk_trained = config.get("min_freq", IMPLIED["min_freq"]) > 1 or bool(config.get("init_from"))
+    # A run that read tokens of its text as <unk> (--min-freq; --init-from before its vocabulary grew by the text's
+    # new tokens, config new_tokens) showed its model <unk>: a prefix's tokens outside the vocabulary are read so too
+    # (with a note); any other run's model never saw <unk>, and refuses them.
+    unk_trained = config.get("min_freq", IMPLIED["min_freq"]) > 1 or (bool(config.get("init_from"))
+                                                                        and "new_tokens" not in config)
     tokens = generate(prefix, args.length, model, vocab, temperature=args.temperature, seed=args.seed,
                       top_k=args.top_k, unk_trained=unk_trained,           # checked here: nothing printed if wrong
                       report=lambda line: print(line, file=sys.stderr))
@@ -705,7 +711,8 @@ def build_parser():
                         "checked) and refuses any other flag that contradicts the run")
     t.add_argument("--init-from", metavar="RUN", default=None,
                    help="start from the weights and vocabulary of RUN (a run folder or checkpoint) and train on "
-                        "--corpus; its shape flags come from RUN; characters RUN never saw are read as <unk>")
+                        "--corpus; its shape flags come from RUN; characters (words) RUN never saw are added to its "
+                        "vocabulary, with fresh weights")
     t.add_argument("--save-every", type=positive_int, default=1, help="write last.npz every N epochs")
     t.add_argument("--save-every-steps", type=every_or_off, default=None, metavar="N",
                    help="also write last.npz every N minibatches (for texts whose epoch is long; 0: off)")

@@ -191,6 +191,12 @@ class Vocab:
     def unk(self):
         return 0
 
+    def grown_by(self, other):
+        """This vocabulary, then the tokens of `other` it lacks (in other's order) at its end: a trained model's ids
+        stay as they were, and a text's new tokens get ids of their own (train --init-from)."""
+        new = [tok for tok in other.idx_to_token[1:] if tok not in self.token_to_idx]
+        return Vocab(idx_to_token=self.idx_to_token + new, token="char" if self.sep == "" else "word")
+
 
 # ----------------------------------------------------------------------------------------------
 # Characters to ids, in NumPy over the text's code points
@@ -270,7 +276,7 @@ def word_ids(text, vocab=None, min_freq=1):
 # ----------------------------------------------------------------------------------------------
 
 def load_corpus(paths=None, max_tokens=10000, token="char", charset="book", vocab=None, report=None, min_freq=1,
-                digests=None):
+                digests=None, grow=False):
     """The book's `load_corpus_time_machine`, for any UTF-8 text files.
 
     paths: a path or a list of paths (None: the Time Machine), read in turn as one text (a line break is
@@ -278,13 +284,15 @@ def load_corpus(paths=None, max_tokens=10000, token="char", charset="book", voca
     (int64), cut to `max_tokens` (the book's 10,000 characters; -1 or None keeps the whole text).
     vocab: None builds the vocabulary of the text, without the tokens seen fewer than `min_freq` times (the book's
     Vocab(min_freq); they are read as '<unk>'); a Vocab (a trained model's) maps the text onto it, and its tokens
-    outside it to '<unk>'.
+    outside it to '<unk>'; with grow, the Vocab grown by the text's own tokens it lacks (seen min_freq times),
+    at its end (Vocab.grown_by).
     report(line): told, in one line, what the user should know: a charset that drops or changes more than
-    1% of a text given by path, or how many tokens fell outside a given vocabulary or under min_freq.
+    1% of a text given by path, how many tokens fell outside a given vocabulary or under min_freq, which tokens
+    grew it.
     digests: a dict, filled with {path: file_digest} for each file given by path (none for the shipped book).
     Returns (corpus, vocab).
     """
-    given, vocab_given = paths is not None, vocab is not None
+    given, vocab_given, trained = paths is not None, vocab is not None and not grow, vocab
     if paths is None:
         paths = [TIME_MACHINE]
     elif isinstance(paths, (str, Path)):
@@ -310,9 +318,12 @@ def load_corpus(paths=None, max_tokens=10000, token="char", charset="book", voca
         del kept
         if codes.size == 0:
             raise DataError(f"corpus {names} has no tokens left after preprocessing with --charset {charset}{hint}")
-        vocab = vocab or char_vocab(codes, min_freq)
+        own = None if vocab_given else char_vocab(codes, min_freq)
+        vocab = vocab.grown_by(own) if grow else vocab or own
         corpus = char_ids(codes, vocab)
     else:
+        if grow:
+            vocab = vocab.grown_by(word_ids(kept, None, min_freq)[1])
         corpus, vocab = word_ids(kept, vocab, min_freq)
         del kept
         if corpus.size == 0:
@@ -328,6 +339,10 @@ def load_corpus(paths=None, max_tokens=10000, token="char", charset="book", voca
         raise DataError(f"no token of corpus {names} is seen {min_freq} times (--min-freq {min_freq}): all would be "
                         f"read as <unk>; lower --min-freq")
     share = f"{unknown:,} of the {len(corpus):,} tokens ({unknown / len(corpus):.1%})"
+    if report is not None and grow and len(vocab) > len(trained):
+        new = vocab.idx_to_token[len(trained):]
+        report(f"note: {len(new):,} tokens new to the model's vocabulary of {len(trained)} are added to it, with "
+               f"fresh weights: {' '.join(map(repr, new[:12]))}{' ...' if len(new) > 12 else ''}")
     if report is not None and unknown and vocab_given:
         report(f"note: {share} are not in the model's vocabulary of {len(vocab)} and are read as <unk>")
     elif report is not None and unknown:

@@ -160,8 +160,8 @@ def evaluate(model, corpus, batch_size, num_steps, interrupted=None):
 def prefix_tokens(prefix, vocab, unk_trained=False, report=None):
     """The prefix as tokens of this vocabulary (characters or words), or a ConfigError naming the
     ones it lacks: check it before a long training run, not after. unk_trained: the model was shown '<unk>' for
-    the tokens its run left out (--min-freq, --init-from), and reads the prefix's the same way (report(line): told
-    which, in one line)."""
+    the tokens its run left out (--min-freq; --init-from before it grew the vocabulary), and reads the prefix's
+    the same way (report(line): told which, in one line)."""
     sep = vocab.sep                                                       # "" for characters, " " for words
     prefix = normalize(prefix)                                            # as every text is read: NFC, \r\n -> \n
     tokens = list(prefix) if sep == "" else prefix.split()
@@ -186,7 +186,7 @@ def generate(prefix, num_preds, model, vocab, temperature=0.0, seed=None, top_k=
     prefix None: the first token is drawn uniformly from the vocabulary ('<unk>' aside) with the same
     generator, as char-rnn and torch-rnn start without a prime text; it is the first of the `num_preds`.
     '<unk>' is never generated: it stands for whatever the model was not shown, not for a token of text (a
-    model trained with --init-from on a text with new characters learns to predict it), so it is left out
+    model whose text had tokens read as <unk>, --min-freq's, learns to predict it), so it is left out
     of the argmax and of the softmax, its probability going to the others.
 
     unk_trained, report: prefix_tokens'.

@@ -35,6 +35,24 @@ def test_a_fragment_is_read_as_inside_the_text(fragment, charset, sep, read):
         assert read.strip() in data.apply_charset("Once. " + fragment + " more", charset, sep)
 
 
+@pytest.mark.parametrize("token, min_freq", [("char", 1), ("word", 1), ("word", 2)])
+def test_a_trained_vocabulary_grown_by_a_texts_new_tokens(tmp_path, token, min_freq):
+    """grow (train --init-from): the trained vocabulary first, its ids unchanged, then the text's tokens it lacks,
+    most frequent first, those seen fewer than min_freq times left out (read as '<unk>'); one note names them."""
+    trained = Vocab(idx_to_token=["<unk>", "a", "b", " "] if token == "char" else ["<unk>", "a", "b"], token=token)
+    path = tmp_path / "t.txt"
+    path.write_text("a b c a d d d c e\n")
+    notes = []
+    corpus, vocab = load_corpus(path, max_tokens=-1, token=token, charset="raw", vocab=trained, grow=True,
+                                report=notes.append, min_freq=min_freq)
+    new = {("char", 1): ["d", "c", "e", "\n"], ("word", 1): ["d", "c", "e"], ("word", 2): ["d", "c"]}[token, min_freq]
+    assert vocab.idx_to_token == trained.idx_to_token + new
+    assert vocab.to_tokens(corpus) == [t if t in vocab.token_to_idx else "<unk>" for t in
+                                      (list("a b c a d d d c e\n") if token == "char" else "a b c a d d d c e".split())]
+    assert notes[0] == (f"note: {len(new)} tokens new to the model's vocabulary of {len(trained)} are added to it, "
+                        f"with fresh weights: " + " ".join(map(repr, new)))
+
+
 def test_any_utf8_file_and_several_files(tmp_path):
     a, b = tmp_path / "a.txt", tmp_path / "b.txt"
     a.write_text("Ünïcode is fine; abc abc\n", encoding="utf-8")

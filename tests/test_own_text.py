@@ -175,30 +175,61 @@ def test_train_whose_reader_stops_ends_quietly_and_keeps_its_last_epoch(tmp_path
 # ---------------------------------------------------------------------------------------------
 
 def test_init_from_a_run_trains_on_a_new_text_with_its_weights_and_vocabulary(poem_run, tmp_path):
+    """--init-from keeps the run's weights and vocabulary, and adds the new text's tokens the run never saw at the
+    vocabulary's end, with fresh weights (a note names them): they were read as <unk>, so a model fine-tuned on a
+    text with accents or typographic quotes its first text lacked could never write them."""
     _, parent = poem_run
     new_text = write(tmp_path / "new.txt", (POEM.upper() + TURKISH) * 10)
     r = scratchrnn("train", "--init-from", str(parent), "--corpus", str(new_text), "--out", str(tmp_path / "child"),
                    "--epochs", "1", "--batch-size", "4", "--num-steps", "8", "--device", "cpu", "--val-fraction", "0")
     assert r.returncode == 0, r.stderr
-    notes = [line for line in r.stderr.splitlines() if line.startswith("note:")]
-    assert len(notes) == 1 and "are not in the model's vocabulary" in notes[0] and "read as <unk>" in notes[0]
-    assert "starting from the weights of" in r.stdout
     parent_arrays, parent_manifest = load_checkpoint(parent / "last.npz")
     child_arrays, child_manifest = load_checkpoint(tmp_path / "child" / "last.npz")
-    assert child_manifest["vocab"] == parent_manifest["vocab"]
+    new = [ch for ch in dict.fromkeys(normalize(POEM.upper() + TURKISH)) if ch not in parent_manifest["vocab"]]
+    assert new and sorted(child_manifest["vocab"][len(parent_manifest["vocab"]):]) == sorted(new)
+    assert child_manifest["vocab"][:len(parent_manifest["vocab"])] == parent_manifest["vocab"]
+    notes = [line for line in r.stderr.splitlines() if line.startswith("note:")]
+    assert notes == [f"note: {len(new)} tokens new to the model's vocabulary of {len(parent_manifest['vocab'])} are "
+                     f"added to it, with fresh weights: " + " ".join(map(repr, child_manifest["vocab"][
+                         len(parent_manifest["vocab"]):][:12])) + (" ..." if len(new) > 12 else "")]
+    assert "starting from the weights of" in r.stdout
     assert child_manifest["config"]["hidden"] == 16 and child_manifest["config"]["init_from"].endswith(".npz")
-    assert child_arrays["fc.weight"].shape == parent_arrays["fc.weight"].shape
-    assert not np.array_equal(child_arrays["fc.weight"], parent_arrays["fc.weight"])        # it trained on
-    # and the child resumes with its parent's vocabulary, not one built from the new text
+    assert child_manifest["config"]["new_tokens"] == len(new)
+    assert child_arrays["fc.weight"].shape == (len(child_manifest["vocab"]), 16)
+    assert not np.array_equal(child_arrays["fc.weight"][:len(parent_manifest["vocab"])],
+                              parent_arrays["fc.weight"])                                   # it trained on
+    # and the child resumes with its own vocabulary, not one built from the new text again
     r = scratchrnn("train", "--resume", str(tmp_path / "child"), "--epochs", "2", "--device", "cpu")
-    assert r.returncode == 0, r.stderr
-    # The child was shown <unk> for the new text's characters: a prefix of them is read so, with a note; the parent,
-    # which never saw <unk>, refuses it.
-    new = next(ch for ch in TURKISH if ch not in parent_manifest["vocab"])
-    g = scratchrnn("generate", "--from", str(tmp_path / "child"), "--prefix", new + new, "--length", "5")
-    assert g.returncode == 0 and g.stdout.startswith(new + new), g.stderr
-    assert g.stderr.startswith(f"note: the prefix's {new!r} is not in the run's vocabulary, and read as <unk>")
-    one_line_error(scratchrnn("generate", "--from", str(parent), "--prefix", new), "outside the vocabulary")
+    assert r.returncode == 0 and "note:" not in r.stderr, r.stderr
+    # the child writes the new characters (a prefix of them needs no <unk>); the parent, which never saw them, and
+    # the child, for a character neither text has, refuse them
+    g = scratchrnn("generate", "--from", str(tmp_path / "child"), "--prefix", new[0] + new[-1], "--length", "5")
+    assert g.returncode == 0 and g.stdout.startswith(new[0] + new[-1]) and g.stderr == "", g.stderr
+    one_line_error(scratchrnn("generate", "--from", str(parent), "--prefix", new[0]), "outside the vocabulary")
+    one_line_error(scratchrnn("generate", "--from", str(tmp_path / "child"), "--prefix", "\u263a"),
+                   "outside the vocabulary")
+
+
+def test_a_grown_vocabulary_keeps_what_the_run_learned(poem_run):
+    """checkpoint.with_new_tokens puts the run's weights in the grown model's arrays along whichever axis is the
+    vocabulary's (the input weights' columns, an embedding's rows, the output layer's rows and bias): on the run's
+    tokens the grown model gives the run's logits, and the run's state, to the last bit."""
+    from scratchrnn.checkpoint import model_from_checkpoint, with_new_tokens
+    from scratchrnn.model import model_from_config
+    _, parent = poem_run
+    arrays, manifest = load_checkpoint(parent / "last.npz")
+    for embedding in (None, 5):
+        config = {**manifest["config"], "embedding": embedding, "dropout": 0.0}
+        run, vocab = model_from_checkpoint(arrays, {**manifest, "config": config}) if embedding is None else (
+            model_from_config(config, len(manifest["vocab"])), None)
+        grown = model_from_config({**config, "seed": 7}, len(manifest["vocab"]) + 3)
+        grown.load_state_dict(with_new_tokens(run.state_dict(), grown.state_dict()))
+        X = np.random.default_rng(0).integers(0, len(manifest["vocab"]), size=(6, 2))
+        logits, state = run.forward(X, run.begin_state(2))
+        logits_grown, state_grown = grown.forward(X, grown.begin_state(2))
+        assert np.array_equal(logits_grown[:, :len(manifest["vocab"])], logits)
+        assert all(np.array_equal(a, b) for s, t in zip(state, state_grown) for a, b in zip(s, t))
+        assert not np.array_equal(grown.state_dict()["fc.weight"][-3:], 0)                # the new rows: fresh
 
 
 def test_init_from_refuses_a_shape_flag_that_contradicts_the_run(poem_run, tmp_path):
