@@ -157,7 +157,8 @@ def corpus_paths(paths):
 QUIET_AT_MOST_S = 600
 
 # What a resume honours; every other flag describes the run, and must agree with its checkpoint.
-# --corpus: where the run's text is now (moved, or on another machine), checked to be the same text.
+# --corpus (last: the refusal's line says what it means): where the run's text is now (moved, or on another
+# machine), checked to be the same text.
 RESUME_HONOURS = ("resume", "epochs", "device", "engine", "threads", "save_every", "save_every_steps", "log_every",
                   "log_every_steps", "validate_every_steps", "sample", "plot", "max_minutes", "corpus")
 # What --init-from takes from the run it starts from: the model's shape and how its text was read.
@@ -313,7 +314,7 @@ def run_training(args, held):
                                   f"run from its weights with --init-from {out} --out NEW")
         arrays, manifest = load_run(out / "last.npz")
         config = manifest["config"]
-        honours = ", ".join("--" + d.replace("_", "-") for d in RESUME_HONOURS[1:])
+        honours = ", ".join("--" + d.replace("_", "-") for d in RESUME_HONOURS[1:]) + " (where the same text is now)"
         refuse_contradictions(args, set(vars(args)) - set(RESUME_HONOURS) - {"out"}, config, "the checkpoint",
                               f"a resume continues the run as it was (it honours {honours}); to change it, start "
                               f"a new run from its weights with --init-from {out}")
@@ -330,10 +331,11 @@ def run_training(args, held):
                 raise ConfigError(f"--corpus: {out}'s checkpoint keeps no digest of its text (it was written before "
                                   f"they were kept), so a resume cannot tell that it is the same text")
             config["corpus"] = corpus_paths(args.corpus)              # (check_resume refuses another text)
-        elif any(not Path(p).exists() for p in config["corpus"] or ()):
-            gone = next(p for p in config["corpus"] if not Path(p).exists())
-            raise DataError(f"the run's text {gone} is not there any more; if it has moved, give it where it is now "
-                            f"(the same text, checked): scratchrnn train --resume {out} --corpus PATH ...")
+        else:
+            gone = [p for p in config["corpus"] or () if not Path(p).exists()]
+            if gone:
+                raise DataError(f"the run's text {gone[0]} is not there any more; if it has moved, give it where it "
+                                f"is now (the same text, checked): scratchrnn train --resume {out} --corpus PATH ...")
         kept = [key for key in WATCH_KEYS if key in config and key not in args.given]
         config.update({key: getattr(args, key) for key in WATCH_KEYS if key not in kept})   # given, or not kept then
         check_arrays(arrays, config, len(manifest["vocab"]), out / "last.npz")
@@ -558,9 +560,10 @@ def run_training(args, held):
                 bar.close()
                 if e.why == "interrupted":
                     leave_interrupted(e.position)
-                try:                                                  # the budget: end as any run ends (a
+                # the budget: end as any run ends (a validation just done at this minibatch gives its value)
+                try:
                     val_ppl = validated["val"] if validated["at"] == (epoch, e.position.batch) else validate()
-                except EvaluationInterrupted:                         # validation just done here: its value)
+                except EvaluationInterrupted:
                     leave_interrupted(e.position)
                 keep_if_best(val_ppl, e.position, stop["rng_at_start"])
                 write_last(e.position, stop["rng_at_start"])
