@@ -17,6 +17,7 @@ import math
 import signal
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -193,9 +194,15 @@ def refuse_contradictions(args, dests, config, whose, advice):
 
 
 def checkpoint_in(folder, prefer="best"):
-    """A run folder's checkpoint (best.npz when asked for and there, else last.npz), or the file itself."""
+    """A run folder's checkpoint (best.npz when asked for and there, else last.npz), or the file itself. A path
+    that is neither (nothing there; a text, given where its run was meant) is one line saying what is wanted."""
     folder = Path(folder)
+    wanted = "a run folder (what train --out wrote) or a checkpoint .npz"
+    if not folder.exists():
+        raise CheckpointError(f"{folder} does not exist; give {wanted}")
     if folder.is_file():
+        if folder.suffix != ".npz" and not zipfile.is_zipfile(folder):
+            raise CheckpointError(f"{folder} is not a checkpoint; give {wanted}")
         return folder
     return folder / ("best.npz" if prefer == "best" and (folder / "best.npz").exists() else "last.npz")
 

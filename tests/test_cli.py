@@ -471,7 +471,15 @@ def test_prefix_outside_the_vocabulary(trained, tmp_path):
 
 
 def test_missing_truncated_and_corrupted_checkpoints(tmp_path, trained):
-    one_line_error(scratchrnn("generate", "--from", str(tmp_path / "nothing"), "--prefix", "the"), "does not exist")
+    wanted = "give a run folder (what train --out wrote) or a checkpoint .npz"
+    one_line_error(scratchrnn("generate", "--from", str(tmp_path / "nothing"), "--prefix", "the"),
+                   f"{tmp_path / 'nothing'} does not exist; {wanted}")
+    (tmp_path / "book.txt").write_text("the time traveller\n")           # the text, where its run was meant
+    for command in (["generate", "--from"], ["train", "--out", str(tmp_path / "new"), "--init-from"]):
+        one_line_error(scratchrnn(*command, str(tmp_path / "book.txt")), f"book.txt is not a checkpoint; {wanted}")
+    assert not (tmp_path / "new").exists()
+    (tmp_path / "empty").mkdir()                                          # a folder with no run in it
+    one_line_error(scratchrnn("generate", "--from", str(tmp_path / "empty")), "empty/last.npz' does not exist")
     data = (trained / "last.npz").read_bytes()
     cut = tmp_path / "cut.npz"
     cut.write_bytes(data[: len(data) // 2])
