@@ -429,13 +429,18 @@ def run_training(args, held):
         if config["plot"]:
             plot_perplexity(out, history, steps)
 
+    validation_took = {"s": 0.0}                                     # the last validation's seconds, this call
+
     def validate():
         """The validation perplexity (None without a validation text); EvaluationInterrupted after a Ctrl-C."""
         if val is None:
             return None
+        began = time.perf_counter()
         with np.errstate(all="ignore"):
-            return evaluate(model, val, config["batch_size"], config["num_steps"],
-                            interrupted=lambda: stop["signal"] is not None)
+            ppl = evaluate(model, val, config["batch_size"], config["num_steps"],
+                           interrupted=lambda: stop["signal"] is not None)
+        validation_took["s"] = time.perf_counter() - began
+        return ppl
 
     # signal: the first Ctrl-C or SIGTERM's name; rng_at_start: the data iterator's state at the epoch's start;
     # position: the epoch's latest (an EpochPosition), where an interrupted validation saves the run; epoch: which
@@ -481,18 +486,17 @@ def run_training(args, held):
 
     def validate_inside(pos):
         """--validate-every-steps at this minibatch: a line, a row of steps.csv, best.npz when the best so far."""
-        was, began = best, time.perf_counter()
+        was = best
         try:
             val_now = validate()
         except EvaluationInterrupted:
             raise Stop("interrupted", pos) from None
-        took = time.perf_counter() - began
         validated.update(at=(epoch, pos.batch), val=val_now)
         note_step(pos, val_perplexity=val_now)
         keep_if_best(val_now, pos, stop["rng_at_start"])
         shown["val"] = f"{val_now:.2f}"
         say(f"epoch {epoch + 1:4d}  minibatch {pos.batch:,}/{batches:,}  validation perplexity {val_now:7.2f}  "
-            f"({took:.1f} s)" + (f"  best so far: {out / 'best.npz'}" if val_now < was else ""))
+            f"({validation_took['s']:.1f} s)" + (f"  best so far: {out / 'best.npz'}" if val_now < was else ""))
 
     def validation_cut(pos):
         """Whether the run stopped at this minibatch without the validation due there (a Ctrl-C during it, or during
@@ -531,7 +535,10 @@ def run_training(args, held):
             raise Stop("interrupted", pos)
         if save_due:
             checkpoint(out / "last.npz", epoch, pos, stop["rng_at_start"])
-        if budget is not None and time.perf_counter() - started_at > budget:
+        # the budget: stop where the closing validation (as long as the last one; none where this minibatch's own was
+        # just done) would end past it
+        closing = 0.0 if validated["at"] == (epoch, pos.batch) else validation_took["s"]
+        if budget is not None and time.perf_counter() - started_at + closing > budget:
             raise Stop("budget", pos)
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM, hangup) if sig}
@@ -727,8 +734,9 @@ def build_parser():
     t.add_argument("--save-every-steps", type=every_or_off, default=None, metavar="N",
                    help="also write last.npz every N minibatches (for texts whose epoch is long; 0: off)")
     t.add_argument("--max-minutes", type=positive_float, default=None, metavar="M",
-                   help="stop after M minutes, at the end of the minibatch that crosses them: validation, "
-                        "checkpoint and plot as at the end of a run; resumable")
+                   help="stop within M minutes: at the end of the minibatch after which the closing validation "
+                        "(as long as the last one) would end past them; validation, checkpoint and plot as at the "
+                        "end of a run; resumable")
     t.add_argument("--log-every", type=positive_int, default=10,
                    help="print a line every N epochs, and after the first and the last (a line inside the epoch "
                         "where none came for 10 minutes)")

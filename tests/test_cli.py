@@ -298,6 +298,28 @@ def test_a_budget_spent_at_a_validation_inside_the_epoch_does_not_validate_again
     assert weights(out)[1]["best_val"] == pytest.approx(shown, abs=0.006) and (out / "best.npz").exists()
 
 
+def test_a_budget_leaves_time_for_its_closing_validation(tmp_path, monkeypatch, capsys):
+    """--max-minutes ends as a run ends, with a validation, which took its whole time past the budget (93-104 s on a
+    56 MiB text). The run now stops where that validation, as long as the last one, would end past M minutes. Here a
+    clock on which each validation takes 100 s, and a 3-minute budget: the first epoch's validation ends at 100 s, so
+    the run stops at epoch 2's first minibatch and ends at 200 s (it went on to 300 s: epoch 2, its validation,
+    epoch 3's first minibatch, then the closing one)."""
+    import time as clock
+    real, shift, passes = clock.perf_counter, {"s": 0.0}, []
+    monkeypatch.setattr(clock, "perf_counter", lambda: real() + shift["s"])
+    evaluate = cli.evaluate
+
+    def slow(*a, **k):
+        passes.append(1)
+        shift["s"] += 100.0
+        return evaluate(*a, **k)
+    monkeypatch.setattr(cli, "evaluate", slow)
+    began = clock.perf_counter()
+    cli.main(["train", "--out", str(tmp_path / "run"), "--epochs", "10", "--max-minutes", "3", *SMALL])
+    assert clock.perf_counter() - began < 200 + 30 and len(passes) == 2
+    assert "stopped: the --max-minutes 3 budget is spent, at epoch 2, minibatch 1;" in capsys.readouterr().out
+
+
 def test_gradcheck_prints_a_table():
     r = scratchrnn("gradcheck", "--cell", "lstm", "--layers", "2")
     assert r.returncode == 0, r.stderr
