@@ -535,10 +535,9 @@ def run_training(args, held):
             raise Stop("interrupted", pos)
         if save_due:
             checkpoint(out / "last.npz", epoch, pos, stop["rng_at_start"])
-        # the budget: stop where the closing validation (as long as the last one; none where this minibatch's own was
-        # just done) would end past it
-        closing = 0.0 if validated["at"] == (epoch, pos.batch) else validation_took["s"]
-        if budget is not None and time.perf_counter() - started_at + closing > budget:
+        # the budget: stop where a closing validation as long as the last one would end past it (where this
+        # minibatch's own was just done, it is the closing one, and the run ends now, inside the budget)
+        if budget is not None and time.perf_counter() - started_at + validation_took["s"] > budget:
             raise Stop("budget", pos)
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM, hangup) if sig}

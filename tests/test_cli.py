@@ -318,6 +318,14 @@ def test_a_budget_leaves_time_for_its_closing_validation(tmp_path, monkeypatch, 
     cli.main(["train", "--out", str(tmp_path / "run"), "--epochs", "10", "--max-minutes", "3", *SMALL])
     assert clock.perf_counter() - began < 200 + 30 and len(passes) == 2
     assert "stopped: the --max-minutes 3 budget is spent, at epoch 2, minibatch 1;" in capsys.readouterr().out
+    # a validation inside the epoch after which another would not fit: the run ends there, with its value (it went
+    # on a minibatch and validated again; a 56 MiB text ended at 255 s of a 3-minute budget)
+    passes.clear()
+    began = clock.perf_counter()
+    cli.main(["train", "--out", str(tmp_path / "inside"), "--epochs", "10", "--max-minutes", "3",
+              "--validate-every-steps", "5", *SMALL])
+    assert clock.perf_counter() - began < 100 + 30 and len(passes) == 1
+    assert "stopped: the --max-minutes 3 budget is spent, at epoch 1, minibatch 5;" in capsys.readouterr().out
 
 
 def test_gradcheck_prints_a_table():
