@@ -413,7 +413,7 @@ def run_training(args, held):
 
     def checkpoint(path, epoch_done, pos=None, loader_rng=None):
         save_run(path, model, vocab, config, epoch_done, loader_rng or loader.rng.bit_generator.state, history,
-                 best, pos, optimizer, text_id, steps)
+                 best, pos, optimizer, text_id, steps, validation_took["s"])
 
     def keep_if_best(val_ppl, pos=None, loader_rng=None):
         """best.npz, when this validation perplexity is the best so far."""
@@ -429,7 +429,8 @@ def run_training(args, held):
         if config["plot"]:
             plot_perplexity(out, history, steps)
 
-    validation_took = {"s": 0.0}                                     # the last validation's seconds, this call
+    # the last validation's seconds (kept in the checkpoint: a resume's --max-minutes counts it from the start)
+    validation_took = {"s": (manifest or {}).get("validation_s") or 0.0}
 
     def validate():
         """The validation perplexity (None without a validation text); EvaluationInterrupted after a Ctrl-C."""

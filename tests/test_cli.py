@@ -326,6 +326,13 @@ def test_a_budget_leaves_time_for_its_closing_validation(tmp_path, monkeypatch, 
               "--validate-every-steps", "5", *SMALL])
     assert clock.perf_counter() - began < 100 + 30 and len(passes) == 1
     assert "stopped: the --max-minutes 3 budget is spent, at epoch 1, minibatch 5;" in capsys.readouterr().out
+    # a resume counts the run's last validation from its start (kept in the checkpoint): with 90 s it stops at its
+    # first minibatch, and ends at 100 s (it trained an epoch, validated it, stopped, and validated again: 200 s)
+    passes.clear()
+    began = clock.perf_counter()
+    cli.main(["train", "--resume", str(tmp_path / "run"), "--max-minutes", "1.5"])
+    assert clock.perf_counter() - began < 100 + 30 and len(passes) == 1
+    assert "stopped: the --max-minutes 1.5 budget is spent, at epoch 2, minibatch 2;" in capsys.readouterr().out
 
 
 def test_gradcheck_prints_a_table():
