@@ -292,7 +292,8 @@ def load_corpus(paths=None, max_tokens=10000, token="char", charset="book", voca
     digests: a dict, filled with {path: file_digest} for each file given by path (none for the shipped book).
     Returns (corpus, vocab).
     """
-    given, vocab_given, trained = paths is not None, vocab is not None and not grow, vocab
+    given, trained = paths is not None, vocab                         # trained: a model's vocabulary, or None
+    vocab_given = trained is not None and not grow                    # the text is read onto it as it is
     if paths is None:
         paths = [TIME_MACHINE]
     elif isinstance(paths, (str, Path)):
@@ -318,12 +319,13 @@ def load_corpus(paths=None, max_tokens=10000, token="char", charset="book", voca
         del kept
         if codes.size == 0:
             raise DataError(f"corpus {names} has no tokens left after preprocessing with --charset {charset}{hint}")
-        own = None if vocab_given else char_vocab(codes, min_freq)
-        vocab = vocab.grown_by(own) if grow else vocab or own
+        if not vocab_given:
+            own = char_vocab(codes, min_freq)
+            vocab = trained.grown_by(own) if grow else own
         corpus = char_ids(codes, vocab)
     else:
-        if grow:
-            vocab = vocab.grown_by(word_ids(kept, None, min_freq)[1])
+        if grow:              # (the text read twice: a token rare in it, under min_freq, keeps its trained id)
+            vocab = trained.grown_by(word_ids(kept, None, min_freq)[1])
         corpus, vocab = word_ids(kept, vocab, min_freq)
         del kept
         if corpus.size == 0:
