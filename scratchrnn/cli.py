@@ -28,16 +28,16 @@ from .backend import DEVICES, device_name, resolve_device
 from .cells import CELLS
 from .checkpoint import (atomic_write, check_arrays, load_run, model_from_checkpoint, position_in, save_run,
                          weights_in, with_new_tokens)
-from .cmdline import (EXIT_DIVERGED, EXIT_INTERRUPTED, DefaultsHelpFormatter, OneLineParser, add_model_arguments,
-                      add_selftest_arguments, add_training_arguments, blas_threads, command_line_flags, every_or_off,
-                      hold_out_dir, learning_rate_of, leave_hung_up_terminal, max_tokens_of, model_config,
-                      note_split_on_one_cpu, optimizer_config, positive_float, positive_int, prepare_out_dir, seed_int,
-                      terminal_fds, with_one_line_errors)
+from .cmdline import (EXIT_DIVERGED, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_PIPE_CLOSED, DefaultsHelpFormatter,
+                      OneLineParser, add_model_arguments, add_selftest_arguments, add_training_arguments, blas_threads,
+                      command_line_flags, every_or_off, hold_out_dir, learning_rate_of, leave_hung_up_terminal, leave_stdout, max_tokens_of,
+                      model_config, note_split_on_one_cpu, optimizer_config, positive_float, positive_int,
+                      prepare_out_dir, seed_int, tell, terminal_fds, with_one_line_errors)
 from .optimizers import HYPERPARAMETERS, optimizer_from_config
 from .schedules import SCHEDULE_DEFAULTS, check_schedule, rate_of
 from .data import CHARSETS, TOKENS, SeqDataLoader, Vocab, corpus_digest, load_corpus, normalize, read_as_text
 from .engines import ENGINES
-from .errors import CheckpointError, ConfigError, DataError, TrainingDiverged
+from .errors import CheckpointError, ConfigError, DataError, OutputLost, TrainingDiverged
 from .model import MODEL_DEFAULTS, model_from_config
 from .train import (TRAIN_DEFAULTS, EvaluationInterrupted, check_converging, check_hyperparameters, evaluate, generate,
                     perplexity, train_epoch)
@@ -446,16 +446,32 @@ def run_training(args, held):
     # signal: the first Ctrl-C or SIGTERM's name; rng_at_start: the data iterator's state at the epoch's start;
     # position: the epoch's latest (an EpochPosition), where an interrupted validation saves the run; epoch: which
     # one runs (1 for the first), for a divergence's line
-    stop = {"signal": None, "rng_at_start": None, "position": None, "epoch": None}
+    # log_lost: the error that met a line of the log (say), after which the run stops saved, as for a signal
+    stop = {"signal": None, "rng_at_start": None, "position": None, "epoch": None, "log_lost": None}
 
     def leave_interrupted(pos):
-        """Ctrl-C, SIGTERM: last.npz at this position inside the epoch (at its last minibatch too, when its validation
-        was interrupted: a resume validates it), a line on how to resume, exit status 130."""
+        """Ctrl-C, SIGTERM, a log that cannot be written: last.npz at this position inside the epoch (at its last
+        minibatch too, when its validation was interrupted: a resume validates it), a line on how to resume, exit
+        status 130 (leave_without_log's for a log)."""
         bar.close()
         checkpoint(out / "last.npz", epoch, pos, stop["rng_at_start"])
-        print(f"interrupted ({stop['signal']}): saved {out / 'last.npz'} at epoch {epoch + 1}, minibatch {pos.batch}; "
-              f"resume with: scratchrnn train --resume {out}", file=sys.stderr)
+        saved = (f"saved {out / 'last.npz'} at epoch {epoch + 1}, minibatch {pos.batch}; "
+                 f"resume with: scratchrnn train --resume {out}")
+        if stop["log_lost"]:
+            leave_without_log(saved)
+        print(f"interrupted ({stop['signal']}): {saved}", file=sys.stderr)
         sys.exit(EXIT_INTERRUPTED)
+
+    def leave_without_log(saved):
+        """The run's log (standard output) cannot be written: a full disk, a failing device (OutputLost), or its
+        reader, `| tee` or `| head`, has gone (BrokenPipeError). Each ended the run where it stood, its epoch's
+        minibatches lost (with --save-every N, N epochs); now it stops saved, as a Ctrl-C does, and says so on stderr
+        where it can: exit status EXIT_ERROR, or EXIT_PIPE_CLOSED for a closed pipe."""
+        leave_stdout()
+        closed = isinstance(stop["log_lost"], BrokenPipeError)
+        tell(f"error: cannot write the run's log to standard output "
+             f"({'its reader has closed the pipe' if closed else stop['log_lost'].why}): {saved}")
+        sys.exit(EXIT_PIPE_CLOSED if closed else EXIT_ERROR)
     budget = None if args.max_minutes is None else args.max_minutes * 60
 
     # SIGHUP (none on Windows), unless the run was started to ignore it (nohup), which it goes on doing
@@ -530,9 +546,9 @@ def run_training(args, held):
             note_step(pos, train_perplexity=running)
             say(f"epoch {epoch + 1:4d}  minibatch {pos.batch:,}/{batches:,}  train perplexity {running:7.2f}  "
                 f"lr {rate(pos.batch - 1):.4g}  {rate_so_far:,.0f} tokens/s")
-        if validation_due and pos.batch < batches and not stop["signal"]:  # (the epoch's last: its own line)
+        if validation_due and pos.batch < batches and not stopping():  # (the epoch's last: its own line)
             validate_inside(pos)
-        if stop["signal"]:
+        if stopping():
             raise Stop("interrupted", pos)
         if save_due:
             checkpoint(out / "last.npz", epoch, pos, stop["rng_at_start"])
@@ -546,9 +562,19 @@ def run_training(args, held):
     said = {"at": time.perf_counter()}                               # when the log's last line was written
 
     def say(line):
-        """A line of the run's log: above the bar on a terminal."""
+        """A line of the run's log: above the bar on a terminal. One that cannot be written stops the run (saved) at
+        the minibatch's or the epoch's end, as a Ctrl-C does."""
         said["at"] = time.perf_counter()
-        (tqdm.write if on_terminal else print)(line)
+        if stop["log_lost"]:
+            return
+        try:
+            (tqdm.write if on_terminal else print)(line)
+        except (OutputLost, BrokenPipeError) as e:
+            stop["log_lost"] = e
+
+    def stopping():
+        """Whether a signal, or a log that cannot be written, asks the run to stop at this minibatch's end."""
+        return stop["signal"] is not None or stop["log_lost"] is not None
     batches = loader.batches_per_epoch()
     # On a terminal the bar counts minibatches (an epoch of a long text can take many minutes; a bar in epochs
     # would stand still through it); its perplexity is the epoch's so far.
@@ -567,6 +593,8 @@ def run_training(args, held):
             try:
                 if position is not None and validation_cut(position):
                     validate_inside(position)
+                    if stopping():
+                        raise Stop("interrupted", position)
                 rate = rate_of(config, epoch, loader.batches_per_epoch())
                 ppl, speed = train_epoch(model, loader, rate, config["theta"], config["random_iter"],
                                          on_step=on_step, resume=position, optimizer=optimizer)
@@ -600,7 +628,8 @@ def run_training(args, held):
                                 elapsed_s=round((history[-1]["elapsed_s"] if history else 0.0)
                                                 + time.perf_counter() - started, 3)))
             keep_if_best(val_ppl)
-            if epoch % config["save_every"] == 0 or epoch == config["epochs"]:
+            saved = epoch % config["save_every"] == 0 or epoch == config["epochs"]
+            if saved:
                 write_last()
             bar.n = epoch * batches                                   # (the random offset can take one away)
             shown["val"] = "-" if val_ppl is None else f"{val_ppl:.2f}"
@@ -612,6 +641,12 @@ def run_training(args, held):
                     + f"lr {lr_now:.4g}  {speed:,.0f} tokens/s")
                 if config["sample"]:
                     say(f"  sample: {sample_text(model, vocab, config['sample'], (config['seed'], epoch))!r}")
+            if stop["log_lost"]:
+                bar.close()
+                if not saved:
+                    write_last()
+                leave_without_log(f"saved {out / 'last.npz'} after epoch {epoch}; resume with: "
+                                  f"scratchrnn train --resume {out}")
     except TrainingDiverged as e:       # in the epoch, or weights found NaN writing a checkpoint (a Ctrl-C's, ...)
         bar.close()
         kept = f"the last good checkpoint {out / 'last.npz'} is kept" if (out / "last.npz").exists() \

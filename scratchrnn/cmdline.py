@@ -7,7 +7,8 @@ self-test, `diagnose` and the benchmarks.
     add_model_arguments, add_training_arguments, add_selftest_arguments    the shared flags; choices and defaults
                              come from where they are declared (cells.CELLS, model.MODEL_DEFAULTS, ...)
     with_one_line_errors     our errors -> one line on stderr and EXIT_ERROR; Ctrl-C -> EXIT_INTERRUPTED; a reader
-                             that stops reading (`| head`) -> a quiet EXIT_PIPE_CLOSED
+                             that stops reading (`| head`) -> a quiet EXIT_PIPE_CLOSED; an output that cannot be
+                             written (`> out.txt` on a full disk; StandardOutput) -> one line and EXIT_ERROR
     blas_threads             limit the BLAS thread pool
     usable_cpus, note_split_on_one_cpu    the CPUs this process may run on; a note where fast-split has one
     prepare_out_dir, prepare_out_file   prove an output folder or file can be written, before any training
@@ -25,7 +26,7 @@ from pathlib import Path
 from .backend import DEVICES
 from .cells import CELLS
 from .engines import ENGINES
-from .errors import ConfigError, ScratchRNNError
+from .errors import ConfigError, OutputLost, ScratchRNNError
 from .model import DTYPES, INITS, MODEL_DEFAULTS, NONLINEARITIES
 from .optimizers import HYPERPARAMETERS, OPTIMIZERS, default_lr
 from .schedules import SCHEDULE_DEFAULTS, SCHEDULES
@@ -331,19 +332,69 @@ def leave_hung_up_terminal(fds):
     os.close(devnull)
 
 
+class StandardOutput:
+    """sys.stdout, whose writes that fail say so in one line: `scratchrnn generate ... > out.txt` on a full disk
+    (ENOSPC) or an output device that fails (EIO) raise OutputLost (each was a traceback); a closed pipe stays a
+    BrokenPipeError (with_one_line_errors ends it quietly). Everything else is the stream's own."""
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def write(self, text):
+        return self._guarded(self.stream.write, text)
+
+    def flush(self):
+        return self._guarded(self.stream.flush)
+
+    @staticmethod
+    def _guarded(method, *args):
+        try:
+            return method(*args)
+        except BrokenPipeError:
+            raise
+        except OSError as e:
+            raise OutputLost(e.strerror or e) from None
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
+
+
+def leave_stdout():
+    """Point standard output at os.devnull: what is still buffered for it, and the interpreter flushes at exit, would
+    fail again ("Exception ignored ... BrokenPipeError", or ENOSPC) after the one line that said why."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):                     # a stdout with no file descriptor
+        pass
+
+
+def tell(line):
+    """A line on stderr, where one can still be written (`> log 2>&1` on a full disk: it cannot, and the exit status
+    says what happened)."""
+    try:
+        print(line, file=sys.stderr)
+    except OSError:
+        pass
+
+
 def with_one_line_errors(program, *args):
     """Run program(*args); our errors (ScratchRNNError) become one line on stderr and exit status
     EXIT_ERROR, Ctrl-C becomes 'interrupted' and EXIT_INTERRUPTED, a MemoryError one line and EXIT_ERROR. A closed
     pipe (`scratchrnn generate ... | head`: the reader has what it wanted) ends the program quietly with
-    EXIT_PIPE_CLOSED, as SIGPIPE ends a Unix tool (Python ignores SIGPIPE, so the write raises instead); `train` has
-    written last.npz before each epoch's line, so with the default --save-every 1 nothing is lost. Anything else is a
-    bug, and keeps its traceback."""
+    EXIT_PIPE_CLOSED, as SIGPIPE ends a Unix tool (Python ignores SIGPIPE, so the write raises instead); `train`
+    saves where it stands first (run_training). Standard output that cannot be written is one line (StandardOutput).
+    Anything else is a bug, and keeps its traceback."""
     # Each line reaches a pipe as it is written (`| tee log` shows the epochs as they end; Python buffers a pipe in
     # blocks), so a closed pipe is met at the line that writes to it, here, and not in the interpreter's last flush.
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(line_buffering=True)
+    stdout, sys.stdout = sys.stdout, StandardOutput(sys.stdout)
     try:
         return program(*args)
+    except OutputLost as e:
+        leave_stdout()
+        tell(f"error: {e}")
+        sys.exit(EXIT_ERROR)
     except ScratchRNNError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(EXIT_ERROR)
@@ -355,10 +406,7 @@ def with_one_line_errors(program, *args):
               "--batch-size needs less); a run's last checkpoint is kept", file=sys.stderr)
         sys.exit(EXIT_ERROR)
     except BrokenPipeError:
-        # What is still buffered for the closed pipe would fail again when the interpreter flushes it at exit
-        # ("Exception ignored ... BrokenPipeError"): stdout goes to /dev/null first.
-        try:
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        except (OSError, ValueError):                                 # a stdout with no file descriptor
-            pass
+        leave_stdout()
         sys.exit(EXIT_PIPE_CLOSED)
+    finally:
+        sys.stdout = stdout

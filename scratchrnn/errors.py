@@ -23,6 +23,15 @@ class CheckpointError(ScratchRNNError):
     that cannot be written."""
 
 
+class OutputLost(ScratchRNNError):
+    """Standard output cannot be written: the file it goes to is on a full disk (ENOSPC), or its device fails (EIO).
+    A closed pipe is not this: it stays a BrokenPipeError, the quiet end of a reader that has what it wanted."""
+
+    def __init__(self, why):
+        super().__init__(f"cannot write to standard output ({why})")
+        self.why = why
+
+
 class TrainingDiverged(ScratchRNNError):
     """The loss became NaN or infinite."""
 

@@ -1,5 +1,6 @@
 """A person's own text: every character as written, fine-tuning on a new text, long runs that survive a
 time budget and a scheduler's SIGTERM, generation that streams, and no input that loses a run."""
+import errno
 import os
 import re
 import signal
@@ -15,7 +16,7 @@ import pytest
 from conftest import read_until, running
 from scratchrnn import cli
 from scratchrnn.checkpoint import load_checkpoint, save_checkpoint
-from scratchrnn.cmdline import EXIT_PIPE_CLOSED
+from scratchrnn.cmdline import EXIT_ERROR, EXIT_PIPE_CLOSED
 from scratchrnn.data import Vocab, char_vocab, code_points, load_corpus, normalize
 from scratchrnn.errors import DataError
 
@@ -154,16 +155,20 @@ def test_generate_shows_the_first_tokens_before_it_ends_and_stops_quietly_when_t
         assert ends_quietly_when_the_reader_stops(p, 60)
 
 
-def test_train_whose_reader_stops_ends_quietly_and_keeps_its_last_epoch(tmp_path):
-    """`scratchrnn train ... | head -1`: each line reaches the pipe as it is written, and the run ends at the line
-    after the reader stops, quietly, with 141; last.npz (written before each epoch's line) holds the epochs done
-    and resumes."""
+def test_train_whose_reader_stops_saves_where_it_stands_and_resumes(tmp_path):
+    """`scratchrnn train ... | head -1`: each line reaches the pipe as it is written, and the run stops at the line
+    after the reader stops, saved there (it ended with only the epochs before), with exit status 141 and one line on
+    stderr that says where it was saved (stderr is still the terminal); last.npz resumes."""
     corpus, out = write(tmp_path / "poem.txt", POEM * 20), tmp_path / "run"
     with running("train", "--corpus", str(corpus), "--out", str(out), "--epochs", "50", "--hidden", "8", "--layers",
                  "1", "--batch-size", "4", "--num-steps", "8", "--device", "cpu", "--log-every", "1",
                  env={k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}) as p:   # as a person's shell
         assert "writing to" in p.stdout.readline()                  # the run's first line, then nothing more read
-        assert ends_quietly_when_the_reader_stops(p, 300)
+        p.stdout.close()
+        assert p.wait(timeout=300) == EXIT_PIPE_CLOSED
+        said = p.stderr.read()
+    assert said.startswith("error: cannot write the run's log to standard output (its reader has closed the pipe): "
+                           f"saved {out / 'last.npz'} after epoch ") and said.count("\n") == 1, said
     _, manifest = load_checkpoint(out / "last.npz")
     assert 1 <= manifest["epoch"] < 50
     r = scratchrnn("train", "--resume", str(out), "--epochs", str(manifest["epoch"] + 1), "--device", "cpu")
@@ -378,6 +383,73 @@ def test_a_terminal_that_hangs_up_saves_and_resume_is_exact(tmp_path):
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0, log.read_text()
     assert load_checkpoint(tmp_path / "nohup" / "last.npz")[1]["epoch"] == 2
+
+
+class LogThatFails:
+    """Standard output that takes lines until one containing `at` comes, then fails as `error` (a full disk, a reader
+    that has gone), and every write after it too; no file descriptor (as pytest's capture)."""
+
+    def __init__(self, at, error):
+        self.at, self.error, self.lines, self.failed = at, error, [], False
+
+    def write(self, text):
+        self.failed = self.failed or self.at in text
+        if self.failed:
+            raise self.error
+        self.lines.append(text)
+        return len(text)
+
+    def flush(self):
+        if self.failed:
+            raise self.error
+
+
+@pytest.mark.parametrize("error", [OSError(errno.ENOSPC, "No space left on device"), BrokenPipeError(errno.EPIPE,
+                                   "Broken pipe")], ids=["a full disk", "a closed pipe"])
+@pytest.mark.parametrize("where", ["inside the epoch", "at its end"])
+def test_a_log_that_cannot_be_written_saves_and_resume_is_exact(tmp_path, monkeypatch, capsys, error, where):
+    """`scratchrnn train ... > log` on a disk that fills, or `| tee log` whose tee is gone: a line of the log that
+    could not be written ended the run where it stood, its epoch's minibatches lost (with --save-every 2, the epoch
+    before too), the full disk with a traceback. Now the run stops there saved, as a Ctrl-C does, says so in one line
+    on stderr (exit status 2; 141 for a closed pipe), and a resume ends with the weights of a run never stopped."""
+    corpus = write(tmp_path / "t.txt", POEM * 20)
+    flags = ["--corpus", str(corpus), "--epochs", "3", "--save-every", "2", *SMALL]
+    flags += ["--log-every-steps", "3"] if where == "inside the epoch" else []
+    cli.main(["train", "--out", str(tmp_path / "whole"), *flags])
+    log = LogThatFails("minibatch 6/" if where == "inside the epoch" else "epoch    1  train", error)
+    monkeypatch.setattr(sys, "stdout", log)
+    out = tmp_path / "stopped"
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["train", "--out", str(out), *flags])
+    monkeypatch.undo()
+    assert stop.value.code == (EXIT_PIPE_CLOSED if isinstance(error, BrokenPipeError) else EXIT_ERROR)
+    why = "its reader has closed the pipe" if isinstance(error, BrokenPipeError) else "No space left on device"
+    at = "at epoch 1, minibatch 6" if where == "inside the epoch" else "after epoch 1"
+    assert capsys.readouterr().err == (f"error: cannot write the run's log to standard output ({why}): saved "
+                                       f"{out / 'last.npz'} {at}; resume with: scratchrnn train --resume {out}\n")
+    _, manifest = load_checkpoint(out / "last.npz")
+    assert (manifest["epoch"], manifest["batch"]) == ((0, 6) if where == "inside the epoch" else (1, 0))
+    cli.main(["train", "--resume", str(out)])
+    a, _ = load_checkpoint(out / "last.npz")
+    b, _ = load_checkpoint(tmp_path / "whole" / "last.npz")
+    assert all(np.array_equal(a[k], b[k]) for k in b)
+
+
+def test_output_that_cannot_be_written_is_one_line(tmp_path, poem_run):
+    """`> out.txt` on a full disk (/dev/full fails every write with ENOSPC): generate, and a train before its first
+    minibatch, were a traceback; now one line, exit status 2, and no "Exception ignored" as the interpreter ends."""
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full here")
+    _, run = poem_run
+    with open("/dev/full", "w") as full:
+        for command in (["generate", "--from", str(run), "--length", "50"],
+                        ["train", "--corpus", str(write(tmp_path / "t.txt", POEM * 20)), "--out", str(tmp_path / "o"),
+                         *SMALL]):
+            r = subprocess.run([sys.executable, "-m", "scratchrnn", *command], stdout=full, stderr=subprocess.PIPE,
+                               text=True, timeout=600)
+            one_line_error(r, "error: cannot write to standard output (No space left on device)")
+            assert r.returncode == 2 and "Exception ignored" not in r.stderr
+    assert not (tmp_path / "o" / "last.npz").exists()
 
 
 # ---------------------------------------------------------------------------------------------
