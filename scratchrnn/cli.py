@@ -298,6 +298,12 @@ def sample_text(model, vocab, length, seed):
     return vocab.sep.join(generate(None, length, model, vocab, temperature=1.0, seed=seed))
 
 
+def place_in_run(epoch_done, batch):
+    """Where a run stands, as its lines say it: 'at epoch 3, minibatch 1,200' inside an epoch (epoch_done 2, batch
+    1200), 'after epoch 2' at an epoch's end (batch 0)."""
+    return f"at epoch {epoch_done + 1}, minibatch {batch:,}" if batch else f"after epoch {epoch_done}"
+
+
 class Stop(Exception):
     """Training stops inside an epoch: `why` is 'interrupted' (Ctrl-C, SIGTERM) or 'budget' (--max-minutes)."""
 
@@ -401,8 +407,7 @@ def run_training(args, held):
             print(f"{out} already has {epoch} epochs; ask for more with --epochs N")
             return
         as_started = command_line_flags({key: config[key] for key in kept}, build_parser().subcommands["train"])
-        where = f"at epoch {epoch + 1}, minibatch {manifest['batch']:,}" if position else f"after epoch {epoch}"
-        print(f"resuming {out} {where}" + (f"; going on as before with {as_started}" if as_started else ""))
+        print(f"resuming {out} {place_in_run(epoch, manifest['batch'] if position else 0)}" + (f"; going on as before with {as_started}" if as_started else ""))
     elif arrays is not None:
         model.load_state_dict(with_new_tokens(weights_in(arrays), model.state_dict()))   # --init-from: a new text
         print(f"starting from the weights of {config['init_from']}")
@@ -411,9 +416,14 @@ def run_training(args, held):
           + (f" and {len(val):,} validation tokens" if val is not None else "")
           + f", vocabulary {len(vocab)}, {device_name(device)}; writing to {out}")
 
+    # where the run's last.npz stands (a resume's, at the start), for the line of a run file that cannot be written
+    last_saved = {"at": place_in_run(epoch, manifest["batch"] if position else 0) if manifest else None}
+
     def checkpoint(path, epoch_done, pos=None, loader_rng=None):
         save_run(path, model, vocab, config, epoch_done, loader_rng or loader.rng.bit_generator.state, history,
                  best, pos, optimizer, text_id, steps, validation_took["s"])
+        if path.name == "last.npz":
+            last_saved["at"] = place_in_run(epoch_done, pos.batch if pos else 0)
 
     def keep_if_best(val_ppl, pos=None, loader_rng=None):
         """best.npz, when this validation perplexity is the best so far."""
@@ -455,8 +465,7 @@ def run_training(args, held):
         status 130 (leave_without_log's for a log)."""
         bar.close()
         checkpoint(out / "last.npz", epoch, pos, stop["rng_at_start"])
-        saved = (f"saved {out / 'last.npz'} at epoch {epoch + 1}, minibatch {pos.batch}; "
-                 f"resume with: scratchrnn train --resume {out}")
+        saved = f"saved {out / 'last.npz'} {last_saved['at']}; resume with: scratchrnn train --resume {out}"
         if stop["log_lost"]:
             leave_without_log(saved)
         print(f"interrupted ({stop['signal']}): {saved}", file=sys.stderr)
@@ -611,9 +620,8 @@ def run_training(args, held):
                 write_last(e.position, stop["rng_at_start"])
                 ppl = perplexity(float(e.position.loss_sum) / max(1, e.position.tokens))
                 speed = e.position.tokens / max(e.position.seconds, 1e-9)
-                print(f"stopped: the --max-minutes {args.max_minutes:g} budget is spent, at epoch {epoch + 1}, "
-                      f"minibatch {e.position.batch}; resume with: "
-                      f"scratchrnn train --resume {out}")
+                print(f"stopped: the --max-minutes {args.max_minutes:g} budget is spent, {last_saved['at']}; "
+                      f"resume with: scratchrnn train --resume {out}")
                 break
             try:
                 val_ppl = validate()
@@ -645,7 +653,7 @@ def run_training(args, held):
                 bar.close()
                 if not saved:
                     write_last()
-                leave_without_log(f"saved {out / 'last.npz'} after epoch {epoch}; resume with: "
+                leave_without_log(f"saved {out / 'last.npz'} {last_saved['at']}; resume with: "
                                   f"scratchrnn train --resume {out}")
     except TrainingDiverged as e:       # in the epoch, or weights found NaN writing a checkpoint (a Ctrl-C's, ...)
         bar.close()
@@ -653,6 +661,12 @@ def run_training(args, held):
             else "no checkpoint had been written yet"
         print(f"error: {e} (epoch {stop['epoch']}); {kept}", file=sys.stderr)
         sys.exit(EXIT_DIVERGED)
+    except CheckpointError as e:        # a file of the run that cannot be written (a full disk): how the run goes on
+        bar.close()
+        if last_saved["at"] is None:
+            raise
+        raise CheckpointError(f"{e}; the run's last.npz ({last_saved['at']}) is kept: once the file can be written, "
+                              f"resume with: scratchrnn train --resume {out}") from None
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -184,7 +184,7 @@ def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
 
 def test_a_full_disk_during_training_is_one_line_and_the_last_checkpoint_resumes(tmp_path, monkeypatch, capsys):
     """No space left on device when epoch 2's checkpoints are written: one line, exit status 2, no temporary file
-    left, and the last.npz of epoch 1 resumes."""
+    left, and the last.npz of epoch 1 resumes; the line says so, and how (it said only which file was kept)."""
     out = tmp_path / "run"
     real, calls = np.lib.format.write_array, {"n": 0, "full_after": None}
 
@@ -202,7 +202,9 @@ def test_a_full_disk_during_training_is_one_line_and_the_last_checkpoint_resumes
         cli.main(["train", "--out", str(out), "--epochs", "3", *SMALL])
     err = capsys.readouterr().err.strip().splitlines()
     assert stop.value.code == 2 and len(err) == 1
-    assert err[0].startswith("error: cannot write") and "No space left on device" in err[0] and "kept" in err[0]
+    assert err[0].startswith("error: cannot write") and "No space left on device" in err[0]
+    assert err[0].endswith(f"; the run's last.npz (after epoch 1) is kept: once the file can be written, resume with: "
+                           f"scratchrnn train --resume {out}")
     assert [p.name for p in out.iterdir() if p.name.endswith(".tmp")] == []
     monkeypatch.undo()
     assert load_checkpoint(out / "last.npz")[1]["epoch"] == 1
