@@ -301,6 +301,13 @@ def load_corpus(paths=None, max_tokens=10000, token="char", charset="book", voca
     if token not in TOKENS:
         raise DataError(f"unknown token type {token!r}; choose 'char' or 'word'")
     size = check_corpus_size(paths, token)
+    first_named = {}                                                 # each file, as the user first named it
+    for p in paths:
+        first_named.setdefault(Path(p).resolve(), []).append(p)
+    repeated = [named[0] for named in first_named.values() if len(named) > 1]
+    if report is not None and given and repeated:                    # a glob and a name that it matches, say
+        report(f"note: {', '.join(map(str, repeated))} given more than once, and read each time (the files of "
+               f"--corpus are read in turn as one text)")
     if report is not None and given and size >= READING_NOTE_BYTES:
         report(f"reading {human_bytes(size)} of text")
     texts = [read_text(p, digests if given else None) for p in paths]

@@ -195,7 +195,7 @@ def generate(prefix, num_preds, model, vocab, temperature=0.0, seed=None, top_k=
     prints the prefix and then the tokens prints nothing when one is wrong."""
     rng = np.random.default_rng(seed)
     if temperature < 0 or not math.isfinite(temperature):
-        raise ConfigError(f"temperature must be >= 0 (got {temperature!r})")
+        raise ConfigError(f"temperature must be a finite number >= 0 (got {temperature!r})")
     if top_k is not None and top_k < 1:
         raise ConfigError(f"top-k must be a positive integer (got {top_k!r})")
     if top_k is not None and temperature == 0:                            # it did nothing, silently

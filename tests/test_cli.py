@@ -499,9 +499,9 @@ def test_prefix_outside_the_vocabulary(trained, tmp_path):
     r = scratchrnn("generate", "--from", str(tmp_path / "raw"), "--prefix", "Hello{")
     one_line_error(r, "outside the vocabulary: '{'")
     assert r.stdout == ""
-    for bad in (["--temperature", "-1"], ["--temperature", "nan"]):
+    for bad in (["--temperature", "-1"], ["--temperature", "nan"], ["--temperature", "inf"]):   # (inf: ">= 0" it is)
         r = scratchrnn("generate", "--from", str(trained), "--prefix", "the", *bad)
-        one_line_error(r, "temperature must be >= 0")
+        one_line_error(r, "temperature must be a finite number >= 0")
         assert r.stdout == ""
     one_line_error(scratchrnn("generate", "--from", str(trained), "--temperature", "1", "--seed", "-1"), "--seed")
     r = scratchrnn("generate", "--from", str(trained), "--prefix", "the", "--top-k", "5")   # greedy: top-k did nothing

@@ -60,6 +60,12 @@ def test_any_utf8_file_and_several_files(tmp_path):
     corpus, vocab = load_corpus([a, b], max_tokens=-1)
     assert "".join(vocab.to_tokens(corpus)) == "n code is fine abc abczzz"
     assert vocab["z"] != vocab.unk and vocab["Q"] == vocab.unk
+    # a file given twice (`--corpus texts/*.txt texts/a.txt`) is read twice, as asked, and a note says so
+    notes = []
+    corpus, vocab = load_corpus([b, a, tmp_path / "." / "b.txt"], max_tokens=-1, report=notes.append)
+    assert "".join(vocab.to_tokens(corpus)) == "zzzn code is fine abc abczzz"
+    assert notes[0] == (f"note: {b} given more than once, and read each time (the files of --corpus are read in turn as "
+                        "one text)")
 
 
 @pytest.mark.parametrize("content, message", [
