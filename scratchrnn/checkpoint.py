@@ -38,6 +38,9 @@ MANIFEST_KEYS = ("config", "vocab", "epoch", "batch", "loss_sum", "tokens", "sec
                  "best_val")
 
 
+TEMPORARY = ".tmp"                      # atomic_write's temporary file beside `name`: .{name}.{random}.tmp
+
+
 def atomic_write(path, write):
     """Call write(f) on a temporary file beside `path`, flush and fsync it, then rename it over `path`
     (and fsync the folder, so that the rename itself survives a crash). A reader, or a crash at any
@@ -46,7 +49,7 @@ def atomic_write(path, write):
     that says so."""
     path = Path(path)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMPORARY, dir=path.parent)
     except OSError as e:
         raise cannot_write(path, e) from None
     try:
@@ -68,6 +71,14 @@ def atomic_write(path, write):
         if isinstance(e, OSError):
             raise cannot_write(path, e) from None
         raise
+
+
+def unfinished_writes(folder, names):
+    """The temporary files atomic_write left in `folder` for files called `names`, unfinished: a process killed
+    while it wrote (SIGKILL, the machine's power) cannot remove its own. A training holding the folder (the one
+    process that writes there) removes them: each is as large as a checkpoint, and every such kill left one more."""
+    folder = Path(folder)
+    return sorted(p for name in names for p in folder.glob(f".{name}.*{TEMPORARY}") if p.is_file())
 
 
 def cannot_write(path, error):

@@ -24,10 +24,10 @@ import numpy as np
 from tqdm import tqdm
 
 from . import __version__, diagnose
-from .backend import DEVICES, device_name, resolve_device
+from .backend import DEVICES, device_name, human_bytes, resolve_device
 from .cells import CELLS
 from .checkpoint import (atomic_write, check_arrays, load_run, model_from_checkpoint, position_in, save_run,
-                         weights_in, with_new_tokens)
+                         unfinished_writes, weights_in, with_new_tokens)
 from .cmdline import (EXIT_DIVERGED, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_PIPE_CLOSED, DefaultsHelpFormatter,
                       OneLineParser, add_model_arguments, add_selftest_arguments, add_training_arguments, blas_threads,
                       command_line_flags, every_or_off, hold_out_dir, learning_rate_of, leave_hung_up_terminal, leave_stdout, max_tokens_of,
@@ -204,10 +204,25 @@ def checkpoint_in(folder, prefer="best"):
         if folder.suffix != ".npz" and not zipfile.is_zipfile(folder):
             raise CheckpointError(f"{folder} is not a checkpoint; give {wanted}")
         return folder
+    if not any((folder / name).exists() for name in ("best.npz", "last.npz")):
+        raise CheckpointError(f"{folder} holds no checkpoint (best.npz or last.npz: its run had not written one, or "
+                              f"it is not a run's folder); give {wanted}")
     return folder / ("best.npz" if prefer == "best" and (folder / "best.npz").exists() else "last.npz")
 
 
 RUN_FILES = ("last.npz", "best.npz", "metrics.csv", "steps.csv", "perplexity.png")    # what a run writes in its folder
+
+
+def remove_unfinished_writes(out, report):
+    """The temporary files of a run's writes that a killed process left in its folder (checkpoint.unfinished_writes),
+    removed by the training that now holds it, with a note."""
+    left = unfinished_writes(out, RUN_FILES)
+    size = sum(p.stat().st_size for p in left)
+    for p in left:
+        p.unlink()
+    if left:
+        report(f"note: removed {len(left)} unfinished write{'s' * (len(left) > 1)} of a process killed while it "
+               f"saved ({', '.join(p.name for p in left)}: {human_bytes(size)})")
 
 
 def check_no_run_in(out, overwrite):
@@ -325,6 +340,16 @@ def run_training(args, held):
         if not (out / "last.npz").exists() and (out / "best.npz").is_file():
             raise CheckpointError(f"--resume {out}: it has no last.npz to continue from, only best.npz; start a new "
                                   f"run from its weights with --init-from {out} --out NEW")
+        if not out.exists():
+            raise CheckpointError(f"--resume {out}: there is no such folder; give the folder of the run to continue "
+                                  f"(what its train --out wrote)")
+        if out.is_file():
+            raise CheckpointError(f"--resume {out}: a file, not a run's folder; give the folder its train --out wrote"
+                                  + (f" (--resume {out.parent})" if out.suffix == ".npz" else ""))
+        if not (out / "last.npz").exists():
+            raise CheckpointError(f"--resume {out}: it holds no checkpoint to continue from (a run writes last.npz "
+                                  f"at its first epoch's end, or at --save-every-steps); start the run again with "
+                                  f"--out {out}")
         arrays, manifest = load_run(out / "last.npz")
         config = manifest["config"]
         honours = ", ".join("--" + d.replace("_", "-") for d in RESUME_HONOURS[1:]) + " (where the same text is now)"
@@ -377,6 +402,7 @@ def run_training(args, held):
     created = missing_folders(out)
     out = prepare_out_dir(out)
     held.enter_context(hold_out_dir(out))       # refused here: the folder is another training's, and stays
+    remove_unfinished_writes(out, report)
     try:                                        # refused here: nothing of the old run deleted, no new folder left
         replaced = [] if args.resume else check_no_run_in(out, args.overwrite)
         device = resolve_device(args.device)

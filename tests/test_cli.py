@@ -703,6 +703,38 @@ def test_resume_of_a_folder_with_only_best_npz_names_init_from(tmp_path, trained
                    f"--init-from {tmp_path} --out NEW")
 
 
+def test_a_folder_or_file_that_holds_no_run_says_what_is_wanted(tmp_path, trained):
+    """--resume and --from of what holds no run said "checkpoint 'X/last.npz' does not exist", which reads as a
+    file to make: a folder that is not there, a file (a checkpoint's: its folder is named), a folder whose run was
+    killed before its first checkpoint (start it again)."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for what, needles in [(tmp_path / "none", ["--resume", "there is no such folder"]),
+                          (trained / "last.npz", ["a file, not a run's folder", f"(--resume {trained})"]),
+                          (trained / "metrics.csv", ["a file, not a run's folder; give the folder its train --out"]),
+                          (empty, ["holds no checkpoint to continue from", f"start the run again with --out {empty}"])]:
+        one_line_error(scratchrnn("train", "--resume", str(what)), *needles)
+    for command in (["generate", "--from", str(empty)], ["train", "--init-from", str(empty), "--out", str(tmp_path)]):
+        one_line_error(scratchrnn(*command), f"{empty} holds no checkpoint (best.npz or last.npz")
+
+
+def test_unfinished_writes_of_a_killed_run_are_removed_by_the_next_training(tmp_path, capsys):
+    """A process killed while it saves (kill -9, the power) leaves its temporary file (.last.npz.RANDOM.tmp, as large
+    as a checkpoint) in the run folder, and each such kill one more; the training that next holds the folder removes
+    them, with a note. Another file's temporary file, or a file of the user's, stays."""
+    out = tmp_path / "run"
+    cli.main(["train", "--out", str(out), "--epochs", "1", *SMALL])
+    left = [out / ".last.npz.k1ll3d.tmp", out / ".metrics.csv.x_9.tmp"]
+    kept = [out / ".weights.npz.abc.tmp", out / "notes.tmp"]
+    for p in left + kept:
+        p.write_bytes(b"\0" * 1000)
+    capsys.readouterr()
+    cli.main(["train", "--resume", str(out), "--epochs", "2"])
+    assert capsys.readouterr().err.splitlines()[0] == ("note: removed 2 unfinished writes of a process killed while it "
+                                                       "saved (.last.npz.k1ll3d.tmp, .metrics.csv.x_9.tmp: 2.0 KiB)")
+    assert [p.exists() for p in left + kept] == [False, False, True, True]
+
+
 @pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs CPU affinity")
 def test_fast_split_on_one_cpu_says_fast_is_faster(tmp_path):
     """Its two processes take turns on one CPU (taskset -c 0, a container of one): 15% slower than fast, so a note."""
