@@ -210,6 +210,7 @@ def checkpoint_in(folder, prefer="best"):
     return folder / ("best.npz" if prefer == "best" and (folder / "best.npz").exists() else "last.npz")
 
 
+DEFAULT_RUN = "scratchrnn-run"          # train's --out and generate's --from, none given: train, then generate
 RUN_FILES = ("last.npz", "best.npz", "metrics.csv", "steps.csv", "perplexity.png")    # what a run writes in its folder
 
 
@@ -710,6 +711,9 @@ def run_training(args, held):
 def cmd_generate(args):
     """The prefix, then each token as it is produced (a long generation shows progress at once). Without
     a prefix, --length tokens from a first one drawn uniformly from the vocabulary."""
+    if "from_dir" not in args.given and not Path(args.from_dir).exists():
+        raise ConfigError(f"there is no run in {args.from_dir} (where train writes without --out); give --from DIR, "
+                          f"the folder of the run to generate from")
     path = checkpoint_in(args.from_dir, args.checkpoint)
     arrays, manifest = load_run(path)
     model, vocab = model_from_checkpoint(arrays, manifest, resolve_device(args.device), path)
@@ -791,7 +795,7 @@ def build_parser():
                         "lower case (the book's preprocessing); wide: every printable character, blanks collapsed")
     t.add_argument("--val-fraction", type=float, default=0.1,
                    help="the tail of the corpus held out to measure validation perplexity (0: none)")
-    t.add_argument("--out", default="scratchrnn-run", help="folder for checkpoints, metrics and plots")
+    t.add_argument("--out", default=DEFAULT_RUN, help="folder for checkpoints, metrics and plots")
     t.add_argument("--overwrite", action="store_true",
                    help="start afresh in an --out that holds a run: its checkpoints, metrics and plot are deleted "
                         "first (without it, such an --out is refused)")
@@ -830,8 +834,8 @@ def build_parser():
     t.set_defaults(func=cmd_train)
 
     g = sub.add_parser("generate", help="continue a prefix with a trained model", formatter_class=defaults)
-    g.add_argument("--from", dest="from_dir", required=True, metavar="DIR",
-                   help="a run folder (or a checkpoint .npz file)")
+    g.add_argument("--from", dest="from_dir", default=DEFAULT_RUN, metavar="DIR",
+                   help="a run folder (or a checkpoint .npz file); the default is where train writes without --out")
     g.add_argument("--prefix", default=None,
                    help="text to warm up on, read as the run's text was (its --charset; then any characters of its "
                         "vocabulary); none: the first token is drawn uniformly from the vocabulary (with --seed), as "

@@ -718,6 +718,17 @@ def test_a_folder_or_file_that_holds_no_run_says_what_is_wanted(tmp_path, traine
         one_line_error(scratchrnn(*command), f"{empty} holds no checkpoint (best.npz or last.npz")
 
 
+def test_generate_without_from_reads_the_run_train_wrote_without_out(tmp_path):
+    """`scratchrnn train --corpus my.txt` writes to scratchrnn-run (no --out), and `scratchrnn generate` then said
+    "the following arguments are required: --from"; its --from is now that folder when none is given, and where
+    there is no run yet, the line says so and names --from."""
+    r = scratchrnn("generate", cwd=tmp_path)
+    one_line_error(r, "there is no run in scratchrnn-run (where train writes without --out); give --from DIR")
+    assert scratchrnn("train", "--epochs", "1", *SMALL, cwd=tmp_path).returncode == 0
+    r = scratchrnn("generate", "--prefix", "the", "--length", "5", cwd=tmp_path)
+    assert r.returncode == 0 and r.stdout.startswith("the") and len(r.stdout) == len("the") + 5 + 1, r.stderr
+
+
 def test_unfinished_writes_of_a_killed_run_are_removed_by_the_next_training(tmp_path, capsys):
     """A process killed while it saves (kill -9, the power) leaves its temporary file (.last.npz.RANDOM.tmp, as large
     as a checkpoint) in the run folder, and each such kill one more; the training that next holds the folder removes
