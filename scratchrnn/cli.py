@@ -388,8 +388,12 @@ def run_training(args, held):
         config = {**config_from_args(args), **{k: parent_manifest["config"][k] for k in INHERITED
                                                if k in parent_manifest["config"]}}
         config["init_from"] = str(parent.resolve())
-        if args.overwrite and parent.resolve().parent == Path(args.out).resolve():
-            raise ConfigError(f"--overwrite would delete {parent}, the weights --init-from starts from; use another --out")
+        if parent.resolve().parent == Path(args.out).resolve():          # (the default --out, as the run's was)
+            if args.overwrite:
+                raise ConfigError(f"--overwrite would delete {parent}, the weights --init-from starts from; use "
+                                  f"another --out")
+            raise ConfigError(f"--out {args.out} holds the run --init-from starts from; give the new run its own "
+                              f"--out (--init-from {args.init_from} --out NEW)")
         vocab = Vocab(idx_to_token=parent_manifest["vocab"], token=config["tokens"])
         check_arrays(arrays, config, len(vocab), parent)
         out = Path(args.out)

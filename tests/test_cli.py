@@ -659,6 +659,9 @@ def test_a_new_run_does_not_write_over_another(tmp_path):
     one_line_error(scratchrnn("train", "--init-from", str(out), "--out", str(out), "--overwrite", "--epochs", "1",
                               "--device", "cpu"), "would delete")
     assert (out / "last.npz").read_bytes() == before
+    # without --overwrite: the new run needs its own --out (it said to give --init-from, which was given)
+    one_line_error(scratchrnn("train", "--init-from", str(out), "--out", str(out), "--epochs", "1", "--device", "cpu"),
+                   f"--out {out} holds the run --init-from starts from; give the new run its own --out")
     # --overwrite deletes the old run only once the new one has passed every check: a new run refused for its
     # corpus (or its size, or its device) cost the old one its checkpoints before.
     for refused, needle in ((["--corpus", str(tmp_path / "missing.txt")], "does not exist"),
