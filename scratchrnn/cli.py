@@ -314,6 +314,16 @@ def sample_text(model, vocab, length, seed):
     return vocab.sep.join(generate(None, length, model, vocab, temperature=1.0, seed=seed))
 
 
+VALIDATION_SPEEDUP = 2.5     # a validation pass's tokens/s over the training's (forward only): 2.5-2.75 measured
+SPEED_WINDOW_S = 2.0         # the training's speed, for that estimate: over its latest stretch of this many seconds
+
+
+def expected_validation_s(val_tokens, tokens_per_s):
+    """How long a pass over `val_tokens` should take, from the training's tokens/s (before the run has timed a
+    validation of its own: --max-minutes leaves room for its closing one from its first seconds)."""
+    return val_tokens / (VALIDATION_SPEEDUP * tokens_per_s) if tokens_per_s else 0.0
+
+
 def place_in_run(epoch_done, batch):
     """Where a run stands, as its lines say it: 'at epoch 3, minibatch 1,200' inside an epoch (epoch_done 2, batch
     1200), 'after epoch 2' at an epoch's end (batch 0)."""
@@ -514,6 +524,42 @@ def run_training(args, held):
         sys.exit(EXIT_PIPE_CLOSED if closed else EXIT_ERROR)
     budget = None if args.max_minutes is None else args.max_minutes * 60
 
+    def closing_validation_s():
+        """What a --max-minutes stop's closing validation should take: as long as the run's last one (kept in its
+        checkpoint), or before it has done one, as the training's speed says (note_speed)."""
+        if val is None:
+            return 0.0
+        return validation_took["s"] or expected_validation_s(len(val), pace["tokens_per_s"])
+
+    # the training's tokens/s over its latest SPEED_WINDOW_S, from a mark at an epoch's first minibatch on: the
+    # epoch's own figure counts the first minibatch's warm-up (a 56 MiB text's 11th minibatch: 13,500 tokens/s, not
+    # 23,000, and a 3-minute budget's closing validation expected at 175 s instead of 100)
+    pace = {"mark": None, "tokens_per_s": None}
+
+    def note_speed(pos):
+        """After each minibatch (pos: the epoch's so far): the tokens/s since the mark, once SPEED_WINDOW_S old."""
+        mark = pace["mark"]
+        if mark is not None and pos.seconds - mark[1] >= SPEED_WINDOW_S and pos.tokens > mark[0]:
+            pace["tokens_per_s"] = (pos.tokens - mark[0]) / (pos.seconds - mark[1])
+        if mark is None or pos.seconds < mark[1] or pos.seconds - mark[1] >= SPEED_WINDOW_S:   # (a new epoch, too)
+            pace["mark"] = (pos.tokens, pos.seconds)
+
+    def room_for_closing():
+        """The seconds the budget keeps for its closing validation: none where one takes the whole budget (the stop
+        leaves it out, and a series of resumes does not each train a minibatch and validate)."""
+        closing = closing_validation_s()
+        return closing if closing < budget else 0.0
+
+    def budget_stopped(left_out=""):
+        """The line of a --max-minutes stop, once last.npz is written."""
+        return (f"stopped: the --max-minutes {args.max_minutes:g} budget is spent, {last_saved['at']}{left_out}; "
+                f"resume with: scratchrnn train --resume {out}")
+
+    def budget_spent():
+        """--max-minutes: whether the closing validation would end past the budget if the run went on from here (a
+        minibatch's end; an epoch's, where the validation just done closes the run)."""
+        return budget is not None and time.perf_counter() - started_at + room_for_closing() > budget
+
     # SIGHUP (none on Windows), unless the run was started to ignore it (nohup), which it goes on doing
     hangup = getattr(signal, "SIGHUP", None)
     hangup = None if hangup is None or signal.getsignal(hangup) == signal.SIG_IGN else hangup
@@ -566,6 +612,7 @@ def run_training(args, held):
         """After each minibatch: the progress bar, --log-every-steps, --validate-every-steps, then a Ctrl-C's stop,
         --save-every-steps and the --max-minutes budget, so that a checkpoint here keeps this minibatch's rows."""
         stop["position"] = pos
+        note_speed(pos)
         bar.update(1)
         log_due, validation_due, save_due = (bool(n) and pos.batch % n == 0 for n in (
             config["log_every_steps"], config["validate_every_steps"], config["save_every_steps"]))
@@ -592,9 +639,9 @@ def run_training(args, held):
             raise Stop("interrupted", pos)
         if save_due:
             checkpoint(out / "last.npz", epoch, pos, stop["rng_at_start"])
-        # the budget: stop where a closing validation as long as the last one would end past it (where this
-        # minibatch's own was just done, it is the closing one, and the run ends now, inside the budget)
-        if budget is not None and time.perf_counter() - started_at + validation_took["s"] > budget:
+        # the budget: stop where the closing validation would end past it (where this minibatch's own was just
+        # done, it is the closing one, and the run ends now, inside the budget)
+        if budget_spent():
             raise Stop("budget", pos)
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM, hangup) if sig}
@@ -642,17 +689,25 @@ def run_training(args, held):
                 bar.close()
                 if e.why == "interrupted":
                     leave_interrupted(e.position)
-                # the budget: end as any run ends (a validation just done at this minibatch gives its value)
+                # the budget: end as any run ends, validated (a validation just done at this minibatch gives its
+                # value), unless one would take more than half the budget
+                left_out = ""
                 try:
-                    val_ppl = validated["val"] if validated["at"] == (epoch, e.position.batch) else validate()
+                    if validated["at"] == (epoch, e.position.batch):
+                        val_ppl = validated["val"]
+                    elif val is not None and not room_for_closing():
+                        val_ppl, left_out = None, (f" (without its closing validation: one takes about "
+                                                   f"{closing_validation_s():.3g} s, longer than the "
+                                                   f"budget)")
+                    else:
+                        val_ppl = validate()
                 except EvaluationInterrupted:
                     leave_interrupted(e.position)
                 keep_if_best(val_ppl, e.position, stop["rng_at_start"])
                 write_last(e.position, stop["rng_at_start"])
                 ppl = perplexity(float(e.position.loss_sum) / max(1, e.position.tokens))
                 speed = e.position.tokens / max(e.position.seconds, 1e-9)
-                print(f"stopped: the --max-minutes {args.max_minutes:g} budget is spent, {last_saved['at']}; "
-                      f"resume with: scratchrnn train --resume {out}")
+                print(budget_stopped(left_out))
                 break
             try:
                 val_ppl = validate()
@@ -667,14 +722,17 @@ def run_training(args, held):
                                 elapsed_s=round((history[-1]["elapsed_s"] if history else 0.0)
                                                 + time.perf_counter() - started, 3)))
             keep_if_best(val_ppl)
-            saved = epoch % config["save_every"] == 0 or epoch == config["epochs"]
+            # the budget, at an epoch's end: its validation, just done, closes the run where another would not fit
+            budget_stop = epoch < config["epochs"] and budget_spent()
+            saved = epoch % config["save_every"] == 0 or epoch == config["epochs"] or budget_stop
             if saved:
                 write_last()
             bar.n = epoch * batches                                   # (the random offset can take one away)
             shown["val"] = "-" if val_ppl is None else f"{val_ppl:.2f}"
             bar.set_postfix(epoch=f"{epoch}/{config['epochs']}", train_ppl=f"{ppl:.2f}", val_ppl=shown["val"],
                             tokens_per_s=f"{speed:,.0f}")
-            if epoch % config["log_every"] == 0 or epoch == config["epochs"] or epoch == epoch_at_start + 1:
+            if (epoch % config["log_every"] == 0 or epoch == config["epochs"] or epoch == epoch_at_start + 1
+                    or budget_stop):
                 say(f"epoch {epoch:4d}  train perplexity {ppl:7.2f}  "
                     + ("" if val_ppl is None else f"validation perplexity {val_ppl:7.2f}  ")
                     + f"lr {lr_now:.4g}  {speed:,.0f} tokens/s")
@@ -686,6 +744,10 @@ def run_training(args, held):
                     write_last()
                 leave_without_log(f"saved {out / 'last.npz'} {last_saved['at']}; resume with: "
                                   f"scratchrnn train --resume {out}")
+            if budget_stop:
+                bar.close()
+                print(budget_stopped())
+                break
     except TrainingDiverged as e:       # in the epoch, or weights found NaN writing a checkpoint (a Ctrl-C's, ...)
         bar.close()
         kept = f"the last good checkpoint {out / 'last.npz'} is kept" if (out / "last.npz").exists() \
@@ -704,7 +766,8 @@ def run_training(args, held):
         bar.close()
     print(f"perplexity {ppl:.1f}" + ("" if val_ppl is None else f" (validation {val_ppl:.1f}, best {best:.1f})")
           + f", {speed:.1f} tokens/sec on {device_name(device)}")
-    print(f"checkpoints: {out / 'last.npz'}" + (f", {out / 'best.npz'} (best validation)" if val is not None else "")
+    best_kept = (out / "best.npz").exists()                         # (none where no validation was done yet)
+    print(f"checkpoints: {out / 'last.npz'}" + (f", {out / 'best.npz'} (best validation)" if best_kept else "")
           + f"; metrics: {out / 'metrics.csv'}" + (f"; plot: {out / 'perplexity.png'}" if config["plot"] else ""))
 
 
@@ -818,8 +881,9 @@ def build_parser():
                    help="also write last.npz every N minibatches (for texts whose epoch is long; 0: off)")
     t.add_argument("--max-minutes", type=positive_float, default=None, metavar="M",
                    help="stop within M minutes: at the end of the minibatch after which the closing validation "
-                        "(as long as the last one) would end past them; validation, checkpoint and plot as at the "
-                        "end of a run; resumable")
+                        "(as long as the last one, or as the training's speed says before one) would end past them; "
+                        "validation (left out where it takes more than half of M), checkpoint and plot as at the end "
+                        "of a run; resumable")
     t.add_argument("--log-every", type=positive_int, default=10,
                    help="print a line every N epochs, and after the first and the last (a line inside the epoch "
                         "where none came for 10 minutes)")
@@ -829,7 +893,8 @@ def build_parser():
     t.add_argument("--validate-every-steps", type=every_or_off, default=None, metavar="N",
                    help="also measure the validation perplexity every N minibatches: a line, and best.npz when it is "
                         "the best so far, as char-rnn's -eval_val_every (for texts whose epoch is long; 0: off); a "
-                        "pass over the validation text runs at about 2.5 times the training's tokens/s")
+                        f"pass over the validation text runs at about {VALIDATION_SPEEDUP:g} times the training's "
+                        "tokens/s")
     t.add_argument("--sample", type=every_or_off, default=None, metavar="N",
                    help="with each epoch's log line, N tokens the model generates (temperature 1, no prefix; line "
                         "breaks shown as \\n), as char-rnn users watch a model learn (0: none)")

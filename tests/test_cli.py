@@ -300,41 +300,89 @@ def test_a_budget_spent_at_a_validation_inside_the_epoch_does_not_validate_again
     assert weights(out)[1]["best_val"] == pytest.approx(shown, abs=0.006) and (out / "best.npz").exists()
 
 
-def test_a_budget_leaves_time_for_its_closing_validation(tmp_path, monkeypatch, capsys):
-    """--max-minutes ends as a run ends, with a validation, which took its whole time past the budget (93-104 s on a
-    56 MiB text). The run now stops where that validation, as long as the last one, would end past M minutes. Here a
-    clock on which each validation takes 100 s, and a 3-minute budget: the first epoch's validation ends at 100 s, so
-    the run stops at epoch 2's first minibatch and ends at 200 s (it went on to 300 s: epoch 2, its validation,
-    epoch 3's first minibatch, then the closing one)."""
+def slow_clock(monkeypatch, validation_s=100.0, minibatch_s=0.0):
+    """perf_counter, shifted as if each validation took validation_s and each minibatch minibatch_s (on_step's time,
+    which the epoch's tokens/s leaves out); returns the clock and the list of validations done."""
     import time as clock
     real, shift, passes = clock.perf_counter, {"s": 0.0}, []
     monkeypatch.setattr(clock, "perf_counter", lambda: real() + shift["s"])
-    evaluate = cli.evaluate
+    evaluate, train_epoch = cli.evaluate, cli.train_epoch
 
     def slow(*a, **k):
         passes.append(1)
-        shift["s"] += 100.0
+        shift["s"] += validation_s
         return evaluate(*a, **k)
+
+    def slow_minibatches(*a, on_step, **k):
+        def step(*b):
+            shift["s"] += minibatch_s
+            return on_step(*b)
+        return train_epoch(*a, on_step=step, **k)
     monkeypatch.setattr(cli, "evaluate", slow)
-    began = clock.perf_counter()
+    monkeypatch.setattr(cli, "train_epoch", slow_minibatches)
+    return clock.perf_counter, passes
+
+
+def test_a_budget_leaves_time_for_its_closing_validation(tmp_path, monkeypatch, capsys):
+    """--max-minutes ends as a run ends, with a validation, which took its whole time past the budget (93-104 s on a
+    56 MiB text). The run now stops where that validation, as long as the last one, would end past M minutes. Here a
+    clock on which each validation takes 100 s, and a 3-minute budget: the first epoch's validation ends at 100 s,
+    and another would not fit, so the run ends there, after epoch 1 (it went on to 300 s: epoch 2, its validation,
+    epoch 3's first minibatch, then the closing one; then to 200 s, epoch 2's first minibatch and a validation)."""
+    clock, passes = slow_clock(monkeypatch)
+    began = clock()
     cli.main(["train", "--out", str(tmp_path / "run"), "--epochs", "10", "--max-minutes", "3", *SMALL])
-    assert clock.perf_counter() - began < 200 + 30 and len(passes) == 2
-    assert "stopped: the --max-minutes 3 budget is spent, at epoch 2, minibatch 1;" in capsys.readouterr().out
+    assert clock() - began < 100 + 30 and len(passes) == 1
+    assert "stopped: the --max-minutes 3 budget is spent, after epoch 1;" in capsys.readouterr().out
+    assert weights(tmp_path / "run")[1]["epoch"] == 1
     # a validation inside the epoch after which another would not fit: the run ends there, with its value (it went
     # on a minibatch and validated again; a 56 MiB text ended at 255 s of a 3-minute budget)
     passes.clear()
-    began = clock.perf_counter()
+    began = clock()
     cli.main(["train", "--out", str(tmp_path / "inside"), "--epochs", "10", "--max-minutes", "3",
               "--validate-every-steps", "5", *SMALL])
-    assert clock.perf_counter() - began < 100 + 30 and len(passes) == 1
+    assert clock() - began < 100 + 30 and len(passes) == 1
     assert "stopped: the --max-minutes 3 budget is spent, at epoch 1, minibatch 5;" in capsys.readouterr().out
-    # a resume counts the run's last validation from its start (kept in the checkpoint): with 90 s it stops at its
-    # first minibatch, and ends at 100 s (it trained an epoch, validated it, stopped, and validated again: 200 s)
+    # a validation that takes the whole budget: none is kept room for (each of a series of 90 s resumes stopped at
+    # its first minibatch and validated, past the budget, a minibatch a job); the run trains its epoch, validates it
+    # as every epoch is, and stops there
     passes.clear()
-    began = clock.perf_counter()
+    began = clock()
     cli.main(["train", "--resume", str(tmp_path / "run"), "--max-minutes", "1.5"])
-    assert clock.perf_counter() - began < 100 + 30 and len(passes) == 1
-    assert "stopped: the --max-minutes 1.5 budget is spent, at epoch 2, minibatch 2;" in capsys.readouterr().out
+    assert clock() - began < 100 + 30 and len(passes) == 1
+    assert "stopped: the --max-minutes 1.5 budget is spent, after epoch 2;" in capsys.readouterr().out
+
+
+def test_a_budget_leaves_room_for_a_validation_the_run_has_not_timed_yet(tmp_path, monkeypatch, capsys):
+    """A long text's first epoch has no validation to time (without --validate-every-steps), and --max-minutes left
+    it no room: it stopped once the budget had passed, and validated past it. The closing validation is now
+    expected from the training's speed past its first minibatch (cli.expected_validation_s, over the latest
+    SPEED_WINDOW_S: the epoch's own counts the first's warm-up): here 100 s, each minibatch 30 s, and 4 minutes;
+    the run stops after minibatch 5 (150 s, + 100 s), where it went on to minibatch 9 (270 s, + 100 s)."""
+    clock, passes = slow_clock(monkeypatch, minibatch_s=30.0)
+    monkeypatch.setattr(cli, "expected_validation_s", lambda *a: 100.0)
+    monkeypatch.setattr(cli, "SPEED_WINDOW_S", 0.0)              # (a speed from the second minibatch on)
+    began = clock()
+    cli.main(["train", "--out", str(tmp_path / "run"), "--epochs", "1", "--max-minutes", "4", *SMALL])
+    assert clock() - began < 250 + 30 and len(passes) == 1
+    assert "stopped: the --max-minutes 4 budget is spent, at epoch 1, minibatch 5;" in capsys.readouterr().out
+    # a resume counts the run's last validation, kept in its checkpoint (100 s; its estimate here would be a few ms)
+    monkeypatch.setattr(cli, "expected_validation_s", lambda *a: 0.001)
+    passes.clear()
+    began = clock()
+    cli.main(["train", "--resume", str(tmp_path / "run"), "--max-minutes", "4"])
+    assert clock() - began < 250 + 30 and len(passes) == 1
+    assert "stopped: the --max-minutes 4 budget is spent, at epoch 1, minibatch 10;" in capsys.readouterr().out
+    # one longer than the budget is left out: the run trains to the budget (4 minibatches, 120 s > 96 s)
+    passes.clear()
+    cli.main(["train", "--resume", str(tmp_path / "run"), "--max-minutes", "1.6"])
+    assert len(passes) == 0 and ("stopped: the --max-minutes 1.6 budget is spent, at epoch 1, minibatch 14 (without "
+                                 "its closing validation: one takes about 100 s, longer than the budget);"
+                                 ) in capsys.readouterr().out
+    # the estimate: the validation text's tokens at 2.5 times the training's tokens/s (none before there is a speed)
+    monkeypatch.undo()
+    assert cli.expected_validation_s(250_000, 10_000.0) == pytest.approx(10.0)
+    assert cli.expected_validation_s(250_000, None) == 0.0
 
 
 def test_gradcheck_prints_a_table():
@@ -518,7 +566,7 @@ def test_missing_truncated_and_corrupted_checkpoints(tmp_path, trained):
         one_line_error(scratchrnn(*command, str(tmp_path / "book.txt")), f"book.txt is not a checkpoint; {wanted}")
     assert not (tmp_path / "new").exists()
     (tmp_path / "empty").mkdir()                                          # a folder with no run in it
-    one_line_error(scratchrnn("generate", "--from", str(tmp_path / "empty")), "empty/last.npz' does not exist")
+    one_line_error(scratchrnn("generate", "--from", str(tmp_path / "empty")), "empty holds no checkpoint")
     data = (trained / "last.npz").read_bytes()
     cut = tmp_path / "cut.npz"
     cut.write_bytes(data[: len(data) // 2])
