@@ -30,9 +30,10 @@ from .checkpoint import (atomic_write, check_arrays, load_run, model_from_checkp
                          unfinished_writes, weights_in, with_new_tokens)
 from .cmdline import (EXIT_DIVERGED, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_PIPE_CLOSED, DefaultsHelpFormatter,
                       OneLineParser, add_model_arguments, add_selftest_arguments, add_training_arguments, blas_threads,
-                      command_line_flags, every_or_off, hold_out_dir, learning_rate_of, leave_hung_up_terminal, leave_stdout, max_tokens_of,
-                      model_config, note_split_on_one_cpu, optimizer_config, positive_float, positive_int,
-                      prepare_out_dir, seed_int, tell, terminal_fds, with_one_line_errors)
+                      command_line_flags, every_or_off, hold_out_dir, learning_rate_of, leave_hung_up_terminal,
+                      leave_stdout, max_tokens_of, model_config, note_split_on_one_cpu, optimizer_config,
+                      positive_float, positive_int, prepare_out_dir, seed_int, tell, terminal_fds,
+                      with_one_line_errors)
 from .optimizers import HYPERPARAMETERS, optimizer_from_config
 from .schedules import SCHEDULE_DEFAULTS, check_schedule, rate_of
 from .data import CHARSETS, TOKENS, SeqDataLoader, Vocab, corpus_digest, load_corpus, normalize, read_as_text
@@ -448,7 +449,8 @@ def run_training(args, held):
             print(f"{out} already has {epoch} epochs; ask for more with --epochs N")
             return
         as_started = command_line_flags({key: config[key] for key in kept}, build_parser().subcommands["train"])
-        print(f"resuming {out} {place_in_run(epoch, manifest['batch'] if position else 0)}" + (f"; going on as before with {as_started}" if as_started else ""))
+        print(f"resuming {out} {place_in_run(epoch, manifest['batch'] if position else 0)}"
+              + (f"; going on as before with {as_started}" if as_started else ""))
     elif arrays is not None:
         model.load_state_dict(with_new_tokens(weights_in(arrays), model.state_dict()))   # --init-from: a new text
         print(f"starting from the weights of {config['init_from']}")
@@ -544,11 +546,14 @@ def run_training(args, held):
         if mark is None or pos.seconds < mark[1] or pos.seconds - mark[1] >= SPEED_WINDOW_S:   # (a new epoch, too)
             pace["mark"] = (pos.tokens, pos.seconds)
 
+    def closing_fits():
+        """Whether the closing validation fits in the budget at all: where it does not, the stop leaves it out, and
+        the budget keeps no room for it (a series of resumes would each train a minibatch and validate)."""
+        return closing_validation_s() < budget
+
     def room_for_closing():
-        """The seconds the budget keeps for its closing validation: none where one takes the whole budget (the stop
-        leaves it out, and a series of resumes does not each train a minibatch and validate)."""
-        closing = closing_validation_s()
-        return closing if closing < budget else 0.0
+        """The seconds the budget keeps for its closing validation."""
+        return closing_validation_s() if closing_fits() else 0.0
 
     def budget_stopped(left_out=""):
         """The line of a --max-minutes stop, once last.npz is written."""
@@ -690,12 +695,12 @@ def run_training(args, held):
                 if e.why == "interrupted":
                     leave_interrupted(e.position)
                 # the budget: end as any run ends, validated (a validation just done at this minibatch gives its
-                # value), unless one would take more than half the budget
+                # value), unless one takes longer than the whole budget
                 left_out = ""
                 try:
                     if validated["at"] == (epoch, e.position.batch):
                         val_ppl = validated["val"]
-                    elif val is not None and not room_for_closing():
+                    elif not closing_fits():
                         val_ppl, left_out = None, (f" (without its closing validation: one takes about "
                                                    f"{closing_validation_s():.3g} s, longer than the "
                                                    f"budget)")

@@ -379,6 +379,12 @@ def test_a_budget_leaves_room_for_a_validation_the_run_has_not_timed_yet(tmp_pat
     assert len(passes) == 0 and ("stopped: the --max-minutes 1.6 budget is spent, at epoch 1, minibatch 14 (without "
                                  "its closing validation: one takes about 100 s, longer than the budget);"
                                  ) in capsys.readouterr().out
+    # a new run whose validation is longer than its budget has done none: no best.npz, and the last line names none
+    monkeypatch.setattr(cli, "expected_validation_s", lambda *a: 100.0)
+    cli.main(["train", "--out", str(tmp_path / "new"), "--epochs", "1", "--max-minutes", "1.6", *SMALL])
+    out = capsys.readouterr().out
+    assert "minibatch 4 (without its closing validation" in out and not (tmp_path / "new" / "best.npz").exists()
+    assert f"checkpoints: {tmp_path / 'new' / 'last.npz'}; metrics:" in out
     # the estimate: the validation text's tokens at 2.5 times the training's tokens/s (none before there is a speed)
     monkeypatch.undo()
     assert cli.expected_validation_s(250_000, 10_000.0) == pytest.approx(10.0)
