@@ -14,6 +14,7 @@ import copy
 import csv
 import io
 import math
+import os
 import signal
 import sys
 import time
@@ -36,7 +37,7 @@ from .cmdline import (EXIT_DIVERGED, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_PIPE_CLO
                       with_one_line_errors)
 from .optimizers import HYPERPARAMETERS, optimizer_from_config
 from .schedules import SCHEDULE_DEFAULTS, check_schedule, rate_of
-from .data import CHARSETS, TOKENS, SeqDataLoader, Vocab, corpus_digest, load_corpus, normalize, read_as_text
+from .data import CHARSETS, STDIN, TOKENS, SeqDataLoader, Vocab, corpus_digest, load_corpus, normalize, read_as_text
 from .engines import ENGINES
 from .errors import CheckpointError, ConfigError, DataError, OutputLost, TrainingDiverged
 from .model import MODEL_DEFAULTS, model_from_config
@@ -150,7 +151,11 @@ def config_from_args(args):
 
 
 def corpus_paths(paths):
-    return [str(Path(c).resolve()) for c in paths] if paths else None
+    """A run's text files as its config keeps them: absolute, links resolved; standard input (-) as it is, and a
+    pipe (`<(zcat book.txt.gz)`: /dev/fd/63) not resolved, which would name no file ('/proc/PID/fd/pipe:[N]')."""
+    def kept(path):
+        return path if path == STDIN else os.path.abspath(path) if Path(path).is_fifo() else str(Path(path).resolve())
+    return [kept(c) for c in paths] if paths else None
 
 
 # A run's log has a line at least this often: where no other line came for this long, the next minibatch's line
@@ -295,7 +300,7 @@ def changed_files(then, now):
     does, or the checkpoint kept none, or the files are not as many."""
     if not then or len(then) != len(now):
         return ""
-    changed = [f"{path} ({then_and_now(digest_then, digest, 'bytes')})"
+    changed = [f"{'standard input' if path == STDIN else path} ({then_and_now(digest_then, digest, 'bytes')})"
                for digest_then, (path, digest) in zip(then.values(), now.items()) if digest_then != digest]
     return "; changed since: " + ", ".join(changed) if changed else ""
 
@@ -382,7 +387,7 @@ def run_training(args, held):
                                   f"they were kept), so a resume cannot tell that it is the same text")
             config["corpus"] = corpus_paths(args.corpus)              # (check_resume refuses another text)
         else:
-            gone = [p for p in config["corpus"] or () if not Path(p).exists()]
+            gone = [p for p in config["corpus"] or () if p != STDIN and not Path(p).exists()]
             if gone:
                 raise DataError(f"the run's text {gone[0]} is not there any more; if it has moved, give it where it "
                                 f"is now (the same text, checked): scratchrnn train --resume {out} --corpus PATH ...")

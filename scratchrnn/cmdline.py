@@ -162,7 +162,8 @@ def add_training_arguments(p, defaults=None):
                    help="random sampling (state re-initialised each minibatch) instead of sequential")
     p.add_argument("--corpus", action="extend", nargs="+", default=None, metavar="PATH",
                    help="UTF-8 text file(s) to train on, read in turn as one text: --corpus a.txt b.txt, "
-                        "--corpus texts/*.txt or --corpus a.txt --corpus b.txt (default: the Time Machine, shipped)")
+                        "--corpus texts/*.txt or --corpus a.txt --corpus b.txt; - reads standard input (cat *.txt | "
+                        "scratchrnn train --corpus -) (default: the Time Machine, shipped)")
     p.add_argument("--max-tokens", type=int, default=d.get("max_tokens", 10000),
                    help="keep the first N tokens (the book: 10000); -1 keeps the whole text")
     p.add_argument("--full-text", action="store_true", help="same as --max-tokens -1")

@@ -17,6 +17,7 @@ import collections
 import hashlib
 import re
 import string
+import sys
 import unicodedata
 from pathlib import Path
 
@@ -50,22 +51,34 @@ UNICODE_BOMS = ((b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32")
                 (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
 
 
+STDIN = "-"     # --corpus -: the text comes from standard input (`cat *.txt | scratchrnn train --corpus -`)
+
+
+def text_name(path):
+    """A corpus file as a line names it: 'book.txt' quoted, or standard input."""
+    return "standard input (--corpus -)" if str(path) == STDIN else repr(str(path))
+
+
 def read_text(path, digests=None):
     """Read a UTF-8 text file (or UTF-16/32 with its byte-order mark), refusing what is missing, empty,
     binary or not UTF-8 (one-line errors). The text comes back as `normalize` leaves it. digests: a dict where
-    {path: file_digest of its bytes} is put, from the bytes read here (not a second reading of the file)."""
-    path = Path(path)
-    if not path.exists():
-        raise DataError(f"corpus {str(path)!r} does not exist")
-    if path.is_dir():
-        raise DataError(f"corpus {str(path)!r} is a folder, not a file; give the texts in it, e.g. --corpus "
-                        f"{str(path).rstrip('/')}/*.txt")
-    if not path.is_file():
-        raise DataError(f"corpus {str(path)!r} is not a file")
-    try:
-        raw = path.read_bytes()
-    except OSError as e:
-        raise DataError(f"corpus {str(path)!r} cannot be read: {e.strerror}") from None
+    {path: file_digest of its bytes} is put, from the bytes read here (not a second reading of the file).
+    A pipe is read as a file is (`--corpus <(zcat book.txt.gz)`), and STDIN is standard input's."""
+    if str(path) == STDIN:
+        raw = read_standard_input()
+    else:
+        path = Path(path)
+        if not path.exists():
+            raise DataError(f"corpus {text_name(path)} does not exist")
+        if path.is_dir():
+            raise DataError(f"corpus {text_name(path)} is a folder, not a file; give the texts in it, e.g. --corpus "
+                            f"{str(path).rstrip('/')}/*.txt")
+        if not (path.is_file() or path.is_fifo()):
+            raise DataError(f"corpus {text_name(path)} is not a file")
+        try:
+            raw = path.read_bytes()
+        except OSError as e:
+            raise DataError(f"corpus {text_name(path)} cannot be read: {e.strerror}") from None
     if digests is not None:
         digests[str(path)] = file_digest(raw)
     encoding = next((name for bom, name in UNICODE_BOMS if raw.startswith(bom)), "utf-8")
@@ -73,19 +86,31 @@ def read_text(path, digests=None):
         text = raw.decode(encoding)                                        # utf-16/32 drop their BOM here
     except UnicodeDecodeError as e:
         if encoding != "utf-8":
-            raise DataError(f"corpus {str(path)!r} is not UTF-8 text, nor the {encoding.upper()} its byte-order "
+            raise DataError(f"corpus {text_name(path)} is not UTF-8 text, nor the {encoding.upper()} its byte-order "
                             f"mark announces (bad bytes at offset {e.start})") from None
         if b"\x00" in raw:
-            raise DataError(f"corpus {str(path)!r} looks binary (it contains NUL bytes), not text") from None
-        raise DataError(f"corpus {str(path)!r} is not UTF-8 text (bad byte at offset {e.start}); convert it "
+            raise DataError(f"corpus {text_name(path)} looks binary (it contains NUL bytes), not text") from None
+        raise DataError(f"corpus {text_name(path)} is not UTF-8 text (bad byte at offset {e.start}); convert it "
                         f"first, e.g. iconv -f cp1252 -t utf-8 for a Windows text") from None
     del raw
     if "\x00" in text:
-        raise DataError(f"corpus {str(path)!r} looks binary (it contains NUL bytes), not text")
+        raise DataError(f"corpus {text_name(path)} looks binary (it contains NUL bytes), not text")
     text = normalize(text)                                                 # the byte-order mark dropped
     if not text or text.isspace():                                         # (isspace: no copy of the text)
-        raise DataError(f"corpus {str(path)!r} is empty")
+        raise DataError(f"corpus {text_name(path)} is empty")
     return text
+
+
+def read_standard_input():
+    """The bytes of standard input (--corpus -), which must be a pipe or a file: a terminal would wait for a text
+    typed in, with nothing said."""
+    if sys.stdin is None or sys.stdin.isatty():
+        raise DataError("--corpus - reads the text from standard input, which is a terminal here; pipe the text in: "
+                        "cat book.txt | scratchrnn train --corpus - ...")
+    try:
+        return sys.stdin.buffer.read()
+    except OSError as e:
+        raise DataError(f"standard input cannot be read: {e.strerror}") from None
 
 
 def normalize(text):
@@ -300,6 +325,8 @@ def load_corpus(paths=None, max_tokens=10000, token="char", charset="book", voca
         paths = [paths]
     if token not in TOKENS:
         raise DataError(f"unknown token type {token!r}; choose 'char' or 'word'")
+    if sum(str(p) == STDIN for p in paths) > 1:
+        raise DataError("--corpus - (standard input) is given more than once, and can be read once")
     size = check_corpus_size(paths, token)
     first_named = {}                                                 # each file, as the user first named it
     for p in paths:

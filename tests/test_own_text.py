@@ -175,6 +175,40 @@ def test_train_whose_reader_stops_saves_where_it_stands_and_resumes(tmp_path):
     assert r.returncode == 0, r.stderr
 
 
+def test_a_text_from_standard_input_or_a_pipe_trains_and_resumes(tmp_path, monkeypatch):
+    """`cat *.txt | scratchrnn train --corpus -` read a file named '-' ("does not exist"), and `--corpus
+    <(zcat book.txt.gz)` (a pipe, /dev/fd/63) said "corpus '/proc/PID/fd/pipe:[N]' does not exist": its link was
+    resolved, and a pipe was not a file. Both train now; a resume reads standard input again (the same text,
+    checked: another is refused naming standard input), and a pipe is given again with --corpus."""
+    text, other = POEM * 20, VIETNAMESE * 60
+    flags = ["--epochs", "1", *SMALL]
+    r = scratchrnn("train", "--corpus", "-", "--out", str(tmp_path / "stdin"), *flags, input=text)
+    assert r.returncode == 0, r.stderr
+    _, manifest = load_checkpoint(tmp_path / "stdin" / "last.npz")
+    assert manifest["config"]["corpus"] == ["-"] and set(manifest["vocab"]) == set(text) | {"<unk>"}
+    r = scratchrnn("train", "--resume", str(tmp_path / "stdin"), "--epochs", "2", input=text)
+    assert r.returncode == 0 and load_checkpoint(tmp_path / "stdin" / "last.npz")[1]["epoch"] == 2, r.stderr
+    one_line_error(scratchrnn("train", "--resume", str(tmp_path / "stdin"), "--epochs", "3", input=other),
+                   "changed since: standard input (")
+    one_line_error(scratchrnn("train", "--corpus", "-", "-", "--out", str(tmp_path / "twice"), *flags, input=text),
+                   "--corpus - (standard input) is given more than once")
+    # standard input a terminal: the run would wait for a text typed in, with nothing said
+    monkeypatch.setattr(sys, "stdin", type("Terminal", (), {"isatty": lambda self: True})())
+    with pytest.raises(DataError, match="reads the text from standard input, which is a terminal here; pipe"):
+        load_corpus("-", max_tokens=-1)
+    monkeypatch.undo()
+    # a pipe (a FIFO, as <(...) gives one): read as a file is, and kept by the name given
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with running("train", "--corpus", str(fifo), "--out", str(tmp_path / "piped"), *flags) as p:
+        with open(fifo, "w") as writer:
+            writer.write(text)
+        assert p.wait(timeout=300) == 0, p.stderr.read()
+    _, manifest = load_checkpoint(tmp_path / "piped" / "last.npz")
+    assert manifest["config"]["corpus"] == [str(fifo)] and manifest["corpus_digest"] == load_checkpoint(
+        tmp_path / "stdin" / "last.npz")[1]["corpus_digest"]
+
+
 # ---------------------------------------------------------------------------------------------
 # Runs that go on
 # ---------------------------------------------------------------------------------------------
