@@ -85,6 +85,7 @@ def read_text(path, digests=None):
     try:
         text = raw.decode(encoding)                                        # utf-16/32 drop their BOM here
     except UnicodeDecodeError as e:
+        check_not_compressed(raw, path)
         if encoding != "utf-8":
             raise DataError(f"corpus {text_name(path)} is not UTF-8 text, nor the {encoding.upper()} its byte-order "
                             f"mark announces (bad bytes at offset {e.start})") from None
@@ -92,13 +93,31 @@ def read_text(path, digests=None):
             raise DataError(f"corpus {text_name(path)} looks binary (it contains NUL bytes), not text") from None
         raise DataError(f"corpus {text_name(path)} is not UTF-8 text (bad byte at offset {e.start}); convert it "
                         f"first, e.g. iconv -f cp1252 -t utf-8 for a Windows text") from None
-    del raw
     if "\x00" in text:
+        check_not_compressed(raw, path)
         raise DataError(f"corpus {text_name(path)} looks binary (it contains NUL bytes), not text")
+    del raw
     text = normalize(text)                                                 # the byte-order mark dropped
     if not text or text.isspace():                                         # (isspace: no copy of the text)
         raise DataError(f"corpus {text_name(path)} is empty")
     return text
+
+
+# What a compressed text starts with, and what reads it (a text that is not UTF-8 is checked for them, to say so)
+COMPRESSED = ((b"\x1f\x8b", "gzip", "zcat"), (b"\xfd7zXZ\x00", "xz", "xzcat"), (b"(\xb5/\xfd", "zstd", "zstdcat"),
+              (b"BZh", "bzip2", "bzcat"), (b"PK\x03\x04", "zip", None))
+
+
+def check_not_compressed(raw, path):
+    """A compressed text (book.txt.gz) said it 'looks binary': one line says what it is, and how to read it."""
+    for magic, name, reader in COMPRESSED:
+        if raw.startswith(magic):
+            if reader is None:
+                raise DataError(f"corpus {text_name(path)} is a {name} archive, not text: unzip it and give the texts "
+                                f"in it")
+            how = (f"{reader} FILE | scratchrnn train --corpus - ..." if str(path) == STDIN else
+                   f"read it through a pipe, --corpus <({reader} {path}), or decompress it first")
+            raise DataError(f"corpus {text_name(path)} is {name}-compressed, not text: {how}")
 
 
 def read_standard_input():

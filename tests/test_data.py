@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pytest
 
@@ -78,6 +80,29 @@ def test_bad_corpus_files(tmp_path, content, message):
         path.write_bytes(content)
     with pytest.raises(DataError, match=message):
         read_text(path)
+
+
+@pytest.mark.parametrize("compress, says", [
+    ("gzip", "is gzip-compressed, not text: read it through a pipe, --corpus <(zcat "),
+    ("bz2", "is bzip2-compressed, not text: read it through a pipe, --corpus <(bzcat "),
+    ("lzma", "is xz-compressed, not text: read it through a pipe, --corpus <(xzcat "),
+    ("zipfile", "is a zip archive, not text: unzip it"),
+])
+def test_a_compressed_text_says_what_it_is_and_how_to_read_it(tmp_path, compress, says):
+    """book.txt.gz 'looked binary (it contains NUL bytes)', or was 'not UTF-8 text'."""
+    import importlib
+    import zipfile
+    text = ("the time machine, by h g wells\n" * 200).encode()
+    path = tmp_path / "book.compressed"
+    if compress == "zipfile":
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+            z.writestr("book.txt", text)
+    else:
+        path.write_bytes(importlib.import_module(compress).compress(text))
+    with pytest.raises(DataError, match=re.escape(f"corpus {str(path)!r} {says}")):
+        read_text(path)
+    (tmp_path / "BZh.txt").write_text("BZh is how a bzip2 file starts, and this is a text\n")
+    assert read_text(tmp_path / "BZh.txt").startswith("BZh is")
 
 
 @pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32-le", "utf-32-be"])
