@@ -82,7 +82,8 @@ def unfinished_writes(folder, names):
 
 
 def cannot_write(path, error):
-    kept = "the one written before is kept" if Path(path).exists() else "none had been written yet"
+    kept = ("the one written before is kept" if Path(path).exists() else "none had been written yet"
+            if Path(path).parent.is_dir() else f"its folder {str(Path(path).parent)!r} is gone")
     return CheckpointError(f"cannot write {str(path)!r} ({error.strerror or error}); {kept}")
 
 

@@ -766,7 +766,7 @@ def run_training(args, held):
         sys.exit(EXIT_DIVERGED)
     except CheckpointError as e:        # a file of the run that cannot be written (a full disk): how the run goes on
         bar.close()
-        if last_saved["at"] is None:
+        if last_saved["at"] is None or not (out / "last.npz").exists():      # (not when its folder is gone)
             raise
         raise CheckpointError(f"{e}; the run's last.npz ({last_saved['at']}) is kept: once the file can be written, "
                               f"resume with: scratchrnn train --resume {out}") from None

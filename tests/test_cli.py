@@ -178,8 +178,31 @@ def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
     arrays, manifest = load_checkpoint(path)
     assert manifest["epoch"] == 1 and np.array_equal(arrays["w"], np.arange(5.0))
     assert [p.name for p in tmp_path.iterdir()] == ["c.npz"]
-    with pytest.raises(CheckpointError, match="none had been written yet"):
+    with pytest.raises(CheckpointError, match="its folder .*gone.* is gone"):
         save_checkpoint(tmp_path / "gone" / "c.npz", {"w": np.zeros(5)}, {"epoch": 1})   # its folder does not exist
+    (tmp_path / "empty").mkdir()
+    calls["n"] = 0                                                 # (its second array fails again)
+    with pytest.raises(CheckpointError, match="none had been written yet"):
+        save_checkpoint(tmp_path / "empty" / "c.npz", {"w": np.zeros(5), "v": np.ones(3)}, {"epoch": 1})
+
+
+def test_a_run_folder_removed_during_training_is_one_line_that_claims_nothing_kept(tmp_path, monkeypatch, capsys):
+    """`rm -rf` of the run's folder while it trains: the next checkpoint cannot be written, and the line said "none
+    had been written yet; the run's last.npz (after epoch 1) is kept", neither true. Now it says the folder is gone."""
+    import shutil
+    out, calls, train_epoch = tmp_path / "run", [], cli.train_epoch
+
+    def removed_before_epoch_2(*a, **k):
+        calls.append(1)
+        if len(calls) == 2:
+            shutil.rmtree(out)
+        return train_epoch(*a, **k)
+    monkeypatch.setattr(cli, "train_epoch", removed_before_epoch_2)
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--out", str(out), "--epochs", "3", *SMALL])
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot write ") and f"its folder {str(out)!r} is gone" in err, err
+    assert "kept" not in err and err.count("\n") == 1
 
 
 def test_a_full_disk_during_training_is_one_line_and_the_last_checkpoint_resumes(tmp_path, monkeypatch, capsys):
