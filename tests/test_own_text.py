@@ -201,8 +201,17 @@ def test_a_text_from_standard_input_or_a_pipe_trains_and_resumes(tmp_path, monke
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)
     with running("train", "--corpus", str(fifo), "--out", str(tmp_path / "piped"), *flags) as p:
-        with open(fifo, "w") as writer:
-            writer.write(text)
+        deadline = time.monotonic() + 300
+        while True:                                   # the writer's end opens once the run reads (ENXIO before)
+            try:
+                writer = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+                break
+            except OSError as e:
+                assert e.errno == errno.ENXIO and p.poll() is None and time.monotonic() < deadline, p.stderr.read()
+                time.sleep(0.05)
+        os.set_blocking(writer, True)
+        os.write(writer, text.encode())
+        os.close(writer)
         assert p.wait(timeout=300) == 0, p.stderr.read()
     _, manifest = load_checkpoint(tmp_path / "piped" / "last.npz")
     assert manifest["config"]["corpus"] == [str(fifo)] and manifest["corpus_digest"] == load_checkpoint(
