@@ -64,9 +64,9 @@ def split_validation(corpus, fraction, batch_size, num_steps):
     if not (0 <= fraction < 1):
         raise ConfigError(f"--val-fraction must be in [0, 1) (got {fraction})")
     n_val = int(len(corpus) * fraction)
-    if 0 < n_val < num_steps + 1:
-        raise DataError(f"--val-fraction {fraction} holds out {n_val} tokens, fewer than one chunk of "
-                        f"{num_steps}; raise it, or use --val-fraction 0")
+    if fraction > 0 and n_val < num_steps + 1:                    # (0 tokens too: it trained with no validation)
+        raise DataError(f"--val-fraction {fraction:g} holds out {n_val} of the corpus's {len(corpus):,} tokens, fewer "
+                        f"than one chunk of {num_steps}; raise it, or use --val-fraction 0")
     SeqDataLoader.check_length(len(corpus), batch_size, num_steps)
     if n_val == 0:
         return corpus, None
