@@ -33,7 +33,7 @@ from .cmdline import (EXIT_DIVERGED, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_PIPE_CLO
                       OneLineParser, add_model_arguments, add_selftest_arguments, add_training_arguments, blas_threads,
                       command_line_flags, every_or_off, hold_out_dir, learning_rate_of, leave_hung_up_terminal,
                       leave_stdout, max_tokens_of, model_config, note_split_on_one_cpu, optimizer_config,
-                      positive_float, positive_int, prepare_out_dir, seed_int, tell, terminal_fds,
+                      positive_float, positive_int, prepare_out_dir, quoted, seed_int, tell, terminal_fds,
                       with_one_line_errors)
 from .optimizers import HYPERPARAMETERS, optimizer_from_config
 from .schedules import SCHEDULE_DEFAULTS, check_schedule, rate_of
@@ -63,11 +63,11 @@ def split_validation(corpus, fraction, batch_size, num_steps):
     and the whole text, then what it leaves to train on, at least one minibatch."""
     if not (0 <= fraction < 1):
         raise ConfigError(f"--val-fraction must be in [0, 1) (got {fraction})")
+    SeqDataLoader.check_length(len(corpus), batch_size, num_steps)
     n_val = int(len(corpus) * fraction)
     if fraction > 0 and n_val < num_steps + 1:                    # (0 tokens too: it trained with no validation)
         raise DataError(f"--val-fraction {fraction:g} holds out {n_val} of the corpus's {len(corpus):,} tokens, fewer "
                         f"than one chunk of {num_steps}; raise it, or use --val-fraction 0")
-    SeqDataLoader.check_length(len(corpus), batch_size, num_steps)
     if n_val == 0:
         return corpus, None
     need = SeqDataLoader.tokens_needed(batch_size, num_steps)
@@ -241,8 +241,8 @@ def check_no_run_in(out, overwrite):
     if not any(name.endswith(".npz") for name in found):
         return []
     if not overwrite:
-        raise ConfigError(f"{out} already holds a run ({', '.join(found)}); continue it with --resume {out}, "
-                          f"start from its weights with --init-from {out} --out NEW, use another --out, or "
+        raise ConfigError(f"{out} already holds a run ({', '.join(found)}); continue it with --resume {quoted(out)}, "
+                          f"start from its weights with --init-from {quoted(out)} --out NEW, use another --out, or "
                           f"add --overwrite to replace it")
     return found
 
@@ -285,13 +285,13 @@ def check_resume(manifest, vocab, text_id, out):
     if manifest["vocab"] != vocab.idx_to_token:
         raise CheckpointError(f"the corpus now gives a vocabulary of {len(vocab)} tokens, the checkpoint was "
                               f"trained on {len(manifest['vocab'])} different ones{which}; it cannot be resumed on it: "
-                              f"train on it from these weights with --init-from {out} --out NEW")
+                              f"train on it from these weights with --init-from {quoted(out)} --out NEW")
     then, now = manifest.get("corpus_digest"), text_id["corpus_digest"]
     if then is not None and then != now:
         what = then_and_now(then, now, "tokens", same=", not the same ones")
         raise CheckpointError(f"the corpus is not the text this run was trained on ({what}{which}); a resume "
                               f"continues on the same text: restore it, or train on the new one from these weights "
-                              f"with --init-from {out} --out NEW")
+                              f"with --init-from {quoted(out)} --out NEW")
 
 
 def changed_files(then, now):
@@ -355,28 +355,28 @@ def run_training(args, held):
     if args.resume:
         out = Path(args.resume)
         if not (out / "last.npz").exists() and (out / "best.npz").is_file():
-            raise CheckpointError(f"--resume {out}: it has no last.npz to continue from, only best.npz; start a new "
-                                  f"run from its weights with --init-from {out} --out NEW")
+            raise CheckpointError(f"--resume {quoted(out)}: it has no last.npz to continue from, only best.npz; start a new "
+                                  f"run from its weights with --init-from {quoted(out)} --out NEW")
         if not out.exists():
-            raise CheckpointError(f"--resume {out}: there is no such folder; give the folder of the run to continue "
+            raise CheckpointError(f"--resume {quoted(out)}: there is no such folder; give the folder of the run to continue "
                                   f"(what its train --out wrote)")
         if out.is_file():
-            raise CheckpointError(f"--resume {out}: a file, not a run's folder; give the folder its train --out wrote"
-                                  + (f" (--resume {out.parent})" if out.suffix == ".npz" else ""))
+            raise CheckpointError(f"--resume {quoted(out)}: a file, not a run's folder; give the folder its train --out wrote"
+                                  + (f" (--resume {quoted(out.parent)})" if out.suffix == ".npz" else ""))
         if not (out / "last.npz").exists():
-            raise CheckpointError(f"--resume {out}: it holds no checkpoint to continue from (a run writes last.npz "
+            raise CheckpointError(f"--resume {quoted(out)}: it holds no checkpoint to continue from (a run writes last.npz "
                                   f"at its first epoch's end, or at --save-every-steps); start the run again with "
-                                  f"--out {out}")
+                                  f"--out {quoted(out)}")
         arrays, manifest = load_run(out / "last.npz")
         config = manifest["config"]
         honours = ", ".join("--" + d.replace("_", "-") for d in RESUME_HONOURS[1:]) + " (where the same text is now)"
         refuse_contradictions(args, set(vars(args)) - set(RESUME_HONOURS) - {"out"}, config, "the checkpoint",
                               f"a resume continues the run as it was (it honours {honours}); to change it, start "
-                              f"a new run from its weights with --init-from {out}")
+                              f"a new run from its weights with --init-from {quoted(out)}")
         if "out" in args.given and Path(args.out).resolve() != out.resolve():
-            raise ConfigError(f"--out {args.out} contradicts --resume {out}: a resume writes into the run's folder")
+            raise ConfigError(f"--out {args.out} contradicts --resume {quoted(out)}: a resume writes into the run's folder")
         if args.overwrite:
-            raise ConfigError(f"--overwrite contradicts --resume {out}: a resume continues the run it finds there")
+            raise ConfigError(f"--overwrite contradicts --resume {quoted(out)}: a resume continues the run it finds there")
         if args.epochs:                                               # None unless --epochs was given
             config["epochs"] = args.epochs
         if "engine" in args.given:
@@ -390,7 +390,7 @@ def run_training(args, held):
             gone = [p for p in config["corpus"] or () if p != STDIN and not Path(p).exists()]
             if gone:
                 raise DataError(f"the run's text {gone[0]} is not there any more; if it has moved, give it where it "
-                                f"is now (the same text, checked): scratchrnn train --resume {out} --corpus PATH ...")
+                                f"is now (the same text, checked): scratchrnn train --resume {quoted(out)} --corpus PATH ...")
         kept = [key for key in WATCH_KEYS if key in config and key not in args.given]
         config.update({key: getattr(args, key) for key in WATCH_KEYS if key not in kept})   # given, or not kept then
         check_arrays(arrays, config, len(manifest["vocab"]), out / "last.npz")
@@ -409,7 +409,7 @@ def run_training(args, held):
                 raise ConfigError(f"--overwrite would delete {parent}, the weights --init-from starts from; use "
                                   f"another --out")
             raise ConfigError(f"--out {args.out} holds the run --init-from starts from; give the new run its own "
-                              f"--out (--init-from {args.init_from} --out NEW)")
+                              f"--out (--init-from {quoted(args.init_from)} --out NEW)")
         vocab = Vocab(idx_to_token=parent_manifest["vocab"], token=config["tokens"])
         check_arrays(arrays, config, len(vocab), parent)
         out = Path(args.out)
@@ -513,7 +513,7 @@ def run_training(args, held):
         status 130 (leave_without_log's for a log)."""
         bar.close()
         checkpoint(out / "last.npz", epoch, pos, stop["rng_at_start"])
-        saved = f"saved {out / 'last.npz'} {last_saved['at']}; resume with: scratchrnn train --resume {out}"
+        saved = f"saved {out / 'last.npz'} {last_saved['at']}; resume with: scratchrnn train --resume {quoted(out)}"
         if stop["log_lost"]:
             leave_without_log(saved)
         print(f"interrupted ({stop['signal']}): {saved}", file=sys.stderr)
@@ -563,7 +563,7 @@ def run_training(args, held):
     def budget_stopped(left_out=""):
         """The line of a --max-minutes stop, once last.npz is written."""
         return (f"stopped: the --max-minutes {args.max_minutes:g} budget is spent, {last_saved['at']}{left_out}; "
-                f"resume with: scratchrnn train --resume {out}")
+                f"resume with: scratchrnn train --resume {quoted(out)}")
 
     def budget_spent():
         """--max-minutes: whether the closing validation would end past the budget if the run went on from here (a
@@ -753,7 +753,7 @@ def run_training(args, held):
                 if not saved:
                     write_last()
                 leave_without_log(f"saved {out / 'last.npz'} {last_saved['at']}; resume with: "
-                                  f"scratchrnn train --resume {out}")
+                                  f"scratchrnn train --resume {quoted(out)}")
             if budget_stop:
                 bar.close()
                 print(budget_stopped())
@@ -769,7 +769,7 @@ def run_training(args, held):
         if last_saved["at"] is None or not (out / "last.npz").exists():      # (not when its folder is gone)
             raise
         raise CheckpointError(f"{e}; the run's last.npz ({last_saved['at']}) is kept: once the file can be written, "
-                              f"resume with: scratchrnn train --resume {out}") from None
+                              f"resume with: scratchrnn train --resume {quoted(out)}") from None
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -15,10 +15,12 @@ self-test, `diagnose` and the benchmarks.
     hold_out_dir             one training at a time writes into a run folder
     terminal_fds, leave_hung_up_terminal   a training outlives its terminal's hang-up long enough to save
     command_line_flags       the flags that give a parser some values, as a user types them
+    quoted                   a path in a command a line suggests, quoted for the shell where it needs to be
 """
 import argparse
 import copy
 import os
+import shlex
 import sys
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -94,7 +96,7 @@ class OneLineParser(argparse.ArgumentParser):
         args, extras = self.parse_known_args(args, namespace)
         if extras:
             text = next((a for a in extras if not a.startswith("-") and Path(a).is_file()), None)
-            hint = f"; a text to train on is given as --corpus {text}" if text and hasattr(args, "corpus") else ""
+            hint = f"; a text to train on is given as --corpus {quoted(text)}" if text and hasattr(args, "corpus") else ""
             self.error(f"unrecognized arguments: {' '.join(extras)}{hint}")
         return args
 
@@ -299,7 +301,7 @@ def hold_out_dir(path):
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise ConfigError(f"{path} is in use: another scratchrnn train is writing into it now; let it end, or "
-                              f"stop it first (Ctrl-C saves it, and --resume {path} continues it), or use another "
+                              f"stop it first (Ctrl-C saves it, and --resume {quoted(path)} continues it), or use another "
                               "--out") from None
         except OSError:                          # a filesystem without locks
             pass
@@ -376,6 +378,12 @@ def tell(line):
         print(line, file=sys.stderr)
     except OSError:
         pass
+
+
+def quoted(path):
+    """A path as a command that a line suggests writes it, to be pasted into a shell: 'runs/my book' quoted, a path
+    with no space or shell character as it is."""
+    return shlex.quote(str(path))
 
 
 def with_one_line_errors(program, *args):

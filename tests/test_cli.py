@@ -414,6 +414,22 @@ def test_a_budget_leaves_room_for_a_validation_the_run_has_not_timed_yet(tmp_pat
     assert cli.expected_validation_s(250_000, None) == 0.0
 
 
+def test_the_commands_a_line_suggests_can_be_pasted_into_a_shell(tmp_path, capsys):
+    """'resume with: scratchrnn train --resume runs/my book' split into two arguments when pasted; paths in the
+    commands the lines suggest are quoted for the shell where they need to be (cmdline.quoted)."""
+    import shlex
+    out = tmp_path / "my run, été"
+    cli.main(["train", "--out", str(out), "--epochs", "2", "--max-minutes", "1e-5", *SMALL])
+    suggested = capsys.readouterr().out.split("resume with: ")[1].splitlines()[0]
+    assert suggested == f"scratchrnn train --resume '{out}'"
+    cli.main(shlex.split(suggested)[1:])                          # as the shell gives it
+    assert weights(out)[1]["epoch"] == 2
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--out", str(out), "--epochs", "2", *SMALL])
+    assert f"continue it with --resume '{out}', start from its weights with --init-from '{out}' --out NEW" in \
+        capsys.readouterr().err
+
+
 def test_gradcheck_prints_a_table():
     r = scratchrnn("gradcheck", "--cell", "lstm", "--layers", "2")
     assert r.returncode == 0, r.stderr
