@@ -91,8 +91,7 @@ def read_text(path, digests=None):
                             f"mark announces (bad bytes at offset {e.start})") from None
         if b"\x00" in raw:
             raise DataError(f"corpus {text_name(path)} looks binary (it contains NUL bytes), not text") from None
-        raise DataError(f"corpus {text_name(path)} is not UTF-8 text (bad byte at offset {e.start}); convert it "
-                        f"first, e.g. iconv -f cp1252 -t utf-8 for a Windows text") from None
+        raise DataError(f"corpus {text_name(path)} is not UTF-8 text: {not_utf8(raw, e.start)}") from None
     if "\x00" in text:
         check_not_compressed(raw, path)
         raise DataError(f"corpus {text_name(path)} looks binary (it contains NUL bytes), not text")
@@ -101,6 +100,21 @@ def read_text(path, digests=None):
     if not text or text.isspace():                                         # (isspace: no copy of the text)
         raise DataError(f"corpus {text_name(path)} is empty")
     return text
+
+
+UTF8_SAMPLE = 64 << 20          # the bytes not_utf8 counts the bad ones of (a whole 1 GB text: a second copy of it)
+
+
+def not_utf8(raw, first):
+    """What a text that is not UTF-8 (its first bad byte at offset `first`) is, and the two ways on: another
+    encoding converted (every accented letter of a Windows text is a bad byte), or a few damaged bytes dropped (a
+    scraped text): it said only the first, which for a UTF-8 text with one damaged byte is wrong."""
+    sample = raw[:UTF8_SAMPLE]
+    bad = len(sample) - len(sample.decode("utf-8", errors="ignore").encode("utf-8"))
+    where = "" if len(sample) == len(raw) else f" in its first {human_bytes(len(sample))}"
+    return (f"{bad:,} bad byte{'s' * (bad != 1)}{where} (the first at offset {first:,}: {raw[first:first + 1]!r}); "
+            f"if it is in another encoding, convert it (iconv -f cp1252 -t utf-8 FILE > NEW for a Windows text); "
+            f"if a few bytes are damaged, drop them (iconv -f utf-8 -t utf-8 -c FILE > NEW)")
 
 
 # What a compressed text starts with, and what reads it (a text that is not UTF-8 is checked for them, to say so)

@@ -82,6 +82,18 @@ def test_bad_corpus_files(tmp_path, content, message):
         read_text(path)
 
 
+def test_a_text_with_a_few_damaged_bytes_is_told_how_to_drop_them(tmp_path, monkeypatch):
+    """A UTF-8 text with one damaged byte was told to convert it from cp1252, which would garble its every accent;
+    the line counts the bad bytes (in the first UTF8_SAMPLE bytes of a long text) and names both ways on."""
+    path = tmp_path / "scraped.txt"
+    path.write_bytes("é".encode() * 100 + b"\xff" + b"a" * 300 + b"\xfe")
+    with pytest.raises(DataError, match=r"is not UTF-8 text: 2 bad bytes \(the first at offset 200: b'\\xff'\)"):
+        read_text(path)
+    monkeypatch.setattr(data, "UTF8_SAMPLE", 300)
+    with pytest.raises(DataError, match=r"1 bad byte in its first 300 B \(the first at offset 200"):
+        read_text(path)
+
+
 @pytest.mark.parametrize("compress, says", [
     ("gzip", "is gzip-compressed, not text: read it through a pipe, --corpus <(zcat "),
     ("bz2", "is bzip2-compressed, not text: read it through a pipe, --corpus <(bzcat "),
@@ -116,7 +128,9 @@ def test_a_text_in_utf16_or_utf32_with_its_byte_order_mark_is_read(tmp_path, enc
 
 @pytest.mark.parametrize("content, message", [
     (b"\xff\xfe caf\xe9", "nor the UTF-16 its byte-order mark announces"),   # odd length: not UTF-16
-    (b"caf\xe9 latin-1", "convert it first, e.g. iconv -f cp1252 -t utf-8"),
+    (b"caf\xe9 latin-1 \xe0", r"2 bad bytes \(the first at offset 3: b'\\xe9'\); if it is in another encoding, "
+                               r"convert it \(iconv -f cp1252 -t utf-8 FILE > NEW for a Windows text\); if a few bytes "
+                               r"are damaged, drop them \(iconv -f utf-8 -t utf-8 -c FILE > NEW\)"),
     ("\ufeff\x00\x01 abc".encode("utf-16"), "looks binary"), (" \n ".encode("utf-16"), "is empty"), (b"\xef\xbb\xbf \n", "is empty"),
 ])
 def test_what_a_byte_order_mark_or_a_wrong_encoding_gives(tmp_path, content, message):
