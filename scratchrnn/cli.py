@@ -611,11 +611,15 @@ def run_training(args, held):
         say(f"epoch {epoch + 1:4d}  minibatch {pos.batch:,}/{batches:,}  validation perplexity {val_now:7.2f}  "
             f"({validation_took['s']:.1f} s)" + (f"  best so far: {out / 'best.npz'}" if val_now < was else ""))
 
+    def due(key, pos):
+        """Whether an every-N-minibatches flag (config[key]: N, 0 or None off) falls on this minibatch."""
+        n = config[key]
+        return bool(n) and pos.batch % n == 0
+
     def validation_cut(pos):
         """Whether the run stopped at this minibatch without the validation due there (a Ctrl-C during it, or during
         the minibatch): a resume there does it first."""
-        n = config["validate_every_steps"]
-        return bool(n) and pos.batch % n == 0 and pos.batch < batches and not any(
+        return due("validate_every_steps", pos) and pos.batch < batches and not any(
             (s["epoch"], s["minibatch"]) == (epoch + 1, pos.batch) and s["val_perplexity"] is not None for s in steps)
 
     def on_step(pos, grad_norm):
@@ -624,8 +628,8 @@ def run_training(args, held):
         stop["position"] = pos
         note_speed(pos)
         bar.update(1)
-        log_due, validation_due, save_due = (bool(n) and pos.batch % n == 0 for n in (
-            config["log_every_steps"], config["validate_every_steps"], config["save_every_steps"]))
+        log_due, validation_due, save_due = (due(key, pos) for key in (
+            "log_every_steps", "validate_every_steps", "save_every_steps"))
         log_due = log_due or time.perf_counter() - said["at"] > QUIET_AT_MOST_S     # a log never falls silent
         if log_due or validation_due or save_due or time.perf_counter() - loss_read["at"] > 10:
             # A run that diverged inside a long epoch stops here, not at the epoch's end (38 minutes on a 56 MiB
