@@ -309,3 +309,30 @@ def test_a_cell_the_engines_never_heard_of_runs_on_every_engine(monkeypatch, mod
         for m in (new, known):
             m.loss_and_grad(X, Y, m.begin_state(3))
         np.testing.assert_allclose(new.flat_grads, known.flat_grads, rtol=1e-12, atol=1e-15)
+
+
+def test_numba_caches_where_it_can_in_a_read_only_install(tmp_path, monkeypatch):
+    """Installed read-only and run by an account whose home cannot be written (a service, a container's user),
+    `import scratchrnn` raised Numba's "cannot cache function 'sigmoid': no locator available" (tried as nobody).
+    The kernels then go to a private folder of the temporary one (engines/numba_cache.py); one that others may
+    write is passed over for a fresh one of the process's own (a cached kernel is loaded as code)."""
+    import os
+    import stat
+    import tempfile
+
+    from numba.core import config
+
+    from scratchrnn.engines import numba_cache
+    monkeypatch.setattr(config, "CACHE_DIR", "")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    assert numba_cache.choose_cache_folder(numba_cache.__file__) is None       # here Numba has its own place
+    monkeypatch.setattr(numba_cache, "writable", lambda folder: str(folder).startswith(str(tmp_path)))
+    chosen = numba_cache.choose_cache_folder(numba_cache.__file__)
+    assert chosen == str(tmp_path / f"scratchrnn-numba-{os.getuid()}") == config.CACHE_DIR
+    assert stat.S_IMODE(os.lstat(chosen).st_mode) == 0o700
+    os.chmod(chosen, 0o777)                                            # another may write it: passed over
+    config.CACHE_DIR = ""
+    fresh = numba_cache.choose_cache_folder(numba_cache.__file__)
+    assert fresh != chosen and fresh.startswith(str(tmp_path / "scratchrnn-numba-")) and config.CACHE_DIR == fresh
+    config.CACHE_DIR = "/chosen/by/the/user"                          # NUMBA_CACHE_DIR: kept
+    assert numba_cache.choose_cache_folder(numba_cache.__file__) is None and config.CACHE_DIR == "/chosen/by/the/user"

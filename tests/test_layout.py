@@ -18,6 +18,7 @@ LAYERS = [
                "optimizers",
                "optimizers.sgd", "optimizers.momentum", "optimizers.adam", "optimizers.rmsprop"]),
     ("engines", ["engines", "engines.clipping", "engines.reference", "engines.fast", "engines.numba_kernels",
+                 "engines.numba_cache",
                  "engines.mkl", "engines.split", "gpu", "gpu.modules", "gpu.ops"]),
     ("model", ["model", "worker"]),
     ("training", ["train", "schedules", "checkpoint", "gradcheck", "torch_baseline"]),

@@ -29,6 +29,7 @@ import numpy as np
 from numba import njit, types
 
 from ..errors import ConfigError
+from .numba_cache import choose_cache_folder
 
 CHOICES = ("auto", "mkl", "numpy")
 VARIABLE = "SCRATCHRNN_BLAS"
@@ -170,6 +171,7 @@ def load_library():
     library = loaded()
     llvmlite.binding.load_library_permanently(library._name)
     library.MKL_Set_Dynamic(0)                  # exactly the threads it is given: a GEMM's sums, bit for bit, with them
+    choose_cache_folder(__file__)               # (numba_kernels did, where it was imported first)
     compiled = functools.partial(njit, cache=True, nogil=True)
     floats = ("float32", "float64")
     return SimpleNamespace(

@@ -18,6 +18,10 @@ import numpy as np
 from numba import njit, types
 from numba.extending import overload
 
+from .numba_cache import choose_cache_folder
+
+choose_cache_folder(__file__)       # before the first kernel: where Numba can cache (numba_cache.py)
+
 # Constants typed float32: float32 math stays float32 (float64 inputs promote them, exactly).
 HALF, ONE, ZERO = np.float32(0.5), np.float32(1.0), np.float32(0.0)
 
