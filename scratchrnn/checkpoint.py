@@ -118,6 +118,8 @@ def load_checkpoint(path):
                         arrays[name[:-4]] = np.lib.format.read_array(member, allow_pickle=False)
     except CheckpointError:
         raise
+    except PermissionError as e:                 # (another account's run: not a damaged file, as it said)
+        raise CheckpointError(f"checkpoint {str(path)!r} cannot be read ({e.strerror})") from None
     except (zipfile.BadZipFile, zipfile.LargeZipFile, json.JSONDecodeError, UnicodeDecodeError,
             ValueError, OSError, EOFError) as e:
         raise CheckpointError(f"checkpoint {str(path)!r} is truncated or corrupted ({e})") from None
@@ -262,5 +264,7 @@ def read_npz(path):
     try:
         with np.load(path, allow_pickle=False) as f:
             return {key: f[key] for key in f.files}
+    except PermissionError as e:
+        raise CheckpointError(f"weights file {str(path)!r} cannot be read ({e.strerror})") from None
     except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as e:
         raise CheckpointError(f"weights file {str(path)!r} is truncated or corrupted ({e})") from None

@@ -186,6 +186,21 @@ def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
         save_checkpoint(tmp_path / "empty" / "c.npz", {"w": np.zeros(5), "v": np.ones(3)}, {"epoch": 1})
 
 
+def test_a_checkpoint_that_cannot_be_read_is_not_called_corrupted(tmp_path, monkeypatch, trained):
+    """Another account's run (no read permission, tried as nobody) was "truncated or corrupted ([Errno 13] ...)"."""
+    import zipfile
+
+    from scratchrnn.checkpoint import read_npz
+
+    def refused(path, *a, **k):
+        raise PermissionError(13, "Permission denied", str(path))
+    monkeypatch.setattr(zipfile, "ZipFile", refused)
+    for read, what in ((load_checkpoint, "checkpoint"), (read_npz, "weights file")):
+        with pytest.raises(CheckpointError) as e:
+            read(trained / "last.npz")
+        assert str(e.value) == f"{what} {str(trained / 'last.npz')!r} cannot be read (Permission denied)"
+
+
 def test_a_run_folder_removed_during_training_is_one_line_that_claims_nothing_kept(tmp_path, monkeypatch, capsys):
     """`rm -rf` of the run's folder while it trains: the next checkpoint cannot be written, and the line said "none
     had been written yet; the run's last.npz (after epoch 1) is kept", neither true. Now it says the folder is gone."""
