@@ -8,6 +8,7 @@ the user set is kept). A cached kernel is loaded as code, so that folder must be
 account made first, or that others may write, is passed over for a fresh private one, removed at exit.
 """
 import atexit
+import getpass
 import os
 import shutil
 import stat
@@ -52,7 +53,7 @@ def choose_cache_folder(source_file):
     folder chosen, or None."""
     if config.CACHE_DIR or writable(Path(source_file).parent / "__pycache__") or writable(user_cache_folder()):
         return None
-    user = getattr(os, "getuid", lambda: os.getlogin())()
+    user = os.getuid() if hasattr(os, "getuid") else getpass.getuser()
     folder = private_folder(os.path.join(tempfile.gettempdir(), f"scratchrnn-numba-{user}"))
     if folder is None:                                   # taken by another: one of this process's own
         folder = tempfile.mkdtemp(prefix="scratchrnn-numba-")
