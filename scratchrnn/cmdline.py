@@ -338,13 +338,23 @@ def leave_hung_up_terminal(fds):
 class StandardOutput:
     """sys.stdout, whose writes that fail say so in one line: `scratchrnn generate ... > out.txt` on a full disk
     (ENOSPC) or an output device that fails (EIO) raise OutputLost (each was a traceback); a closed pipe stays a
-    BrokenPipeError (with_one_line_errors ends it quietly). Everything else is the stream's own."""
+    BrokenPipeError (with_one_line_errors ends it quietly). Characters its encoding cannot write (a Chinese model's
+    text where the locale is Latin-1, or PYTHONIOENCODING=ascii) are written as \\u escapes, with a note the first
+    time (they were a UnicodeEncodeError traceback). Everything else is the stream's own."""
 
     def __init__(self, stream):
-        self.stream = stream
+        self.stream, self.escaping = stream, False
 
     def write(self, text):
-        return self._guarded(self.stream.write, text)
+        try:
+            return self._guarded(self.stream.write, text)
+        except UnicodeEncodeError:
+            encoding = self.stream.encoding
+            if not self.escaping:
+                self.escaping = True
+                tell(f"note: standard output's encoding ({encoding}) cannot write every character of the text: those "
+                     f"it cannot are written as \\u escapes (PYTHONIOENCODING=utf-8 writes them as they are)")
+            return self._guarded(self.stream.write, text.encode(encoding, "backslashreplace").decode(encoding))
 
     def flush(self):
         return self._guarded(self.stream.flush)

@@ -1137,6 +1137,20 @@ def test_a_closed_pipe_ends_quietly_even_where_stdout_has_no_file_descriptor(cap
     assert stop.value.code == EXIT_PIPE_CLOSED and capsys.readouterr() == ("", "")
 
 
+def test_characters_the_output_cannot_encode_are_escaped_with_a_note(monkeypatch, capsys):
+    """A Chinese model's text where standard output is ASCII or Latin-1 (PYTHONIOENCODING, a locale, a Windows file)
+    was a UnicodeEncodeError traceback at its first character; now a \\u escape, and one note on stderr."""
+    import io
+
+    from scratchrnn.cmdline import with_one_line_errors
+    raw = io.BytesIO()
+    monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(raw, encoding="latin-1"))
+    with_one_line_errors(lambda: (print("café 時は", flush=True), print("金なり", flush=True)))
+    assert raw.getvalue().decode("latin-1") == "café \\u6642\\u306f\n\\u91d1\\u306a\\u308a\n"
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("note: standard output's encoding (latin-1) cannot write every")
+
+
 def test_running_out_of_memory_past_the_checks_is_one_line(capsys):
     """The checks before allocating (the model, the corpus) foresee what they can; an allocation that fails anyway
     (another process took the memory meanwhile) was a traceback. Now one line and exit status 2."""
