@@ -355,18 +355,18 @@ def run_training(args, held):
     if args.resume:
         out = Path(args.resume)
         if not (out / "last.npz").exists() and (out / "best.npz").is_file():
-            raise CheckpointError(f"--resume {quoted(out)}: it has no last.npz to continue from, only best.npz; start a new "
-                                  f"run from its weights with --init-from {quoted(out)} --out NEW")
+            raise CheckpointError(f"--resume {quoted(out)}: it has no last.npz to continue from, only best.npz; start "
+                                  f"a new run from its weights with --init-from {quoted(out)} --out NEW")
         if not out.exists():
-            raise CheckpointError(f"--resume {quoted(out)}: there is no such folder; give the folder of the run to continue "
-                                  f"(what its train --out wrote)")
+            raise CheckpointError(f"--resume {quoted(out)}: there is no such folder; give the folder of the run to "
+                                  f"continue (what its train --out wrote)")
         if out.is_file():
-            raise CheckpointError(f"--resume {quoted(out)}: a file, not a run's folder; give the folder its train --out wrote"
-                                  + (f" (--resume {quoted(out.parent)})" if out.suffix == ".npz" else ""))
+            raise CheckpointError(f"--resume {quoted(out)}: a file, not a run's folder; give the folder its train --out "
+                                  f"wrote" + (f" (--resume {quoted(out.parent)})" if out.suffix == ".npz" else ""))
         if not (out / "last.npz").exists():
-            raise CheckpointError(f"--resume {quoted(out)}: it holds no checkpoint to continue from (a run writes last.npz "
-                                  f"at its first epoch's end, or at --save-every-steps); start the run again with "
-                                  f"--out {quoted(out)}")
+            raise CheckpointError(f"--resume {quoted(out)}: it holds no checkpoint to continue from (a run writes "
+                                  f"last.npz at its first epoch's end, or at --save-every-steps); start the run again "
+                                  f"with --out {quoted(out)}")
         arrays, manifest = load_run(out / "last.npz")
         config = manifest["config"]
         honours = ", ".join("--" + d.replace("_", "-") for d in RESUME_HONOURS[1:]) + " (where the same text is now)"
@@ -374,9 +374,11 @@ def run_training(args, held):
                               f"a resume continues the run as it was (it honours {honours}); to change it, start "
                               f"a new run from its weights with --init-from {quoted(out)}")
         if "out" in args.given and Path(args.out).resolve() != out.resolve():
-            raise ConfigError(f"--out {args.out} contradicts --resume {quoted(out)}: a resume writes into the run's folder")
+            raise ConfigError(f"--out {args.out} contradicts --resume {quoted(out)}: a resume writes into the run's "
+                              f"folder")
         if args.overwrite:
-            raise ConfigError(f"--overwrite contradicts --resume {quoted(out)}: a resume continues the run it finds there")
+            raise ConfigError(f"--overwrite contradicts --resume {quoted(out)}: a resume continues the run it finds "
+                              f"there")
         if args.epochs:                                               # None unless --epochs was given
             config["epochs"] = args.epochs
         if "engine" in args.given:
@@ -390,7 +392,8 @@ def run_training(args, held):
             gone = [p for p in config["corpus"] or () if p != STDIN and not Path(p).exists()]
             if gone:
                 raise DataError(f"the run's text {gone[0]} is not there any more; if it has moved, give it where it "
-                                f"is now (the same text, checked): scratchrnn train --resume {quoted(out)} --corpus PATH ...")
+                                f"is now (the same text, checked): scratchrnn train --resume {quoted(out)} --corpus "
+                                f"PATH ...")
         kept = [key for key in WATCH_KEYS if key in config and key not in args.given]
         config.update({key: getattr(args, key) for key in WATCH_KEYS if key not in kept})   # given, or not kept then
         check_arrays(arrays, config, len(manifest["vocab"]), out / "last.npz")
@@ -441,6 +444,9 @@ def run_training(args, held):
     delete_run(out, replaced)
 
     epoch, position, history, steps, best = 0, None, [], [], math.inf
+    # where the run's last.npz stands (a resume's, at the start), for the lines of a stop and of a file not written
+    last_saved = {"at": None}
+    resume_with = f"resume with: scratchrnn train --resume {quoted(out)}"
     if manifest is not None:
         model.load_state_dict(weights_in(arrays))
         loader.rng.bit_generator.state = manifest["loader_rng"]
@@ -454,8 +460,8 @@ def run_training(args, held):
             print(f"{out} already has {epoch} epochs; ask for more with --epochs N")
             return
         as_started = command_line_flags({key: config[key] for key in kept}, build_parser().subcommands["train"])
-        print(f"resuming {out} {place_in_run(epoch, manifest['batch'] if position else 0)}"
-              + (f"; going on as before with {as_started}" if as_started else ""))
+        last_saved["at"] = place_in_run(epoch, manifest["batch"] if position else 0)
+        print(f"resuming {out} {last_saved['at']}" + (f"; going on as before with {as_started}" if as_started else ""))
     elif arrays is not None:
         model.load_state_dict(with_new_tokens(weights_in(arrays), model.state_dict()))   # --init-from: a new text
         print(f"starting from the weights of {config['init_from']}")
@@ -463,9 +469,6 @@ def run_training(args, held):
           f"{model.num_parameters():,} parameters, {model.engine_name}) on {len(loader.corpus):,} training tokens"
           + (f" and {len(val):,} validation tokens" if val is not None else "")
           + f", vocabulary {len(vocab)}, {device_name(device)}; writing to {out}")
-
-    # where the run's last.npz stands (a resume's, at the start), for the line of a run file that cannot be written
-    last_saved = {"at": place_in_run(epoch, manifest["batch"] if position else 0) if manifest else None}
 
     def checkpoint(path, epoch_done, pos=None, loader_rng=None):
         save_run(path, model, vocab, config, epoch_done, loader_rng or loader.rng.bit_generator.state, history,
@@ -513,13 +516,16 @@ def run_training(args, held):
         status 130 (leave_without_log's for a log)."""
         bar.close()
         checkpoint(out / "last.npz", epoch, pos, stop["rng_at_start"])
-        saved = f"saved {out / 'last.npz'} {last_saved['at']}; resume with: scratchrnn train --resume {quoted(out)}"
         if stop["log_lost"]:
-            leave_without_log(saved)
-        print(f"interrupted ({stop['signal']}): {saved}", file=sys.stderr)
+            leave_without_log()
+        print(f"interrupted ({stop['signal']}): {saved_where()}", file=sys.stderr)
         sys.exit(EXIT_INTERRUPTED)
 
-    def leave_without_log(saved):
+    def saved_where():
+        """'saved DIR/last.npz at epoch 2, minibatch 600; resume with: ...', once last.npz is written."""
+        return f"saved {out / 'last.npz'} {last_saved['at']}; {resume_with}"
+
+    def leave_without_log():
         """The run's log (standard output) cannot be written: a full disk, a failing device (OutputLost), or its
         reader, `| tee` or `| head`, has gone (BrokenPipeError). Each ended the run where it stood, its epoch's
         minibatches lost (with --save-every N, N epochs); now it stops saved, as a Ctrl-C does, and says so on stderr
@@ -527,7 +533,7 @@ def run_training(args, held):
         leave_stdout()
         closed = isinstance(stop["log_lost"], BrokenPipeError)
         tell(f"error: cannot write the run's log to standard output "
-             f"({'its reader has closed the pipe' if closed else stop['log_lost'].why}): {saved}")
+             f"({'its reader has closed the pipe' if closed else stop['log_lost'].why}): {saved_where()}")
         sys.exit(EXIT_PIPE_CLOSED if closed else EXIT_ERROR)
     budget = None if args.max_minutes is None else args.max_minutes * 60
 
@@ -563,7 +569,7 @@ def run_training(args, held):
     def budget_stopped(left_out=""):
         """The line of a --max-minutes stop, once last.npz is written."""
         return (f"stopped: the --max-minutes {args.max_minutes:g} budget is spent, {last_saved['at']}{left_out}; "
-                f"resume with: scratchrnn train --resume {quoted(out)}")
+                f"{resume_with}")
 
     def budget_spent():
         """--max-minutes: whether the closing validation would end past the budget if the run went on from here (a
@@ -756,8 +762,7 @@ def run_training(args, held):
                 bar.close()
                 if not saved:
                     write_last()
-                leave_without_log(f"saved {out / 'last.npz'} {last_saved['at']}; resume with: "
-                                  f"scratchrnn train --resume {quoted(out)}")
+                leave_without_log()
             if budget_stop:
                 bar.close()
                 print(budget_stopped())
@@ -773,7 +778,7 @@ def run_training(args, held):
         if last_saved["at"] is None or not (out / "last.npz").exists():      # (not when its folder is gone)
             raise
         raise CheckpointError(f"{e}; the run's last.npz ({last_saved['at']}) is kept: once the file can be written, "
-                              f"resume with: scratchrnn train --resume {quoted(out)}") from None
+                              f"{resume_with}") from None
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -896,7 +901,7 @@ def build_parser():
     t.add_argument("--max-minutes", type=positive_float, default=None, metavar="M",
                    help="stop within M minutes: at the end of the minibatch after which the closing validation "
                         "(as long as the last one, or as the training's speed says before one) would end past them; "
-                        "validation (left out where it takes more than half of M), checkpoint and plot as at the end "
+                        "validation (left out where it takes longer than M), checkpoint and plot as at the end "
                         "of a run; resumable")
     t.add_argument("--log-every", type=positive_int, default=10,
                    help="print a line every N epochs, and after the first and the last (a line inside the epoch "

@@ -96,7 +96,8 @@ class OneLineParser(argparse.ArgumentParser):
         args, extras = self.parse_known_args(args, namespace)
         if extras:
             text = next((a for a in extras if not a.startswith("-") and Path(a).is_file()), None)
-            hint = f"; a text to train on is given as --corpus {quoted(text)}" if text and hasattr(args, "corpus") else ""
+            hint = (f"; a text to train on is given as --corpus {quoted(text)}" if text and hasattr(args, "corpus")
+                    else "")
             self.error(f"unrecognized arguments: {' '.join(extras)}{hint}")
         return args
 
@@ -301,8 +302,8 @@ def hold_out_dir(path):
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise ConfigError(f"{path} is in use: another scratchrnn train is writing into it now; let it end, or "
-                              f"stop it first (Ctrl-C saves it, and --resume {quoted(path)} continues it), or use another "
-                              "--out") from None
+                              f"stop it first (Ctrl-C saves it, and --resume {quoted(path)} continues it), or use "
+                              "another --out") from None
         except OSError:                          # a filesystem without locks
             pass
         yield
