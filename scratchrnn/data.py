@@ -59,13 +59,14 @@ def text_name(path):
     return "standard input (--corpus -)" if str(path) == STDIN else repr(str(path))
 
 
-def read_text(path, digests=None):
+def read_text(path, digests=None, token="char"):
     """Read a UTF-8 text file (or UTF-16/32 with its byte-order mark), refusing what is missing, empty,
     binary or not UTF-8 (one-line errors). The text comes back as `normalize` leaves it. digests: a dict where
     {path: file_digest of its bytes} is put, from the bytes read here (not a second reading of the file).
-    A pipe is read as a file is (`--corpus <(zcat book.txt.gz)`), and STDIN is standard input's."""
+    A pipe is read as a file is (`--corpus <(zcat book.txt.gz)`), and STDIN is standard input's; their size, unknown
+    before, is checked as they are read (read_stream; `token` says how much memory a byte will take)."""
     if str(path) == STDIN:
-        raw = read_standard_input()
+        raw = read_standard_input(token)
     else:
         path = Path(path)
         if not path.exists():
@@ -76,7 +77,11 @@ def read_text(path, digests=None):
         if not (path.is_file() or path.is_fifo()):
             raise DataError(f"corpus {text_name(path)} is not a file")
         try:
-            raw = path.read_bytes()
+            if path.is_fifo():
+                with open(path, "rb") as pipe:
+                    raw = read_stream(pipe, path, token)
+            else:
+                raw = path.read_bytes()                                    # its size checked before reading
         except OSError as e:
             raise DataError(f"corpus {text_name(path)} cannot be read: {e.strerror}") from None
     if digests is not None:
@@ -134,16 +139,32 @@ def check_not_compressed(raw, path):
             raise DataError(f"corpus {text_name(path)} is {name}-compressed, not text: {how}")
 
 
-def read_standard_input():
+def read_standard_input(token="char"):
     """The bytes of standard input (--corpus -), which must be a pipe or a file: a terminal would wait for a text
     typed in, with nothing said."""
     if sys.stdin is None or sys.stdin.isatty():
         raise DataError("--corpus - reads the text from standard input, which is a terminal here; pipe the text in: "
                         "cat book.txt | scratchrnn train --corpus - ...")
     try:
-        return sys.stdin.buffer.read()
+        return read_stream(sys.stdin.buffer, STDIN, token)
     except OSError as e:
         raise DataError(f"standard input cannot be read: {e.strerror}") from None
+
+
+STREAM_PIECE = 16 << 20         # a pipe is read this many bytes at a time, its size checked after each
+
+
+def read_stream(stream, path, token):
+    """All the bytes of a pipe or of standard input, whose size no one knows before they are read: checked as they
+    come, with check_corpus_size's rule, so that `zcat 20GB.txt.gz | scratchrnn train --corpus -` is refused in one
+    line once it would not fit, not read whole into memory first (and the machine's memory run out after)."""
+    pieces, size = [], 0
+    while piece := stream.read(STREAM_PIECE):
+        pieces.append(piece)
+        size += len(piece)
+        check_text_memory(size, token, f"reading corpus {text_name(path)} (more than {human_bytes(size)} of text so "
+                          f"far", "| split -C 1G - part-: files of at most 1 GB, cut at line breaks")
+    return b"".join(pieces)
 
 
 def normalize(text):
@@ -370,7 +391,7 @@ def load_corpus(paths=None, max_tokens=10000, token="char", charset="book", voca
                f"--corpus are read in turn as one text)")
     if report is not None and given and size >= READING_NOTE_BYTES:
         report(f"reading {human_bytes(size)} of text")
-    texts = [read_text(p, digests if given else None) for p in paths]
+    texts = [read_text(p, digests if given else None, token) for p in paths]
     text = "".join(t if i == len(texts) - 1 or t.endswith("\n") else t + "\n" for i, t in enumerate(texts))
     del texts
     kept = apply_charset(text, charset, sep="" if token == "char" else " ")
@@ -423,11 +444,17 @@ def check_corpus_size(paths, token):
     """Refuse, in one line and before reading them, files whose text would not fit in this machine's memory (they
     are read whole, and --max-tokens cuts the ids after). Returns their size in bytes."""
     size = sum(Path(p).stat().st_size for p in paths if Path(p).is_file())
-    per_byte = LOAD_BYTES_PER_BYTE[token]
-    check_memory(per_byte * size, "cpu", f"reading corpus {', '.join(map(str, paths))} ({human_bytes(size)} of text, "
-                 f"{per_byte} bytes of memory per byte of it)", "; train on a part of it (split -C 1G FILE part-: "
-                 "parts of at most 1 GB, cut at line breaks)")
+    check_text_memory(size, token, f"reading corpus {', '.join(map(str, paths))} ({human_bytes(size)} of text",
+                      "split -C 1G FILE part-: parts of at most 1 GB, cut at line breaks")
     return size
+
+
+def check_text_memory(size, token, what, split):
+    """One line where `size` bytes of text (`what` names them, up to the memory per byte) would not fit in memory,
+    with how to `split` the text into parts."""
+    per_byte = LOAD_BYTES_PER_BYTE[token]
+    check_memory(per_byte * size, "cpu", f"{what}, {per_byte} bytes of memory per byte of it)",
+                 f"; train on a part of it ({split})")
 
 
 def file_digest(raw):

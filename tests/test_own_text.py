@@ -218,6 +218,57 @@ def test_a_text_from_standard_input_or_a_pipe_trains_and_resumes(tmp_path, monke
         tmp_path / "stdin" / "last.npz")[1]["corpus_digest"]
 
 
+def test_a_text_from_a_pipe_larger_than_the_memory_is_refused_as_it_is_read(tmp_path, monkeypatch, capsys):
+    """A pipe's size is not known before it is read: `zcat 20GB.txt.gz | scratchrnn train --corpus -` read it whole,
+    then ran out of memory turning it into ids (13 bytes a byte). It is read in pieces now, each checked as a file's
+    size is before reading (here against 1.3 MB of memory, so 100 kB of text fits and 200 kB does not), in one
+    line with how to cut it, and no --out folder is left behind; standard input and a named pipe alike."""
+    import io
+    import threading
+    from scratchrnn import backend, data
+    monkeypatch.setattr(data, "STREAM_PIECE", 4096)
+    monkeypatch.setattr(backend, "available_memory", lambda device: 13 * 100_000)
+    fits, too_long = POEM * (99_000 // len(POEM)), POEM * (200_000 // len(POEM))
+
+    class Piped:                                                  # standard input, a pipe from another program
+        def __init__(self, text):
+            self.buffer = io.BytesIO(text.encode())
+
+        def isatty(self):
+            return False
+    monkeypatch.setattr(sys, "stdin", Piped(fits))
+    assert len(load_corpus("-", max_tokens=-1, charset="raw")[0]) == len(fits)
+    monkeypatch.setattr(sys, "stdin", Piped(too_long))
+    with pytest.raises(SystemExit) as e:
+        cli.main(["train", "--corpus", "-", "--out", str(tmp_path / "o"), *SMALL])
+    said = capsys.readouterr().err
+    assert e.value.code == EXIT_ERROR and said.count("\n") == 1 and not (tmp_path / "o").exists(), said
+    assert said.startswith("error: reading corpus standard input (--corpus -) (more than 100.0 KiB of text so far, "
+                           "13 bytes of memory per byte of it) needs about 1.3 MiB of memory; this machine has "
+                           "1.2 MiB available; train on a part of it (| split -C 1G - part-: "), said
+    fifo = tmp_path / "pipe"                                      # --corpus <(zcat book.txt.gz)
+    os.mkfifo(fifo)
+    for text, fit in ((fits, True), (too_long, False)):
+        writer = threading.Thread(target=lambda: (fifo.write_bytes(text.encode()) if fit else
+                                                  suppressed_broken_pipe(fifo, text)))
+        writer.start()
+        if fit:
+            assert len(load_corpus(fifo, max_tokens=-1, charset="raw")[0]) == len(text)
+        else:
+            with pytest.raises(Exception, match=f"reading corpus '{fifo}' \\(more than 100.0 KiB of text so far"):
+                load_corpus(fifo, max_tokens=-1)
+        writer.join(timeout=60)
+        assert not writer.is_alive()
+
+
+def suppressed_broken_pipe(fifo, text):
+    """Write `text` into the pipe `fifo` whose reader may stop before its end."""
+    try:
+        fifo.write_bytes(text.encode())
+    except BrokenPipeError:
+        pass
+
+
 # ---------------------------------------------------------------------------------------------
 # Runs that go on
 # ---------------------------------------------------------------------------------------------
