@@ -33,13 +33,13 @@ from .cmdline import (EXIT_DIVERGED, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_PIPE_CLO
                       OneLineParser, add_model_arguments, add_selftest_arguments, add_training_arguments, blas_threads,
                       command_line_flags, every_or_off, hold_out_dir, learning_rate_of, leave_hung_up_terminal,
                       leave_stdout, max_tokens_of, model_config, note_split_on_one_cpu, optimizer_config,
-                      positive_float, positive_int, prepare_out_dir, quoted, seed_int, tell, terminal_fds,
+                      positive_float, positive_int, prepare_out_dir, seed_int, tell, terminal_fds,
                       with_one_line_errors)
 from .optimizers import HYPERPARAMETERS, optimizer_from_config
 from .schedules import SCHEDULE_DEFAULTS, check_schedule, rate_of
 from .data import CHARSETS, STDIN, TOKENS, SeqDataLoader, Vocab, corpus_digest, load_corpus, normalize, read_as_text
 from .engines import ENGINES
-from .errors import CheckpointError, ConfigError, DataError, OutputLost, TrainingDiverged
+from .errors import CheckpointError, ConfigError, DataError, OutputLost, TrainingDiverged, quoted
 from .model import MODEL_DEFAULTS, model_from_config
 from .train import (TRAIN_DEFAULTS, EvaluationInterrupted, check_converging, check_hyperparameters, evaluate, generate,
                     perplexity, train_epoch)

@@ -15,12 +15,10 @@ self-test, `diagnose` and the benchmarks.
     hold_out_dir             one training at a time writes into a run folder
     terminal_fds, leave_hung_up_terminal   a training outlives its terminal's hang-up long enough to save
     command_line_flags       the flags that give a parser some values, as a user types them
-    quoted                   a path in a command a line suggests, quoted for the shell where it needs to be
 """
 import argparse
 import copy
 import os
-import shlex
 import sys
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -28,7 +26,7 @@ from pathlib import Path
 from .backend import DEVICES
 from .cells import CELLS
 from .engines import ENGINES
-from .errors import ConfigError, OutputLost, ScratchRNNError
+from .errors import ConfigError, OutputLost, ScratchRNNError, quoted
 from .model import DTYPES, INITS, MODEL_DEFAULTS, NONLINEARITIES
 from .optimizers import HYPERPARAMETERS, OPTIMIZERS, default_lr
 from .schedules import SCHEDULE_DEFAULTS, SCHEDULES
@@ -389,12 +387,6 @@ def tell(line):
         print(line, file=sys.stderr)
     except OSError:
         pass
-
-
-def quoted(path):
-    """A path as a command that a line suggests writes it, to be pasted into a shell: 'runs/my book' quoted, a path
-    with no space or shell character as it is."""
-    return shlex.quote(str(path))
 
 
 def with_one_line_errors(program, *args):

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from .backend import check_memory, human_bytes
-from .errors import DataError
+from .errors import DataError, quoted
 
 TIME_MACHINE = Path(__file__).parent / "data" / "timemachine.txt"
 CHARSETS = ("raw", "book", "wide")
@@ -73,7 +73,7 @@ def read_text(path, digests=None, token="char"):
             raise DataError(f"corpus {text_name(path)} does not exist")
         if path.is_dir():
             raise DataError(f"corpus {text_name(path)} is a folder, not a file; give the texts in it, e.g. --corpus "
-                            f"{str(path).rstrip('/')}/*.txt")
+                            f"{quoted(str(path).rstrip('/'))}/*.txt")
         if not (path.is_file() or path.is_fifo()):
             raise DataError(f"corpus {text_name(path)} is not a file")
         try:
@@ -135,7 +135,7 @@ def check_not_compressed(raw, path):
                 raise DataError(f"corpus {text_name(path)} is a {name} archive, not text: unzip it and give the texts "
                                 f"in it")
             how = (f"{reader} FILE | scratchrnn train --corpus - ..." if str(path) == STDIN else
-                   f"read it through a pipe, --corpus <({reader} {path}), or decompress it first")
+                   f"read it through a pipe, --corpus <({reader} {quoted(path)}), or decompress it first")
             raise DataError(f"corpus {text_name(path)} is {name}-compressed, not text: {how}")
 
 

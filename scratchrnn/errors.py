@@ -1,5 +1,6 @@
 """The errors scratchrnn raises on purpose. Command-line front ends print them as one line and exit
 non-zero; anything else is a bug and keeps its traceback."""
+import shlex
 
 
 class ScratchRNNError(Exception):
@@ -38,3 +39,9 @@ class TrainingDiverged(ScratchRNNError):
 
 class WorkerError(ScratchRNNError):
     """The fast-split engine's worker process could not start, or ended, or failed on its half of a chunk."""
+
+
+def quoted(path):
+    """A path as a command that a line suggests writes it, to be pasted into a shell: 'runs/my book' quoted, a path
+    with no space or shell character as it is."""
+    return shlex.quote(str(path))

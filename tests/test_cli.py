@@ -431,7 +431,9 @@ def test_a_budget_leaves_room_for_a_validation_the_run_has_not_timed_yet(tmp_pat
 
 def test_the_commands_a_line_suggests_can_be_pasted_into_a_shell(tmp_path, capsys):
     """'resume with: scratchrnn train --resume runs/my book' split into two arguments when pasted; paths in the
-    commands the lines suggest are quoted for the shell where they need to be (cmdline.quoted)."""
+    commands the lines suggest are quoted for the shell where they need to be (errors.quoted): in the lines of
+    train and resume, and in those of the text (a compressed one, a folder given as --corpus)."""
+    import gzip
     import shlex
     out = tmp_path / "my run, été"
     cli.main(["train", "--out", str(out), "--epochs", "2", "--max-minutes", "1e-5", *SMALL])
@@ -443,6 +445,14 @@ def test_the_commands_a_line_suggests_can_be_pasted_into_a_shell(tmp_path, capsy
         cli.main(["train", "--out", str(out), "--epochs", "2", *SMALL])
     assert f"continue it with --resume '{out}', start from its weights with --init-from '{out}' --out NEW" in \
         capsys.readouterr().err
+    texts = tmp_path / "my texts"
+    texts.mkdir()
+    (texts / "book one.txt.gz").write_bytes(gzip.compress(b"the time machine " * 100))
+    for corpus, suggested in ((texts / "book one.txt.gz", f"--corpus <(zcat '{texts / 'book one.txt.gz'}')"),
+                              (texts, f"--corpus '{texts}'/*.txt")):
+        with pytest.raises(SystemExit):
+            cli.main(["train", "--corpus", str(corpus), "--out", str(tmp_path / "o"), *SMALL])
+        assert suggested in capsys.readouterr().err
 
 
 def test_gradcheck_prints_a_table():
