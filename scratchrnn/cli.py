@@ -394,6 +394,9 @@ def run_training(args, held):
                 raise DataError(f"the run's text {gone[0]} is not there any more; if it has moved, give it where it "
                                 f"is now (the same text, checked): scratchrnn train --resume {quoted(out)} --corpus "
                                 f"PATH ...")
+            if STDIN in (config["corpus"] or ()) and (sys.stdin is None or sys.stdin.isatty()):
+                raise DataError(f"the run's text came from standard input, a terminal here; pipe the same text in "
+                                f"(cat TEXT | scratchrnn train --resume {quoted(out)}) or give its file: --corpus PATH")
         kept = [key for key in WATCH_KEYS if key in config and key not in args.given]
         config.update({key: getattr(args, key) for key in WATCH_KEYS if key not in kept})   # given, or not kept then
         check_arrays(arrays, config, len(manifest["vocab"]), out / "last.npz")

@@ -175,11 +175,12 @@ def test_train_whose_reader_stops_saves_where_it_stands_and_resumes(tmp_path):
     assert r.returncode == 0, r.stderr
 
 
-def test_a_text_from_standard_input_or_a_pipe_trains_and_resumes(tmp_path, monkeypatch):
+def test_a_text_from_standard_input_or_a_pipe_trains_and_resumes(tmp_path, monkeypatch, capsys):
     """`cat *.txt | scratchrnn train --corpus -` read a file named '-' ("does not exist"), and `--corpus
     <(zcat book.txt.gz)` (a pipe, /dev/fd/63) said "corpus '/proc/PID/fd/pipe:[N]' does not exist": its link was
     resolved, and a pipe was not a file. Both train now; a resume reads standard input again (the same text,
-    checked: another is refused naming standard input), and a pipe is given again with --corpus."""
+    checked: another is refused naming standard input; from a terminal, a line says how to give it again), and a pipe
+    is given again with --corpus."""
     text, other = POEM * 20, VIETNAMESE * 60
     flags = ["--epochs", "1", *SMALL]
     r = scratchrnn("train", "--corpus", "-", "--out", str(tmp_path / "stdin"), *flags, input=text)
@@ -196,6 +197,11 @@ def test_a_text_from_standard_input_or_a_pipe_trains_and_resumes(tmp_path, monke
     monkeypatch.setattr(sys, "stdin", type("Terminal", (), {"isatty": lambda self: True})())
     with pytest.raises(DataError, match="reads the text from standard input, which is a terminal here; pipe"):
         load_corpus("-", max_tokens=-1)
+    with pytest.raises(SystemExit):                   # a resume says how to give the run's own text again
+        cli.main(["train", "--resume", str(tmp_path / "stdin"), "--epochs", "3"])
+    assert capsys.readouterr().err == (f"error: the run's text came from standard input, a terminal here; pipe the "
+                                       f"same text in (cat TEXT | scratchrnn train --resume {tmp_path / 'stdin'}) or "
+                                       f"give its file: --corpus PATH\n")
     monkeypatch.undo()
     # a pipe (a FIFO, as <(...) gives one): read as a file is, and kept by the name given
     fifo = tmp_path / "pipe"
