@@ -31,6 +31,9 @@ CHARSETS = ("raw", "book", "wide")
 TOKENS = ("char", "word")
 # A charset that drops or changes more than this share of a text's characters says so (one line).
 CHARSET_LOSS_WARNING = 0.01
+# --tokens word on a text whose words average more than this many characters says so (one line): a text written
+# without spaces (Chinese, Japanese) is read a line or a sentence a word; English averages about 6 with its blank.
+LONG_WORD_CHARACTERS = 15
 # Peak memory of reading a text and training on it, per byte of the file (README "Loading a text"; measured on a
 # 48 MiB ASCII text, the most per byte: a character is a byte there, and each becomes an 8-byte id): characters 12.6
 # (the text, its code points, its ids), words 4.1.
@@ -415,6 +418,11 @@ def load_corpus(paths=None, max_tokens=10000, token="char", charset="book", voca
         if grow:              # (the text read twice: a token rare in it, under min_freq, keeps its trained id)
             vocab = trained.grown_by(word_ids(kept, None, min_freq)[1])
         corpus, vocab = word_ids(kept, vocab, min_freq)
+        if report is not None and len(kept) > LONG_WORD_CHARACTERS * max(corpus.size, 1):
+            report(f"note: --tokens word splits the text at blanks, and {names} has {corpus.size:,} "
+                   f"word{'s' * (corpus.size != 1)} in {len(kept):,} characters, {len(kept) / max(corpus.size, 1):,.0f} "
+                   f"a word (a language written without spaces, as Chinese or Japanese, is read a line or a sentence "
+                   f"a word); --tokens char reads it character by character")
         del kept
         if corpus.size == 0:
             raise DataError(f"corpus {names} has no tokens left after preprocessing with --charset {charset}{hint}")
@@ -525,7 +533,7 @@ class SeqDataLoader:
         """A DataError where a corpus of `tokens` tokens is too short for one minibatch."""
         need = cls.tokens_needed(batch_size, num_steps)
         if tokens < need:
-            raise DataError(f"corpus has {tokens:,} tokens, too short for one minibatch of {batch_size} x {num_steps} "
+            raise DataError(f"corpus has {tokens:,} token{'s' * (tokens != 1)}, too short for one minibatch of {batch_size} x {num_steps} "
                             f"(needs at least {need:,}); use a longer text or smaller --batch-size/--num-steps")
 
     def batches_per_epoch(self):

@@ -244,6 +244,27 @@ def test_min_freq_through_load_corpus_says_what_it_reads_as_unk(tmp_path):
         load_corpus(f, max_tokens=-1, token="word", charset="raw", min_freq=100)
 
 
+def test_word_tokens_on_a_text_written_without_spaces_say_so(tmp_path):
+    """--tokens word splits at blanks: a Japanese text was read a line a word (a vocabulary of its distinct lines,
+    2 for a text of one line repeated) with no word said, or refused as 'too short' when it had few lines. A note
+    now says how many characters a word is and names --tokens char; a text with spaces has none."""
+    japanese, english = tmp_path / "ja.txt", tmp_path / "en.txt"
+    japanese.write_text("時は金なり。旅人は言った、時間は川のように流れる。\n" * 40, encoding="utf-8")
+    english.write_text("The Time Traveller (for so it will be convenient to speak of him) was expounding.\n" * 40)
+    notes = []
+    corpus, vocab = load_corpus(japanese, max_tokens=-1, token="word", charset="raw", report=notes.append)
+    assert len(corpus) == 40 and len(vocab) == 2
+    assert notes == [f"note: --tokens word splits the text at blanks, and {japanese} has 40 words in 1,040 characters, "
+                     f"26 a word (a language written without spaces, as Chinese or Japanese, is read a line or a "
+                     f"sentence a word); --tokens char reads it character by character"]
+    notes.clear()
+    load_corpus(english, max_tokens=-1, token="word", charset="raw", report=notes.append)
+    load_corpus(japanese, max_tokens=-1, token="char", charset="raw", report=notes.append)
+    assert notes == []
+    with pytest.raises(DataError, match="corpus has 1 token, too short"):
+        SeqDataLoader.check_length(1, 2, 3)
+
+
 def test_a_large_text_is_announced_before_it_is_read(tmp_path, monkeypatch):
     """Reading a text of hundreds of MB takes seconds to minutes with nothing else to show: a line first."""
     f = tmp_path / "t.txt"
