@@ -39,7 +39,7 @@ from .optimizers import HYPERPARAMETERS, optimizer_from_config
 from .schedules import SCHEDULE_DEFAULTS, check_schedule, rate_of
 from .data import CHARSETS, STDIN, TOKENS, SeqDataLoader, Vocab, corpus_digest, load_corpus, normalize, read_as_text
 from .engines import ENGINES
-from .errors import CheckpointError, ConfigError, DataError, OutputLost, TrainingDiverged, quoted
+from .errors import CheckpointError, ConfigError, DataError, OutputLost, TrainingDiverged, WorkerError, quoted
 from .model import MODEL_DEFAULTS, model_from_config
 from .train import (TRAIN_DEFAULTS, EvaluationInterrupted, check_converging, check_hyperparameters, evaluate, generate,
                     perplexity, train_epoch)
@@ -511,7 +511,8 @@ def run_training(args, held):
     # position: the epoch's latest (an EpochPosition), where an interrupted validation saves the run; epoch: which
     # one runs (1 for the first), for a divergence's line
     # log_lost: the error that met a line of the log (say), after which the run stops saved, as for a signal
-    stop = {"signal": None, "rng_at_start": None, "position": None, "epoch": None, "log_lost": None}
+    # trained: whether this process has trained a minibatch (a worker lost before one leaves last.npz as it was)
+    stop = {"signal": None, "rng_at_start": None, "position": None, "epoch": None, "log_lost": None, "trained": False}
 
     def leave_interrupted(pos):
         """Ctrl-C, SIGTERM, a log that cannot be written: last.npz at this position inside the epoch (at its last
@@ -634,7 +635,7 @@ def run_training(args, held):
     def on_step(pos, grad_norm):
         """After each minibatch: the progress bar, --log-every-steps, --validate-every-steps, then a Ctrl-C's stop,
         --save-every-steps and the --max-minutes budget, so that a checkpoint here keeps this minibatch's rows."""
-        stop["position"] = pos
+        stop["position"], stop["trained"] = pos, True
         note_speed(pos)
         bar.update(1)
         log_due, validation_due, save_due = (due(key, pos) for key in (
@@ -776,6 +777,14 @@ def run_training(args, held):
             else "no checkpoint had been written yet"
         print(f"error: {e} (epoch {stop['epoch']}); {kept}", file=sys.stderr)
         sys.exit(EXIT_DIVERGED)
+    except WorkerError as e:            # fast-split's worker gone (killed, out of memory): saved at the last minibatch
+        bar.close()                     # done (the failed one changed no weight and drew no mask), as a Ctrl-C's
+        if stop["trained"]:
+            write_last(stop["position"], stop["rng_at_start"])
+        if last_saved["at"] is None:                                  # nothing trained, nothing saved before
+            raise
+        raise WorkerError(f"{e}: {'saved' if stop['trained'] else 'kept'} {out / 'last.npz'} {last_saved['at']}; "
+                          f"{resume_with} (--engine fast trains without a worker)") from None
     except CheckpointError as e:        # a file of the run that cannot be written (a full disk): how the run goes on
         bar.close()
         if last_saved["at"] is None or not (out / "last.npz").exists():      # (not when its folder is gone)

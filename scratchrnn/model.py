@@ -173,10 +173,18 @@ class RNNLM:
         final state (None: zero, truncated BPTT); masks: the dropout masks (L, T, B, nh), drawn here from the
         model's generator when dropout is on and none are given. -> (mean loss as a 0-d device array, final
         state, dloss/dinitial state; None for it with state_grad False, where training detaches the state). Fills
-        self.grads."""
+        self.grads. A chunk that fails (fast-split's worker gone) leaves the generator as it was before its masks, so
+        that a run saved at the minibatch before resumes with the same ones."""
+        drawn_from = None
         if masks is None and self.dropout > 0:
+            drawn_from = self.dropout_rng.bit_generator.state
             masks = self.dropout_masks(*X.shape)
-        return self.engine.loss_and_grad(X, Y, state, dstate, masks, state_grad)
+        try:
+            return self.engine.loss_and_grad(X, Y, state, dstate, masks, state_grad)
+        except BaseException:
+            if drawn_from is not None:
+                self.dropout_rng.bit_generator.state = drawn_from
+            raise
 
     def dropout_masks(self, T, B):
         """The next chunk's dropout masks (L, T, B, nh) from the model's generator."""

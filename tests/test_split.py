@@ -190,6 +190,47 @@ def test_the_command_trains_on_the_split_engine_and_resumes_bit_for_bit(tmp_path
             assert relative_error(a[key], c[key]) <= 1e-4, key
 
 
+@pytest.mark.parametrize("lost_at", [40, 34])                # inside epoch 2; at its first minibatch
+def test_a_worker_lost_in_training_saves_the_run_where_it_stands_and_it_resumes_bit_for_bit(tmp_path, monkeypatch,
+                                                                                           capsys, lost_at):
+    """The worker killed during training (kill -9, the kernel's out-of-memory killer) ended the run with "the
+    fast-split engine's worker process ended (exit status -9)": the epoch's minibatches were lost, and the line said
+    neither where the run stood nor how to go on. Now the run is saved at the last minibatch done (the failed one
+    changed no weight and drew no dropout mask: the model's generator is put back), the line says so and how to
+    resume, and the resume ends with the bits of a run never stopped (dropout 0.4, the default, on)."""
+    from scratchrnn.engines.split import SplitEngine
+    small = ["--hidden", "16", "--layers", "2", "--max-tokens", "3000", "--charset", "book", "--batch-size", "8",
+             "--num-steps", "10", "--device", "cpu", "--log-every", "1", "--engine", "fast-split", "--epochs", "3"]
+    whole, lost = tmp_path / "whole", tmp_path / "lost"
+    cli.main(["train", "--out", str(whole), *small])
+    chunks = {"n": 0}
+    real = SplitEngine.loss_and_grad
+
+    def killing_the_worker(self, *args, **kwargs):
+        chunks["n"] += 1
+        if chunks["n"] == lost_at:
+            kill(self.worker[0][0])
+        return real(self, *args, **kwargs)
+    monkeypatch.setattr(SplitEngine, "loss_and_grad", killing_the_worker)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:
+        cli.main(["train", "--out", str(lost), *small])
+    said = capsys.readouterr().err
+    _, manifest = load_checkpoint(lost / "last.npz")
+    place = (f"at epoch 2, minibatch {manifest['batch']}" if manifest["batch"] else "after epoch 1")
+    assert e.value.code == cli.EXIT_ERROR and said == (
+        f"error: the fast-split engine's worker process ended (killed by SIGKILL): saved {lost / 'last.npz'} {place}; "
+        f"resume with: scratchrnn train --resume {lost} (--engine fast trains without a worker)\n")
+    assert manifest["epoch"] * 33 + manifest["batch"] in (lost_at - 1, lost_at - 2)     # (33-34 minibatches an epoch)
+    monkeypatch.undo()
+    cli.main(["train", "--resume", str(lost)])
+    a, _ = load_checkpoint(whole / "last.npz")
+    b, mb = load_checkpoint(lost / "last.npz")
+    assert mb["epoch"] == 3 and a.keys() == b.keys()
+    for key in a:
+        assert np.array_equal(a[key], b[key]), key
+
+
 def test_the_memory_check_counts_the_workers_gradients(monkeypatch):
     """model.training_bytes for fast-split: the fast engine's and one more gradient buffer (the worker's, shared)."""
     from scratchrnn.model import training_bytes

@@ -27,6 +27,7 @@ The worker (`python -m scratchrnn.worker`, worker.py) starts at the first chunk 
 import glob
 import mmap
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -41,6 +42,14 @@ from ..errors import ConfigError, WorkerError
 from . import mkl
 
 WORKER_START_SECONDS = 300          # imports, and Numba's kernels from its cache (or compiled anew, the first time)
+
+
+def signal_name(number):
+    """SIGKILL for 9 (the kernel's out-of-memory killer sends it, as kill -9 does); the number where it has no name."""
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
 
 
 def shared_zeros(n, dtype):
@@ -149,7 +158,9 @@ class SplitEngine:
         process, connection = self.worker[0]
         self.worker[0] = None
         connection.close()
-        raise WorkerError(f"the fast-split engine's worker process {why} (exit status {process.wait()})")
+        status = process.wait()
+        how = f"killed by {signal_name(-status)}" if status < 0 else f"exit status {status}"
+        raise WorkerError(f"the fast-split engine's worker process {why} ({how})")
 
     def close(self):
         """End the worker and free the shared buffers; the parameters are copied out of them first."""
