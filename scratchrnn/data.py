@@ -418,11 +418,12 @@ def load_corpus(paths=None, max_tokens=10000, token="char", charset="book", voca
         if grow:              # (the text read twice: a token rare in it, under min_freq, keeps its trained id)
             vocab = trained.grown_by(word_ids(kept, None, min_freq)[1])
         corpus, vocab = word_ids(kept, vocab, min_freq)
-        if report is not None and len(kept) > LONG_WORD_CHARACTERS * max(corpus.size, 1):
+        words = max(corpus.size, 1)
+        if report is not None and len(kept) > LONG_WORD_CHARACTERS * words:
             report(f"note: --tokens word splits the text at blanks, and {names} has {corpus.size:,} "
-                   f"word{'s' * (corpus.size != 1)} in {len(kept):,} characters, {len(kept) / max(corpus.size, 1):,.0f} "
-                   f"a word (a language written without spaces, as Chinese or Japanese, is read a line or a sentence "
-                   f"a word); --tokens char reads it character by character")
+                   f"word{'s' * (corpus.size != 1)} in {len(kept):,} characters, {len(kept) / words:,.0f} a word (a "
+                   f"language written without spaces, as Chinese or Japanese, is read a line or a sentence a word); "
+                   f"--tokens char reads it character by character")
         del kept
         if corpus.size == 0:
             raise DataError(f"corpus {names} has no tokens left after preprocessing with --charset {charset}{hint}")
@@ -533,8 +534,9 @@ class SeqDataLoader:
         """A DataError where a corpus of `tokens` tokens is too short for one minibatch."""
         need = cls.tokens_needed(batch_size, num_steps)
         if tokens < need:
-            raise DataError(f"corpus has {tokens:,} token{'s' * (tokens != 1)}, too short for one minibatch of {batch_size} x {num_steps} "
-                            f"(needs at least {need:,}); use a longer text or smaller --batch-size/--num-steps")
+            raise DataError(f"corpus has {tokens:,} token{'s' * (tokens != 1)}, too short for one minibatch of "
+                            f"{batch_size} x {num_steps} (needs at least {need:,}); use a longer text or smaller "
+                            f"--batch-size/--num-steps")
 
     def batches_per_epoch(self):
         """About how many minibatches an epoch has (the random offset can take one away)."""
