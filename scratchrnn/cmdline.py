@@ -29,7 +29,7 @@ from .engines import ENGINES
 from .errors import ConfigError, OutputLost, ScratchRNNError, quoted
 from .model import DTYPES, INITS, MODEL_DEFAULTS, NONLINEARITIES
 from .optimizers import HYPERPARAMETERS, OPTIMIZERS, default_lr
-from .schedules import SCHEDULE_DEFAULTS, SCHEDULES
+from .schedules import SCHEDULE_DEFAULTS, SCHEDULES, check_schedule_takes
 from .train import TRAIN_DEFAULTS
 
 EXIT_ERROR = 2              # a user's error: one line on stderr
@@ -214,9 +214,12 @@ def add_optimizer_arguments(p, d):
 
 
 def optimizer_config(args):
-    """The optimiser's and the schedule's part of a run's config, read off the flags."""
-    return {"optimizer": args.optimizer, **{k: getattr(args, k) for k in HYPERPARAMETERS},
-            **{k: getattr(args, k) for k in SCHEDULE_DEFAULTS}}
+    """The optimiser's and the schedule's part of a new run's config, read off the flags (a schedule's parameter that
+    another schedule takes refused)."""
+    config = {"optimizer": args.optimizer, **{k: getattr(args, k) for k in HYPERPARAMETERS},
+              **{k: getattr(args, k) for k in SCHEDULE_DEFAULTS}}
+    check_schedule_takes(config)
+    return config
 
 
 def learning_rate_of(args):

@@ -17,6 +17,9 @@ from .errors import ConfigError
 SCHEDULES = ("constant", "char-rnn", "step", "cosine")
 # Their parameters, with char-rnn's defaults for its decay (0.97 after epoch 10).
 SCHEDULE_DEFAULTS = dict(schedule="constant", lr_decay=0.97, decay_after=10, step_size=50, gamma=0.5, warmup=1.0)
+# Which schedule takes which of them.
+SCHEDULE_PARAMETERS = {"constant": (), "char-rnn": ("lr_decay", "decay_after"), "step": ("step_size", "gamma"),
+                       "cosine": ("warmup",)}
 
 
 def learning_rate(lr, epoch, fraction, epochs, schedule=SCHEDULE_DEFAULTS["schedule"], **parameters):
@@ -47,6 +50,18 @@ def check_schedule(config):
     if c["decay_after"] < 0 or c["step_size"] < 1 or not c["warmup"] >= 0:
         raise ConfigError("--decay-after and --warmup must be >= 0, --step-size at least 1")
     return c
+
+
+def check_schedule_takes(config):
+    """A new run's schedule parameter set to other than its default where its schedule does not take it: one line (it
+    was ignored without a word: --warmup 2 under the default constant schedule trained at the full rate at once)."""
+    schedule = config.get("schedule") or SCHEDULE_DEFAULTS["schedule"]
+    for key, default in SCHEDULE_DEFAULTS.items():
+        if key == "schedule" or key in SCHEDULE_PARAMETERS.get(schedule, ()) or config.get(key) in (None, default):
+            continue
+        owner = next(name for name, keys in SCHEDULE_PARAMETERS.items() if key in keys)
+        raise ConfigError(f"the {schedule} schedule takes no --{key.replace('_', '-')}; it is the {owner} schedule's: "
+                          f"give --schedule {owner} with it")
 
 
 def rate_of(config, epoch, batches):

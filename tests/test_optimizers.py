@@ -112,6 +112,30 @@ def test_the_schedules_give_the_rate_they_promise():
     assert learning_rate(1.0, 9, 1.0, 10, "cosine", warmup=2.0) == pytest.approx(0.0, abs=1e-12)
 
 
+def test_a_schedules_parameter_under_another_schedule_is_refused():
+    """--warmup 2 under the default constant schedule (or --lr-decay under step, ...) was ignored without a word: the
+    run trained at the full rate at once. Each parameter is its schedule's; given to another, one line names it.
+    Left at its default (indistinguishable from not given), or given to its own schedule, it is taken."""
+    from scratchrnn import book, cli
+    from scratchrnn.schedules import SCHEDULE_DEFAULTS, SCHEDULE_PARAMETERS
+    for schedule, keys in SCHEDULE_PARAMETERS.items():
+        for key in set(SCHEDULE_DEFAULTS) - {"schedule"}:
+            flag, value = "--" + key.replace("_", "-"), str(SCHEDULE_DEFAULTS[key] + 1 if key in ("decay_after",
+                                                             "step_size", "warmup") else SCHEDULE_DEFAULTS[key] / 2)
+            for parser in (cli.build_parser(), book.build_parser("the book", {})):
+                argv = (["train"] if parser.prog.endswith("scratchrnn") else []) + ["--schedule", schedule, flag, value]
+                args = parser.parse_args(argv)
+                if key in keys:
+                    assert cli.optimizer_config(args)[key] == float(value)
+                else:
+                    owner = next(name for name, taken in SCHEDULE_PARAMETERS.items() if key in taken)
+                    with pytest.raises(ConfigError, match=f"the {schedule} schedule takes no {flag}; it is the "
+                                                          f"{owner} schedule's: give --schedule {owner} with it"):
+                        cli.optimizer_config(args)
+            assert cli.optimizer_config(cli.build_parser().parse_args(["train", "--schedule", schedule, flag,
+                                                                       str(SCHEDULE_DEFAULTS[key])]))
+
+
 def scratchrnn(*args):
     return subprocess.run([sys.executable, "-m", "scratchrnn", *args], capture_output=True, text=True, timeout=600)
 
