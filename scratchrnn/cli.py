@@ -812,6 +812,11 @@ def cmd_generate(args):
     if "from_dir" not in args.given and not Path(args.from_dir).exists():
         raise ConfigError(f"there is no run in {args.from_dir} (where train writes without --out); give --from DIR, "
                           f"the folder of the run to generate from")
+    given = Path(args.from_dir)
+    if "checkpoint" in args.given and given.is_file() and given.name != f"{args.checkpoint}.npz":
+        raise ConfigError(f"--checkpoint {args.checkpoint} chooses among a run folder's checkpoints, and --from names "
+                          f"one file, {args.from_dir}: give its folder (--from {quoted(given.parent)} --checkpoint "
+                          f"{args.checkpoint}) or leave --checkpoint out")
     path = checkpoint_in(args.from_dir, args.checkpoint)
     arrays, manifest = load_run(path)
     model, vocab = model_from_checkpoint(arrays, manifest, resolve_device(args.device), path)

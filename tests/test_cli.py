@@ -514,6 +514,22 @@ def test_several_corpora_and_word_tokens(tmp_path):
                    "is a folder, not a file", f"--corpus {tmp_path}/*.txt")
 
 
+def test_generate_checkpoint_chooses_in_a_folder_and_a_file_given_is_not_overruled(trained, capsys):
+    """--checkpoint chooses best.npz or last.npz of a run folder; with --from naming a file, `--from run/best.npz
+    --checkpoint last` generated from best.npz without a word. A file that is the one asked for is taken."""
+    def generate(*flags):
+        cli.main(["generate", "--length", "12", "--seed", "1", "--temperature", "1", *flags])
+        return capsys.readouterr().out
+    assert generate("--from", str(trained), "--checkpoint", "last") == generate("--from", str(trained / "last.npz")) \
+        == generate("--from", str(trained / "last.npz"), "--checkpoint", "last")
+    assert generate("--from", str(trained), "--checkpoint", "best") == generate("--from", str(trained / "best.npz"))
+    with pytest.raises(SystemExit):
+        generate("--from", str(trained / "best.npz"), "--checkpoint", "last")
+    assert capsys.readouterr().err == (f"error: --checkpoint last chooses among a run folder's checkpoints, and --from "
+                                       f"names one file, {trained / 'best.npz'}: give its folder (--from {trained} "
+                                       f"--checkpoint last) or leave --checkpoint out\n")
+
+
 def test_generate_without_a_prefix_starts_from_a_drawn_token(trained):
     """As char-rnn without -primetext: the first token drawn uniformly (seeded), --length tokens in all."""
     _, manifest = weights(trained)
