@@ -29,17 +29,17 @@ from .backend import DEVICES, device_name, human_bytes, resolve_device
 from .cells import CELLS
 from .checkpoint import (atomic_write, check_arrays, load_run, model_from_checkpoint, position_in, save_run,
                          unfinished_writes, weights_in, with_new_tokens)
-from .cmdline import (EXIT_DIVERGED, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_PIPE_CLOSED, DefaultsHelpFormatter,
-                      OneLineParser, add_model_arguments, add_selftest_arguments, add_training_arguments, blas_threads,
-                      command_line_flags, every_or_off, hold_out_dir, learning_rate_of, leave_hung_up_terminal,
-                      leave_stdout, max_tokens_of, model_config, note_split_on_one_cpu, optimizer_config,
-                      positive_float, positive_int, prepare_out_dir, seed_int, tell, terminal_fds,
-                      with_one_line_errors)
+from .cmdline import (DefaultsHelpFormatter, OneLineParser, add_model_arguments, add_selftest_arguments,
+                      add_training_arguments, blas_threads, command_line_flags, every_or_off, hold_out_dir,
+                      learning_rate_of, leave_hung_up_terminal, leave_stdout, max_tokens_of, model_config,
+                      note_split_on_one_cpu, optimizer_config, positive_float, positive_int, prepare_out_dir, seed_int,
+                      tell, terminal_fds, with_one_line_errors)
 from .optimizers import HYPERPARAMETERS, optimizer_from_config
 from .schedules import SCHEDULE_DEFAULTS, check_schedule, rate_of
 from .data import CHARSETS, STDIN, TOKENS, SeqDataLoader, Vocab, corpus_digest, load_corpus, normalize, read_as_text
 from .engines import ENGINES
-from .errors import CheckpointError, ConfigError, DataError, OutputLost, TrainingDiverged, WorkerError, quoted
+from .errors import (EXIT_DIVERGED, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_PIPE_CLOSED, CheckpointError, ConfigError,
+                     DataError, OutputLost, TrainingDiverged, WorkerError, quoted)
 from .model import MODEL_DEFAULTS, model_from_config
 from .train import (TRAIN_DEFAULTS, EvaluationInterrupted, check_converging, check_hyperparameters, evaluate, generate,
                     perplexity, train_epoch)

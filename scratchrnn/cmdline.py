@@ -26,16 +26,12 @@ from pathlib import Path
 from .backend import DEVICES
 from .cells import CELLS
 from .engines import ENGINES
-from .errors import ConfigError, OutputLost, ScratchRNNError, quoted
+from .errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_PIPE_CLOSED, ConfigError, OutputLost, ScratchRNNError, quoted
 from .model import DTYPES, INITS, MODEL_DEFAULTS, NONLINEARITIES
 from .optimizers import HYPERPARAMETERS, OPTIMIZERS, default_lr
 from .schedules import SCHEDULE_DEFAULTS, SCHEDULES, check_schedule_takes
 from .train import TRAIN_DEFAULTS
 
-EXIT_ERROR = 2              # a user's error: one line on stderr
-EXIT_DIVERGED = 3           # the loss became NaN or infinite; the last good checkpoint is kept
-EXIT_INTERRUPTED = 130      # Ctrl-C: saved where there was something to save
-EXIT_PIPE_CLOSED = 141      # what reads our output has stopped (128 + SIGPIPE, as for a Unix tool that SIGPIPE ends)
 
 
 def int_at_least(low, what):

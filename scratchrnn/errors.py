@@ -2,6 +2,12 @@
 non-zero; anything else is a bug and keeps its traceback."""
 import shlex
 
+# The commands' exit statuses (cmdline.with_one_line_errors; __main__ before anything else is loaded)
+EXIT_ERROR = 2              # a user's error: one line on stderr
+EXIT_DIVERGED = 3           # the loss became NaN or infinite; the last good checkpoint is kept
+EXIT_INTERRUPTED = 130      # Ctrl-C: saved where there was something to save
+EXIT_PIPE_CLOSED = 141      # what reads our output has stopped (128 + SIGPIPE, as for a Unix tool that SIGPIPE ends)
+
 
 class ScratchRNNError(Exception):
     """A problem with the user's input or environment, explained in one line."""

@@ -95,6 +95,32 @@ def test_resume_random_iteration_is_bit_identical(tmp_path):
     assert all(np.array_equal(a[k], b[k]) for k in a)
 
 
+def test_ctrl_c_while_the_command_loads_is_one_line(tmp_path):
+    """A Ctrl-C in the command's first half second, while it loads NumPy and Numba, was a traceback from inside their
+    imports (the `scratchrnn` script imported scratchrnn.cli before any of our code ran). `import scratchrnn` now
+    loads neither (its names come when first asked for), and the command's entry point, __main__.main, catches it
+    around the import of the rest: one line, exit status 130. The Ctrl-C is delivered here where NumPy is imported."""
+    script = ("import sys\n"
+              "class CtrlC:\n"
+              "    def find_spec(self, name, path=None, target=None):\n"
+              "        if name == 'numpy':\n"
+              "            raise KeyboardInterrupt\n"
+              "import scratchrnn\n"
+              "assert 'numpy' not in sys.modules and 'numba' not in sys.modules, 'import scratchrnn loaded them'\n"
+              "sys.meta_path.insert(0, CtrlC())\n"
+              "from scratchrnn.__main__ import main\n"
+              "sys.argv = ['scratchrnn', 'generate']\n"
+              "main()\n")
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert (r.returncode, r.stderr) == (cli.EXIT_INTERRUPTED, "interrupted\n")
+    from scratchrnn import RNNLM, ScratchRNNError, load_corpus         # the names of `scratchrnn`, as before
+    from scratchrnn.errors import ScratchRNNError as error
+    assert RNNLM.__name__ == "RNNLM" and ScratchRNNError is error and callable(load_corpus)
+    with pytest.raises(AttributeError, match="has no attribute 'nothing'"):
+        import scratchrnn
+        scratchrnn.nothing
+
+
 def test_ctrl_c_saves_and_resume_is_exact(tmp_path):
     """SIGINT in the middle of training: a checkpoint with the position inside the epoch, a message on
     how to resume, exit 130; resuming ends with exactly the weights of an uninterrupted run."""
