@@ -232,6 +232,37 @@ def remove_unfinished_writes(out, report):
                f"saved ({', '.join(p.name for p in left)}: {human_bytes(size)})")
 
 
+# A new run whose vocabulary has more tokens than this has a note on what its size costs and how to make it smaller:
+# a word vocabulary of 77,715 gave a 2 x 256 LSTM 100.3 M parameters (99% of them the one-hot input's and the output
+# layer's), which trained at 117 tokens/s.
+LARGE_VOCABULARY = 10_000
+
+
+def note_large_vocabulary(model, config, vocab, texts, report):
+    """The note of a new run whose vocabulary is larger than LARGE_VOCABULARY: the weights that grow with it, and
+    --embedding (where the input is one-hot) and --min-freq (where every token is kept), with what each would give;
+    none where both are taken.
+    texts: the token ids of the text (training and validation), counted for --min-freq 2."""
+    V, p = len(vocab), model.params
+    if V <= LARGE_VOCABULARY:
+        return
+    one_hot = not config["embedding"]
+    grows = p["W_hq"].size + (p["l0.W_xh"].size if one_hot else p["E"].size)
+    ways = []
+    if one_hot:
+        ways.append(f"--embedding 256 reads each token through 256 learned numbers ({V * 256:,} weights instead of "
+                    f"{p['l0.W_xh'].size:,})")
+    if config.get("min_freq", 1) == 1:
+        counts = sum(np.bincount(ids, minlength=V) for ids in texts if ids is not None)
+        once = int(np.count_nonzero(counts == 1))
+        ways.append(f"--min-freq 2 reads the {once:,} tokens seen once as <unk> ({once / counts.sum():.1%} of the "
+                    f"text), a vocabulary of {V - once:,}")
+    if ways:                                                          # (none: both are already taken)
+        report(f"note: a vocabulary of {V:,} tokens gives the model {grows:,} of its {model.num_parameters():,} "
+               f"parameters (slow to train, quick to overfit); "
+               f"{' and '.join(ways)}")
+
+
 def check_no_run_in(out, overwrite):
     """A new run never writes over another's checkpoints unasked: --out holding a run is one line naming the
     ways on, unless --overwrite. Returns the files of that run that --overwrite deletes (delete_run) once the
@@ -439,6 +470,8 @@ def run_training(args, held):
         vocab, loader, val, model, text_id = build(config, device, vocab, report, grow)
         if grow:
             config["new_tokens"] = len(vocab) - trained_on            # (its model reads no token as <unk> for it)
+        if arrays is None:                                            # a new run: its vocabulary is its choice
+            note_large_vocabulary(model, config, vocab, (loader.corpus, val), report)
         optimizer = optimizer_from_config(config, model)
         check_resume(manifest, vocab, text_id, out)
     except BaseException:
