@@ -12,7 +12,7 @@ from .backend import device_name, gpu_unusable_reason, resolve_device
 from .checkpoint import save_weights
 from .cmdline import (DefaultsHelpFormatter, OneLineParser, add_training_arguments, blas_threads, learning_rate_of,
                       max_tokens_of, model_config, note_split_on_one_cpu, optimizer_config, positive_int,
-                      prepare_out_file, with_one_line_errors)
+                      prepare_out_file, user_path, with_one_line_errors)
 from .data import SeqDataLoader, load_corpus
 from .model import model_from_config
 from .optimizers import optimizer_from_config
@@ -29,7 +29,7 @@ def build_parser(description, defaults):
     p.add_argument("--prefix", action="append", default=None,
                    help="prefix to warm up on and continue (default: the book's two)")
     p.add_argument("--num-preds", type=positive_int, default=50)
-    p.add_argument("--save", metavar="PATH.npz", default=None,
+    p.add_argument("--save", type=user_path, metavar="PATH.npz", default=None,
                    help="write the trained weights (PyTorch names) to this .npz")
     return p
 

@@ -33,10 +33,11 @@ from .cmdline import (DefaultsHelpFormatter, OneLineParser, add_model_arguments,
                       add_training_arguments, blas_threads, command_line_flags, every_or_off, hold_out_dir,
                       learning_rate_of, leave_hung_up_terminal, leave_stdout, max_tokens_of, model_config,
                       note_split_on_one_cpu, optimizer_config, positive_float, positive_int, prepare_out_dir, seed_int,
-                      tell, terminal_fds, with_one_line_errors)
+                      tell, terminal_fds, user_path, with_one_line_errors)
 from .optimizers import HYPERPARAMETERS, optimizer_from_config
 from .schedules import SCHEDULE_DEFAULTS, check_schedule, rate_of
-from .data import CHARSETS, STDIN, TOKENS, SeqDataLoader, Vocab, corpus_digest, load_corpus, normalize, read_as_text
+from .data import (CHARSETS, STDIN, TOKENS, SeqDataLoader, Vocab, check_not_web_address, corpus_digest, load_corpus,
+                   normalize, read_as_text)
 from .engines import ENGINES
 from .errors import (EXIT_DIVERGED, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_PIPE_CLOSED, CheckpointError, ConfigError,
                      DataError, OutputLost, TrainingDiverged, WorkerError, quoted)
@@ -154,6 +155,7 @@ def corpus_paths(paths):
     """A run's text files as its config keeps them: absolute, links resolved; standard input (-) as it is, and a
     pipe (`<(zcat book.txt.gz)`: /dev/fd/63) not resolved, which would name no file ('/proc/PID/fd/pipe:[N]')."""
     def kept(path):
+        check_not_web_address(path)                                    # (resolved, it would name no file)
         return path if path == STDIN else os.path.abspath(path) if Path(path).is_fifo() else str(Path(path).resolve())
     return [kept(c) for c in paths] if paths else None
 
@@ -931,17 +933,17 @@ def build_parser():
                         "lower case (the book's preprocessing); wide: every printable character, blanks collapsed")
     t.add_argument("--val-fraction", type=float, default=0.1,
                    help="the tail of the corpus held out to measure validation perplexity (0: none)")
-    t.add_argument("--out", default=DEFAULT_RUN, help="folder for checkpoints, metrics and plots")
+    t.add_argument("--out", type=user_path, default=DEFAULT_RUN, help="folder for checkpoints, metrics and plots")
     t.add_argument("--overwrite", action="store_true",
                    help="start afresh in an --out that holds a run: its checkpoints, metrics and plot are deleted "
                         "first (without it, such an --out is refused)")
-    t.add_argument("--resume", metavar="DIR", default=None,
+    t.add_argument("--resume", type=user_path, metavar="DIR", default=None,
                    help="continue the run saved in DIR exactly, saving, logging, validating and sampling as it was "
                         "started; it honours --epochs (to raise the total), --device, --engine, --threads, "
                         "--save-every(-steps), --log-every(-steps), --validate-every-steps, --sample, --(no-)plot, "
                         "--max-minutes, --corpus (where the run's text is now, if it has moved: the same text, "
                         "checked) and refuses any other flag that contradicts the run")
-    t.add_argument("--init-from", metavar="RUN", default=None,
+    t.add_argument("--init-from", type=user_path, metavar="RUN", default=None,
                    help="start from the weights and vocabulary of RUN (a run folder or checkpoint) and train on "
                         "--corpus; its shape flags come from RUN; characters (words) RUN never saw are added to its "
                         "vocabulary, with fresh weights")
@@ -972,7 +974,7 @@ def build_parser():
     t.set_defaults(func=cmd_train)
 
     g = sub.add_parser("generate", help="continue a prefix with a trained model", formatter_class=defaults)
-    g.add_argument("--from", dest="from_dir", default=DEFAULT_RUN, metavar="DIR",
+    g.add_argument("--from", dest="from_dir", type=user_path, default=DEFAULT_RUN, metavar="DIR",
                    help="a run folder (or a checkpoint .npz file); the default is where train writes without --out")
     g.add_argument("--prefix", default=None,
                    help="text to warm up on, read as the run's text was (its --charset; then any characters of its "

@@ -34,6 +34,13 @@ from .train import TRAIN_DEFAULTS
 
 
 
+def user_path(text):
+    """An argparse type for a path: a leading ~ is the user's home, as the shell makes it where it is not quoted
+    ("~/my runs" in quotes was a folder named ~ made in the current one, which a later `rm -rf ~` would take for the
+    home)."""
+    return os.path.expanduser(text)
+
+
 def int_at_least(low, what):
     """An argparse type: an integer >= low, else one line saying `what` was expected."""
     def parse(text):
@@ -157,7 +164,7 @@ def add_training_arguments(p, defaults=None):
                    help="time steps in a minibatch: how far back truncated BPTT reaches")
     p.add_argument("--random-iter", action="store_true",
                    help="random sampling (state re-initialised each minibatch) instead of sequential")
-    p.add_argument("--corpus", action="extend", nargs="+", default=None, metavar="PATH",
+    p.add_argument("--corpus", action="extend", nargs="+", type=user_path, default=None, metavar="PATH",
                    help="UTF-8 text file(s) to train on, read in turn as one text: --corpus a.txt b.txt, "
                         "--corpus texts/*.txt or --corpus a.txt --corpus b.txt; - reads standard input (cat *.txt | "
                         "scratchrnn train --corpus -) (default: the Time Machine, shipped)")

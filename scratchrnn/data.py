@@ -62,6 +62,17 @@ def text_name(path):
     return "standard input (--corpus -)" if str(path) == STDIN else repr(str(path))
 
 
+WEB_ADDRESS = re.compile(r"[a-z][a-z0-9+.-]*://", re.IGNORECASE)       # https://..., ftp://...
+
+
+def check_not_web_address(path):
+    """--corpus https://www.gutenberg.org/...txt said "corpus '/home/me/https:/www.gutenberg.org/...' does not exist"
+    (resolved as a file's path): one line that says what to do."""
+    if WEB_ADDRESS.match(str(path)):
+        raise DataError(f"corpus {text_name(path)} is a web address, and --corpus reads files: download it first "
+                        f"(curl -L -o book.txt {quoted(path)}), then give --corpus book.txt")
+
+
 def read_text(path, digests=None, token="char"):
     """Read a UTF-8 text file (or UTF-16/32 with its byte-order mark), refusing what is missing, empty,
     binary or not UTF-8 (one-line errors). The text comes back as `normalize` leaves it. digests: a dict where
@@ -71,6 +82,7 @@ def read_text(path, digests=None, token="char"):
     if str(path) == STDIN:
         raw = read_standard_input(token)
     else:
+        check_not_web_address(path)
         path = Path(path)
         if not path.exists():
             raise DataError(f"corpus {text_name(path)} does not exist")

@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from . import output
-from .cmdline import OneLineParser, positive_float, positive_int, prepare_out_dir, seed_int, with_one_line_errors
+from .cmdline import (OneLineParser, positive_float, positive_int, prepare_out_dir, seed_int, user_path,
+                      with_one_line_errors)
 from .data import SeqDataLoader, load_corpus
 from .engines.reference import ReferenceEngine
 from .errors import ConfigError
@@ -130,7 +131,7 @@ def format_table(header, rows):
 
 
 def add_arguments(p):
-    p.add_argument("--out", default="scratchrnn-diagnose", help="folder for the PNGs")
+    p.add_argument("--out", type=user_path, default="scratchrnn-diagnose", help="folder for the PNGs")
     p.add_argument("--layers", type=positive_int, default=2, help="layers of each of the three models")
     p.add_argument("--hidden", type=positive_int, default=128, help="hidden units of each layer")
     p.add_argument("--epochs", type=positive_int, default=60, help="epochs each model trains (SGD)")

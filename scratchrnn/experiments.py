@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .cmdline import OneLineParser, with_one_line_errors
+from .cmdline import OneLineParser, user_path, with_one_line_errors
 from .data import SeqDataLoader, load_corpus
 from .errors import TrainingDiverged
 from .model import RNNLM, model_from_config
@@ -112,7 +112,7 @@ def parser(doc):
     """The common flags: --quick (tiny sizes, for tests) and --out (where PNGs go). A bad flag is one line."""
     p = OneLineParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="tiny sizes: check that it runs, in seconds")
-    p.add_argument("--out", default="exercise-output", help="folder for pictures")
+    p.add_argument("--out", type=user_path, default="exercise-output", help="folder for pictures")
     return p
 
 

@@ -15,7 +15,7 @@ from conftest import CELL_NAMES, read_until, running
 from scratchrnn import cli
 from scratchrnn.checkpoint import load_checkpoint, save_checkpoint
 from scratchrnn.cmdline import hold_out_dir
-from scratchrnn.errors import CheckpointError
+from scratchrnn.errors import CheckpointError, DataError
 
 SMALL = ["--hidden", "16", "--layers", "2", "--max-tokens", "3000", "--charset", "book", "--batch-size", "8",
          "--num-steps", "10", "--device", "cpu", "--log-every", "1"]
@@ -479,6 +479,36 @@ def test_the_commands_a_line_suggests_can_be_pasted_into_a_shell(tmp_path, capsy
         with pytest.raises(SystemExit):
             cli.main(["train", "--corpus", str(corpus), "--out", str(tmp_path / "o"), *SMALL])
         assert suggested in capsys.readouterr().err
+
+
+def test_a_path_in_quotes_starting_with_a_tilde_is_in_the_home_and_a_web_address_is_one_line(tmp_path, monkeypatch,
+                                                                                              capsys):
+    """`--out "~/my runs"` (in quotes, so the shell left ~ alone) made a folder named ~ in the current one, which a
+    later `rm -rf ~` takes for the home; `--corpus "~/book.txt"` said "corpus '/cwd/~/book.txt' does not exist". A
+    leading ~ of every path flag is the home now. `--corpus https://...` said "corpus '/cwd/https:/...' does not
+    exist"; it says to download it first."""
+    from scratchrnn import book
+    from scratchrnn.data import load_corpus
+    home = tmp_path / "home"
+    (home / "texts").mkdir(parents=True)
+    (home / "texts" / "a book.txt").write_text("the time machine by h g wells " * 60)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(tmp_path)
+    cli.main(["train", "--corpus", "~/texts/a book.txt", "--out", "~/runs/one", "--epochs", "1", *SMALL])
+    assert (home / "runs" / "one" / "last.npz").exists() and not (tmp_path / "~").exists()
+    args = cli.build_parser().parse_args(["train", "--resume", "~/runs/one", "--init-from", "~/runs/one"])
+    assert args.resume == args.init_from == str(home / "runs" / "one")
+    assert cli.build_parser().parse_args(["generate", "--from", "~/r"]).from_dir == str(home / "r")
+    assert book.build_parser("", {}).parse_args(["--save", "~/w.npz"]).save == str(home / "w.npz")
+    url = "https://www.gutenberg.org/cache/epub/35/pg35.txt"
+    said = (f"corpus '{url}' is a web address, and --corpus reads files: download it first (curl -L -o book.txt "
+            f"{url}), then give --corpus book.txt")
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--corpus", url, "--out", "o", *SMALL])
+    assert capsys.readouterr().err == f"error: {said}\n" and not (tmp_path / "o").exists()
+    with pytest.raises(DataError, match=re.escape(said)):
+        load_corpus(url)
 
 
 def test_gradcheck_prints_a_table():

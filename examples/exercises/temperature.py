@@ -9,14 +9,14 @@ softmax(logits / T) trades that for variety: T < 1 sharpens the distribution, T 
 import re
 from pathlib import Path
 
-from scratchrnn.cmdline import positive_int
+from scratchrnn.cmdline import positive_int, user_path
 from scratchrnn.data import TIME_MACHINE, load_corpus, preprocess_book
 from scratchrnn.experiments import parser, run_exercise, table, train_run
 from scratchrnn.train import predict, prefix_tokens
 
 args_p = parser(__doc__)
 args_p.add_argument("--epochs", type=positive_int, default=150)
-args_p.add_argument("--from", dest="from_dir", default=None)
+args_p.add_argument("--from", dest="from_dir", type=user_path, default=None)
 args_p.add_argument("--prefix", default="the time traveller")
 
 
