@@ -18,6 +18,7 @@ self-test, `diagnose` and the benchmarks.
 """
 import argparse
 import copy
+import glob
 import os
 import sys
 from contextlib import contextmanager, nullcontext
@@ -39,6 +40,24 @@ def user_path(text):
     ("~/my runs" in quotes was a folder named ~ made in the current one, which a later `rm -rf ~` would take for the
     home)."""
     return os.path.expanduser(text)
+
+
+class CorpusPaths(argparse._ExtendAction):
+    """--corpus: the paths of every --corpus flag, in turn, with a pattern that the shell left as it was (in quotes;
+    Windows' shells expand none) expanded as a POSIX shell does, in sorted order: `--corpus "texts/*.txt"` said
+    "corpus 'texts/*.txt' does not exist". A pattern that matches no file is one line; a file whose name looks like a
+    pattern is read as named."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        paths = []
+        for value in values:
+            if value == "-" or os.path.exists(value) or not glob.has_magic(value):
+                paths.append(value)
+            elif not glob.glob(value):
+                parser.error(f"{option_string} {value}: no file matches it")
+            else:
+                paths += sorted(glob.glob(value))
+        super().__call__(parser, namespace, paths, option_string)
 
 
 def int_at_least(low, what):
@@ -164,7 +183,7 @@ def add_training_arguments(p, defaults=None):
                    help="time steps in a minibatch: how far back truncated BPTT reaches")
     p.add_argument("--random-iter", action="store_true",
                    help="random sampling (state re-initialised each minibatch) instead of sequential")
-    p.add_argument("--corpus", action="extend", nargs="+", type=user_path, default=None, metavar="PATH",
+    p.add_argument("--corpus", action=CorpusPaths, nargs="+", type=user_path, default=None, metavar="PATH",
                    help="UTF-8 text file(s) to train on, read in turn as one text: --corpus a.txt b.txt, "
                         "--corpus texts/*.txt or --corpus a.txt --corpus b.txt; - reads standard input (cat *.txt | "
                         "scratchrnn train --corpus -) (default: the Time Machine, shipped)")

@@ -511,6 +511,26 @@ def test_a_path_in_quotes_starting_with_a_tilde_is_in_the_home_and_a_web_address
         load_corpus(url)
 
 
+def test_a_corpus_pattern_the_shell_left_is_expanded_as_a_shell_would(tmp_path, capsys):
+    """`--corpus "texts/*.txt"` (in quotes; Windows' shells expand no pattern) said "corpus 'texts/*.txt' does not
+    exist". A pattern is expanded as a POSIX shell does, in sorted order, for train and the examples alike; one that
+    matches nothing is one line; a file whose name looks like a pattern is read as named."""
+    from scratchrnn import book
+    texts = tmp_path / "texts"
+    texts.mkdir()
+    for name in ("b.txt", "a.txt", "notes.md", "odd[1].txt"):
+        (texts / name).write_text(f"the time machine {name} " * 50)
+    for parser, argv in ((cli.build_parser(), ["train"]), (book.build_parser("", {}), [])):
+        args = parser.parse_args(argv + ["--corpus", str(texts / "*.txt"), "--corpus", str(texts / "odd[1].txt"), "-"])
+        assert args.corpus == [str(texts / n) for n in ("a.txt", "b.txt", "odd[1].txt", "odd[1].txt")] + ["-"]
+    cli.main(["train", "--corpus", str(texts / "[ab].txt"), "--out", str(tmp_path / "run"), "--epochs", "1", *SMALL])
+    assert weights(tmp_path / "run")[1]["config"]["corpus"] == [str(texts / "a.txt"), str(texts / "b.txt")]
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--corpus", str(texts / "*.rst"), "--out", str(tmp_path / "none")])
+    assert capsys.readouterr().err == f"error: --corpus {texts / '*.rst'}: no file matches it (see --help)\n"
+
+
 def test_gradcheck_prints_a_table():
     r = scratchrnn("gradcheck", "--cell", "lstm", "--layers", "2")
     assert r.returncode == 0, r.stderr
