@@ -93,6 +93,7 @@ def test_the_fused_twins_are_the_numpy_update(model_on, name, hyper, dtype, tol,
     (dict(name="adam", beta1=1.0), r"beta1 must be in \(0, 1\)"), (dict(name="rmsprop", eps=0.0), "eps must be"),
     (dict(name="momentum", momentum=-0.1), r"momentum must be in \[0, 1\)"),
     (dict(name="sgd", weight_decay=math.nan), "weight decay must be"),
+    (dict(name="momentum", momentum=0.0, nesterov=True), "Nesterov momentum needs a momentum > 0"),
 ])
 def test_an_optimizer_that_makes_no_sense_is_refused(kwargs, message):
     model = types.SimpleNamespace(xp=np, flat_params=np.zeros(3), dtype=np.dtype("float32"))

@@ -95,3 +95,5 @@ def check_hyperparameters(hyper):
                     and (low <= value if low_ok else low < value) and value < high):
                 raise ConfigError(f"{name.replace('_', ' ')} must be in {'[' if low_ok else '('}{low:g}, {high:g}) "
                                   f"(got {value!r})")
+    if hyper.get("nesterov") and not hyper.get("momentum"):    # (PyTorch's SGD refuses it too)
+        raise ConfigError("Nesterov momentum needs a momentum > 0: with none, --nesterov trains as plain SGD")
