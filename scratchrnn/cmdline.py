@@ -4,6 +4,7 @@ self-test, `diagnose` and the benchmarks.
     OneLineParser            argparse whose usage errors are one line and exit status 2
     DefaultsHelpFormatter    --help shows every option's default, and no "(default: None)"
     positive_int, positive_float, seed_int   argument types that refuse what makes no sense, in one line
+    user_path, CorpusPaths   paths as a shell would have made them: a leading ~, a --corpus pattern left in quotes
     add_model_arguments, add_training_arguments, add_selftest_arguments    the shared flags; choices and defaults
                              come from where they are declared (cells.CELLS, model.MODEL_DEFAULTS, ...)
     with_one_line_errors     our errors -> one line on stderr and EXIT_ERROR; Ctrl-C -> EXIT_INTERRUPTED; a reader
@@ -34,7 +35,6 @@ from .schedules import SCHEDULE_DEFAULTS, SCHEDULES, check_schedule_takes
 from .train import TRAIN_DEFAULTS
 
 
-
 def user_path(text):
     """An argparse type for a path: a leading ~ is the user's home, as the shell makes it where it is not quoted
     ("~/my runs" in quotes was a folder named ~ made in the current one, which a later `rm -rf ~` would take for the
@@ -51,12 +51,11 @@ class CorpusPaths(argparse._ExtendAction):
     def __call__(self, parser, namespace, values, option_string=None):
         paths = []
         for value in values:
-            if value == "-" or os.path.exists(value) or not glob.has_magic(value):
-                paths.append(value)
-            elif not glob.glob(value):
+            pattern = value != "-" and not os.path.exists(value) and glob.has_magic(value)
+            matches = sorted(glob.glob(value)) if pattern else [value]
+            if not matches:
                 parser.error(f"{option_string} {value}: no file matches it")
-            else:
-                paths += sorted(glob.glob(value))
+            paths += matches
         super().__call__(parser, namespace, paths, option_string)
 
 
