@@ -812,6 +812,12 @@ def run_training(args, held):
             else "no checkpoint had been written yet"
         print(f"error: {e} (epoch {stop['epoch']}); {kept}", file=sys.stderr)
         sys.exit(EXIT_DIVERGED)
+    except KeyboardInterrupt:           # a second Ctrl-C (on_signal): leave now, without saving; say what is kept
+        bar.close()
+        kept = (f"the run's last.npz ({last_saved['at']}) is kept; {resume_with}"
+                if last_saved["at"] is not None and (out / "last.npz").exists() else "no checkpoint had been written")
+        print(f"interrupted again ({stop['signal']}): left without saving; {kept}", file=sys.stderr)
+        sys.exit(EXIT_INTERRUPTED)
     except WorkerError as e:            # fast-split's worker gone (killed, out of memory): saved at the last minibatch
         bar.close()                     # done (the failed one changed no weight and drew no mask), as a Ctrl-C's
         if stop["trained"]:

@@ -144,6 +144,31 @@ def test_ctrl_c_saves_and_resume_is_exact(tmp_path):
     assert all(np.array_equal(a[k], b[k]) for k in a)
 
 
+@pytest.mark.parametrize("saved", [True, False])
+def test_a_second_ctrl_c_leaves_at_once_and_says_what_is_kept(tmp_path, monkeypatch, capsys, saved):
+    """A second Ctrl-C leaves without saving (the first asks for a save at the minibatch's end, which may take a
+    while); it said only "interrupted", and left the user to find out whether the run was lost. The line says which
+    last.npz is kept and how to resume, or that none had been written; exit status 130."""
+    real = cli.train_epoch
+
+    def twice_at_minibatch_5(*args, on_step, **kwargs):
+        def step(pos, grad_norm):
+            if pos.batch == 5:
+                os.kill(os.getpid(), signal.SIGINT)
+                os.kill(os.getpid(), signal.SIGINT)
+            on_step(pos, grad_norm)
+        return real(*args, on_step=step, **kwargs)
+    monkeypatch.setattr(cli, "train_epoch", twice_at_minibatch_5)
+    out = tmp_path / "run"
+    with pytest.raises(SystemExit) as e:
+        cli.main(["train", "--out", str(out), "--epochs", "2", *SMALL, *(["--save-every-steps", "2"] if saved else [])])
+    kept = (f"the run's last.npz (at epoch 1, minibatch 4) is kept; resume with: scratchrnn train --resume {out}"
+            if saved else "no checkpoint had been written")
+    said = capsys.readouterr().err
+    assert e.value.code == 130 and said == f"interrupted again (SIGINT): left without saving; {kept}\n"
+    assert (out / "last.npz").exists() == saved
+
+
 @pytest.mark.parametrize("where", ["inside the epoch", "at its end"])
 def test_ctrl_c_during_a_validation_stops_it_and_resume_is_exact(tmp_path, monkeypatch, capsys, where):
     """A pass over a validation text of millions of tokens takes minutes, and a Ctrl-C waited for its end (a second
