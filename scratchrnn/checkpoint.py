@@ -82,8 +82,13 @@ def unfinished_writes(folder, names):
 
 
 def cannot_write(path, error):
-    kept = ("the one written before is kept" if Path(path).exists() else "none had been written yet"
-            if Path(path).parent.is_dir() else f"its folder {str(Path(path).parent)!r} is gone")
+    path = Path(path)
+    if path.exists():
+        kept = "the one written before is kept"
+    elif path.parent.is_dir():
+        kept = "none had been written yet"
+    else:
+        kept = f"its folder {str(path.parent)!r} is gone"
     return CheckpointError(f"cannot write {str(path)!r} ({error.strerror or error}); {kept}")
 
 

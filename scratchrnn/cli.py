@@ -560,6 +560,10 @@ def run_training(args, held):
         print(f"interrupted ({stop['signal']}): {saved_where()}", file=sys.stderr)
         sys.exit(EXIT_INTERRUPTED)
 
+    def last_kept():
+        """Whether the run's last.npz, whose place last_saved says, is there (none saved yet, or its folder gone: no)."""
+        return last_saved["at"] is not None and (out / "last.npz").exists()
+
     def saved_where():
         """'saved DIR/last.npz at epoch 2, minibatch 600; resume with: ...', once last.npz is written."""
         return f"saved {out / 'last.npz'} {last_saved['at']}; {resume_with}"
@@ -815,7 +819,7 @@ def run_training(args, held):
     except KeyboardInterrupt:           # a second Ctrl-C (on_signal): leave now, without saving; say what is kept
         bar.close()
         kept = (f"the run's last.npz ({last_saved['at']}) is kept; {resume_with}"
-                if last_saved["at"] is not None and (out / "last.npz").exists() else "no checkpoint had been written")
+                if last_kept() else "no checkpoint had been written")
         print(f"interrupted again ({stop['signal']}): left without saving; {kept}", file=sys.stderr)
         sys.exit(EXIT_INTERRUPTED)
     except WorkerError as e:            # fast-split's worker gone (killed, out of memory): saved at the last minibatch
@@ -828,7 +832,7 @@ def run_training(args, held):
                           f"{resume_with} (--engine fast trains without a worker)") from None
     except CheckpointError as e:        # a file of the run that cannot be written (a full disk): how the run goes on
         bar.close()
-        if last_saved["at"] is None or not (out / "last.npz").exists():      # (not when its folder is gone)
+        if not last_kept():
             raise
         raise CheckpointError(f"{e}; the run's last.npz ({last_saved['at']}) is kept: once the file can be written, "
                               f"{resume_with}") from None
