@@ -28,7 +28,8 @@ from pathlib import Path
 from .backend import DEVICES
 from .cells import CELLS
 from .engines import ENGINES
-from .errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_PIPE_CLOSED, ConfigError, OutputLost, ScratchRNNError, quoted
+from .errors import (EXIT_ERROR, EXIT_INTERRUPTED, EXIT_PIPE_CLOSED, PATH_BYTES, ConfigError, OutputLost, ScratchRNNError,
+                     quoted)
 from .model import DTYPES, INITS, MODEL_DEFAULTS, NONLINEARITIES
 from .optimizers import HYPERPARAMETERS, OPTIMIZERS, default_lr
 from .schedules import SCHEDULE_DEFAULTS, SCHEDULES, check_schedule_takes
@@ -373,11 +374,20 @@ class StandardOutput:
             return self._guarded(self.stream.write, text)
         except UnicodeEncodeError:
             encoding = self.stream.encoding
-            if not self.escaping:
-                self.escaping = True
-                tell(f"note: standard output's encoding ({encoding}) cannot write every character of the text: those "
-                     f"it cannot are written as \\u escapes (PYTHONIOENCODING=utf-8 writes them as they are)")
-            return self._guarded(self.stream.write, text.encode(encoding, "backslashreplace").decode(encoding))
+            try:
+                encoded = text.encode(encoding, "surrogateescape")      # a path's bytes that are not UTF-8, no more
+            except UnicodeEncodeError:
+                if not self.escaping:
+                    self.escaping = True
+                    tell(f"note: standard output's encoding ({encoding}) cannot write every character of the text: "
+                         f"those it cannot are written as \\u escapes (PYTHONIOENCODING=utf-8 writes them as they are)")
+                encoded = text.encode(encoding, PATH_BYTES)
+            if not hasattr(self.stream, "buffer"):                      # a stream of text alone (a test's StringIO)
+                return self._guarded(self.stream.write, encoded.decode(encoding, "backslashreplace"))
+            self.flush()                                                # what the stream holds goes first
+            self._guarded(self.stream.buffer.write, encoded)
+            self._guarded(self.stream.buffer.flush)
+            return len(text)
 
     def flush(self):
         return self._guarded(self.stream.flush)
@@ -424,6 +434,8 @@ def with_one_line_errors(program, *args):
     # blocks), so a closed pipe is met at the line that writes to it, here, and not in the interpreter's last flush.
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(line_buffering=True)
+    if hasattr(sys.stderr, "reconfigure"):                  # a path named in a line, as its bytes (errors.PATH_BYTES)
+        sys.stderr.reconfigure(errors=PATH_BYTES)
     stdout, sys.stdout = sys.stdout, StandardOutput(sys.stdout)
     try:
         return program(*args)

@@ -1,5 +1,6 @@
 """The errors scratchrnn raises on purpose. Command-line front ends print them as one line and exit
 non-zero; anything else is a bug and keeps its traceback."""
+import codecs
 import shlex
 
 # The commands' exit statuses (cmdline.with_one_line_errors; __main__ before anything else is loaded)
@@ -47,7 +48,33 @@ class WorkerError(ScratchRNNError):
     """The fast-split engine's worker process could not start, or ended, or failed on its half of a chunk."""
 
 
+def is_path_byte(character):
+    """Whether a character of a path stands for one of its bytes that is not UTF-8: Python reads a file name such as
+    Latin-1's b'caf\\xe9.txt' as 'caf\\udce9.txt', the byte 0xE9 as the lone surrogate U+DCE9 (PEP 383)."""
+    return 0xDC80 <= ord(character) <= 0xDCFF
+
+
 def quoted(path):
     """A path as a command that a line suggests writes it, to be pasted into a shell: 'runs/my book' quoted, a path
-    with no space or shell character as it is."""
-    return shlex.quote(str(path))
+    with no space or shell character as it is. A name whose bytes are not all UTF-8 is written as `ls` writes it,
+    those bytes in ANSI-C quoting: $'caf\\351.txt' (bash, zsh, ksh; POSIX since 2024), which the shell reads back to
+    the same bytes (shlex.quote would write the surrogate, '\\udce9' on a terminal, naming another file)."""
+    path = str(path)
+    if not any(map(is_path_byte, path)):
+        return shlex.quote(path)
+    escaped = {"\\": "\\\\", "'": "\\'"}
+    return "$'" + "".join(f"\\{ord(c) - 0xDC00:03o}" if is_path_byte(c) else escaped.get(c, c) for c in path) + "'"
+
+
+def path_bytes_or_escapes(error):
+    """An encoding error handler (registered as "scratchrnn.path-bytes") for what a command writes: a path's bytes
+    that are not UTF-8 are written as those bytes, as Python writes them in the C locale and `ls | cat` does, and any
+    other character the encoding lacks as a backslash escape (Python's stderr default)."""
+    characters = error.object[error.start:error.end]
+    if all(map(is_path_byte, characters)):
+        return bytes(ord(c) - 0xDC00 for c in characters), error.end
+    return codecs.backslashreplace_errors(error)
+
+
+PATH_BYTES = "scratchrnn.path-bytes"
+codecs.register_error(PATH_BYTES, path_bytes_or_escapes)

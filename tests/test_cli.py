@@ -506,6 +506,31 @@ def test_the_commands_a_line_suggests_can_be_pasted_into_a_shell(tmp_path, capsy
         assert suggested in capsys.readouterr().err
 
 
+def test_a_path_whose_bytes_are_not_utf8_is_named_as_its_bytes_and_suggested_as_the_shell_reads_it(tmp_path):
+    """A folder named in Latin-1 (b'caf\\xe9', an old archive's) trained, but the lines named it as the surrogate
+    Python reads the byte as: "resume with: scratchrnn train --resume 'caf\\udce9'", which names another folder when
+    pasted, and where standard output's encoding is strict (a UTF-8 locale that is not C) a note said that it
+    "cannot write every character of the text". The suggested commands write such bytes in ANSI-C quoting
+    ($'caf\\351', as `ls` does), which bash reads back to the same bytes, and the lines write the name's bytes as
+    they are, as Python does in the C locale, with no note."""
+    from scratchrnn.errors import quoted
+    name = os.fsdecode(b"it's caf\xe9 \\ \xff")
+    pasted = subprocess.run(["bash", "-c", "printf %s " + quoted(tmp_path / name)], capture_output=True, check=True)
+    assert pasted.stdout == os.fsencode(tmp_path / name) and quoted("café") == "'café'"
+    out = os.fsencode(tmp_path) + b"/run \xe9t\xe9"
+    env = dict(os.environ, PYTHONIOENCODING="utf-8")                    # strict, as in an en_US.UTF-8 locale
+    command = [sys.executable, "-m", "scratchrnn", "train", "--out", out, "--epochs", "1", *SMALL]
+    first = subprocess.run(command, capture_output=True, env=env, timeout=600)
+    assert first.returncode == 0 and first.stderr == b"" and b"writing to " + out + b"\n" in first.stdout
+    again = subprocess.run(command, capture_output=True, env=env, timeout=600)
+    assert again.returncode == 2 and again.stderr.startswith(b"error: " + out + b" already holds a run")
+    suggested = re.search(rb"continue it with (--resume \S+ \S+),", again.stderr)[1]
+    assert suggested == b"--resume $'" + os.fsencode(tmp_path) + b"/run \\351t\\351'"
+    resumed = subprocess.run([b"bash", b"-c", b'"$@" ' + suggested + b" --epochs 2", b"bash", *command[:4]],
+                             capture_output=True, env=env, timeout=600)
+    assert resumed.returncode == 0 and b"epoch    2" in resumed.stdout, resumed.stderr
+
+
 def test_a_path_in_quotes_starting_with_a_tilde_is_in_the_home_and_a_web_address_is_one_line(tmp_path, monkeypatch,
                                                                                               capsys):
     """`--out "~/my runs"` (in quotes, so the shell left ~ alone) made a folder named ~ in the current one, which a
