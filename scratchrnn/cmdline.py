@@ -1,7 +1,8 @@
 """The command-line toolkit every entry point shares: `scratchrnn`, the book's examples and exercises, the
 self-test, `diagnose` and the benchmarks.
 
-    OneLineParser            argparse whose usage errors are one line and exit status 2
+    OneLineParser            argparse whose usage errors are one line and exit status 2; another tool's flag
+                             (OTHER_TOOLS_FLAGS: char-rnn's -rnn_size) is told ours
     DefaultsHelpFormatter    --help shows every option's default, and no "(default: None)"
     positive_int, positive_float, seed_int   argument types that refuse what makes no sense, in one line
     user_path, CorpusPaths   paths as a shell would have made them: a leading ~, a --corpus pattern left in quotes
@@ -28,8 +29,8 @@ from pathlib import Path
 from .backend import DEVICES
 from .cells import CELLS
 from .engines import ENGINES
-from .errors import (EXIT_ERROR, EXIT_INTERRUPTED, EXIT_PIPE_CLOSED, PATH_BYTES, ConfigError, OutputLost, ScratchRNNError,
-                     quoted)
+from .errors import (EXIT_ERROR, EXIT_INTERRUPTED, EXIT_PIPE_CLOSED, PATH_BYTES, ConfigError, OutputLost,
+                     ScratchRNNError, quoted)
 from .model import DTYPES, INITS, MODEL_DEFAULTS, NONLINEARITIES
 from .optimizers import HYPERPARAMETERS, OPTIMIZERS, default_lr
 from .schedules import SCHEDULE_DEFAULTS, SCHEDULES, check_schedule_takes
@@ -104,6 +105,29 @@ def command_line_flags(values, parser):
     return " ".join(flags)
 
 
+# The flags of the tools a person comes from, and ours for the same thing: char-rnn (train.lua, sample.lua),
+# torch-rnn (train.lua, sample.lua), PyTorch's word_language_model example (main.py) and the book's names. Their
+# spelling with _ or with one dash (-rnn_size, --batch_size, -length) is read as one with - and two.
+OTHER_TOOLS_FLAGS = {
+    "rnn-size": "--hidden", "nhid": "--hidden", "num-hiddens": "--hidden", "hidden-size": "--hidden",
+    "num-layers": "--layers", "nlayers": "--layers",
+    "model": "--cell", "model-type": "--cell", "rnn-type": "--cell",
+    "seq-length": "--num-steps", "seq-len": "--num-steps", "bptt": "--num-steps",
+    "learning-rate": "--lr", "learning-rate-decay": "--lr-decay", "lr-decay-factor": "--lr-decay",
+    "learning-rate-decay-after": "--decay-after", "lr-decay-every": "--step-size", "decay-rate": "--alpha",
+    "grad-clip": "--theta", "clip": "--theta", "max-norm": "--theta",
+    "max-epochs": "--epochs", "num-epochs": "--epochs",
+    "data-dir": "--corpus", "data": "--corpus", "input": "--corpus", "input-h5": "--corpus",
+    "val-frac": "--val-fraction",
+    "checkpoint-dir": "--out", "savefile": "--out", "checkpoint-name": "--out",
+    "wordvec-size": "--embedding", "emsize": "--embedding", "embedding-size": "--embedding",
+    "print-every": "--log-every-steps", "log-interval": "--log-every-steps",
+    "eval-val-every": "--validate-every-steps", "checkpoint-every": "--save-every-steps",
+    "gpu": "--device gpu", "gpuid": "--device gpu", "cuda": "--device gpu",
+    "checkpoint": "--from", "primetext": "--prefix", "start-text": "--prefix", "sample": "--temperature",
+}
+
+
 class OneLineParser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (and exit status 2), not the whole usage block."""
 
@@ -112,14 +136,36 @@ class OneLineParser(argparse.ArgumentParser):
 
     def parse_args(self, args=None, namespace=None):
         """argparse's, but `train book.txt` (a text given without --corpus, to a program that takes one) is told
-        the flag it needs, not only "unrecognized arguments"."""
+        the flag it needs, and so is a flag of another tool (`-rnn_size 512`, char-rnn's: --hidden), not only
+        "unrecognized arguments"."""
         args, extras = self.parse_known_args(args, namespace)
         if extras:
             text = next((a for a in extras if not a.startswith("-") and Path(a).is_file()), None)
-            hint = (f"; a text to train on is given as --corpus {quoted(text)}" if text and hasattr(args, "corpus")
-                    else "")
-            self.error(f"unrecognized arguments: {' '.join(extras)}{hint}")
+            hints = [f"a text to train on is given as --corpus {quoted(text)}"] if text and hasattr(args, "corpus") \
+                else []
+            flags = self.flags(args)
+            ours = [f"{extra.split('=')[0]} is {our_flag(extra, flags)}" for extra in extras if our_flag(extra, flags)]
+            hints += [f"here {', '.join(ours)}"] if ours else []
+            self.error(f"unrecognized arguments: {' '.join(extras)}{''.join('; ' + hint for hint in hints)}")
         return args
+
+    def flags(self, args):
+        """The flags this parser takes, and those of the command that args chose (`scratchrnn train`'s)."""
+        flags = set(self._option_string_actions)
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction) and getattr(args, action.dest, None) in action.choices:
+                flags |= action.choices[getattr(args, action.dest)].flags(args)
+        return flags
+
+
+def our_flag(extra, flags):
+    """Of flags, the one for another tool's flag (OTHER_TOOLS_FLAGS) or for one of ours spelt another way (-length,
+    --batch_size), or None."""
+    if not extra.startswith("-") or extra == "-":
+        return None
+    name = extra.lstrip("-").split("=")[0].replace("_", "-").lower()
+    ours = OTHER_TOOLS_FLAGS.get(name, f"--{name}")
+    return ours if ours.split()[0] in flags and ours != extra.split("=")[0] else None
 
 
 class DefaultsHelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):

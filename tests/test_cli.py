@@ -506,6 +506,31 @@ def test_the_commands_a_line_suggests_can_be_pasted_into_a_shell(tmp_path, capsy
         assert suggested in capsys.readouterr().err
 
 
+def test_another_tools_flag_is_told_ours(capsys):
+    """A person coming from char-rnn or torch-rnn types their flags (`-rnn_size 512 -seq_length 100`, `-primetext`)
+    or ours with an underscore (`--batch_size`): each was "unrecognized arguments" alone. The line names ours."""
+    from scratchrnn import book
+    said = {("train", "-rnn_size", "512", "--batch_size", "8", "--grad_clip=5"):
+            "here -rnn_size is --hidden, --batch_size is --batch-size, --grad_clip is --theta",
+            ("train", "-seq_length", "100", "-gpuid", "0", "-data_dir", "d"):
+            "here -seq_length is --num-steps, -gpuid is --device gpu, -data_dir is --corpus",
+            ("generate", "-primetext", "The", "-length", "200", "-sample", "0"):
+            "here -primetext is --prefix, -length is --length, -sample is --temperature"}
+    for args, hint in said.items():
+        with pytest.raises(SystemExit) as stop:
+            cli.main(list(args))
+        assert stop.value.code == 2
+        assert capsys.readouterr().err == f"error: unrecognized arguments: {' '.join(args[1:])}; {hint} (see --help)\n"
+    for parser, args in ((cli.build_parser(), ["train"]), (book.build_parser("", {}), [])):    # the examples' too
+        with pytest.raises(SystemExit):
+            parser.parse_args([*args, "--rnn_size", "4", "--wibble", "1"])
+        assert capsys.readouterr().err == ("error: unrecognized arguments: --rnn_size 4 --wibble 1; here --rnn_size is "
+                                           "--hidden (see --help)\n")
+    with pytest.raises(SystemExit):                                 # generate has no --hidden: no hint
+        cli.main(["generate", "--rnn_size", "4"])
+    assert capsys.readouterr().err == "error: unrecognized arguments: --rnn_size 4 (see --help)\n"
+
+
 def test_a_path_whose_bytes_are_not_utf8_is_named_as_its_bytes_and_suggested_as_the_shell_reads_it(tmp_path):
     """A folder named in Latin-1 (b'caf\\xe9', an old archive's) trained, but the lines named it as the surrogate
     Python reads the byte as: "resume with: scratchrnn train --resume 'caf\\udce9'", which names another folder when
