@@ -826,7 +826,7 @@ def run_training(args, held):
         bar.close()                     # done (the failed one changed no weight and drew no mask), as a Ctrl-C's
         if stop["trained"]:
             write_last(stop["position"], stop["rng_at_start"])
-        if last_saved["at"] is None:                                  # nothing trained, nothing saved before
+        if not last_kept():                               # nothing trained, nothing saved before (or its folder gone)
             raise
         raise WorkerError(f"{e}: {'saved' if stop['trained'] else 'kept'} {out / 'last.npz'} {last_saved['at']}; "
                           f"{resume_with} (--engine fast trains without a worker)") from None

@@ -231,6 +231,33 @@ def test_a_worker_lost_in_training_saves_the_run_where_it_stands_and_it_resumes_
         assert np.array_equal(a[key], b[key]), key
 
 
+def test_a_worker_lost_after_the_run_folder_was_removed_names_no_checkpoint(tmp_path, monkeypatch, capsys):
+    """The worker lost at a resume's first minibatch (nothing trained to save) said the run's last.npz was kept, from
+    the record of the run's checkpoint alone: where the folder had been removed meanwhile (`rm -rf`), it named a file
+    that was gone. The line is the worker's alone then."""
+    import shutil
+
+    from scratchrnn.engines.split import SplitEngine
+    small = ["--hidden", "16", "--layers", "1", "--max-tokens", "3000", "--charset", "book", "--batch-size", "8",
+             "--num-steps", "10", "--device", "cpu", "--engine", "fast-split", "--epochs", "1"]
+    real, chunks, lost = SplitEngine.loss_and_grad, {"n": 0}, tmp_path / "lost"
+    cli.main(["train", "--out", str(lost), *small])
+
+    def killing_the_worker(self, *args, **kwargs):
+        chunks["n"] += 1
+        if chunks["n"] == 1:
+            shutil.rmtree(lost)
+            self.start_worker()                                     # (started at its first chunk)
+            kill(self.worker[0][0])
+        return real(self, *args, **kwargs)
+    monkeypatch.setattr(SplitEngine, "loss_and_grad", killing_the_worker)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:
+        cli.main(["train", "--resume", str(lost), "--epochs", "2"])
+    assert e.value.code == cli.EXIT_ERROR and capsys.readouterr().err == (
+        "error: the fast-split engine's worker process ended (killed by SIGKILL)\n")
+
+
 def test_the_memory_check_counts_the_workers_gradients(monkeypatch):
     """model.training_bytes for fast-split: the fast engine's and one more gradient buffer (the worker's, shared)."""
     from scratchrnn.model import training_bytes
