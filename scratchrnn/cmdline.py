@@ -233,9 +233,10 @@ def add_training_arguments(p, defaults=None):
                    help="UTF-8 text file(s) to train on, read in turn as one text: --corpus a.txt b.txt, "
                         "--corpus texts/*.txt or --corpus a.txt --corpus b.txt; - reads standard input (cat *.txt | "
                         "scratchrnn train --corpus -) (default: the Time Machine, shipped)")
-    p.add_argument("--max-tokens", type=int, default=d.get("max_tokens", 10000),
-                   help="keep the first N tokens (the book: 10000); -1 keeps the whole text")
-    p.add_argument("--full-text", action="store_true", help="same as --max-tokens -1")
+    how_much = p.add_mutually_exclusive_group()          # both given: which one meant? (--full-text won silently)
+    how_much.add_argument("--max-tokens", type=int, default=d.get("max_tokens", 10000),
+                          help="keep the first N tokens (the book: 10000); -1 keeps the whole text")
+    how_much.add_argument("--full-text", action="store_true", help="same as --max-tokens -1")
     p.add_argument("--seed", type=seed_int, default=d["seed"],
                    help="seeds the initial weights, the minibatches' order and the dropout masks")
     p.add_argument("--init", choices=INITS, default=d["init"],

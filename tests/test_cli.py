@@ -531,6 +531,22 @@ def test_another_tools_flag_is_told_ours(capsys):
     assert capsys.readouterr().err == "error: unrecognized arguments: --rnn_size 4 (see --help)\n"
 
 
+def test_max_tokens_and_full_text_together_are_one_line(capsys):
+    """`--max-tokens 500 --full-text` trained on the whole text without a word (the examples' default keeps 10,000
+    tokens and train's the whole text, so a given --max-tokens could not be told from the default). Which was meant
+    is asked; each alone is as before."""
+    from scratchrnn import book
+    from scratchrnn.cmdline import max_tokens_of
+    for parser, args in ((cli.build_parser(), ["train"]), (book.build_parser("", {}), [])):
+        with pytest.raises(SystemExit) as stop:
+            parser.parse_args([*args, "--max-tokens", "500", "--full-text"])
+        assert stop.value.code == 2 and capsys.readouterr().err == (
+            "error: argument --full-text: not allowed with argument --max-tokens (see --help)\n")
+        assert max_tokens_of(parser.parse_args([*args, "--full-text"])) == -1
+        assert max_tokens_of(parser.parse_args([*args, "--max-tokens", "500"])) == 500
+    assert max_tokens_of(book.build_parser("", {}).parse_args([])) == 10_000
+
+
 def test_a_path_whose_bytes_are_not_utf8_is_named_as_its_bytes_and_suggested_as_the_shell_reads_it(tmp_path):
     """A folder named in Latin-1 (b'caf\\xe9', an old archive's) trained, but the lines named it as the surrogate
     Python reads the byte as: "resume with: scratchrnn train --resume 'caf\\udce9'", which names another folder when
