@@ -79,6 +79,7 @@ def test_exercise_runs_and_prints_a_table(script, tmp_path):
 
 @pytest.mark.parametrize("script, args, message", [
     ("another_book", ["--corpus", "/nonexistent/book.txt"], "error: corpus '/nonexistent/book.txt' does not exist"),
+    ("more_books", ["--corpus", "/nonexistent/*.txt"], "error: --corpus /nonexistent/*.txt: no file matches it"),
     ("temperature", ["--from", "/nonexistent"], "error: checkpoint '/nonexistent/last.npz' does not exist"),
     ("temperature", ["--prefix", "Zebra"], "error: prefix has characters outside the vocabulary: 'Z'"),
     ("hyperparameters", ["--epochs", "-3"], "error: argument --epochs: expected a positive integer, got -3"),

@@ -12,12 +12,12 @@ such), which shows the mechanics but not the effect of other authors.
 """
 import numpy as np
 
-from scratchrnn.cmdline import positive_int, user_path
+from scratchrnn.cmdline import CorpusPaths, positive_int, user_path
 from scratchrnn.data import TIME_MACHINE, Vocab, preprocess_book, read_text, tokenize
 from scratchrnn.experiments import parser, run_exercise, table, train_run
 
 args_p = parser(__doc__)
-args_p.add_argument("--corpus", action="extend", nargs="+", type=user_path, default=None)
+args_p.add_argument("--corpus", action=CorpusPaths, nargs="+", type=user_path, default=None)
 args_p.add_argument("--epochs", type=positive_int, default=30)
 
 
