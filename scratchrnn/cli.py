@@ -2,6 +2,7 @@
 
     scratchrnn train     --corpus book.txt --out runs/book [--val-fraction 0.1] [--plot] [--resume DIR]
     scratchrnn generate  --from runs/book --prefix "time traveller" --length 100 [--temperature 0.8 --seed 1]
+    scratchrnn evaluate  --from runs/book --corpus test.txt
     scratchrnn gradcheck --cell lstm --layers 2
     scratchrnn diagnose  --out runs/diagnose
     scratchrnn selftest  [--device gpu]
@@ -29,7 +30,7 @@ from .backend import DEVICES, device_name, human_bytes, resolve_device
 from .cells import CELLS
 from .checkpoint import (atomic_write, check_arrays, load_run, model_from_checkpoint, position_in, save_run,
                          unfinished_writes, weights_in, with_new_tokens)
-from .cmdline import (DefaultsHelpFormatter, OneLineParser, add_model_arguments, add_selftest_arguments,
+from .cmdline import (CorpusPaths, DefaultsHelpFormatter, OneLineParser, add_model_arguments, add_selftest_arguments,
                       add_training_arguments, blas_threads, command_line_flags, every_or_off, hold_out_dir,
                       learning_rate_of, leave_hung_up_terminal, leave_stdout, max_tokens_of, model_config,
                       note_split_on_one_cpu, optimizer_config, positive_float, positive_int, prepare_out_dir, seed_int,
@@ -42,8 +43,8 @@ from .engines import ENGINES
 from .errors import (EXIT_DIVERGED, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_PIPE_CLOSED, CheckpointError, ConfigError,
                      DataError, OutputLost, TrainingDiverged, WorkerError, quoted)
 from .model import MODEL_DEFAULTS, model_from_config
-from .train import (TRAIN_DEFAULTS, EvaluationInterrupted, check_converging, check_hyperparameters, evaluate, generate,
-                    perplexity, train_epoch)
+from .train import (TRAIN_DEFAULTS, EvaluationInterrupted, check_converging, check_hyperparameters, evaluate,
+                    evaluation_rows, generate, perplexity, train_epoch)
 
 # The config of a run, as its checkpoint keeps it: the model's keys (model.MODEL_DEFAULTS) and these.
 RUN_KEYS = ("epochs", "lr", "theta", "batch_size", "num_steps", "random_iter", "corpus", "max_tokens", "tokens",
@@ -848,15 +849,15 @@ def run_training(args, held):
 
 
 # ----------------------------------------------------------------------------------------------
-# generate, gradcheck
+# generate, evaluate, gradcheck
 # ----------------------------------------------------------------------------------------------
 
-def cmd_generate(args):
-    """The prefix, then each token as it is produced (a long generation shows progress at once). Without
-    a prefix, --length tokens from a first one drawn uniformly from the vocabulary."""
+def run_from(args, to):
+    """generate's and evaluate's --from and --checkpoint: -> (checkpoint path, model, vocabulary, manifest). `to`
+    says what the run is wanted for, in the line of a missing one."""
     if "from_dir" not in args.given and not Path(args.from_dir).exists():
         raise ConfigError(f"there is no run in {args.from_dir} (where train writes without --out); give --from DIR, "
-                          f"the folder of the run to generate from")
+                          f"the folder of the run to {to}")
     given = Path(args.from_dir)
     if "checkpoint" in args.given and given.is_file() and given.name != f"{args.checkpoint}.npz":
         raise ConfigError(f"--checkpoint {args.checkpoint} chooses among a run folder's checkpoints, and --from names "
@@ -865,6 +866,20 @@ def cmd_generate(args):
     path = checkpoint_in(args.from_dir, args.checkpoint)
     arrays, manifest = load_run(path)
     model, vocab = model_from_checkpoint(arrays, manifest, resolve_device(args.device), path)
+    return path, model, vocab, manifest
+
+
+def saw_unk(config):
+    """Whether a run's model was shown <unk>: a run that read tokens of its text as <unk> (--min-freq; --init-from
+    before its vocabulary grew by the text's new tokens, config new_tokens). Any other run's model never was."""
+    return config.get("min_freq", IMPLIED["min_freq"]) > 1 or (bool(config.get("init_from"))
+                                                               and "new_tokens" not in config)
+
+
+def cmd_generate(args):
+    """The prefix, then each token as it is produced (a long generation shows progress at once). Without
+    a prefix, --length tokens from a first one drawn uniformly from the vocabulary."""
+    _, model, vocab, manifest = run_from(args, "generate from")
     config = manifest["config"]
     prefix = args.prefix if args.prefix else None                       # "" too: as with no --prefix
     if prefix is not None:                                              # the model read its text so, and only so
@@ -873,13 +888,10 @@ def cmd_generate(args):
             print(f"note: the prefix is read as the run's text was (--charset {config['charset']}): {read!r}",
                   file=sys.stderr)
         prefix = read
-    # A run that read tokens of its text as <unk> (--min-freq; --init-from before its vocabulary grew by the text's
-    # new tokens, config new_tokens) showed its model <unk>: a prefix's tokens outside the vocabulary are read so too
-    # (with a note); any other run's model never saw <unk>, and refuses them.
-    unk_trained = config.get("min_freq", IMPLIED["min_freq"]) > 1 or (bool(config.get("init_from"))
-                                                                        and "new_tokens" not in config)
+    # A prefix's tokens outside the vocabulary are read as <unk> (with a note) by a model that was shown <unk>; any
+    # other refuses them.
     tokens = generate(prefix, args.length, model, vocab, temperature=args.temperature, seed=args.seed,
-                      top_k=args.top_k, unk_trained=unk_trained,           # checked here: nothing printed if wrong
+                      top_k=args.top_k, unk_trained=saw_unk(config),      # checked here: nothing printed if wrong
                       report=lambda line: print(line, file=sys.stderr))
     sep = ""
     if prefix is not None:
@@ -889,6 +901,30 @@ def cmd_generate(args):
         print(sep + token, end="", flush=True)
         sep = vocab.sep
     print()
+
+
+def cmd_evaluate(args):
+    """The perplexity of a trained model on a text (a test set, another book by the same author): the text read as
+    the run's was (its tokens and --charset) onto its vocabulary, and scored as the run's validation text is, in its
+    rows of chunks (train.evaluate), but to each row's last token. Tokens the vocabulary lacks are read as <unk>, with
+    a note."""
+    path, model, vocab, manifest = run_from(args, "evaluate")
+    config = manifest["config"]
+    report = lambda line: print(line, file=sys.stderr)                # noqa: E731
+    corpus, _ = load_corpus(corpus_paths(args.corpus), max_tokens=-1, token=config["tokens"],
+                            charset=config["charset"], vocab=vocab, report=report)
+    names = ", ".join("standard input" if path == STDIN else path for path in args.corpus)
+    if len(corpus) < 2:
+        raise DataError(f"corpus {names} has 1 token, and a perplexity needs 2 at least (one to predict the next)")
+    if not saw_unk(config) and np.any(corpus == vocab.unk):
+        report("note: this run's model was never shown <unk> (its text had none), so each <unk> costs it dearly")
+    _, _, scored = evaluation_rows(len(corpus), config["batch_size"], config["num_steps"], whole=True)
+    started = time.perf_counter()
+    ppl = evaluate(model, corpus, config["batch_size"], config["num_steps"], whole=True)
+    unit = "character" if config["tokens"] == "char" else "word"
+    print(f"perplexity {ppl:.2f} on {names} ({math.log2(ppl):.3f} bits a {unit}; {scored:,} of its {len(corpus):,} "
+          f"tokens scored, {time.perf_counter() - started:.1f} s) by {path}, "
+          f"{place_in_run(manifest['epoch'], manifest['batch'])}")
 
 
 def cmd_gradcheck(args):
@@ -920,6 +956,14 @@ def cmd_selftest(args):
 # ----------------------------------------------------------------------------------------------
 # the parser
 # ----------------------------------------------------------------------------------------------
+
+def add_run_arguments(p):
+    """The run a command reads (generate, evaluate): --from and --checkpoint (run_from)."""
+    p.add_argument("--from", dest="from_dir", type=user_path, default=DEFAULT_RUN, metavar="DIR",
+                   help="a run folder (or a checkpoint .npz file); the default is where train writes without --out")
+    p.add_argument("--checkpoint", choices=("best", "last"), default="best",
+                   help="best validation checkpoint (when there is one) or the last one")
+
 
 def build_parser():
     p = OneLineParser(prog="scratchrnn", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -984,8 +1028,7 @@ def build_parser():
     t.set_defaults(func=cmd_train)
 
     g = sub.add_parser("generate", help="continue a prefix with a trained model", formatter_class=defaults)
-    g.add_argument("--from", dest="from_dir", type=user_path, default=DEFAULT_RUN, metavar="DIR",
-                   help="a run folder (or a checkpoint .npz file); the default is where train writes without --out")
+    add_run_arguments(g)
     g.add_argument("--prefix", default=None,
                    help="text to warm up on, read as the run's text was (its --charset; then any characters of its "
                         "vocabulary); none: the first token is drawn uniformly from the vocabulary (with --seed), as "
@@ -996,10 +1039,19 @@ def build_parser():
                    help="sample only among the K most likely tokens (with --temperature > 0)")
     g.add_argument("--seed", type=seed_int, default=None,
                    help="seed for sampling (none: another sample at every call)")
-    g.add_argument("--checkpoint", choices=("best", "last"), default="best",
-                   help="best validation checkpoint (when there is one) or the last one")
     g.add_argument("--device", choices=DEVICES, default="cpu", help="where to run the model")
     g.set_defaults(func=cmd_generate)
+
+    e = sub.add_parser("evaluate", help="the perplexity of a trained model on a text", formatter_class=defaults,
+                       description="The perplexity of a trained model on a text (a test set, another book): the text\n"
+                                   "read as the run's was (its tokens and --charset) onto its vocabulary, and scored\n"
+                                   "as the run's validation text is, but to its last token.")
+    add_run_arguments(e)
+    e.add_argument("--corpus", action=CorpusPaths, nargs="+", type=user_path, required=True, metavar="PATH",
+                   help="the text file(s) to score, read in turn as one text; - reads standard input")
+    e.add_argument("--device", choices=DEVICES, default="auto",
+                   help="where to run the model; auto picks the GPU when CuPy finds one")
+    e.set_defaults(func=cmd_evaluate)
 
     c = sub.add_parser("gradcheck", help="finite differences against the hand-written backward", formatter_class=defaults)
     add_model_arguments(c, dict(hidden=5))
@@ -1022,7 +1074,7 @@ def build_parser():
                        formatter_class=defaults)
     add_selftest_arguments(s)
     s.set_defaults(func=cmd_selftest)
-    p.subcommands = {"train": t, "generate": g, "gradcheck": c, "diagnose": d, "selftest": s}
+    p.subcommands = {"train": t, "generate": g, "evaluate": e, "gradcheck": c, "diagnose": d, "selftest": s}
     return p
 
 

@@ -413,7 +413,9 @@ def load_corpus(paths=None, max_tokens=10000, token="char", charset="book", voca
     lost = charset_loss(text, kept, charset)
     if report is not None and given and lost > CHARSET_LOSS_WARNING * len(text):
         report(f"note: --charset {charset} drops or changes {lost:,} of the text's {len(text):,} characters "
-               f"({lost / len(text):.1%}); --charset raw keeps every character as written")
+               f"({lost / len(text):.1%}); " + ("--charset raw keeps" if trained is None else
+                                               "the model's run read its text so (a new run with --charset raw keeps")
+               + " every character as written" + ("" if trained is None else ")"))
     del text
     names = ", ".join(map(str, paths))
     hint = "" if charset == "raw" else "; --charset raw keeps every character"

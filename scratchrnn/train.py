@@ -132,21 +132,29 @@ class EvaluationInterrupted(Exception):
     """evaluate was asked to stop (its `interrupted` said so) before its end; no perplexity."""
 
 
-def evaluate(model, corpus, batch_size, num_steps, interrupted=None):
+def evaluation_rows(tokens, batch_size, num_steps, whole=False):
+    """How evaluate cuts a text of `tokens` tokens: -> (rows, tokens a row, tokens scored). Each row is read from a
+    zero state; a row's last tokens short of a whole chunk are not scored, unless `whole` (then every row's tokens
+    are, the last chunk shorter, and only the text's last rows - 1 tokens at most are left out)."""
+    rows = min(batch_size, (tokens - 1) if whole else (tokens - 1) // num_steps)
+    if rows < 1:
+        raise DataError(f"validation text of {tokens} tokens is shorter than one chunk of {num_steps}")
+    length = (tokens - 1) // rows
+    return rows, length, rows * (length if whole else (length // num_steps) * num_steps)
+
+
+def evaluate(model, corpus, batch_size, num_steps, interrupted=None, whole=False):
     """Perplexity on held-out tokens: the text cut into `batch_size` rows read left to right in chunks
     of `num_steps`, the state carried across chunks; forward only (the model's engine, so as fast as
     training), no gradient, no update. The loss is read once, at the end. interrupted(): asked before each chunk,
     True stops the pass (EvaluationInterrupted): a validation text of millions of tokens takes minutes, and a Ctrl-C
-    should not wait for it."""
+    should not wait for it. whole: every row's tokens scored (evaluation_rows), its last chunk shorter."""
     xp = model.xp
-    rows = min(batch_size, (len(corpus) - 1) // num_steps)
-    if rows < 1:
-        raise DataError(f"validation text of {len(corpus)} tokens is shorter than one chunk of {num_steps}")
-    length = (len(corpus) - 1) // rows
+    rows, length, scored = evaluation_rows(len(corpus), batch_size, num_steps, whole)
     Xs = np.asarray(corpus[:rows * length]).reshape(rows, length)
     Ys = np.asarray(corpus[1:rows * length + 1]).reshape(rows, length)
     state, total, n = model.begin_state(rows), 0.0, 0
-    for i in range(0, (length // num_steps) * num_steps, num_steps):
+    for i in range(0, scored // rows, num_steps):
         if interrupted is not None and interrupted():
             raise EvaluationInterrupted
         X = xp.asarray(np.ascontiguousarray(Xs[:, i:i + num_steps].T))

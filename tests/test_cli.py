@@ -1034,6 +1034,53 @@ def test_generate_without_from_reads_the_run_train_wrote_without_out(tmp_path):
     assert r.returncode == 0 and r.stdout.startswith("the") and len(r.stdout) == len("the") + 5 + 1, r.stderr
 
 
+def test_evaluate_scores_a_text_with_a_trained_model(trained, tmp_path, capsys):
+    """`scratchrnn evaluate --from RUN --corpus test.txt`: the perplexity of a trained model on a text of one's own
+    (a test set, another book), read as the run read its own (here --charset book) onto its vocabulary, every token
+    of its rows scored; a token the vocabulary lacks is <unk>, with a note, and what cannot be scored is one line."""
+    import math
+
+    from scratchrnn.checkpoint import model_from_checkpoint
+    from scratchrnn.data import TIME_MACHINE, load_corpus
+    from scratchrnn.train import evaluate
+    text = tmp_path / "test.txt"
+    text.write_text(Path(TIME_MACHINE).read_text()[-4000:])
+    capsys.readouterr()
+    cli.main(["evaluate", "--from", str(trained), "--corpus", str(text), "--device", "cpu"])
+    out, err = capsys.readouterr()
+    assert err == ("note: --charset book drops or changes 337 of the text's 4,000 characters (8.4%); the model's run "
+                   "read its text so (a new run with --charset raw keeps every character as written)\n")
+    arrays, manifest = load_checkpoint(trained / "best.npz")
+    model, vocab = model_from_checkpoint(arrays, manifest)
+    corpus, _ = load_corpus(str(text), max_tokens=-1, vocab=vocab)
+    ppl = evaluate(model, corpus, 8, 10, whole=True)
+    scored = (len(corpus) - 1) // 8 * 8
+    assert out == (f"perplexity {ppl:.2f} on {text} ({math.log2(ppl):.3f} bits a character; "
+                                 f"{scored:,} of its {len(corpus):,} tokens scored, {re.search(r'scored, ([0-9.]+ s)', out)[1]}) by "
+                                 f"{trained / 'best.npz'}, after epoch 1\n")
+    assert 1 < ppl < len(vocab) and len(corpus) > 3000
+    # a run on --charset raw: characters it never saw are <unk>, which its model never saw either
+    raw = tmp_path / "raw"
+    (tmp_path / "abc.txt").write_text("abc cab bac " * 300)
+    cli.main(["train", "--corpus", str(tmp_path / "abc.txt"), "--out", str(raw), "--epochs", "1", "--hidden", "8",
+              "--batch-size", "4", "--num-steps", "5", "--device", "cpu"])
+    (tmp_path / "abcd.txt").write_text("abcd " * 20)
+    capsys.readouterr()
+    cli.main(["evaluate", "--from", str(raw), "--corpus", str(tmp_path / "abcd.txt")])
+    out, err = capsys.readouterr()
+    assert err == ("note: 20 of the 100 tokens (20.0%) are not in the model's vocabulary of 5 and are read as <unk>\n"
+                   "note: this run's model was never shown <unk> (its text had none), so each <unk> costs it dearly\n")
+    assert out.startswith("perplexity ") and "96 of its 100 tokens scored" in out
+    (tmp_path / "a.txt").write_text("a")
+    for args, said in ((["--corpus", str(tmp_path / "a.txt")], f"corpus {tmp_path / 'a.txt'} has 1 token, and a "
+                        "perplexity needs 2 at least (one to predict the next)"),
+                       (["--corpus", str(tmp_path / "none.txt")], f"corpus '{tmp_path / 'none.txt'}' does not exist"),
+                       ([], "the following arguments are required: --corpus (see --help)")):
+        with pytest.raises(SystemExit) as stop:
+            cli.main(["evaluate", "--from", str(raw), *args])
+        assert stop.value.code == 2 and capsys.readouterr().err == f"error: {said}\n"
+
+
 def test_unfinished_writes_of_a_killed_run_are_removed_by_the_next_training(tmp_path, capsys):
     """A process killed while it saves (kill -9, the power) leaves its temporary file (.last.npz.RANDOM.tmp, as large
     as a checkpoint) in the run folder, and each such kill one more; the training that next holds the folder removes

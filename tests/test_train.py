@@ -121,6 +121,22 @@ def test_a_loss_past_exps_range_is_a_divergence_not_an_overflow_error():
         train_epoch(m, SeqDataLoader(corpus, 16, 20), lr=1e-12)
 
 
+@pytest.mark.parametrize("engine", ENGINES)
+def test_evaluate_whole_scores_every_token_of_every_row_as_one_chunk_would(engine, model_on):
+    """evaluate(whole=True) (scratchrnn evaluate) scores each row to its last token, its last chunk shorter: the
+    same perplexity as one chunk the length of the row (the state carried between chunks is the same computation);
+    without whole a row's tokens short of a whole chunk are left out, as the training's validation leaves them."""
+    from scratchrnn.train import evaluation_rows
+    corpus, vocab = load_corpus(max_tokens=1000)
+    m = model_on(engine, len(vocab), 16, 2, "lstm", dtype="float64", seed=1)
+    rows, length, scored = evaluation_rows(len(corpus), 4, 35, whole=True)
+    assert (rows, length, scored) == (4, 249, 996)                           # 999 targets, the last 3 left out
+    assert evaluate(m, corpus, 4, 35, whole=True) == pytest.approx(evaluate(m, corpus[:997], 4, 249), rel=1e-12)
+    assert evaluation_rows(len(corpus), 4, 35) == (4, 249, 980)             # 7 chunks of 35 a row
+    assert evaluate(m, corpus, 4, 35) != pytest.approx(evaluate(m, corpus, 4, 35, whole=True), rel=1e-6)
+    assert evaluation_rows(3, 32, 35, whole=True) == (2, 1, 2)               # a text shorter than a chunk
+
+
 @pytest.mark.parametrize("lr, epochs, theta", [(0, 1, 1.0), (-1, 1, 1.0), (math.nan, 1, 1.0),
                                                (math.inf, 1, 1.0), (1.0, 0, 1.0), (1.0, 1, -1.0)])
 def test_nonsense_hyperparameters(lr, epochs, theta):
