@@ -920,7 +920,8 @@ def cmd_evaluate(args):
         report("note: this run's model was never shown <unk> (its text had none), so each <unk> costs it dearly")
     _, _, scored = evaluation_rows(len(corpus), config["batch_size"], config["num_steps"], whole=True)
     started = time.perf_counter()
-    ppl = evaluate(model, corpus, config["batch_size"], config["num_steps"], whole=True)
+    with tqdm(total=scored, desc="scoring", unit="token", unit_scale=True, disable=not sys.stderr.isatty()) as bar:
+        ppl = evaluate(model, corpus, config["batch_size"], config["num_steps"], whole=True, progress=bar.update)
     unit = "character" if config["tokens"] == "char" else "word"
     print(f"perplexity {ppl:.2f} on {names} ({math.log2(ppl):.3f} bits a {unit}; {scored:,} of its {len(corpus):,} "
           f"tokens scored, {time.perf_counter() - started:.1f} s) by {path}, "

@@ -143,12 +143,13 @@ def evaluation_rows(tokens, batch_size, num_steps, whole=False):
     return rows, length, rows * (length if whole else (length // num_steps) * num_steps)
 
 
-def evaluate(model, corpus, batch_size, num_steps, interrupted=None, whole=False):
+def evaluate(model, corpus, batch_size, num_steps, interrupted=None, whole=False, progress=None):
     """Perplexity on held-out tokens: the text cut into `batch_size` rows read left to right in chunks
     of `num_steps`, the state carried across chunks; forward only (the model's engine, so as fast as
     training), no gradient, no update. The loss is read once, at the end. interrupted(): asked before each chunk,
     True stops the pass (EvaluationInterrupted): a validation text of millions of tokens takes minutes, and a Ctrl-C
-    should not wait for it. whole: every row's tokens scored (evaluation_rows), its last chunk shorter."""
+    should not wait for it. whole: every row's tokens scored (evaluation_rows), its last chunk shorter. progress(n):
+    told after each chunk the n tokens it scored (a progress bar)."""
     xp = model.xp
     rows, length, scored = evaluation_rows(len(corpus), batch_size, num_steps, whole)
     Xs = np.asarray(corpus[:rows * length]).reshape(rows, length)
@@ -162,6 +163,8 @@ def evaluate(model, corpus, batch_size, num_steps, interrupted=None, whole=False
         logits, state = model.forward(X, state)
         loss, _ = output.softmax_cross_entropy(logits, Y.reshape(-1))
         total, n = total + loss * X.size, n + X.size              # summed on the device
+        if progress is not None:
+            progress(X.size)
     return perplexity(float(total) / n)                                 # the one host sync
 
 

@@ -131,7 +131,10 @@ def test_evaluate_whole_scores_every_token_of_every_row_as_one_chunk_would(engin
     m = model_on(engine, len(vocab), 16, 2, "lstm", dtype="float64", seed=1)
     rows, length, scored = evaluation_rows(len(corpus), 4, 35, whole=True)
     assert (rows, length, scored) == (4, 249, 996)                           # 999 targets, the last 3 left out
-    assert evaluate(m, corpus, 4, 35, whole=True) == pytest.approx(evaluate(m, corpus[:997], 4, 249), rel=1e-12)
+    told = []                                                                 # progress: each chunk's tokens
+    assert evaluate(m, corpus, 4, 35, whole=True, progress=told.append) == pytest.approx(
+        evaluate(m, corpus[:997], 4, 249), rel=1e-12)
+    assert told == [4 * 35] * 7 + [4 * 4] and sum(told) == scored
     assert evaluation_rows(len(corpus), 4, 35) == (4, 249, 980)             # 7 chunks of 35 a row
     assert evaluate(m, corpus, 4, 35) != pytest.approx(evaluate(m, corpus, 4, 35, whole=True), rel=1e-6)
     assert evaluation_rows(3, 32, 35, whole=True) == (2, 1, 2)               # a text shorter than a chunk
