@@ -395,8 +395,8 @@ def run_training(args, held):
             raise CheckpointError(f"--resume {quoted(out)}: there is no such folder; give the folder of the run to "
                                   f"continue (what its train --out wrote)")
         if out.is_file():
-            raise CheckpointError(f"--resume {quoted(out)}: a file, not a run's folder; give the folder its train --out "
-                                  f"wrote" + (f" (--resume {quoted(out.parent)})" if out.suffix == ".npz" else ""))
+            raise CheckpointError(f"--resume {quoted(out)}: a file, not a run's folder; give the folder its train "
+                                  f"--out wrote" + (f" (--resume {quoted(out.parent)})" if out.suffix == ".npz" else ""))
         if not (out / "last.npz").exists():
             raise CheckpointError(f"--resume {quoted(out)}: it holds no checkpoint to continue from (a run writes "
                                   f"last.npz at its first epoch's end, or at --save-every-steps); start the run again "
@@ -562,7 +562,8 @@ def run_training(args, held):
         sys.exit(EXIT_INTERRUPTED)
 
     def last_kept():
-        """Whether the run's last.npz, whose place last_saved says, is there (none saved yet, or its folder gone: no)."""
+        """Whether the run's last.npz, whose place last_saved says, is there (none saved yet, or its folder gone:
+        no)."""
         return last_saved["at"] is not None and (out / "last.npz").exists()
 
     def saved_where():
@@ -1054,7 +1055,8 @@ def build_parser():
                    help="where to run the model; auto picks the GPU when CuPy finds one")
     e.set_defaults(func=cmd_evaluate)
 
-    c = sub.add_parser("gradcheck", help="finite differences against the hand-written backward", formatter_class=defaults)
+    c = sub.add_parser("gradcheck", help="finite differences against the hand-written backward",
+                       formatter_class=defaults)
     add_model_arguments(c, dict(hidden=5))
     c.add_argument("--random-iter", action="store_true",
                    help="check the chunks of random sampling (each from a zero state) instead of sequential ones")

@@ -1055,9 +1055,9 @@ def test_evaluate_scores_a_text_with_a_trained_model(trained, tmp_path, capsys):
     corpus, _ = load_corpus(str(text), max_tokens=-1, vocab=vocab)
     ppl = evaluate(model, corpus, 8, 10, whole=True)
     scored = (len(corpus) - 1) // 8 * 8
-    assert out == (f"perplexity {ppl:.2f} on {text} ({math.log2(ppl):.3f} bits a character; "
-                                 f"{scored:,} of its {len(corpus):,} tokens scored, {re.search(r'scored, ([0-9.]+ s)', out)[1]}) by "
-                                 f"{trained / 'best.npz'}, after epoch 1\n")
+    seconds = re.search(r"scored, ([0-9.]+ s)", out)[1]
+    assert out == (f"perplexity {ppl:.2f} on {text} ({math.log2(ppl):.3f} bits a character; {scored:,} of its "
+                   f"{len(corpus):,} tokens scored, {seconds}) by {trained / 'best.npz'}, after epoch 1\n")
     assert 1 < ppl < len(vocab) and len(corpus) > 3000
     # a run on --charset raw: characters it never saw are <unk>, which its model never saw either
     raw = tmp_path / "raw"
