@@ -113,6 +113,11 @@ def load_checkpoint(path):
     try:
         with zipfile.ZipFile(path) as z:
             names = z.namelist()
+            if MANIFEST not in names and "fc.weight.npy" in names:      # save_weights' (an example's --save)
+                raise CheckpointError(f"{str(path)!r} holds a model's weights alone (what an example's --save writes, "
+                                      f"for PyTorch's load_state_dict), without the vocabulary and config of a run's "
+                                      f"checkpoint; a run of scratchrnn train --out DIR has them (the book's recipe: "
+                                      f"--optimizer sgd --dropout 0 --charset book --max-tokens 10000)")
             if MANIFEST not in names:
                 raise CheckpointError(f"{str(path)!r} is not a scratchrnn checkpoint (no {MANIFEST})")
             manifest = json.loads(z.read(MANIFEST))

@@ -1034,6 +1034,31 @@ def test_generate_without_from_reads_the_run_train_wrote_without_out(tmp_path):
     assert r.returncode == 0 and r.stdout.startswith("the") and len(r.stdout) == len("the") + 5 + 1, r.stderr
 
 
+def test_a_weights_file_given_as_a_run_says_what_it_lacks(tmp_path, capsys):
+    """`python examples/train_deep_lstm.py --save w.npz`, then `scratchrnn generate --from w.npz`: "'w.npz' is not a
+    scratchrnn checkpoint (no manifest.json)". The line says what the file is, what it lacks and what has it."""
+    import zipfile
+
+    from scratchrnn.checkpoint import save_weights
+    from scratchrnn.model import RNNLM
+    save_weights(RNNLM(28, 8, 1, "lstm"), tmp_path / "w.npz")
+    for command in (["generate", "--from"], ["evaluate", "--corpus", str(tmp_path / "w.npz"), "--from"],
+                    ["train", "--out", str(tmp_path / "new"), "--init-from"]):
+        with pytest.raises(SystemExit):
+            cli.main([*command, str(tmp_path / "w.npz")])
+        assert capsys.readouterr().err == (
+            f"error: '{tmp_path / 'w.npz'}' holds a model's weights alone (what an example's --save writes, for "
+            "PyTorch's load_state_dict), without the vocabulary and config of a run's checkpoint; a run of scratchrnn "
+            "train --out DIR has them (the book's recipe: --optimizer sgd --dropout 0 --charset book --max-tokens "
+            "10000)\n")
+    with zipfile.ZipFile(tmp_path / "other.npz", "w") as z:                     # any other .npz: as before
+        z.writestr("x.npy", b"")
+    with pytest.raises(SystemExit):
+        cli.main(["generate", "--from", str(tmp_path / "other.npz")])
+    assert capsys.readouterr().err == (f"error: '{tmp_path / 'other.npz'}' is not a scratchrnn checkpoint (no "
+                                       "manifest.json)\n")
+
+
 def test_evaluate_scores_a_text_with_a_trained_model(trained, tmp_path, capsys):
     """`scratchrnn evaluate --from RUN --corpus test.txt`: the perplexity of a trained model on a text of one's own
     (a test set, another book), read as the run read its own (here --charset book) onto its vocabulary, every token
