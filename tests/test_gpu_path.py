@@ -185,6 +185,12 @@ def test_the_headline_command_on_a_stand_in_cupy(real_cupy, stand_in_cupy, capsy
     assert (run / "last.npz").is_file() and "on gpu:0 (stand-in GPU)" in capsys.readouterr().out
     cli.main(["generate", "--from", str(run), "--prefix", "time", "--length", "20"])    # on the CPU
     assert capsys.readouterr().out.strip().splitlines()[-1].startswith("time")
+    (tmp_path / "test.txt").write_text("the time traveller for so it will be convenient to speak of him " * 20)
+    scores = []
+    for device in ("gpu", "cpu"):                                   # evaluate, on either: the same perplexity
+        cli.main(["evaluate", "--from", str(run), "--corpus", str(tmp_path / "test.txt"), "--device", device])
+        scores.append(float(capsys.readouterr().out.split()[1]))
+    assert scores[0] == pytest.approx(scores[1], rel=1e-3) and scores[0] > 1
     assert_real_cupy_has(stand_in_cupy, real_cupy)
 
 
