@@ -418,7 +418,8 @@ def load_corpus(paths=None, max_tokens=10000, token="char", charset="book", voca
                + " every character as written" + ("" if trained is None else ")"))
     del text
     names = ", ".join(map(str, paths))
-    hint = "" if charset == "raw" else "; --charset raw keeps every character"
+    hint = ("" if charset == "raw" else "; --charset raw keeps every character" if trained is None else
+            ", as the model's run read its own text")
     if token == "char":
         codes = code_points(kept)
         del kept

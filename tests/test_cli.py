@@ -1104,6 +1104,12 @@ def test_evaluate_scores_a_text_with_a_trained_model(trained, tmp_path, capsys):
         with pytest.raises(SystemExit) as stop:
             cli.main(["evaluate", "--from", str(raw), *args])
         assert stop.value.code == 2 and capsys.readouterr().err == f"error: {said}\n"
+    (tmp_path / "zh.txt").write_text("时间旅行者")                    # the run's --charset book keeps no character
+    with pytest.raises(SystemExit):
+        cli.main(["evaluate", "--from", str(trained), "--corpus", str(tmp_path / "zh.txt")])
+    assert capsys.readouterr().err.splitlines()[-1] == (f"error: corpus {tmp_path / 'zh.txt'} has no tokens left "
+                                                        "after preprocessing with --charset book, as the model's run "
+                                                        "read its own text")
 
 
 def test_unfinished_writes_of_a_killed_run_are_removed_by_the_next_training(tmp_path, capsys):
