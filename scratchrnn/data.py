@@ -446,9 +446,10 @@ def load_corpus(paths=None, max_tokens=10000, token="char", charset="book", voca
         corpus = corpus[:max_tokens]
     unknown = int(np.count_nonzero(corpus == vocab.unk)) if vocab_given or min_freq > 1 else 0
     if unknown == len(corpus) and vocab_given:     # nothing a model of this vocabulary could learn from
-        raise DataError(f"none of the {len(corpus):,} tokens of corpus {names} is in the model's vocabulary of "
-                        f"{len(vocab)} (all would be read as <unk>); a text in other characters or words wants a "
-                        "run of its own")
+        which = "the one token" if len(corpus) == 1 else f"none of the {len(corpus):,} tokens"
+        raise DataError(f"{which} of corpus {names} is {'not ' * (len(corpus) == 1)}in the model's vocabulary of "
+                        f"{len(vocab)} ({'it' if len(corpus) == 1 else 'all'} would be read as <unk>); a text in other "
+                        "characters or words wants a run of its own")
     if unknown == len(corpus):
         raise DataError(f"no token of corpus {names} is seen {min_freq} times (--min-freq {min_freq}): all would be "
                         f"read as <unk>; lower --min-freq")

@@ -100,6 +100,8 @@ def test_a_given_vocabulary_reads_unknown_characters_as_unk(tmp_path):
     assert lines == ["note: 2 of the 6 tokens (33.3%) are not in the model's vocabulary of 6 and are read as <unk>"]
     with pytest.raises(DataError, match="none of the 4 tokens of corpus .* is in the model's vocabulary of 6"):
         load_corpus(write(tmp_path / "c.txt", "xyzz"), max_tokens=-1, charset="raw", vocab=vocab)
+    with pytest.raises(DataError, match=r"the one token of corpus .* is not in the model's vocabulary of 6 \(it "):
+        load_corpus(write(tmp_path / "d.txt", "x"), max_tokens=-1, charset="raw", vocab=vocab)    # ("none of the 1")
 
 
 # ---------------------------------------------------------------------------------------------
