@@ -364,6 +364,29 @@ def expected_validation_s(val_tokens, tokens_per_s):
     return val_tokens / (VALIDATION_SPEEDUP * tokens_per_s) if tokens_per_s else 0.0
 
 
+VALIDATION_SHARE_NOTED = 0.5     # --validate-every-steps whose validations would take more of a run: a note
+
+
+def note_validation_share(config, val_tokens, batches, report):
+    """--validate-every-steps N reads the whole validation text every N minibatches: where that would take most of
+    the run's time (a 56 MiB text's 5.9 M validation tokens every 100 minibatches of 1,120 tokens: 95%), one line says
+    so, and which N gives validating a tenth of it (or that each epoch's own validation is enough: `batches` an
+    epoch)."""
+    every = config["validate_every_steps"]
+    if not every or not val_tokens:
+        return
+    chunk = config["batch_size"] * config["num_steps"]
+    validating = val_tokens / VALIDATION_SPEEDUP                   # a pass, in the time of this many trained tokens
+    share = validating / (validating + every * chunk)
+    if share > VALIDATION_SHARE_NOTED:
+        tenth = math.ceil(9 * validating / chunk)
+        report(f"note: --validate-every-steps {every:,} reads the {val_tokens:,} validation tokens after every "
+               f"{every * chunk:,} trained: {'more than 99%' if share > 0.99 else f'about {share:.0%}'} of the run would go to validating (a pass runs at about "
+               f"{VALIDATION_SPEEDUP:g} times the training's tokens/s); " +
+               (f"--validate-every-steps {tenth:,} gives it a tenth" if tenth < batches else
+                "--validate-every-steps 0 leaves it to each epoch's end"))
+
+
 def place_in_run(epoch_done, batch):
     """Where a run stands, as its lines say it: 'at epoch 3, minibatch 1,200' inside an epoch (epoch_done 2, batch
     1200), 'after epoch 2' at an epoch's end (batch 0)."""
@@ -475,6 +498,7 @@ def run_training(args, held):
             config["new_tokens"] = len(vocab) - trained_on            # (its model reads no token as <unk> for it)
         if arrays is None:                                            # a new run: its vocabulary is its choice
             note_large_vocabulary(model, config, vocab, (loader.corpus, val), report)
+        note_validation_share(config, 0 if val is None else len(val), loader.batches_per_epoch(), report)
         optimizer = optimizer_from_config(config, model)
         check_resume(manifest, vocab, text_id, out)
     except BaseException:

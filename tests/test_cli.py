@@ -1034,6 +1034,30 @@ def test_generate_without_from_reads_the_run_train_wrote_without_out(tmp_path):
     assert r.returncode == 0 and r.stdout.startswith("the") and len(r.stdout) == len("the") + 5 + 1, r.stderr
 
 
+def test_validating_most_of_the_run_is_noted(tmp_path, capsys):
+    """--validate-every-steps N reads the whole validation text every N minibatches: 3 on a text of 300,000 tokens
+    held out 20% (60,000 every 54 trained) made a run that validated more than 99% of its time, without a word. One
+    line says so, and which N gives validating a tenth of the run; none where it takes less than half."""
+    small = [a for a in SMALL if a != "--log-every"][:-1]
+    cli.main(["train", "--out", str(tmp_path / "a"), "--epochs", "1", "--validate-every-steps", "1", *small])
+    err = capsys.readouterr().err             # 300 validation tokens (2.5 times as fast) after every 8 x 10 trained
+    assert err == ("note: --validate-every-steps 1 reads the 300 validation tokens after every 80 trained: about 60% "
+                   "of the run would go to validating (a pass runs at about 2.5 times the training's tokens/s); "
+                   "--validate-every-steps 14 gives it a tenth\n")
+    cli.main(["train", "--out", str(tmp_path / "b"), "--epochs", "1", "--validate-every-steps", "2", *small])
+    assert capsys.readouterr().err == ""                                     # 43%
+    cli.main(["train", "--out", str(tmp_path / "c"), "--epochs", "1", "--validate-every-steps", "1",
+              "--val-fraction", "0.5", *small])
+    assert capsys.readouterr().err.endswith("after every 80 trained: about 88% of the run would go to validating (a "
+                                            "pass runs at about 2.5 times the training's tokens/s); "
+                                            "--validate-every-steps 0 leaves it to each epoch's end\n")
+    said = []                                 # the text of 300,000 characters, 20% held out, minibatches of 2 x 9
+    cli.note_validation_share(dict(validate_every_steps=3, batch_size=2, num_steps=9), 60_000, 13_332, said.append)
+    assert said == ["note: --validate-every-steps 3 reads the 60,000 validation tokens after every 54 trained: more "
+                    "than 99% of the run would go to validating (a pass runs at about 2.5 times the training's "
+                    "tokens/s); --validate-every-steps 12,000 gives it a tenth"]
+
+
 def test_a_weights_file_given_as_a_run_says_what_it_lacks(tmp_path, capsys):
     """`python examples/train_deep_lstm.py --save w.npz`, then `scratchrnn generate --from w.npz`: "'w.npz' is not a
     scratchrnn checkpoint (no manifest.json)". The line says what the file is, what it lacks and what has it."""
