@@ -379,12 +379,13 @@ def note_validation_share(config, val_tokens, batches, report):
     validating = val_tokens / VALIDATION_SPEEDUP                   # a pass, in the time of this many trained tokens
     share = validating / (validating + every * chunk)
     if share > VALIDATION_SHARE_NOTED:
-        tenth = math.ceil(9 * validating / chunk)
+        tenth = math.ceil(9 * validating / chunk)                  # N chunks = 9 passes: a tenth
+        how_much = "more than 99%" if share > 0.99 else f"about {share:.0%}"
+        way_on = (f"--validate-every-steps {tenth:,} gives it a tenth" if tenth < batches else
+                  "--validate-every-steps 0 leaves it to each epoch's end")
         report(f"note: --validate-every-steps {every:,} reads the {val_tokens:,} validation tokens after every "
-               f"{every * chunk:,} trained: {'more than 99%' if share > 0.99 else f'about {share:.0%}'} of the run would go to validating (a pass runs at about "
-               f"{VALIDATION_SPEEDUP:g} times the training's tokens/s); " +
-               (f"--validate-every-steps {tenth:,} gives it a tenth" if tenth < batches else
-                "--validate-every-steps 0 leaves it to each epoch's end"))
+               f"{every * chunk:,} trained: {how_much} of the run would go to validating (a pass runs at about "
+               f"{VALIDATION_SPEEDUP:g} times the training's tokens/s); {way_on}")
 
 
 def place_in_run(epoch_done, batch):
@@ -418,8 +419,9 @@ def run_training(args, held):
             raise CheckpointError(f"--resume {quoted(out)}: there is no such folder; give the folder of the run to "
                                   f"continue (what its train --out wrote)")
         if out.is_file():
+            its_folder = f" (--resume {quoted(out.parent)})" if out.suffix == ".npz" else ""
             raise CheckpointError(f"--resume {quoted(out)}: a file, not a run's folder; give the folder its train "
-                                  f"--out wrote" + (f" (--resume {quoted(out.parent)})" if out.suffix == ".npz" else ""))
+                                  f"--out wrote{its_folder}")
         if not (out / "last.npz").exists():
             raise CheckpointError(f"--resume {quoted(out)}: it holds no checkpoint to continue from (a run writes "
                                   f"last.npz at its first epoch's end, or at --save-every-steps); start the run again "

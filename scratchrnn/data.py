@@ -412,10 +412,10 @@ def load_corpus(paths=None, max_tokens=10000, token="char", charset="book", voca
     kept = apply_charset(text, charset, sep="" if token == "char" else " ")
     lost = charset_loss(text, kept, charset)
     if report is not None and given and lost > CHARSET_LOSS_WARNING * len(text):
+        way_on = ("--charset raw keeps every character as written" if trained is None else   # (the run's reading)
+                  "the model's run read its text so (a new run with --charset raw keeps every character as written)")
         report(f"note: --charset {charset} drops or changes {lost:,} of the text's {len(text):,} characters "
-               f"({lost / len(text):.1%}); " + ("--charset raw keeps" if trained is None else
-                                               "the model's run read its text so (a new run with --charset raw keeps")
-               + " every character as written" + ("" if trained is None else ")"))
+               f"({lost / len(text):.1%}); {way_on}")
     del text
     names = ", ".join(map(str, paths))
     hint = ("" if charset == "raw" else "; --charset raw keeps every character" if trained is None else
@@ -446,10 +446,12 @@ def load_corpus(paths=None, max_tokens=10000, token="char", charset="book", voca
         corpus = corpus[:max_tokens]
     unknown = int(np.count_nonzero(corpus == vocab.unk)) if vocab_given or min_freq > 1 else 0
     if unknown == len(corpus) and vocab_given:     # nothing a model of this vocabulary could learn from
-        which = "the one token" if len(corpus) == 1 else f"none of the {len(corpus):,} tokens"
-        raise DataError(f"{which} of corpus {names} is {'not ' * (len(corpus) == 1)}in the model's vocabulary of "
-                        f"{len(vocab)} ({'it' if len(corpus) == 1 else 'all'} would be read as <unk>); a text in other "
-                        "characters or words wants a run of its own")
+        read = "would be read as <unk>); a text in other characters or words wants a run of its own"
+        if len(corpus) == 1:
+            raise DataError(f"the one token of corpus {names} is not in the model's vocabulary of {len(vocab)} (it "
+                            f"{read}")
+        raise DataError(f"none of the {len(corpus):,} tokens of corpus {names} is in the model's vocabulary of "
+                        f"{len(vocab)} (all {read}")
     if unknown == len(corpus):
         raise DataError(f"no token of corpus {names} is seen {min_freq} times (--min-freq {min_freq}): all would be "
                         f"read as <unk>; lower --min-freq")
