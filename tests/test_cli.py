@@ -751,7 +751,7 @@ def test_bad_corpus(tmp_path, content, needle):
     (["--cell", "gru", "--nonlinearity", "relu"], "nonlinearity 'relu' is not one of the gru cell's: tanh"),
     (["--seed", "-1"], "--seed: expected a non-negative integer"),           # was NumPy's ValueError traceback
     (["--val-fraction", "0.999"], "to train on, too few for one minibatch"),  # was: 'corpus has 174 tokens'
-    (["--val-fraction", "1e-6"], "--val-fraction 1e-06 holds out 0 of the corpus's 178,979 tokens"),   # (none, silently)
+    (["--val-fraction", "1e-6"], "--val-fraction 1e-06 holds out 0 of the corpus's 178,979 tokens"),  # was: none
 ])
 def test_nonsense_hyperparameters(tmp_path, args, needle):
     one_line_error(scratchrnn("train", "--out", str(tmp_path / "o"), "--device", "cpu", *args), needle)
