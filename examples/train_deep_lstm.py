@@ -4,7 +4,7 @@ on the first 10,000 characters of The Time Machine. The book reports perplexity 
     python examples/train_deep_lstm.py                 # GPU if CuPy finds one, else CPU
     python examples/train_deep_lstm.py --device gpu    # the headline command
 """
-from scratchrnn.book import main
+from scratchrnn.launch import book_example      # book.main: the book's training, in scratchrnn/book.py
 
 if __name__ == "__main__":
-    main(__doc__, dict(cell="lstm", layers=2, hidden=256, lr=2.0, init="pytorch"))
+    book_example(__doc__, dict(cell="lstm", layers=2, hidden=256, lr=2.0, init="pytorch"))

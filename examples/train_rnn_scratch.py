@@ -10,7 +10,7 @@ PyTorch too (examples/late_plateaus.py shows why); from the book's it happened m
     python examples/train_rnn_scratch.py --init normal     # the book's initialisation
     python examples/train_rnn_scratch.py --random-iter     # the book's second run
 """
-from scratchrnn.book import main
+from scratchrnn.launch import book_example      # book.main: the book's training, in scratchrnn/book.py
 
 if __name__ == "__main__":
-    main(__doc__, dict(cell="rnn", layers=1, hidden=512, lr=1.0, init="pytorch"))
+    book_example(__doc__, dict(cell="rnn", layers=1, hidden=512, lr=1.0, init="pytorch"))

@@ -98,8 +98,9 @@ def test_resume_random_iteration_is_bit_identical(tmp_path):
 def test_ctrl_c_while_the_command_loads_is_one_line(tmp_path):
     """A Ctrl-C in the command's first half second, while it loads NumPy and Numba, was a traceback from inside their
     imports (the `scratchrnn` script imported scratchrnn.cli before any of our code ran). `import scratchrnn` now
-    loads neither (its names come when first asked for), and the command's entry point, __main__.main, catches it
-    around the import of the rest: one line, exit status 130. The Ctrl-C is delivered here where NumPy is imported."""
+    loads neither (its names come when first asked for), and the command's entry point, __main__.main (launch's),
+    catches it around the import of the rest: one line, exit status 130; the book's examples too (launch.book_example;
+    they imported scratchrnn.book at their top). The Ctrl-C is delivered here where NumPy is imported."""
     script = ("import sys\n"
               "class CtrlC:\n"
               "    def find_spec(self, name, path=None, target=None):\n"
@@ -113,6 +114,13 @@ def test_ctrl_c_while_the_command_loads_is_one_line(tmp_path):
               "main()\n")
     r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert (r.returncode, r.stderr) == (cli.EXIT_INTERRUPTED, "interrupted\n")
+    # the book's examples (python examples/train_deep_lstm.py: the headline command) load as the command does
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    for example in ("train_deep_lstm.py", "train_rnn_scratch.py"):
+        run = script.split("from scratchrnn.__main__")[0] + f"import runpy\nsys.argv = ['{example}']\n" + \
+            f"runpy.run_path({str(examples / example)!r}, run_name='__main__')\n"
+        r = subprocess.run([sys.executable, "-c", run], capture_output=True, text=True, timeout=600, cwd=tmp_path)
+        assert (r.returncode, r.stderr) == (cli.EXIT_INTERRUPTED, "interrupted\n"), example
     from scratchrnn import RNNLM, ScratchRNNError, load_corpus         # the names of `scratchrnn`, as before
     from scratchrnn.errors import ScratchRNNError as error
     assert RNNLM.__name__ == "RNNLM" and ScratchRNNError is error and callable(load_corpus)

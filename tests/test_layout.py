@@ -22,7 +22,8 @@ LAYERS = [
                  "engines.mkl", "engines.split", "gpu", "gpu.modules", "gpu.ops"]),
     ("model", ["model", "worker"]),
     ("training", ["train", "schedules", "checkpoint", "gradcheck", "torch_baseline"]),
-    ("command line", ["cmdline", "book", "cli", "diagnose", "experiments", "selftest", "__main__", "__init__"]),
+    ("command line", ["cmdline", "book", "cli", "diagnose", "experiments", "selftest", "launch", "__main__",
+                      "__init__"]),
 ]
 LAYER_OF = {module: i for i, (_, modules) in enumerate(LAYERS) for module in modules}
 
@@ -133,7 +134,8 @@ ENTRY_POINTS = sorted([*ROOT.glob("examples/*.py"), *ROOT.glob("examples/exercis
 @pytest.mark.parametrize("path", ENTRY_POINTS, ids=[p.name for p in ENTRY_POINTS])
 def test_every_entry_point_parses_its_flags_with_the_toolkit(path):
     """A usage error is one line everywhere: each script's flags go through cmdline (directly, or through
-    book.py or experiments.py, which use it), never a bare argparse.ArgumentParser."""
+    book.py or experiments.py, which use it; launch.book_example loads book.py), never a bare
+    argparse.ArgumentParser."""
     source = path.read_text()
     assert "ArgumentParser(" not in source
-    assert re.search(r"from scratchrnn\.(cmdline|book|experiments) import", source), path.name
+    assert re.search(r"from scratchrnn\.(cmdline|book|experiments|launch) import", source), path.name

@@ -1,0 +1,29 @@
+"""How the programs start: the `scratchrnn` command (__main__) and the book's examples load NumPy, Numba and the
+kernels (about half a second) under a guard, so that a Ctrl-C while they load is the one line a Ctrl-C is later
+("interrupted", exit status 130), not a traceback from inside their imports. This module imports nothing heavy."""
+import sys
+
+from .errors import EXIT_INTERRUPTED
+
+
+def interrupted():
+    print("interrupted", file=sys.stderr)
+    sys.exit(EXIT_INTERRUPTED)
+
+
+def main():
+    """The `scratchrnn` command: cli.main, once loaded."""
+    try:
+        from .cli import main as command
+    except KeyboardInterrupt:
+        interrupted()
+    command()
+
+
+def book_example(description, recipe):
+    """The book's examples (examples/train_deep_lstm.py, examples/train_rnn_scratch.py): book.main, once loaded."""
+    try:
+        from .book import main as run
+    except KeyboardInterrupt:
+        interrupted()
+    run(description, recipe)
