@@ -840,7 +840,7 @@ def run_training(args, held):
                 break
     except TrainingDiverged as e:       # in the epoch, or weights found NaN writing a checkpoint (a Ctrl-C's, ...)
         bar.close()
-        kept = f"the last good checkpoint {out / 'last.npz'} is kept" if (out / "last.npz").exists() \
+        kept = f"the last good checkpoint {out / 'last.npz'} is kept" if last_kept() \
             else "no checkpoint had been written yet"
         print(f"error: {e} (epoch {stop['epoch']}); {kept}", file=sys.stderr)
         sys.exit(EXIT_DIVERGED)
@@ -940,7 +940,7 @@ def cmd_evaluate(args):
     report = lambda line: print(line, file=sys.stderr)                # noqa: E731
     corpus, _ = load_corpus(corpus_paths(args.corpus), max_tokens=-1, token=config["tokens"],
                             charset=config["charset"], vocab=vocab, report=report)
-    names = ", ".join("standard input" if path == STDIN else path for path in args.corpus)
+    names = ", ".join("standard input" if given == STDIN else given for given in args.corpus)
     if len(corpus) < 2:
         raise DataError(f"corpus {names} has 1 token, and a perplexity needs 2 at least (one to predict the next)")
     if not saw_unk(config) and np.any(corpus == vocab.unk):

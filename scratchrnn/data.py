@@ -418,8 +418,12 @@ def load_corpus(paths=None, max_tokens=10000, token="char", charset="book", voca
                f"({lost / len(text):.1%}); {way_on}")
     del text
     names = ", ".join(map(str, paths))
-    hint = ("" if charset == "raw" else "; --charset raw keeps every character" if trained is None else
-            ", as the model's run read its own text")
+    if charset == "raw":
+        hint = ""
+    elif trained is None:
+        hint = "; --charset raw keeps every character"
+    else:                                                            # (the run's reading: evaluate, --init-from)
+        hint = ", as the model's run read its own text"
     if token == "char":
         codes = code_points(kept)
         del kept
