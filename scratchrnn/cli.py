@@ -903,6 +903,17 @@ def saw_unk(config):
                                                                and "new_tokens" not in config)
 
 
+def prefix_left_empty(prefix, read, charset, sep):
+    """The line for a --prefix that leaves no token to warm up on: a word model's prefix of blanks alone (its words
+    are what blanks part), or one that the run's --charset reads as nothing (book: letters alone)."""
+    what = "characters" if sep == "" else "words"
+    if sep == "" or normalize(prefix).strip():                            # the charset took them
+        how = f"once read as the run's text was (--charset {charset}: {read!r})"
+    else:
+        how = "(a word model's words are what spaces and line breaks part)"
+    return f"the prefix {prefix!r} has no {what} {how}: give one with {what} of the run's text, or no --prefix"
+
+
 def cmd_generate(args):
     """The prefix, then each token as it is produced (a long generation shows progress at once). Without
     a prefix, --length tokens from a first one drawn uniformly from the vocabulary."""
@@ -911,6 +922,8 @@ def cmd_generate(args):
     prefix = args.prefix if args.prefix else None                       # "" too: as with no --prefix
     if prefix is not None:                                              # the model read its text so, and only so
         read = read_as_text(prefix, config["charset"], vocab.sep)
+        if not (read.split() if vocab.sep else read):                   # a prefix all blanks, or all dropped
+            raise ConfigError(prefix_left_empty(prefix, read, config["charset"], vocab.sep))
         if read != normalize(prefix):
             print(f"note: the prefix is read as the run's text was (--charset {config['charset']}): {read!r}",
                   file=sys.stderr)

@@ -677,6 +677,9 @@ def test_several_corpora_and_word_tokens(tmp_path):
     g = scratchrnn("generate", "--from", str(out), "--length", "4", "--seed", "1")      # no prefix: 4 words
     assert g.returncode == 0 and not g.stdout.startswith(" ") and len(g.stdout.split()) == 4, g.stdout
     assert set(g.stdout.split()) <= set(manifest["vocab"])
+    for blanks in ("  ", "\n"):                # no word to warm up on: it said "must not be empty" of a prefix given
+        one_line_error(scratchrnn("generate", "--from", str(out), "--prefix", blanks),
+                       f"the prefix {blanks!r} has no words (a word model's words are what spaces and line breaks part)")
     # Several files after one --corpus, as a shell's glob gives them (--corpus texts/*.txt): the same run.
     r = scratchrnn("train", "--out", str(tmp_path / "globbed"), "--corpus", str(a), str(b), "--tokens", "word",
                    "--epochs", "2", "--hidden", "8", "--layers", "1", "--batch-size", "4", "--num-steps", "5",
@@ -793,6 +796,16 @@ def test_a_prefix_is_read_as_the_runs_text_was(trained):
     assert r.stderr == "note: the prefix is read as the run's text was (--charset book): 'the time traveller '\n"
     r = scratchrnn("generate", "--from", str(trained), "--prefix", "the time ", "--length", "5")
     assert r.returncode == 0 and r.stderr == "" and r.stdout.startswith("the time ") and len(r.stdout) == 9 + 5 + 1
+
+
+def test_a_prefix_the_runs_charset_reads_as_nothing_says_so(trained):
+    """A line break alone, read as --charset book's text was (letters and spaces), is nothing: it said "the prefix
+    must not be empty", after a note that it was read as '', for a prefix that was not. One line says what the
+    charset made of it."""
+    r = scratchrnn("generate", "--from", str(trained), "--prefix", "\n", "--length", "5")
+    one_line_error(r, "the prefix '\\n' has no characters once read as the run's text was (--charset book: '')",
+                   "or no --prefix")
+    assert r.stdout == ""
 
 
 def test_a_manifest_without_its_keys_is_one_line(tmp_path, trained):
