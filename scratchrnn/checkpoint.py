@@ -53,6 +53,7 @@ def atomic_write(path, write):
     except OSError as e:
         raise cannot_write(path, e) from None
     try:
+        os.fchmod(fd, created_mode())                 # mkstemp's 0600 would keep a run from the others who may read it
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
@@ -71,6 +72,14 @@ def atomic_write(path, write):
         if isinstance(e, OSError):
             raise cannot_write(path, e) from None
         raise
+
+
+def created_mode():
+    """The mode open() gives a new file, 0666 less the process's umask (0644 under the usual 022): a run's files can be
+    read by whom the user's other files can. The umask is read by setting it, and set back at once."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def unfinished_writes(folder, names):

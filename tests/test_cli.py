@@ -4,6 +4,7 @@ import errno
 import os
 import re
 import signal
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -217,6 +218,19 @@ def test_ctrl_c_during_a_validation_stops_it_and_resume_is_exact(tmp_path, monke
         assert all(np.array_equal(a[k], b[k]) for k in a), name
         assert [(h["train_perplexity"], h["val_perplexity"]) for h in ma["history"]] == \
             [(h["train_perplexity"], h["val_perplexity"]) for h in mb["history"]]
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_a_runs_files_have_the_mode_the_umask_gives(tmp_path, umask, mode):
+    """Every file of a run was 0600 whatever the umask (mkstemp's mode, kept by the rename): another user of the
+    machine (a colleague, a web server) could not read a run that the user's umask shares. They are 0666 less the
+    umask now, as any file open() creates."""
+    out = tmp_path / "run"
+    r = scratchrnn("train", "--out", str(out), "--epochs", "1", *SMALL, "--plot", umask=umask)
+    assert r.returncode == 0, r.stderr
+    files = sorted(p.name for p in out.iterdir())
+    assert files == ["best.npz", "last.npz", "metrics.csv", "perplexity.png"]
+    assert {name: oct(stat.S_IMODE((out / name).stat().st_mode)) for name in files} == dict.fromkeys(files, oct(mode))
 
 
 def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
