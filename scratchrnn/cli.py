@@ -33,8 +33,8 @@ from .checkpoint import (atomic_write, check_arrays, load_run, model_from_checkp
 from .cmdline import (CorpusPaths, DefaultsHelpFormatter, OneLineParser, add_model_arguments, add_selftest_arguments,
                       add_training_arguments, blas_threads, command_line_flags, every_or_off, hold_out_dir,
                       learning_rate_of, leave_hung_up_terminal, leave_stdout, max_tokens_of, model_config,
-                      note_split_on_one_cpu, optimizer_config, positive_float, positive_int, prepare_out_dir, seed_int,
-                      tell, terminal_fds, user_path, with_one_line_errors)
+                      note_split_on_one_cpu, optimizer_config, positive_float, positive_int, prepare_out_dir, pyplot,
+                      seed_int, tell, terminal_fds, user_path, with_one_line_errors)
 from .optimizers import HYPERPARAMETERS, optimizer_from_config
 from .schedules import SCHEDULE_DEFAULTS, check_schedule, rate_of
 from .data import (CHARSETS, STDIN, TOKENS, SeqDataLoader, Vocab, check_not_web_address, corpus_digest, load_corpus,
@@ -65,8 +65,8 @@ def split_validation(corpus, fraction, batch_size, num_steps):
     and the whole text, then what it leaves to train on, at least one minibatch."""
     if not (0 <= fraction < 1):
         raise ConfigError(f"--val-fraction must be in [0, 1) (got {fraction})")
-    SeqDataLoader.check_length(len(corpus), batch_size, num_steps)
     n_val = int(len(corpus) * fraction)
+    SeqDataLoader.check_length(len(corpus), batch_size, num_steps, trained=len(corpus) - n_val)
     if fraction > 0 and n_val < num_steps + 1:                    # (0 tokens too: it trained with no validation)
         raise DataError(f"--val-fraction {fraction:g} holds out {n_val} of the corpus's {len(corpus):,} tokens, fewer "
                         f"than one chunk of {num_steps}; raise it, or use --val-fraction 0")
@@ -76,7 +76,9 @@ def split_validation(corpus, fraction, batch_size, num_steps):
     if len(corpus) - n_val < need:
         raise DataError(f"--val-fraction {fraction} holds out {n_val:,} of the corpus's {len(corpus):,} tokens, "
                         f"leaving {len(corpus) - n_val:,} to train on, too few for one minibatch of {batch_size} x "
-                        f"{num_steps} (needs at least {need:,}); lower --val-fraction")
+                        f"{num_steps} (needs at least {need:,}); lower --val-fraction"
+                        + (f", or {fit}" if (fit := SeqDataLoader.sizes_that_fit(len(corpus) - n_val, num_steps))
+                           else ""))
     return corpus[:-n_val], corpus[-n_val:]
 
 
@@ -120,9 +122,7 @@ def write_metrics(out, history, steps=()):
 def plot_perplexity(out, history, steps=()):
     """perplexity.png: training and validation perplexity per epoch, like the book's training plot, with the rows
     measured inside the epochs (steps) where there are some, at their fraction of the epoch."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     points = sorted([(h["epoch"], h) for h in history]
                     + [(s["epoch"] - 1 + s["minibatch"] / s["minibatches"], s) for s in steps], key=lambda p: p[0])
     fig, ax = plt.subplots(figsize=(6, 3.6), dpi=100)
@@ -388,6 +388,25 @@ def note_validation_share(config, val_tokens, batches, report):
                f"{VALIDATION_SPEEDUP:g} times the training's tokens/s); {way_on}")
 
 
+SAVING_SHARE_NOTED = 0.5         # --save-every-steps whose writes take more of a run: a note
+
+
+def note_saving_share(every, write_s, minibatch_s, batches, report):
+    """--save-every-steps N writes last.npz every N minibatches, each write flushed to the disk: where the writes take
+    most of the run's time (a 4,000-character vocabulary's small model in minibatches of 2 x 3 tokens, every 4: 75%),
+    one line says so, and which N gives writing a tenth of it (or that each epoch's own checkpoint is enough:
+    `batches` an epoch). write_s: a write's seconds, as measured; minibatch_s: a minibatch's, at the training's
+    speed."""
+    share = write_s / (write_s + every * minibatch_s)
+    if share > SAVING_SHARE_NOTED:
+        tenth = math.ceil(9 * write_s / minibatch_s)                # N minibatches = 9 writes: a tenth
+        way_on = (f"--save-every-steps {tenth:,} gives it a tenth" if tenth < batches else
+                  "--save-every-steps 0 leaves it to each epoch's end")
+        report(f"note: --save-every-steps {every:,} writes last.npz ({write_s * 1e3:,.0f} ms a write) after every "
+               f"{every:,} minibatches ({every * minibatch_s * 1e3:,.0f} ms of training): about {share:.0%} of the "
+               f"run goes to writing; {way_on}")
+
+
 def place_in_run(epoch_done, batch):
     """Where a run stands, as its lines say it: 'at epoch 3, minibatch 1,200' inside an epoch (epoch_done 2, batch
     1200), 'after epoch 2' at an epoch's end (batch 0)."""
@@ -407,7 +426,7 @@ def cmd_train(args):
 
 
 def run_training(args, held):
-    started_at = time.perf_counter()
+    started_at = args.started                                         # the process's start (--max-minutes counts it)
     report = lambda line: print(line, file=sys.stderr)        # noqa: E731 - one line, the user should know
     arrays = manifest = vocab = None
     if args.resume:
@@ -546,14 +565,21 @@ def run_training(args, held):
         nonlocal best
         if val_ppl is not None and val_ppl < best:
             best = val_ppl
+            began = time.perf_counter()
             checkpoint(out / "best.npz", epoch, pos, loader_rng)
+            writes_took["best"] = time.perf_counter() - began
+
+    # the seconds the latest writes took: best.npz, and write_last's files (a --max-minutes stop keeps room for both)
+    writes_took = {"best": 0.0, "last": 0.0}
 
     def write_last(pos=None, loader_rng=None):
         """last.npz, metrics.csv (and steps.csv) and, with --plot, perplexity.png."""
+        began = time.perf_counter()
         checkpoint(out / "last.npz", epoch, pos, loader_rng)
         write_metrics(out, history, steps)
         if config["plot"]:
             plot_perplexity(out, history, steps)
+        writes_took["last"] = time.perf_counter() - began
 
     # the last validation's seconds (kept in the checkpoint: a resume's --max-minutes counts it from the start)
     validation_took = {"s": (manifest or {}).get("validation_s") or 0.0}
@@ -607,6 +633,9 @@ def run_training(args, held):
              f"({'its reader has closed the pipe' if closed else stop['log_lost'].why}): {saved_where()}")
         sys.exit(EXIT_PIPE_CLOSED if closed else EXIT_ERROR)
     budget = None if args.max_minutes is None else args.max_minutes * 60
+    if budget is not None and config["plot"]:
+        pyplot()                                # its import (half a second) before the budget's first check, not in a
+        #                                         stop's closing writes, which the first epoch has not yet measured
 
     def closing_validation_s():
         """What a --max-minutes stop's closing validation should take: as long as the run's last one (kept in its
@@ -634,18 +663,28 @@ def run_training(args, held):
         return closing_validation_s() < budget
 
     def room_for_closing():
-        """The seconds the budget keeps for its closing validation."""
-        return closing_validation_s() if closing_fits() else 0.0
+        """The seconds the budget keeps for its close: the closing validation (where it fits) and the best.npz it may
+        write, then last.npz, the metrics and the plot, each as long as its latest (none yet: not counted)."""
+        validating = closing_validation_s() + writes_took["best"] if val is not None and closing_fits() else 0.0
+        return validating + writes_took["last"]
 
     def budget_stopped(left_out=""):
         """The line of a --max-minutes stop, once last.npz is written."""
         return (f"stopped: the --max-minutes {args.max_minutes:g} budget is spent, {last_saved['at']}{left_out}; "
                 f"{resume_with}")
 
-    def budget_spent():
-        """--max-minutes: whether the closing validation would end past the budget if the run went on from here (a
-        minibatch's end; an epoch's, where the validation just done closes the run)."""
-        return budget is not None and time.perf_counter() - started_at + room_for_closing() > budget
+    def minibatch_s():
+        """A minibatch's seconds at the training's speed (note_speed's; none measured yet: 0)."""
+        speed = pace["tokens_per_s"]
+        return config["batch_size"] * config["num_steps"] / speed if speed else 0.0
+
+    def budget_spent(writing_s=0.0):
+        """--max-minutes: whether the run, were it to go on from here (a minibatch's end; an epoch's, where the
+        validation just done closes the run, and where going on writes the epoch's files first: writing_s) for one
+        more minibatch, would end its closing validation and writes past the budget, counted from the process's
+        start."""
+        return (budget is not None
+                and time.perf_counter() - started_at + writing_s + minibatch_s() + room_for_closing() > budget)
 
     # SIGHUP (none on Windows), unless the run was started to ignore it (nohup), which it goes on doing
     hangup = getattr(signal, "SIGHUP", None)
@@ -673,6 +712,7 @@ def run_training(args, held):
         steps[-1].update({k: round(v, 6) for k, v in measured.items()})
 
     validated = {"at": None, "val": None}                            # the last validate_inside: (epoch, minibatch)
+    saving_noted = {"done": False}                                   # note_saving_share's, once a run
 
     def validate_inside(pos):
         """--validate-every-steps at this minibatch: a line, a row of steps.csv, best.npz when the best so far."""
@@ -729,7 +769,12 @@ def run_training(args, held):
         if stopping():
             raise Stop("interrupted", pos)
         if save_due:
+            began = time.perf_counter()
             checkpoint(out / "last.npz", epoch, pos, stop["rng_at_start"])
+            if not saving_noted["done"] and minibatch_s():               # once, when the training's speed is known
+                saving_noted["done"] = True
+                note_saving_share(config["save_every_steps"], time.perf_counter() - began, minibatch_s(), batches,
+                                  lambda line: (tqdm.write if on_terminal else print)(line, file=sys.stderr))
         # the budget: stop where the closing validation would end past it (where this minibatch's own was just
         # done, it is the closing one, and the run ends now, inside the budget)
         if budget_spent():
@@ -814,8 +859,9 @@ def run_training(args, held):
                                                 + time.perf_counter() - started, 3)))
             keep_if_best(val_ppl)
             # the budget, at an epoch's end: its validation, just done, closes the run where another would not fit
-            budget_stop = epoch < config["epochs"] and budget_spent()
-            saved = epoch % config["save_every"] == 0 or epoch == config["epochs"] or budget_stop
+            due_anyway = epoch % config["save_every"] == 0 or epoch == config["epochs"]
+            budget_stop = epoch < config["epochs"] and budget_spent(writes_took["last"] if due_anyway else 0.0)
+            saved = due_anyway or budget_stop
             if saved:
                 write_last()
             bar.n = epoch * batches                                   # (the random offset can take one away)
@@ -1046,8 +1092,9 @@ def build_parser():
     t.add_argument("--save-every-steps", type=every_or_off, default=None, metavar="N",
                    help="also write last.npz every N minibatches (for texts whose epoch is long; 0: off)")
     t.add_argument("--max-minutes", type=positive_float, default=None, metavar="M",
-                   help="stop within M minutes: at the end of the minibatch after which the closing validation "
-                        "(as long as the last one, or as the training's speed says before one) would end past them; "
+                   help="stop within M minutes of the command's start: at the end of the minibatch after which "
+                        "another minibatch, the closing validation (as long as the last one, or as the training's "
+                        "speed says before one) and the closing writes (as long as the last) would end past them; "
                         "validation (left out where it takes longer than M), checkpoint and plot as at the end "
                         "of a run; resumable")
     t.add_argument("--log-every", type=positive_int, default=10,
@@ -1139,7 +1186,10 @@ def given_options(argv):
             if value is not NOT_GIVEN and not (dest in appended and value is None)}
 
 
-def main(argv=None):
+def main(argv=None, started=None):
+    """started: the time.perf_counter() at which the command began (launch.main's, before its imports), from which
+    --max-minutes counts; none given, now."""
+    started = time.perf_counter() if started is None else started
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
     if not argv:                                 # `scratchrnn` alone: its commands, as `pip` alone shows its own
@@ -1147,6 +1197,7 @@ def main(argv=None):
         return
     args = parser.parse_args(argv)
     args.given = given_options(argv) - {"command", "func"}
+    args.started = started
 
     def program():
         if getattr(args, "resume", None) and getattr(args, "init_from", None):

@@ -17,6 +17,7 @@ self-test, `diagnose` and the benchmarks.
     hold_out_dir             one training at a time writes into a run folder
     terminal_fds, leave_hung_up_terminal   a training outlives its terminal's hang-up long enough to save
     command_line_flags       the flags that give a parser some values, as a user types them
+    pyplot                   matplotlib's pyplot, drawing into files, imported when first asked for
 """
 import argparse
 import copy
@@ -35,6 +36,15 @@ from .model import DTYPES, INITS, MODEL_DEFAULTS, NONLINEARITIES
 from .optimizers import HYPERPARAMETERS, OPTIMIZERS, default_lr
 from .schedules import SCHEDULE_DEFAULTS, SCHEDULES, check_schedule_takes
 from .train import TRAIN_DEFAULTS
+
+
+def pyplot():
+    """matplotlib.pyplot, drawing into files (its Agg backend: no display wanted), imported at the first call: half a
+    second that a command which draws nothing does not wait for."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
 
 
 def user_path(text):

@@ -552,13 +552,26 @@ class SeqDataLoader:
         return batch_size * num_steps + num_steps + 1
 
     @classmethod
-    def check_length(cls, tokens, batch_size, num_steps):
-        """A DataError where a corpus of `tokens` tokens is too short for one minibatch."""
+    def check_length(cls, tokens, batch_size, num_steps, trained=None):
+        """A DataError where a corpus of `tokens` tokens is too short for one minibatch, with the sizes that fit the
+        `trained` tokens of it (a validation text held out, the rest; none given: all)."""
         need = cls.tokens_needed(batch_size, num_steps)
         if tokens < need:
+            fit = cls.sizes_that_fit(tokens if trained is None else trained, num_steps)
             raise DataError(f"corpus has {tokens:,} token{'s' * (tokens != 1)}, too short for one minibatch of "
-                            f"{batch_size} x {num_steps} (needs at least {need:,}); use a longer text or smaller "
-                            f"--batch-size/--num-steps")
+                            f"{batch_size} x {num_steps} (needs at least {need:,}); use a longer text"
+                            + (f", or {fit}" if fit else ": a minibatch needs 3 tokens at the least (one to read, "
+                                                         "one to predict, one to start at)"))
+
+    @staticmethod
+    def sizes_that_fit(tokens, num_steps):
+        """The flags with which `tokens` tokens, too few for a run's minibatch, give one: the most rows of its
+        --num-steps (--batch-size), else one row of the most steps; None where not even that (3 tokens)."""
+        rows = (tokens - num_steps - 1) // num_steps
+        if rows >= 1:
+            return f"--batch-size {rows} (the most that fit at --num-steps {num_steps})"
+        steps = (tokens - 1) // 2                                       # one row: an offset of steps, steps, 1
+        return f"--batch-size 1 --num-steps {steps} (the most that fit in one row)" if steps >= 1 else None
 
     def batches_per_epoch(self):
         """About how many minibatches an epoch has (the random offset can take one away)."""

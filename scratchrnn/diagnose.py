@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from . import output
-from .cmdline import (OneLineParser, positive_float, positive_int, prepare_out_dir, seed_int, user_path,
-                      with_one_line_errors)
+from .cmdline import (OneLineParser, positive_float, positive_int, prepare_out_dir, pyplot, seed_int,
+                      user_path, with_one_line_errors)
 from .data import SeqDataLoader, load_corpus
 from .engines.reference import ReferenceEngine
 from .errors import ConfigError
@@ -44,8 +44,11 @@ def last_step_gradient_flow(model, X, Y):
     return flow
 
 
-def run(cells=CELLS, layers=2, hidden=128, epochs=60, lr=2.0, theta=1.0, batch_size=32, num_steps=35,
-        max_tokens=10000, seed=0, engine=MODEL_DEFAULTS["engine"], on_epoch=None):
+BOOK_TOKENS, ROWS = 10000, 32          # the book's text and minibatch rows each model trains on
+
+
+def run(cells=CELLS, layers=2, hidden=128, epochs=60, lr=2.0, theta=1.0, batch_size=ROWS, num_steps=35,
+        max_tokens=BOOK_TOKENS, seed=0, engine=MODEL_DEFAULTS["engine"], on_epoch=None):
     """Train each cell; return {label: dict(flow_train, flow_last, norms, ppl, params)}."""
     corpus, vocab = load_corpus(max_tokens=max_tokens)
     results = {}
@@ -85,9 +88,7 @@ def summary_rows(results, theta):
 
 
 def draw(results, out, theta):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     from matplotlib.colors import LogNorm
 
     labels = list(results)
@@ -145,6 +146,10 @@ def main(args):
     check_hyperparameters(args.lr, args.epochs, args.theta)
     if args.num_steps < 2:
         raise ConfigError(f"--num-steps must be at least 2 for a gradient to flow back (got {args.num_steps})")
+    longest = (BOOK_TOKENS - 1) // (ROWS + 1)                      # ROWS rows of it, an offset of it and 1
+    if args.num_steps > longest:
+        raise ConfigError(f"--num-steps {args.num_steps} is longer than the book's first {BOOK_TOKENS:,} characters "
+                          f"give in minibatches of {ROWS} rows: {longest} at the most")
     out = prepare_out_dir(args.out)
     results = run(layers=args.layers, hidden=args.hidden, epochs=args.epochs, lr=args.lr, theta=args.theta,
                   num_steps=args.num_steps, seed=args.seed,

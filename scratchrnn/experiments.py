@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .cmdline import OneLineParser, user_path, with_one_line_errors
+from .cmdline import OneLineParser, pyplot, user_path, with_one_line_errors
 from .data import SeqDataLoader, load_corpus
 from .errors import TrainingDiverged
 from .model import RNNLM, model_from_config
@@ -90,9 +90,7 @@ def table(header, rows):
 
 def plot_curves(path, curves, title, ylabel="training perplexity", logy=True):
     """curves: {label: list of values per epoch} -> PNG at `path`."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 3.8), layout="constrained")
     for label, values in curves.items():
         ax.plot(range(1, len(values) + 1), values, label=label)

@@ -2,6 +2,7 @@
 kernels (about half a second) under a guard, so that a Ctrl-C while they load is the one line a Ctrl-C is later
 ("interrupted", exit status 130), not a traceback from inside their imports. This module imports nothing heavy."""
 import sys
+import time
 
 from .errors import EXIT_INTERRUPTED
 
@@ -12,12 +13,14 @@ def interrupted():
 
 
 def main():
-    """The `scratchrnn` command: cli.main, once loaded."""
+    """The `scratchrnn` command: cli.main, once loaded (told when the process began: train's --max-minutes counts
+    the loading too)."""
+    started = time.perf_counter()
     try:
         from .cli import main as command
     except KeyboardInterrupt:
         interrupted()
-    command()
+    command(started=started)
 
 
 def book_example(description, recipe):

@@ -411,9 +411,10 @@ def test_a_budget_spent_at_a_validation_inside_the_epoch_does_not_validate_again
     assert weights(out)[1]["best_val"] == pytest.approx(shown, abs=0.006) and (out / "best.npz").exists()
 
 
-def slow_clock(monkeypatch, validation_s=100.0, minibatch_s=0.0):
-    """perf_counter, shifted as if each validation took validation_s and each minibatch minibatch_s (on_step's time,
-    which the epoch's tokens/s leaves out); returns the clock and the list of validations done."""
+def slow_clock(monkeypatch, validation_s=100.0, minibatch_s=0.0, writes_s=0.0):
+    """perf_counter, shifted as if each validation took validation_s, each minibatch minibatch_s (on_step's time,
+    which the epoch's tokens/s leaves out) and each write of a run's metrics writes_s; returns the clock and the list
+    of validations done."""
     import time as clock
     real, shift, passes = clock.perf_counter, {"s": 0.0}, []
     monkeypatch.setattr(clock, "perf_counter", lambda: real() + shift["s"])
@@ -429,8 +430,14 @@ def slow_clock(monkeypatch, validation_s=100.0, minibatch_s=0.0):
             shift["s"] += minibatch_s
             return on_step(*b)
         return train_epoch(*a, on_step=step, **k)
+    write_metrics = cli.write_metrics
+
+    def slow_writes(*a, **k):
+        shift["s"] += writes_s
+        return write_metrics(*a, **k)
     monkeypatch.setattr(cli, "evaluate", slow)
     monkeypatch.setattr(cli, "train_epoch", slow_minibatches)
+    monkeypatch.setattr(cli, "write_metrics", slow_writes)
     return clock.perf_counter, passes
 
 
@@ -500,6 +507,34 @@ def test_a_budget_leaves_room_for_a_validation_the_run_has_not_timed_yet(tmp_pat
     monkeypatch.undo()
     assert cli.expected_validation_s(250_000, 10_000.0) == pytest.approx(10.0)
     assert cli.expected_validation_s(250_000, None) == 0.0
+
+
+def test_a_budget_counts_from_the_start_and_keeps_room_for_its_closing_writes(tmp_path, monkeypatch, capsys):
+    """--max-minutes counted from the training's start, not the process's, and kept no room for the files a stop
+    writes nor for the minibatch it goes on to: a 1-minute budget ended at 60.9 s (the Time Machine; 61.2 s on a 56
+    MiB text). It counts from the process's start now (cli.main's `started`, launch.main's time before its imports),
+    and keeps room for the next minibatch and the closing writes, as long as the latest. Here each write of the
+    run's files takes 40 s, and a 2-minute budget: epoch 2's end, at 41 s, stops the run (its files written at 81 s,
+    another epoch's and a stop's would end at 122 s), where it went on to epoch 4's first minibatch and ended at 163
+    s."""
+    clock, _ = slow_clock(monkeypatch, validation_s=0.0, writes_s=40.0)
+    began = clock()
+    cli.main(["train", "--out", str(tmp_path / "run"), "--epochs", "10", "--max-minutes", "2", "--val-fraction", "0",
+              *SMALL])
+    assert clock() - began < 120
+    assert "stopped: the --max-minutes 2 budget is spent, after epoch 2;" in capsys.readouterr().out
+    # a process that began 59.999 s ago (its imports, a long text read) has a millisecond left of a 1-minute budget
+    cli.main(["train", "--out", str(tmp_path / "late"), "--epochs", "10", "--max-minutes", "1", *SMALL],
+             started=clock() - 59.999)
+    out = capsys.readouterr().out
+    assert "stopped: the --max-minutes 1 budget is spent, at epoch 1, minibatch 1" in out, out
+    # the command's entry point gives cli.main the time it began, before it imported the rest
+    from scratchrnn import launch
+    given = {}
+    monkeypatch.setattr(cli, "main", lambda **k: given.update(k))
+    before = clock()
+    launch.main()
+    assert before <= given["started"] <= clock()
 
 
 def test_the_commands_a_line_suggests_can_be_pasted_into_a_shell(tmp_path, capsys):
@@ -780,6 +815,27 @@ def test_bad_corpus(tmp_path, content, needle):
 ])
 def test_nonsense_hyperparameters(tmp_path, args, needle):
     one_line_error(scratchrnn("train", "--out", str(tmp_path / "o"), "--device", "cpu", *args), needle)
+
+
+def test_the_sizes_a_short_text_is_told_fit_it(tmp_path):
+    """A text too short for train's 32 x 35 minibatch, or for it once --val-fraction holds a tenth out: the line
+    names a --batch-size that fits the text left to train on, and a run with it trains (it said "smaller
+    --batch-size/--num-steps"). diagnose, which reads the book's first 10,000 characters in 32 rows, names the
+    longest --num-steps it takes (it named a --batch-size, which it has not)."""
+    text = tmp_path / "short.txt"
+    for length, said in ((1000, "corpus has 1,000 tokens, too short for one minibatch of 32 x 35 (needs at least "
+                                "1,156); use a longer text, or --batch-size 24 (the most that fit at --num-steps 35)"),
+                         (1200, "--val-fraction 0.1 holds out 120 of the corpus's 1,200 tokens, leaving 1,080 to "
+                                "train on, too few for one minibatch of 32 x 35 (needs at least 1,156); lower "
+                                "--val-fraction, or --batch-size 29 (the most that fit at --num-steps 35)")):
+        text.write_text(("abcdefghij" * 200)[:length])
+        common = ["--corpus", str(text), "--epochs", "1", "--hidden", "8", "--device", "cpu"]
+        one_line_error(scratchrnn("train", "--out", str(tmp_path / "o"), *common), said)
+        flags = re.search(r"--batch-size \d+", said).group().split()
+        assert scratchrnn("train", "--out", str(tmp_path / f"fits{length}"), *common, *flags).returncode == 0
+    one_line_error(scratchrnn("diagnose", "--num-steps", "304", "--out", str(tmp_path / "d")),
+                   "--num-steps 304 is longer than the book's first 10,000 characters give in minibatches of 32 rows: "
+                   "303 at the most")
 
 
 @pytest.mark.parametrize("command", [["diagnose", "--theta", "0"], ["diagnose", "--num-steps", "1"],
@@ -1091,6 +1147,37 @@ def test_validating_most_of_the_run_is_noted(tmp_path, capsys):
     assert said == ["note: --validate-every-steps 3 reads the 60,000 validation tokens after every 54 trained: more "
                     "than 99% of the run would go to validating (a pass runs at about 2.5 times the training's "
                     "tokens/s); --validate-every-steps 12,000 gives it a tenth"]
+
+
+def test_writing_most_of_the_run_is_noted(tmp_path, monkeypatch, capsys):
+    """--save-every-steps 4 on a text of 300,000 characters of a 4,000-character vocabulary, minibatches of 2 x 3:
+    each write of last.npz (14 ms, flushed to the disk) came after 3 ms of training, and the run, 82% writing, went
+    past 10 minutes without a word. Once the training's speed is known, the first write's time is weighed against
+    the N minibatches': one line says so, and which N gives writing a tenth of the run. Here on a clock where each
+    write takes a second."""
+    import time as clock
+    real, shift = clock.perf_counter, {"s": 0.0}
+    monkeypatch.setattr(clock, "perf_counter", lambda: real() + shift["s"])
+    save_run = cli.save_run
+
+    def slow_save(*a, **k):
+        shift["s"] += 1.0
+        return save_run(*a, **k)
+    monkeypatch.setattr(cli, "save_run", slow_save)
+    monkeypatch.setattr(cli, "SPEED_WINDOW_S", 0.0)                # (a speed from the second minibatch on)
+    small = [a for a in SMALL if a != "--log-every"][:-1]
+    cli.main(["train", "--out", str(tmp_path / "a"), "--epochs", "1", "--save-every-steps", "2", *small])
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and re.fullmatch(
+        r"note: --save-every-steps 2 writes last.npz \(1,0\d\d ms a write\) after every 2 minibatches \(\d+ ms of "
+        r"training\): about (9\d|100)% of the run goes to writing; --save-every-steps 0 leaves it to each epoch's end",
+        err[0])
+    said = []                                 # the measured run above: 14 ms a write, 0.74 ms a minibatch
+    cli.note_saving_share(4, 0.014, 0.00074, 49_999, said.append)
+    assert said == ["note: --save-every-steps 4 writes last.npz (14 ms a write) after every 4 minibatches (3 ms of "
+                    "training): about 83% of the run goes to writing; --save-every-steps 171 gives it a tenth"]
+    cli.note_saving_share(19, 0.014, 0.00074, 49_999, said.append)    # 50%: no note
+    assert len(said) == 1
 
 
 def test_a_weights_file_given_as_a_run_says_what_it_lacks(tmp_path, capsys):

@@ -152,6 +152,29 @@ def test_corpus_too_short_for_one_minibatch():
         SeqDataLoader(np.arange(100), batch_size=32, num_steps=35)
 
 
+@pytest.mark.parametrize("tokens, fit", [(1155, "--batch-size 31 (the most that fit at --num-steps 35)"),
+                                         (71, "--batch-size 1 (the most that fit at --num-steps 35)"),
+                                         (70, "--batch-size 1 --num-steps 34 (the most that fit in one row)"),
+                                         (3, "--batch-size 1 --num-steps 1 (the most that fit in one row)"),
+                                         (2, None), (0, None)])
+def test_a_text_too_short_for_a_minibatch_is_told_the_sizes_that_fit_it(tokens, fit):
+    """"use a longer text or smaller --batch-size/--num-steps" left the sizes to guess, and said so of a text of one
+    token too, which no size fits. The line names the most rows of the run's --num-steps that fit, else one row of
+    the most steps; for fewer than 3 tokens, nothing but a longer text. Each size it names fits, the next does not."""
+    assert SeqDataLoader.sizes_that_fit(tokens, 35) == fit
+    with pytest.raises(DataError) as e:
+        SeqDataLoader.check_length(tokens, 32, 35)
+    assert str(e.value).endswith(f"; use a longer text, or {fit}" if fit else
+                                 "; use a longer text: a minibatch needs 3 tokens at the least (one to read, one to "
+                                 "predict, one to start at)")
+    if fit:                                   # the rows at --num-steps 35, or the steps of one row: the most
+        n = int(re.findall(r"\d+", fit)[-1 if "in one row" in fit else 0])
+        sizes = (lambda k: (k, 35)) if "in one row" not in fit else (lambda k: (1, k))
+        SeqDataLoader.check_length(tokens, *sizes(n))
+        with pytest.raises(DataError):
+            SeqDataLoader.check_length(tokens, *sizes(n + 1))
+
+
 def test_sequential_partitioning_continues_rows():
     corpus = np.arange(1000)
     batches = list(seq_data_iter_sequential(corpus, 4, 5, np.random.default_rng(0)))
