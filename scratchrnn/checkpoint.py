@@ -155,14 +155,16 @@ def load_checkpoint(path):
 # ----------------------------------------------------------------------------------------------
 
 def save_run(path, model, vocab, config, epoch, loader_rng, history, best_val, position=None, optimizer=None,
-             text_id=None, steps=(), validation_s=None):
+             text_id=None, steps=(), validation_s=None, writes_s=None):
     """Write a run's checkpoint: the weights, the carried state of a run stopped inside an epoch
     (`position`, an EpochPosition), the optimiser's buffers and step count, and the manifest that lets
     `load_run` continue it exactly (the schedule's position is the epoch and the minibatch; text_id, the
     manifest keys `corpus_digest` and `corpus_files` (data.corpus_digest of the text it trains on,
     data.file_digest of each of its files), lets a resume check that the text is the same, and say which file changed).
     steps: the rows measured inside the epochs (steps.csv), kept as history is; a checkpoint without them has none.
-    validation_s: how long the run's last validation took (a resume's --max-minutes leaves time for one); optional."""
+    validation_s: how long the run's last validation took, writes_s how long its latest writes of best.npz and of
+    last.npz with the metrics and plot ({"best": s, "last": s}): a resume's --max-minutes leaves time for them;
+    optional."""
     arrays = model.state_dict()
     if optimizer is not None:
         arrays.update(optimizer.state_dict())
@@ -179,7 +181,7 @@ def save_run(path, model, vocab, config, epoch, loader_rng, history, best_val, p
         seconds=position.seconds if position else 0.0, loader_rng=loader_rng, history=history,
         best_val=None if best_val == float("inf") else best_val, optimizer_t=optimizer.t if optimizer else 0,
         dropout_rng=model.dropout_rng.bit_generator.state, steps=list(steps), validation_s=validation_s,
-        **(text_id or {})))
+        writes_s=writes_s, **(text_id or {})))
 
 
 def load_run(path):

@@ -556,7 +556,7 @@ def run_training(args, held):
 
     def checkpoint(path, epoch_done, pos=None, loader_rng=None):
         save_run(path, model, vocab, config, epoch_done, loader_rng or loader.rng.bit_generator.state, history,
-                 best, pos, optimizer, text_id, steps, validation_took["s"])
+                 best, pos, optimizer, text_id, steps, validation_took["s"], writes_took)
         if path.name == "last.npz":
             last_saved["at"] = place_in_run(epoch_done, pos.batch if pos else 0)
 
@@ -569,8 +569,9 @@ def run_training(args, held):
             checkpoint(out / "best.npz", epoch, pos, loader_rng)
             writes_took["best"] = time.perf_counter() - began
 
-    # the seconds the latest writes took: best.npz, and write_last's files (a --max-minutes stop keeps room for both)
-    writes_took = {"best": 0.0, "last": 0.0}
+    # the seconds the latest writes took: best.npz, and write_last's files (a --max-minutes stop keeps room for both;
+    # kept in the checkpoint, as validation_took, for a resume that stops before it writes)
+    writes_took = {"best": 0.0, "last": 0.0, **((manifest or {}).get("writes_s") or {})}
 
     def write_last(pos=None, loader_rng=None):
         """last.npz, metrics.csv (and steps.csv) and, with --plot, perplexity.png."""

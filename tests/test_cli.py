@@ -516,13 +516,19 @@ def test_a_budget_counts_from_the_start_and_keeps_room_for_its_closing_writes(tm
     and keeps room for the next minibatch and the closing writes, as long as the latest. Here each write of the
     run's files takes 40 s, and a 2-minute budget: epoch 2's end, at 41 s, stops the run (its files written at 81 s,
     another epoch's and a stop's would end at 122 s), where it went on to epoch 4's first minibatch and ended at 163
-    s."""
+    s. The writes' time is kept in the checkpoint, for a resume."""
     clock, _ = slow_clock(monkeypatch, validation_s=0.0, writes_s=40.0)
     began = clock()
     cli.main(["train", "--out", str(tmp_path / "run"), "--epochs", "10", "--max-minutes", "2", "--val-fraction", "0",
               *SMALL])
     assert clock() - began < 120
     assert "stopped: the --max-minutes 2 budget is spent, after epoch 2;" in capsys.readouterr().out
+    # a resume keeps room for the writes its run timed (kept in the checkpoint), before it has written: a minute
+    # stops after epoch 3, its files written at 40 s (it went on to epoch 4's first minibatch, and ended at 80 s)
+    began = clock()
+    cli.main(["train", "--resume", str(tmp_path / "run"), "--max-minutes", "1"])
+    assert clock() - began < 60
+    assert "stopped: the --max-minutes 1 budget is spent, after epoch 3;" in capsys.readouterr().out
     # a process that began 59.999 s ago (its imports, a long text read) has a millisecond left of a 1-minute budget
     cli.main(["train", "--out", str(tmp_path / "late"), "--epochs", "10", "--max-minutes", "1", *SMALL],
              started=clock() - 59.999)
