@@ -1005,11 +1005,33 @@ def cmd_evaluate(args):
         raise DataError(f"corpus {names} has 1 token, and a perplexity needs 2 at least (one to predict the next)")
     if not saw_unk(config) and np.any(corpus == vocab.unk):
         report("note: this run's model was never shown <unk> (its text had none), so each <unk> costs it dearly")
-    _, _, scored = evaluation_rows(len(corpus), config["batch_size"], config["num_steps"], whole=True)
-    started = time.perf_counter()
-    with tqdm(total=scored, desc="scoring", unit="token", unit_scale=True, disable=not sys.stderr.isatty()) as bar:
-        ppl = evaluate(model, corpus, config["batch_size"], config["num_steps"], whole=True, progress=bar.update)
+    rows, _, scored = evaluation_rows(len(corpus), config["batch_size"], config["num_steps"], whole=True)
     unit = "character" if config["tokens"] == "char" else "word"
+    stop = {"signal": None}                                           # the first Ctrl-C or SIGTERM's name
+
+    def on_signal(signum, frame):
+        """Ctrl-C, SIGTERM: stop at the next chunk, with the perplexity so far; a second one leaves at once."""
+        if stop["signal"]:
+            raise KeyboardInterrupt
+        stop["signal"] = signal.Signals(signum).name
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    started = time.perf_counter()
+    try:
+        with tqdm(total=scored, desc="scoring", unit="token", unit_scale=True,
+                  disable=not sys.stderr.isatty()) as bar:
+            ppl = evaluate(model, corpus, config["batch_size"], config["num_steps"], whole=True, progress=bar.update,
+                           interrupted=lambda: stop["signal"] is not None)
+    except EvaluationInterrupted as e:
+        # a long text's scoring (a 100 MB one: half an hour) gives what it has: every row's first tokens, scored
+        so_far = "" if e.so_far is None else (
+            f": perplexity {e.so_far:.2f} ({math.log2(e.so_far):.3f} bits a {unit}) on the {e.scored:,} tokens scored "
+            f"so far, {100 * e.scored / scored:.3g}% of the {scored:,} (the first {e.scored // rows:,} of each of the "
+            f"{rows:,} rows the text is read in)")
+        print(f"interrupted ({stop['signal']}){so_far}", file=sys.stderr)
+        sys.exit(EXIT_INTERRUPTED)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     print(f"perplexity {ppl:.2f} on {names} ({math.log2(ppl):.3f} bits a {unit}; {scored:,} of its {len(corpus):,} "
           f"tokens scored, {time.perf_counter() - started:.1f} s) by {path}, "
           f"{place_in_run(manifest['epoch'], manifest['batch'])}")

@@ -129,7 +129,12 @@ def check_converging(mean_loss, where=""):
 
 
 class EvaluationInterrupted(Exception):
-    """evaluate was asked to stop (its `interrupted` said so) before its end; no perplexity."""
+    """evaluate was asked to stop (its `interrupted` said so) before its end: it had scored `scored` tokens, at the
+    perplexity `so_far` (None for none)."""
+
+    def __init__(self, scored=0, so_far=None):
+        super().__init__(scored, so_far)
+        self.scored, self.so_far = scored, so_far
 
 
 def evaluation_rows(tokens, batch_size, num_steps, whole=False):
@@ -147,9 +152,10 @@ def evaluate(model, corpus, batch_size, num_steps, interrupted=None, whole=False
     """Perplexity on held-out tokens: the text cut into `batch_size` rows read left to right in chunks
     of `num_steps`, the state carried across chunks; forward only (the model's engine, so as fast as
     training), no gradient, no update. The loss is read once, at the end. interrupted(): asked before each chunk,
-    True stops the pass (EvaluationInterrupted): a validation text of millions of tokens takes minutes, and a Ctrl-C
-    should not wait for it. whole: every row's tokens scored (evaluation_rows), its last chunk shorter. progress(n):
-    told after each chunk the n tokens it scored (a progress bar)."""
+    True stops the pass (EvaluationInterrupted, with the perplexity of the tokens scored so far): a validation text of
+    millions of tokens takes minutes, and a Ctrl-C should not wait for it. whole: every row's tokens scored
+    (evaluation_rows), its last chunk shorter. progress(n): told after each chunk the n tokens it scored (a progress
+    bar)."""
     xp = model.xp
     rows, length, scored = evaluation_rows(len(corpus), batch_size, num_steps, whole)
     Xs = np.asarray(corpus[:rows * length]).reshape(rows, length)
@@ -157,7 +163,7 @@ def evaluate(model, corpus, batch_size, num_steps, interrupted=None, whole=False
     state, total, n = model.begin_state(rows), 0.0, 0
     for i in range(0, scored // rows, num_steps):
         if interrupted is not None and interrupted():
-            raise EvaluationInterrupted
+            raise EvaluationInterrupted(n, perplexity(float(total) / n) if n else None)
         X = xp.asarray(np.ascontiguousarray(Xs[:, i:i + num_steps].T))
         Y = xp.asarray(np.ascontiguousarray(Ys[:, i:i + num_steps].T))
         logits, state = model.forward(X, state)

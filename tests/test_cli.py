@@ -1264,6 +1264,61 @@ def test_evaluate_scores_a_text_with_a_trained_model(trained, tmp_path, capsys):
                                                         "read its own text")
 
 
+def test_an_interrupted_evaluate_gives_the_perplexity_so_far(trained, tmp_path, monkeypatch, capsys):
+    """A Ctrl-C in a long scoring (a 56 MiB text: 16 minutes) said "interrupted" alone, and the minutes were lost. It
+    stops at the next chunk and gives the perplexity of what it scored: each row's first chunks (here 3 of 8 rows'
+    chunks of 10: the model read 30 steps of each row from a zero state). Exit status 130; a second Ctrl-C leaves
+    at once."""
+    import math
+
+    from scratchrnn import output
+    from scratchrnn.checkpoint import model_from_checkpoint
+    from scratchrnn.data import TIME_MACHINE, load_corpus
+    from scratchrnn.train import evaluation_rows
+    text = tmp_path / "test.txt"
+    text.write_text(Path(TIME_MACHINE).read_text()[-4000:])
+    evaluate = cli.evaluate
+
+    def ctrl_c_at_chunk_3(*a, progress, **k):
+        told = []
+
+        def progress_then_ctrl_c(n):
+            progress(n)
+            told.append(n)
+            if len(told) == 3:
+                os.kill(os.getpid(), signal.SIGINT)
+        return evaluate(*a, progress=progress_then_ctrl_c, **k)
+    monkeypatch.setattr(cli, "evaluate", ctrl_c_at_chunk_3)
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["evaluate", "--from", str(trained), "--corpus", str(text), "--device", "cpu"])
+    out, err = capsys.readouterr()
+    assert stop.value.code == 130 and out == ""
+    arrays, manifest = load_checkpoint(trained / "best.npz")
+    model, vocab = model_from_checkpoint(arrays, manifest)
+    corpus, _ = load_corpus(str(text), max_tokens=-1, vocab=vocab)
+    rows, length, scored = evaluation_rows(len(corpus), 8, 10, whole=True)
+    X = corpus[:rows * length].reshape(rows, length)[:, :30]
+    Y = corpus[1:rows * length + 1].reshape(rows, length)[:, :30]
+    logits, _ = model.forward(np.ascontiguousarray(X.T), model.begin_state(rows))
+    ppl = math.exp(float(output.softmax_cross_entropy(logits, np.ascontiguousarray(Y.T).reshape(-1))[0]))
+    said = re.fullmatch(r"interrupted \(SIGINT\): perplexity ([0-9.]+) \(([0-9.]+) bits a character\) on the 240 "
+                        r"tokens scored so far, ([0-9.]+)% of the ([0-9,]+) \(the first 30 of each of the 8 rows the "
+                        r"text is read in\)\n", err.split("\n", 1)[1])       # (after the charset's note)
+    assert said and float(said[1]) == pytest.approx(ppl, abs=0.006) and float(said[2]) == pytest.approx(
+        math.log2(ppl), abs=0.0006)
+    assert said[4] == f"{scored:,}" and float(said[3]) == pytest.approx(100 * 240 / scored, rel=1e-3)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler          # put back
+    # a second Ctrl-C before the chunk's end: at once, "interrupted" alone
+
+    def twice(n):
+        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGINT)
+    monkeypatch.setattr(cli, "evaluate", lambda *a, progress, **k: evaluate(*a, progress=twice, **k))
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["evaluate", "--from", str(trained), "--corpus", str(text), "--device", "cpu"])
+    assert stop.value.code == 130 and capsys.readouterr().err.endswith("\ninterrupted\n")
+
+
 def test_unfinished_writes_of_a_killed_run_are_removed_by_the_next_training(tmp_path, capsys):
     """A process killed while it saves (kill -9, the power) leaves its temporary file (.last.npz.RANDOM.tmp, as large
     as a checkpoint) in the run folder, and each such kill one more; the training that next holds the folder removes
