@@ -74,11 +74,10 @@ def split_validation(corpus, fraction, batch_size, num_steps):
         return corpus, None
     need = SeqDataLoader.tokens_needed(batch_size, num_steps)
     if len(corpus) - n_val < need:
+        fit = SeqDataLoader.sizes_that_fit(len(corpus) - n_val, num_steps)
         raise DataError(f"--val-fraction {fraction} holds out {n_val:,} of the corpus's {len(corpus):,} tokens, "
                         f"leaving {len(corpus) - n_val:,} to train on, too few for one minibatch of {batch_size} x "
-                        f"{num_steps} (needs at least {need:,}); lower --val-fraction"
-                        + (f", or {fit}" if (fit := SeqDataLoader.sizes_that_fit(len(corpus) - n_val, num_steps))
-                           else ""))
+                        f"{num_steps} (needs at least {need:,}); lower --val-fraction" + (f", or {fit}" if fit else ""))
     return corpus[:-n_val], corpus[-n_val:]
 
 
@@ -393,7 +392,7 @@ SAVING_SHARE_NOTED = 0.5         # --save-every-steps whose writes take more of 
 
 def note_saving_share(every, write_s, minibatch_s, batches, report):
     """--save-every-steps N writes last.npz every N minibatches, each write flushed to the disk: where the writes take
-    most of the run's time (a 4,000-character vocabulary's small model in minibatches of 2 x 3 tokens, every 4: 75%),
+    most of the run's time (a 4,000-character vocabulary's small model in minibatches of 2 x 3 tokens, every 4: 82%),
     one line says so, and which N gives writing a tenth of it (or that each epoch's own checkpoint is enough:
     `batches` an epoch). write_s: a write's seconds, as measured; minibatch_s: a minibatch's, at the training's
     speed."""
