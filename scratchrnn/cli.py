@@ -983,9 +983,13 @@ def cmd_generate(args):
     if prefix is not None:
         print(prefix, end="", flush=True)
         sep = vocab.sep
-    for token in tokens:
-        print(sep + token, end="", flush=True)
-        sep = vocab.sep
+    try:
+        for token in tokens:
+            print(sep + token, end="", flush=True)
+            sep = vocab.sep
+    except KeyboardInterrupt:                 # the text's line ends before the one that says so ("I took ainterrupted")
+        print()
+        raise
     print()
 
 

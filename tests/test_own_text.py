@@ -157,6 +157,19 @@ def test_generate_shows_the_first_tokens_before_it_ends_and_stops_quietly_when_t
         assert ends_quietly_when_the_reader_stops(p, 60)
 
 
+def test_a_ctrl_c_in_a_generation_ends_the_texts_line_first(poem_run):
+    """A Ctrl-C in a long generation wrote "interrupted" onto the end of the text's last line ("I took ainterrupted",
+    on a terminal where both go): the text's line ends first, and the one line that says so is a line of its own."""
+    _, out = poem_run
+    with running("generate", "--from", str(out), "--prefix", "T", "--length", "1000000", "--temperature", "1",
+                 "--seed", "0") as p:
+        assert p.stdout.read(8).startswith("T")
+        p.send_signal(signal.SIGINT)
+        assert p.wait(timeout=60) == 130
+        text, said = p.stdout.read(), p.stderr.read()
+    assert text.endswith("\n") and said == "interrupted\n"
+
+
 def test_train_whose_reader_stops_saves_where_it_stands_and_resumes(tmp_path):
     """`scratchrnn train ... | head -1`: each line reaches the pipe as it is written, and the run stops at the line
     after the reader stops, saved there (it ended with only the epochs before), with exit status 141 and one line on
