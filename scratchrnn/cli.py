@@ -993,6 +993,27 @@ def cmd_generate(args):
     print()
 
 
+def note_trained_on(files, corpus, manifest, report):
+    """A text given to evaluate that the run trained on (one of its --corpus files, the same bytes; or the same tokens
+    as its whole text, as for the shipped book, which has no file digest): one line saying that its perplexity there
+    is not a held-out one. `files`: {path: file_digest} of the text's files; the manifest keeps its run's."""
+    trained = {digest: name for name, digest in (manifest.get("corpus_files") or {}).items()}
+    same = [(path, trained[digest]) for path, digest in files.items() if digest in trained]
+    then = manifest.get("corpus_digest")                              # 'N:hex': N tokens first, the hash if equal
+    if same:
+        given, theirs = same[0]
+        what = (f"{given} is the run's own --corpus" if given == theirs else
+                f"{given} holds the same bytes as the text the run read on standard input" if theirs == STDIN else
+                f"{given} holds the same bytes as {theirs}, the run's --corpus")
+    elif then and then.split(":")[0] == str(len(corpus)) and corpus_digest(corpus) == then:
+        what = f"{', '.join(files) or 'the text'} is the run's training text, token for token"
+    else:
+        return
+    tail = manifest["config"].get("val_fraction") or 0
+    held = f"; it held out the last {tail:.0%} of its text for validation" if tail else ""
+    report(f"note: {what}, which the run trained on: a perplexity on it is not a held-out one{held}")
+
+
 def cmd_evaluate(args):
     """The perplexity of a trained model on a text (a test set, another book by the same author): the text read as
     the run's was (its tokens and --charset) onto its vocabulary, and scored as the run's validation text is, in its
@@ -1001,11 +1022,13 @@ def cmd_evaluate(args):
     path, model, vocab, manifest = run_from(args, "evaluate")
     config = manifest["config"]
     report = lambda line: print(line, file=sys.stderr)                # noqa: E731
+    files = {}                                                        # {path: file_digest}, as a run keeps them
     corpus, _ = load_corpus(corpus_paths(args.corpus), max_tokens=-1, token=config["tokens"],
-                            charset=config["charset"], vocab=vocab, report=report)
+                            charset=config["charset"], vocab=vocab, report=report, digests=files)
     names = ", ".join("standard input" if given == STDIN else given for given in args.corpus)
     if len(corpus) < 2:
         raise DataError(f"corpus {names} has 1 token, and a perplexity needs 2 at least (one to predict the next)")
+    note_trained_on(files, corpus, manifest, report)
     if not saw_unk(config) and np.any(corpus == vocab.unk):
         report("note: this run's model was never shown <unk> (its text had none), so each <unk> costs it dearly")
     rows, _, scored = evaluation_rows(len(corpus), config["batch_size"], config["num_steps"], whole=True)

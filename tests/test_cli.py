@@ -1264,6 +1264,41 @@ def test_evaluate_scores_a_text_with_a_trained_model(trained, tmp_path, capsys):
                                                         "read its own text")
 
 
+def test_evaluate_on_a_text_the_run_trained_on_says_so(tmp_path):
+    """`scratchrnn evaluate --from RUN --corpus train.txt` on the run's own text gave its perplexity as on any text,
+    a training perplexity that reads as a held-out one. One line says so: the run's --corpus file (the same bytes,
+    where it is, a copy, or what it read on standard input), or the same tokens as its text (the shipped book, which
+    keeps no file's digest). A text it never read has no such line."""
+    from scratchrnn.data import TIME_MACHINE
+    text, other = tmp_path / "train.txt", tmp_path / "other.txt"
+    text.write_text("the cat sat on the mat. " * 100)
+    other.write_text("the mat sat on the cat. " * 100)
+    common = ["--epochs", "1", "--hidden", "8", "--layers", "1", "--batch-size", "4", "--num-steps", "5",
+              "--device", "cpu"]
+    assert scratchrnn("train", "--corpus", str(text), "--out", str(tmp_path / "run"), *common).returncode == 0
+    (tmp_path / "copy.txt").write_bytes(text.read_bytes())
+    tail = "which the run trained on: a perplexity on it is not a held-out one; it held out the last 10% of its text"
+    for given, said in ((text, f"note: {text} is the run's own --corpus, {tail}"),
+                        (tmp_path / "copy.txt", f"note: {tmp_path / 'copy.txt'} holds the same bytes as {text}, the "
+                                                f"run's --corpus, {tail}"),
+                        (other, None)):
+        r = scratchrnn("evaluate", "--from", str(tmp_path / "run"), "--corpus", str(given))
+        assert r.returncode == 0 and r.stdout.startswith("perplexity ")
+        assert r.stderr == (f"{said} for validation\n" if said else ""), r.stderr
+    r = scratchrnn("train", "--corpus", "-", "--out", str(tmp_path / "piped"), "--val-fraction", "0", *common,
+                   input=text.read_text())
+    assert r.returncode == 0, r.stderr
+    r = scratchrnn("evaluate", "--from", str(tmp_path / "piped"), "--corpus", str(text))
+    assert r.stderr == (f"note: {text} holds the same bytes as the text the run read on standard input, which the run "
+                        f"trained on: a perplexity on it is not a held-out one\n")
+    r = scratchrnn("train", "--out", str(tmp_path / "book"), *common, "--val-fraction", "0.05")   # the shipped book
+    assert r.returncode == 0, r.stderr
+    r = scratchrnn("evaluate", "--from", str(tmp_path / "book"), "--corpus", str(TIME_MACHINE))
+    assert r.stderr == (f"note: {TIME_MACHINE} is the run's training text, token for token, which the run trained on: "
+                        f"a perplexity on it is not a held-out one; it held out the last 5% of its text for "
+                        f"validation\n")
+
+
 def test_an_interrupted_evaluate_gives_the_perplexity_so_far(trained, tmp_path, monkeypatch, capsys):
     """A Ctrl-C in a long scoring (a 56 MiB text: 16 minutes) said "interrupted" alone, and the minutes were lost. It
     stops at the next chunk and gives the perplexity of what it scored: each row's first chunks (here 3 of 8 rows'
