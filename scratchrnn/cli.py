@@ -86,15 +86,19 @@ def build(config, device, vocab=None, report=None, grow=False):
     vocabulary to read the text with (a run that started from another's weights keeps that run's); None
     builds it from the text. The model's memory is checked before anything is allocated. Also returns what
     identifies the text, which the checkpoints keep: the digest of its token ids (data.corpus_digest) and of each
-    of its files (data.file_digest; none for the shipped book)."""
-    files = {}
+    of its files (data.file_digest; none for the shipped book). The text's notes (report's: a charset's losses, new
+    tokens, --min-freq's <unk>) are told once the text and the model are known to do: a text too short, a model too
+    large, is the one line of its refusal."""
+    files, notes = {}, []
     corpus, vocab = load_corpus(config["corpus"], max_tokens=config["max_tokens"], token=config["tokens"],
-                                charset=config["charset"], vocab=vocab, report=report,
+                                charset=config["charset"], vocab=vocab, report=notes.append, progress=report,
                                 min_freq=config.get("min_freq", IMPLIED["min_freq"]), digests=files, grow=grow)
     B, T = config["batch_size"], config["num_steps"]
     train, val = split_validation(corpus, config["val_fraction"], B, T)
     loader = SeqDataLoader(train, B, T, config["random_iter"], config["seed"])
     model = model_from_config(config, len(vocab), device, B, T)
+    for line in notes if report is not None else ():
+        report(line)
     text_id = dict(corpus_digest=corpus_digest(corpus), corpus_files=files)
     return vocab, loader, val, model, text_id
 
@@ -1022,12 +1026,14 @@ def cmd_evaluate(args):
     path, model, vocab, manifest = run_from(args, "evaluate")
     config = manifest["config"]
     report = lambda line: print(line, file=sys.stderr)                # noqa: E731
-    files = {}                                                        # {path: file_digest}, as a run keeps them
+    files, notes = {}, []                                             # {path: file_digest}, as a run keeps them
     corpus, _ = load_corpus(corpus_paths(args.corpus), max_tokens=-1, token=config["tokens"],
-                            charset=config["charset"], vocab=vocab, report=report, digests=files)
+                            charset=config["charset"], vocab=vocab, report=notes.append, progress=report, digests=files)
     names = ", ".join("standard input" if given == STDIN else given for given in args.corpus)
-    if len(corpus) < 2:
+    if len(corpus) < 2:                                               # the one line (the text's notes unsaid)
         raise DataError(f"corpus {names} has 1 token, and a perplexity needs 2 at least (one to predict the next)")
+    for line in notes:
+        report(line)
     note_trained_on(files, corpus, manifest, report)
     if not saw_unk(config) and np.any(corpus == vocab.unk):
         report("note: this run's model was never shown <unk> (its text had none), so each <unk> costs it dearly")

@@ -370,7 +370,7 @@ def word_ids(text, vocab=None, min_freq=1):
 # ----------------------------------------------------------------------------------------------
 
 def load_corpus(paths=None, max_tokens=10000, token="char", charset="book", vocab=None, report=None, min_freq=1,
-                digests=None, grow=False):
+                digests=None, grow=False, progress=None):
     """The book's `load_corpus_time_machine`, for any UTF-8 text files.
 
     paths: a path or a list of paths (None: the Time Machine), read in turn as one text (a line break is
@@ -382,7 +382,8 @@ def load_corpus(paths=None, max_tokens=10000, token="char", charset="book", voca
     at its end (Vocab.grown_by).
     report(line): told, in one line, what the user should know: a charset that drops or changes more than
     1% of a text given by path, how many tokens fell outside a given vocabulary or under min_freq, which tokens
-    grew it.
+    grew it. progress(line): told, before a long read (a text of READING_NOTE_BYTES or more), that it begins (none
+    given: report).
     digests: a dict, filled with {path: file_digest} for each file given by path (none for the shipped book).
     Returns (corpus, vocab).
     """
@@ -404,8 +405,9 @@ def load_corpus(paths=None, max_tokens=10000, token="char", charset="book", voca
     if report is not None and given and repeated:                    # a glob and a name that it matches, say
         report(f"note: {', '.join(map(str, repeated))} given more than once, and read each time (the files of "
                f"--corpus are read in turn as one text)")
-    if report is not None and given and size >= READING_NOTE_BYTES:
-        report(f"reading {human_bytes(size)} of text")
+    progress = progress or report
+    if progress is not None and given and size >= READING_NOTE_BYTES:
+        progress(f"reading {human_bytes(size)} of text")
     texts = [read_text(p, digests if given else None, token) for p in paths]
     text = "".join(t if i == len(texts) - 1 or t.endswith("\n") else t + "\n" for i, t in enumerate(texts))
     del texts

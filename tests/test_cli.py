@@ -1264,6 +1264,31 @@ def test_evaluate_scores_a_text_with_a_trained_model(trained, tmp_path, capsys):
                                                         "read its own text")
 
 
+def test_a_refused_text_is_one_line_without_the_notes_of_its_reading(tmp_path):
+    """--init-from on a short text with new tokens, read by --charset book: the notes of its reading (the charset's
+    losses, the tokens added; the fuzz's had --min-freq's <unk>s too) came before the refusal of a text too short for
+    a minibatch, three or four lines for a run that never started. The refusal is the one line; the notes come where
+    the run goes on. So for evaluate."""
+    (tmp_path / "abc.txt").write_text("abc cab bac " * 300)
+    common = ["--epochs", "1", "--hidden", "8", "--layers", "1", "--device", "cpu", "--charset", "book",
+              "--min-freq", "2"]
+    assert scratchrnn("train", "--corpus", str(tmp_path / "abc.txt"), "--out", str(tmp_path / "run"), *common,
+                      "--batch-size", "4", "--num-steps", "5").returncode == 0
+    (tmp_path / "new.txt").write_text("Abc, xyz! q " * 40)
+    r = scratchrnn("train", "--init-from", str(tmp_path / "run"), "--corpus", str(tmp_path / "new.txt"), "--out",
+                   str(tmp_path / "ft"), "--device", "cpu")
+    one_line_error(r, "corpus has 399 tokens, too short for one minibatch of 32 x 35")
+    r = scratchrnn("train", "--init-from", str(tmp_path / "run"), "--corpus", str(tmp_path / "new.txt"), "--out",
+                   str(tmp_path / "ft"), "--device", "cpu", "--batch-size", "4", "--num-steps", "5")
+    notes = r.stderr.splitlines()
+    assert r.returncode == 0 and len(notes) == 2 and all(line.startswith("note: ") for line in notes), r.stderr
+    one_line_error(scratchrnn("evaluate", "--from", str(tmp_path / "run"), "--corpus", str(tmp_path / "q.txt")),
+                   "does not exist")
+    (tmp_path / "one.txt").write_text("A")                    # a charset's note, then 1 token: the refusal alone
+    one_line_error(scratchrnn("evaluate", "--from", str(tmp_path / "run"), "--corpus", str(tmp_path / "one.txt")),
+                   "has 1 token, and a perplexity needs 2 at least")
+
+
 def test_evaluate_on_a_text_the_run_trained_on_says_so(tmp_path):
     """`scratchrnn evaluate --from RUN --corpus train.txt` on the run's own text gave its perplexity as on any text,
     a training perplexity that reads as a held-out one. One line says so: the run's --corpus file (the same bytes,
