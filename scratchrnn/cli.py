@@ -775,9 +775,11 @@ def run_training(args, held):
         if save_due:
             began = time.perf_counter()
             checkpoint(out / "last.npz", epoch, pos, stop["rng_at_start"])
+            wrote = time.perf_counter() - began
+            writes_took["last"] = writes_took["last"] or wrote            # a first estimate of write_last's, before one
             if not saving_noted["done"] and minibatch_s():               # once, when the training's speed is known
                 saving_noted["done"] = True
-                note_saving_share(config["save_every_steps"], time.perf_counter() - began, minibatch_s(), batches,
+                note_saving_share(config["save_every_steps"], wrote, minibatch_s(), batches,
                                   lambda line: (tqdm.write if on_terminal else print)(line, file=sys.stderr))
         # the budget: stop where the closing validation would end past it (where this minibatch's own was just
         # done, it is the closing one, and the run ends now, inside the budget)

@@ -411,10 +411,10 @@ def test_a_budget_spent_at_a_validation_inside_the_epoch_does_not_validate_again
     assert weights(out)[1]["best_val"] == pytest.approx(shown, abs=0.006) and (out / "best.npz").exists()
 
 
-def slow_clock(monkeypatch, validation_s=100.0, minibatch_s=0.0, writes_s=0.0):
+def slow_clock(monkeypatch, validation_s=100.0, minibatch_s=0.0, writes_s=0.0, checkpoint_s=0.0):
     """perf_counter, shifted as if each validation took validation_s, each minibatch minibatch_s (on_step's time,
-    which the epoch's tokens/s leaves out) and each write of a run's metrics writes_s; returns the clock and the list
-    of validations done."""
+    which the epoch's tokens/s leaves out), each write of a run's metrics writes_s and of a checkpoint checkpoint_s;
+    returns the clock and the list of validations done."""
     import time as clock
     real, shift, passes = clock.perf_counter, {"s": 0.0}, []
     monkeypatch.setattr(clock, "perf_counter", lambda: real() + shift["s"])
@@ -438,6 +438,12 @@ def slow_clock(monkeypatch, validation_s=100.0, minibatch_s=0.0, writes_s=0.0):
     monkeypatch.setattr(cli, "evaluate", slow)
     monkeypatch.setattr(cli, "train_epoch", slow_minibatches)
     monkeypatch.setattr(cli, "write_metrics", slow_writes)
+    save_run = cli.save_run
+
+    def slow_checkpoint(*a, **k):
+        shift["s"] += checkpoint_s
+        return save_run(*a, **k)
+    monkeypatch.setattr(cli, "save_run", slow_checkpoint)
     return clock.perf_counter, passes
 
 
@@ -541,6 +547,18 @@ def test_a_budget_counts_from_the_start_and_keeps_room_for_its_closing_writes(tm
     before = clock()
     launch.main()
     assert before <= given["started"] <= clock()
+
+
+def test_a_budget_keeps_room_for_a_checkpoint_timed_inside_the_first_epoch(tmp_path, monkeypatch, capsys):
+    """Inside a run's first epoch its closing writes are not yet timed; a --save-every-steps checkpoint is a first
+    estimate of them. Each checkpoint takes 30 s here, one every minibatch, and a 1-minute budget: the first, at
+    30 s, leaves room for the stop's own (at 60 s), where the run went on to a second and ended at 90 s."""
+    clock, _ = slow_clock(monkeypatch, validation_s=0.0, checkpoint_s=30.0)
+    began = clock()
+    cli.main(["train", "--out", str(tmp_path / "run"), "--epochs", "1", "--max-minutes", "1", "--val-fraction", "0",
+              "--save-every-steps", "1", *SMALL])
+    assert clock() - began < 61
+    assert "stopped: the --max-minutes 1 budget is spent, at epoch 1, minibatch 1;" in capsys.readouterr().out
 
 
 def test_the_commands_a_line_suggests_can_be_pasted_into_a_shell(tmp_path, capsys):
