@@ -11,7 +11,7 @@ import numpy as np
 
 from .cmdline import OneLineParser, pyplot, user_path, with_one_line_errors
 from .data import SeqDataLoader, load_corpus
-from .errors import TrainingDiverged
+from .errors import DataError, TrainingDiverged
 from .model import RNNLM, model_from_config
 from .train import evaluate, train_epoch
 
@@ -49,6 +49,10 @@ def train_run(cell="lstm", layers=1, hidden=128, lr=1.0, theta=1.0, epochs=50, s
     explicitly (then all of data's corpus is for training), instead of the tail cut by val_fraction."""
     tokens, vocab = data or load_corpus(corpus, max_tokens=max_tokens, charset=charset)
     train, val = (tokens, val) if val is not None else split(tokens, val_fraction)
+    need = SeqDataLoader.tokens_needed(batch_size, num_steps)
+    if len(train) < need:                     # (the loader's line names sizes an exercise takes no flag for)
+        raise DataError(f"the text has {len(train):,} tokens to train on, too few for the exercise's minibatch of "
+                        f"{batch_size} x {num_steps} (needs at least {need:,}): use a longer text")
     model = model_from_config(dict(cell=cell, layers=layers, hidden=hidden, nonlinearity=nonlinearity, init=init,
                                    seed=seed, embedding=embedding_dim), len(vocab))
     loader = SeqDataLoader(train, batch_size, num_steps, random_iter, seed=seed)

@@ -92,6 +92,17 @@ def test_an_exercise_given_bad_input_says_so_in_one_line(script, args, message, 
     assert r.returncode == 2 and r.stderr.startswith(message) and len(r.stderr.strip().splitlines()) == 1, r.stderr
 
 
+def test_an_exercise_on_a_text_too_short_names_no_flag_it_lacks(tmp_path):
+    """another_book on a text of 22 characters said "use a longer text, or --batch-size 1 --num-steps 10", flags the
+    exercise does not take (it trains in 32 x 35 minibatches): one line asks for a longer text."""
+    (tmp_path / "tiny.txt").write_text("hello world, a short book.\n")
+    r = subprocess.run([sys.executable, str(ROOT / "examples" / "exercises" / "another_book.py"), "--quick", "--out",
+                        str(tmp_path), "--corpus", str(tmp_path / "tiny.txt")], capture_output=True, text=True,
+                       timeout=600)
+    assert r.returncode == 2 and r.stderr == ("error: the text has 22 tokens to train on, too few for the exercise's "
+                                              "minibatch of 32 x 35 (needs at least 1,156): use a longer text\n")
+
+
 LATE_PLATEAUS = ROOT / "examples" / "late_plateaus.py"
 
 
