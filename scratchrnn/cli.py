@@ -97,8 +97,9 @@ def build(config, device, vocab=None, report=None, grow=False):
     train, val = split_validation(corpus, config["val_fraction"], B, T)
     loader = SeqDataLoader(train, B, T, config["random_iter"], config["seed"])
     model = model_from_config(config, len(vocab), device, B, T)
-    for line in notes if report is not None else ():
-        report(line)
+    if report is not None:
+        for line in notes:
+            report(line)
     text_id = dict(corpus_digest=corpus_digest(corpus), corpus_files=files)
     return vocab, loader, val, model, text_id
 
@@ -1008,9 +1009,12 @@ def note_trained_on(files, corpus, manifest, report):
     then = manifest.get("corpus_digest")                              # 'N:hex': N tokens first, the hash if equal
     if same:
         given, theirs = same[0]
-        what = (f"{given} is the run's own --corpus" if given == theirs else
-                f"{given} holds the same bytes as the text the run read on standard input" if theirs == STDIN else
-                f"{given} holds the same bytes as {theirs}, the run's --corpus")
+        if given == theirs:
+            what = f"{given} is the run's own --corpus"
+        elif theirs == STDIN:
+            what = f"{given} holds the same bytes as the text the run read on standard input"
+        else:
+            what = f"{given} holds the same bytes as {theirs}, the run's --corpus"
     elif then and then.split(":")[0] == str(len(corpus)) and corpus_digest(corpus) == then:
         what = f"{', '.join(files) or 'the text'} is the run's training text, token for token"
     else:
