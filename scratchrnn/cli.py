@@ -1043,7 +1043,7 @@ def cmd_evaluate(args):
     note_trained_on(files, corpus, manifest, report)
     if not saw_unk(config) and np.any(corpus == vocab.unk):
         report("note: this run's model was never shown <unk> (its text had none), so each <unk> costs it dearly")
-    rows, _, scored = evaluation_rows(len(corpus), config["batch_size"], config["num_steps"], whole=True)
+    rows, length, scored = evaluation_rows(len(corpus), config["batch_size"], config["num_steps"], whole=True)
     unit = "character" if config["tokens"] == "char" else "word"
     stop = {"signal": None}                                           # the first Ctrl-C or SIGTERM's name
 
@@ -1056,12 +1056,12 @@ def cmd_evaluate(args):
     started = time.perf_counter()
     try:
         with tqdm(total=scored, desc="scoring", unit="token", unit_scale=True,
-                  disable=not sys.stderr.isatty()) as bar:
+                  disable=not sys.stderr.isatty()) as bar, np.errstate(all="ignore"):   # an overflow: the line below
             ppl = evaluate(model, corpus, config["batch_size"], config["num_steps"], whole=True, progress=bar.update,
                            interrupted=lambda: stop["signal"] is not None)
     except EvaluationInterrupted as e:
         # a long text's scoring (a 100 MB one: half an hour) gives what it has: every row's first tokens, scored
-        so_far = "" if e.so_far is None else (
+        so_far = "" if e.so_far is None or not math.isfinite(e.so_far) else (
             f": perplexity {e.so_far:.2f} ({math.log2(e.so_far):.3f} bits a {unit}) on the {e.scored:,} tokens scored "
             f"so far, {100 * e.scored / scored:.3g}% of the {scored:,} (the first {e.scored // rows:,} of each of the "
             f"{rows:,} rows the text is read in)")
@@ -1070,6 +1070,16 @@ def cmd_evaluate(args):
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    if not math.isfinite(ppl):
+        # a state that grows without bound (a ReLU RNN's, trained on short chunks from a zero state) over a row far
+        # longer than any chunk it trained on: float overflowed, and NumPy's warnings were all there was to read
+        resets = ", each from a zero state" if config["random_iter"] else ""
+        relu = config["cell"] == "rnn" and config.get("nonlinearity") == "relu"
+        raise DataError(
+            f"scoring {names} overflowed: the model's numbers left {config['dtype']}'s range within its rows of "
+            f"{length:,} tokens (it trained on chunks of {config['num_steps']}{resets}), so its perplexity there is "
+            f"not a number" + ("; a ReLU RNN's state has no bound, a run with --nonlinearity tanh (or a GRU or an "
+                               "LSTM) keeps it bounded" if relu else ""))
     print(f"perplexity {ppl:.2f} on {names} ({math.log2(ppl):.3f} bits a {unit}; {scored:,} of its {len(corpus):,} "
           f"tokens scored, {time.perf_counter() - started:.1f} s) by {path}, "
           f"{place_in_run(manifest['epoch'], manifest['batch'])}")

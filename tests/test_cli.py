@@ -1342,6 +1342,32 @@ def test_evaluate_on_a_text_the_run_trained_on_says_so(tmp_path):
                         f"validation\n")
 
 
+def test_evaluate_whose_numbers_overflow_says_so_in_one_line(tmp_path):
+    """A ReLU RNN trained on chunks of 3 from a zero state (--random-iter), scored by evaluate over rows of 2,499
+    words (the fuzz): its state grew past float32's range, and evaluate printed "perplexity nan" after a screen of
+    NumPy's overflow warnings. One line says what happened. Here the run's recurrent weights are scaled up until its
+    state overflows on a text of 3,000 characters."""
+    text = tmp_path / "t.txt"
+    text.write_text(("the time traveller " * 200)[:3000])
+    out = tmp_path / "run"
+    assert scratchrnn("train", "--corpus", str(text), "--out", str(out), "--epochs", "1", "--cell", "rnn",
+                      "--nonlinearity", "relu", "--hidden", "8", "--layers", "1", "--batch-size", "4", "--num-steps",
+                      "5", "--device", "cpu", "--val-fraction", "0").returncode == 0
+    arrays, manifest = load_checkpoint(out / "last.npz")
+    arrays["rnn.weight_hh_l0"] = np.abs(arrays["rnn.weight_hh_l0"]) * 100
+    arrays["rnn.bias_hh_l0"] = np.abs(arrays["rnn.bias_hh_l0"]) + 1
+    save_checkpoint(out / "last.npz", arrays, manifest)
+    r = scratchrnn("evaluate", "--from", str(out), "--corpus", str(text))
+    lines = r.stderr.splitlines()
+    assert r.returncode == 2 and r.stdout == "" and "Warning" not in r.stderr, r.stderr
+    assert lines[-1] == (f"error: scoring {text} overflowed: the model's numbers left float32's range within its rows "
+                         f"of 749 tokens (it trained on chunks of 5), so its perplexity there is not a number; a ReLU "
+                         f"RNN's state has no bound, a run with --nonlinearity tanh (or a GRU or an LSTM) keeps it "
+                         f"bounded")
+    assert lines[:-1] == [f"note: {text} is the run's own --corpus, which the run trained on: a perplexity on it is "
+                          f"not a held-out one"]
+
+
 def test_an_interrupted_evaluate_gives_the_perplexity_so_far(trained, tmp_path, monkeypatch, capsys):
     """A Ctrl-C in a long scoring (a 56 MiB text: 16 minutes) said "interrupted" alone, and the minutes were lost. It
     stops at the next chunk and gives the perplexity of what it scored: each row's first chunks (here 3 of 8 rows'
