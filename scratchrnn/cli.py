@@ -41,7 +41,7 @@ from .data import (CHARSETS, STDIN, TOKENS, SeqDataLoader, Vocab, check_not_web_
                    normalize, read_as_text)
 from .engines import ENGINES
 from .errors import (EXIT_DIVERGED, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_PIPE_CLOSED, CheckpointError, ConfigError,
-                     DataError, OutputLost, TrainingDiverged, WorkerError, quoted)
+                     DataError, OutputLost, ScratchRNNError, TrainingDiverged, WorkerError, quoted)
 from .model import MODEL_DEFAULTS, model_from_config
 from .train import (TRAIN_DEFAULTS, EvaluationInterrupted, check_converging, check_hyperparameters, evaluate,
                     evaluation_rows, generate, perplexity, train_epoch)
@@ -354,8 +354,16 @@ def then_and_now(then, now, unit, same=""):
 
 def sample_text(model, vocab, length, seed):
     """`length` tokens from the model as it is, as `generate --temperature 1 --seed` prints them without a prefix (the
-    first token drawn uniformly): what the log shows with --sample. Its own generator; the training's are untouched."""
-    return vocab.sep.join(generate(None, length, model, vocab, temperature=1.0, seed=seed))
+    first token drawn uniformly), quoted as Python writes a string (line breaks as \\n): what the log shows with
+    --sample. Its own generator; the training's are untouched. A model whose numbers overflow (a ReLU RNN's state has
+    no bound) gives the tokens before, and why it stopped: the run goes on."""
+    tokens = []
+    try:
+        for token in generate(None, length, model, vocab, temperature=1.0, seed=seed):
+            tokens.append(token)
+    except DataError as e:
+        return f"{vocab.sep.join(tokens)!r} ({e})"
+    return repr(vocab.sep.join(tokens))
 
 
 VALIDATION_SPEEDUP = 2.5     # a validation pass's tokens/s over the training's (forward only): 2.5-2.75 measured
@@ -881,7 +889,7 @@ def run_training(args, held):
                     + ("" if val_ppl is None else f"validation perplexity {val_ppl:7.2f}  ")
                     + f"lr {lr_now:.4g}  {speed:,.0f} tokens/s")
                 if config["sample"]:
-                    say(f"  sample: {sample_text(model, vocab, config['sample'], (config['seed'], epoch))!r}")
+                    say(f"  sample: {sample_text(model, vocab, config['sample'], (config['seed'], epoch))}")
             if stop["log_lost"]:
                 bar.close()
                 if not saved:
@@ -994,8 +1002,8 @@ def cmd_generate(args):
         for token in tokens:
             print(sep + token, end="", flush=True)
             sep = vocab.sep
-    except KeyboardInterrupt:                 # the text's line ends before the one that says so ("I took ainterrupted")
-        print()
+    except (KeyboardInterrupt, ScratchRNNError):      # the text's line ends before the one that says why it stopped
+        print()                                       # ("I took ainterrupted")
         raise
     print()
 

@@ -235,14 +235,18 @@ def _continue(prefix, num_preds, model, vocab, temperature, rng, top_k, yield_pr
     token = vocab[prefix[0]]
 
     def step(token):                                                      # the model's engine, forward only
-        logits, new_state = model.forward(xp.asarray([[token]], dtype=np.int64), state)
+        with np.errstate(all="ignore"):                                   # an overflow: checked below
+            logits, new_state = model.forward(xp.asarray([[token]], dtype=np.int64), state)
         return np.array(to_numpy(logits)[0], dtype=np.float64), new_state
 
     for ch in prefix[1:]:                                                 # warm-up
         _, state = step(token)
         token = vocab[ch]
-    for _ in range(num_preds):                                            # predict num_preds steps
+    for n in range(num_preds):                                            # predict num_preds steps
         logits, state = step(token)
+        if not np.isfinite(logits).all():                                 # (a ReLU RNN's state has no bound)
+            raise DataError(f"the model's numbers overflowed {len(prefix) + n:,} tokens into the text (its state "
+                            f"left the float range): it has no next token to give")
         if len(logits) > 1:
             logits[vocab.unk] = -np.inf                                   # '<unk>' is not text
         if temperature == 0:

@@ -1366,6 +1366,19 @@ def test_evaluate_whose_numbers_overflow_says_so_in_one_line(tmp_path):
                          f"bounded")
     assert lines[:-1] == [f"note: {text} is the run's own --corpus, which the run trained on: a perplexity on it is "
                           f"not a held-out one"]
+    # generate: a traceback ("Probabilities contain NaN") when sampling, garbage under warnings when greedy; the
+    # tokens before the overflow, then one line. A --sample of the log says so, and the run goes on
+    said = r"the model's numbers overflowed (\d+) tokens into the text \(its state left the float range\): it has no " \
+           r"next token to give"
+    for sampling in ([], ["--temperature", "1", "--seed", "1"]):
+        r = scratchrnn("generate", "--from", str(out), "--prefix", "the ", "--length", "100", *sampling)
+        tokens = re.fullmatch(f"error: {said}\n", r.stderr)
+        assert r.returncode == 2 and tokens, r.stderr                    # (18 here)
+        assert r.stdout.startswith("the ") and r.stdout.endswith("\n") and len(r.stdout) == int(tokens[1]) + 1
+    from scratchrnn.checkpoint import model_from_checkpoint
+    model, vocab = model_from_checkpoint(*load_checkpoint(out / "last.npz"))
+    sample = re.fullmatch(f"'(.*)' \\({said}\\)", cli.sample_text(model, vocab, 50, (0, 1)))
+    assert sample and len(sample[1]) == int(sample[2])
 
 
 def test_an_interrupted_evaluate_gives_the_perplexity_so_far(trained, tmp_path, monkeypatch, capsys):
