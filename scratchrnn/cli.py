@@ -606,7 +606,21 @@ def run_training(args, held):
             ppl = evaluate(model, val, config["batch_size"], config["num_steps"],
                            interrupted=lambda: stop["signal"] is not None)
         validation_took["s"] = time.perf_counter() - began
+        if not math.isfinite(ppl) and not overflow_noted["done"]:       # once: every line after says nan
+            overflow_noted["done"] = True
+            resets = ", each from a zero state" if config["random_iter"] else ""
+            relu = config["cell"] == "rnn" and config.get("nonlinearity") == "relu"
+            note_during(f"note: the validation overflowed: the model's numbers left {config['dtype']}'s range within "
+                        f"its rows of {evaluation_rows(len(val), config['batch_size'], config['num_steps'])[1]:,} "
+                        f"tokens (it trains on chunks of {config['num_steps']}{resets}), so its perplexity there is "
+                        f"not a number" + ("; a ReLU RNN's state has no bound" if relu else ""))
         return ppl
+
+    overflow_noted = {"done": False}                                 # validate's note, once a run
+
+    def note_during(line):
+        """A note on stderr while the run trains (above the progress bar on a terminal)."""
+        (tqdm.write if on_terminal else print)(line, file=sys.stderr)
 
     # signal: the first Ctrl-C or SIGTERM's name; rng_at_start: the data iterator's state at the epoch's start;
     # position: the epoch's latest (an EpochPosition), where an interrupted validation saves the run; epoch: which
@@ -789,7 +803,7 @@ def run_training(args, held):
             if not saving_noted["done"] and minibatch_s():               # once, when the training's speed is known
                 saving_noted["done"] = True
                 note_saving_share(config["save_every_steps"], wrote, minibatch_s(), batches,
-                                  lambda line: (tqdm.write if on_terminal else print)(line, file=sys.stderr))
+                                  note_during)
         # the budget: stop where the closing validation would end past it (where this minibatch's own was just
         # done, it is the closing one, and the run ends now, inside the budget)
         if budget_spent():

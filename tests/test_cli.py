@@ -1381,6 +1381,21 @@ def test_evaluate_whose_numbers_overflow_says_so_in_one_line(tmp_path):
     assert sample and len(sample[1]) == int(sample[2])
 
 
+def test_a_validation_that_overflows_is_noted_once(tmp_path, monkeypatch, capsys):
+    """A validation that overflows (the ReLU RNN above, over rows longer than its training chunks) logged
+    "validation perplexity nan" at every epoch without a word of why; one note says so, once, and the run goes on.
+    Here on a stand-in evaluate that gives nan."""
+    monkeypatch.setattr(cli, "evaluate", lambda *a, **k: float("nan"))
+    cli.main(["train", "--out", str(tmp_path / "run"), "--epochs", "3", *SMALL, "--cell", "rnn", "--nonlinearity",
+              "relu", "--random-iter"])
+    out, err = capsys.readouterr()
+    assert out.count("validation perplexity     nan") == 3
+    assert err == ("note: the validation overflowed: the model's numbers left float32's range within its rows of 37 "
+                   "tokens (it trains on chunks of 10, each from a zero state), so its perplexity there is not a "
+                   "number; a ReLU RNN's state has no bound\n")
+    assert weights(tmp_path / "run")[1]["epoch"] == 3
+
+
 def test_an_interrupted_evaluate_gives_the_perplexity_so_far(trained, tmp_path, monkeypatch, capsys):
     """A Ctrl-C in a long scoring (a 56 MiB text: 16 minutes) said "interrupted" alone, and the minutes were lost. It
     stops at the next chunk and gives the perplexity of what it scored: each row's first chunks (here 3 of 8 rows'
