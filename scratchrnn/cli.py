@@ -379,6 +379,13 @@ def expected_validation_s(val_tokens, tokens_per_s):
 VALIDATION_SHARE_NOTED = 0.5     # --validate-every-steps whose validations would take more of a run: a note
 
 
+def a_tenth(flag, tenth, batches):
+    """The way on of a note that an every-N-minibatches flag takes most of a run: the N that gives it a tenth, or,
+    where that is an epoch or more (`batches`), 0, leaving it to each epoch's end."""
+    return (f"{flag} {tenth:,} gives it a tenth" if tenth < batches else
+            f"{flag} 0 leaves it to each epoch's end")
+
+
 def note_validation_share(config, val_tokens, batches, report):
     """--validate-every-steps N reads the whole validation text every N minibatches: where that would take most of
     the run's time (a 56 MiB text's 5.9 M validation tokens every 100 minibatches of 1,120 tokens: 95%), one line says
@@ -393,11 +400,10 @@ def note_validation_share(config, val_tokens, batches, report):
     if share > VALIDATION_SHARE_NOTED:
         tenth = math.ceil(9 * validating / chunk)                  # N chunks = 9 passes: a tenth
         how_much = "more than 99%" if share > 0.99 else f"about {share:.0%}"
-        way_on = (f"--validate-every-steps {tenth:,} gives it a tenth" if tenth < batches else
-                  "--validate-every-steps 0 leaves it to each epoch's end")
         report(f"note: --validate-every-steps {every:,} reads the {val_tokens:,} validation tokens after every "
                f"{every * chunk:,} trained: {how_much} of the run would go to validating (a pass runs at about "
-               f"{VALIDATION_SPEEDUP:g} times the training's tokens/s); {way_on}")
+               f"{VALIDATION_SPEEDUP:g} times the training's tokens/s); "
+               f"{a_tenth('--validate-every-steps', tenth, batches)}")
 
 
 SAVING_SHARE_NOTED = 0.5         # --save-every-steps whose writes take more of a run: a note
@@ -412,11 +418,19 @@ def note_saving_share(every, write_s, minibatch_s, batches, report):
     share = write_s / (write_s + every * minibatch_s)
     if share > SAVING_SHARE_NOTED:
         tenth = math.ceil(9 * write_s / minibatch_s)                # N minibatches = 9 writes: a tenth
-        way_on = (f"--save-every-steps {tenth:,} gives it a tenth" if tenth < batches else
-                  "--save-every-steps 0 leaves it to each epoch's end")
         report(f"note: --save-every-steps {every:,} writes last.npz ({write_s * 1e3:,.0f} ms a write) after every "
                f"{every:,} minibatches ({every * minibatch_s * 1e3:,.0f} ms of training): about {share:.0%} of the "
-               f"run goes to writing; {way_on}")
+               f"run goes to writing; {a_tenth('--save-every-steps', tenth, batches)}")
+
+
+def overflowed(config, row_tokens, trains):
+    """Why a pass over rows of `row_tokens` tokens gave no perplexity: the model's numbers left its dtype's range, on
+    rows longer than the chunks the run `trains` ("trains", "trained") on. -> (that clause, whether the model is a
+    ReLU RNN, whose state has no bound)."""
+    resets = ", each from a zero state" if config["random_iter"] else ""
+    return (f"the model's numbers left {config['dtype']}'s range within its rows of {row_tokens:,} tokens (it {trains} "
+            f"on chunks of {config['num_steps']}{resets}), so its perplexity there is not a number",
+            config["cell"] == "rnn" and config.get("nonlinearity") == "relu")
 
 
 def place_in_run(epoch_done, batch):
@@ -608,12 +622,10 @@ def run_training(args, held):
         validation_took["s"] = time.perf_counter() - began
         if not math.isfinite(ppl) and not overflow_noted["done"]:       # once: every line after says nan
             overflow_noted["done"] = True
-            resets = ", each from a zero state" if config["random_iter"] else ""
-            relu = config["cell"] == "rnn" and config.get("nonlinearity") == "relu"
-            note_during(f"note: the validation overflowed: the model's numbers left {config['dtype']}'s range within "
-                        f"its rows of {evaluation_rows(len(val), config['batch_size'], config['num_steps'])[1]:,} "
-                        f"tokens (it trains on chunks of {config['num_steps']}{resets}), so its perplexity there is "
-                        f"not a number" + ("; a ReLU RNN's state has no bound" if relu else ""))
+            why, relu = overflowed(config, evaluation_rows(len(val), config["batch_size"], config["num_steps"])[1],
+                                   "trains")
+            note_during(f"note: the validation overflowed: {why}" + ("; a ReLU RNN's state has no bound" if relu
+                                                                      else ""))
         return ppl
 
     overflow_noted = {"done": False}                                 # validate's note, once a run
@@ -1095,13 +1107,10 @@ def cmd_evaluate(args):
     if not math.isfinite(ppl):
         # a state that grows without bound (a ReLU RNN's, trained on short chunks from a zero state) over a row far
         # longer than any chunk it trained on: float overflowed, and NumPy's warnings were all there was to read
-        resets = ", each from a zero state" if config["random_iter"] else ""
-        relu = config["cell"] == "rnn" and config.get("nonlinearity") == "relu"
-        raise DataError(
-            f"scoring {names} overflowed: the model's numbers left {config['dtype']}'s range within its rows of "
-            f"{length:,} tokens (it trained on chunks of {config['num_steps']}{resets}), so its perplexity there is "
-            f"not a number" + ("; a ReLU RNN's state has no bound, a run with --nonlinearity tanh (or a GRU or an "
-                               "LSTM) keeps it bounded" if relu else ""))
+        why, relu = overflowed(config, length, "trained")
+        raise DataError(f"scoring {names} overflowed: {why}" + ("; a ReLU RNN's state has no bound, a run with "
+                                                                 "--nonlinearity tanh (or a GRU or an LSTM) keeps it "
+                                                                 "bounded" if relu else ""))
     print(f"perplexity {ppl:.2f} on {names} ({math.log2(ppl):.3f} bits a {unit}; {scored:,} of its {len(corpus):,} "
           f"tokens scored, {time.perf_counter() - started:.1f} s) by {path}, "
           f"{place_in_run(manifest['epoch'], manifest['batch'])}")

@@ -566,13 +566,19 @@ class SeqDataLoader:
                                                          "one to predict, one to start at)"))
 
     @staticmethod
-    def sizes_that_fit(tokens, num_steps):
+    def longest_steps(tokens, batch_size):
+        """The most --num-steps with which `tokens` tokens give one minibatch of `batch_size` rows (tokens_needed,
+        solved for the steps: the rows, an offset of as many steps, and one)."""
+        return (tokens - 1) // (batch_size + 1)
+
+    @classmethod
+    def sizes_that_fit(cls, tokens, num_steps):
         """The flags with which `tokens` tokens, too few for a run's minibatch, give one: the most rows of its
         --num-steps (--batch-size), else one row of the most steps; None where not even that (3 tokens)."""
         rows = (tokens - num_steps - 1) // num_steps
         if rows >= 1:
             return f"--batch-size {rows} (the most that fit at --num-steps {num_steps})"
-        steps = (tokens - 1) // 2                                       # one row: an offset of steps, steps, 1
+        steps = cls.longest_steps(tokens, 1)
         return f"--batch-size 1 --num-steps {steps} (the most that fit in one row)" if steps >= 1 else None
 
     def batches_per_epoch(self):

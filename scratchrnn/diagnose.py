@@ -146,7 +146,7 @@ def main(args):
     check_hyperparameters(args.lr, args.epochs, args.theta)
     if args.num_steps < 2:
         raise ConfigError(f"--num-steps must be at least 2 for a gradient to flow back (got {args.num_steps})")
-    longest = (BOOK_TOKENS - 1) // (ROWS + 1)                      # ROWS rows of it, an offset of it and 1
+    longest = SeqDataLoader.longest_steps(BOOK_TOKENS, ROWS)
     if args.num_steps > longest:
         raise ConfigError(f"--num-steps {args.num_steps} is longer than the book's first {BOOK_TOKENS:,} characters "
                           f"give in minibatches of {ROWS} rows: {longest} at the most")
