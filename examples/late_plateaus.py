@@ -19,12 +19,15 @@ shrink, and a plateau settles within a few epochs.
 import math
 import statistics
 
-from scratchrnn.cmdline import blas_threads, positive_int, seed_int
-from scratchrnn.data import SeqDataLoader, load_corpus
-from scratchrnn.errors import ConfigError
-from scratchrnn.experiments import out_dir, parser, plot_curves, run_exercise, table
-from scratchrnn.model import INITS, MODEL_DEFAULTS, RNNLM
-from scratchrnn.train import train_epoch
+from scratchrnn.launch import loading
+
+with loading():                 # a Ctrl-C while NumPy and Numba load: one line
+    from scratchrnn.cmdline import blas_threads, positive_int, seed_int
+    from scratchrnn.data import SeqDataLoader, load_corpus
+    from scratchrnn.errors import ConfigError
+    from scratchrnn.experiments import out_dir, parser, plot_curves, run_exercise, table
+    from scratchrnn.model import INITS, MODEL_DEFAULTS, RNNLM
+    from scratchrnn.train import train_epoch
 
 PLATEAU = 1.1                     # an epoch above this perplexity (the bar) counts as a plateau
 

@@ -101,7 +101,8 @@ def test_ctrl_c_while_the_command_loads_is_one_line(tmp_path):
     imports (the `scratchrnn` script imported scratchrnn.cli before any of our code ran). `import scratchrnn` now
     loads neither (its names come when first asked for), and the command's entry point, __main__.main (launch's),
     catches it around the import of the rest: one line, exit status 130; the book's examples too (launch.book_example;
-    they imported scratchrnn.book at their top). The Ctrl-C is delivered here where NumPy is imported."""
+    they imported scratchrnn.book at their top), and the exercises and late_plateaus.py, which import under
+    launch.loading (a traceback before). The Ctrl-C is delivered here where NumPy is imported."""
     script = ("import sys\n"
               "class CtrlC:\n"
               "    def find_spec(self, name, path=None, target=None):\n"
@@ -117,7 +118,10 @@ def test_ctrl_c_while_the_command_loads_is_one_line(tmp_path):
     assert (r.returncode, r.stderr) == (cli.EXIT_INTERRUPTED, "interrupted\n")
     # the book's examples (python examples/train_deep_lstm.py: the headline command) load as the command does
     examples = Path(__file__).resolve().parents[1] / "examples"
-    for example in ("train_deep_lstm.py", "train_rnn_scratch.py"):
+    programs = ["train_deep_lstm.py", "train_rnn_scratch.py", "late_plateaus.py"]
+    programs += [f"exercises/{path.name}" for path in sorted((examples / "exercises").glob("*.py"))]
+    assert len(programs) == 12
+    for example in programs:
         run = script.split("from scratchrnn.__main__")[0] + f"import runpy\nsys.argv = ['{example}']\n" + \
             f"runpy.run_path({str(examples / example)!r}, run_name='__main__')\n"
         r = subprocess.run([sys.executable, "-c", run], capture_output=True, text=True, timeout=600, cwd=tmp_path)

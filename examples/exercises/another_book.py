@@ -7,9 +7,12 @@ lower case: 28 tokens) or a wider character set (every character kept, case and 
 A wider character set means a larger vocabulary and a harder prediction task; perplexities of the two
 are not comparable with each other (different vocabularies), only within a column of runs.
 """
-from scratchrnn.cmdline import CorpusPaths, positive_int, user_path
-from scratchrnn.data import load_corpus
-from scratchrnn.experiments import parser, run_exercise, table, train_run
+from scratchrnn.launch import loading
+
+with loading():                 # a Ctrl-C while NumPy and Numba load: one line
+    from scratchrnn.cmdline import CorpusPaths, positive_int, user_path
+    from scratchrnn.data import load_corpus
+    from scratchrnn.experiments import parser, run_exercise, table, train_run
 
 args_p = parser(__doc__)
 args_p.add_argument("--corpus", action=CorpusPaths, nargs="+", type=user_path, default=None)

@@ -5,9 +5,12 @@ it reached: training and validation perplexity (the last 10% of the text is held
 
     python examples/exercises/cells_and_depth.py [--seconds 15] [--hidden 128]
 """
-from scratchrnn.cmdline import positive_float, positive_int
-from scratchrnn.data import load_corpus
-from scratchrnn.experiments import parser, run_exercise, table, train_run
+from scratchrnn.launch import loading
+
+with loading():                 # a Ctrl-C while NumPy and Numba load: one line
+    from scratchrnn.cmdline import positive_float, positive_int
+    from scratchrnn.data import load_corpus
+    from scratchrnn.experiments import parser, run_exercise, table, train_run
 
 args_p = parser(__doc__)
 args_p.add_argument("--seconds", type=positive_float, default=15)

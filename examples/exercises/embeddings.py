@@ -8,13 +8,15 @@
 """
 import time
 
-import numpy as np
+from scratchrnn.launch import loading
 
-from scratchrnn.cmdline import positive_int
-from scratchrnn.data import load_corpus
-from scratchrnn.embedding import embedding_backward, embedding_forward
-from scratchrnn.experiments import parser, run_exercise, table, train_run
-from scratchrnn.gradcheck import check_model
+with loading():                 # a Ctrl-C while NumPy and Numba load: one line
+    import numpy as np
+    from scratchrnn.cmdline import positive_int
+    from scratchrnn.data import load_corpus
+    from scratchrnn.embedding import embedding_backward, embedding_forward
+    from scratchrnn.experiments import parser, run_exercise, table, train_run
+    from scratchrnn.gradcheck import check_model
 
 args_p = parser(__doc__)
 args_p.add_argument("--epochs", type=positive_int, default=60)

@@ -3,9 +3,12 @@ each varied around the book's deep-LSTM setting while the others stay fixed, sam
 
     python examples/exercises/hyperparameters.py [--epochs 40]
 """
-from scratchrnn.cmdline import positive_int
-from scratchrnn.data import load_corpus
-from scratchrnn.experiments import parser, run_exercise, table, train_run
+from scratchrnn.launch import loading
+
+with loading():                 # a Ctrl-C while NumPy and Numba load: one line
+    from scratchrnn.cmdline import positive_int
+    from scratchrnn.data import load_corpus
+    from scratchrnn.experiments import parser, run_exercise, table, train_run
 
 args_p = parser(__doc__)
 args_p.add_argument("--epochs", type=positive_int, default=40)

@@ -10,11 +10,13 @@ help less, or cost a little on the first book's style.
 Without --corpus only the Time Machine is at hand: its parts then stand in for "books" (printed as
 such), which shows the mechanics but not the effect of other authors.
 """
-import numpy as np
+from scratchrnn.launch import loading
 
-from scratchrnn.cmdline import CorpusPaths, positive_int, user_path
-from scratchrnn.data import TIME_MACHINE, Vocab, preprocess_book, read_text, tokenize
-from scratchrnn.experiments import parser, run_exercise, table, train_run
+with loading():                 # a Ctrl-C while NumPy and Numba load: one line
+    import numpy as np
+    from scratchrnn.cmdline import CorpusPaths, positive_int, user_path
+    from scratchrnn.data import TIME_MACHINE, Vocab, preprocess_book, read_text, tokenize
+    from scratchrnn.experiments import parser, run_exercise, table, train_run
 
 args_p = parser(__doc__)
 args_p.add_argument("--corpus", action=CorpusPaths, nargs="+", type=user_path, default=None)

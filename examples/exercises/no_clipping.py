@@ -6,9 +6,12 @@ book's learning rate and at a larger one, and shows when training breaks.
 
     python examples/exercises/no_clipping.py [--epochs 100]
 """
-from scratchrnn.cmdline import positive_int
-from scratchrnn.data import load_corpus
-from scratchrnn.experiments import at, out_dir, parser, plot_curves, run_exercise, table, train_run
+from scratchrnn.launch import loading
+
+with loading():                 # a Ctrl-C while NumPy and Numba load: one line
+    from scratchrnn.cmdline import positive_int
+    from scratchrnn.data import load_corpus
+    from scratchrnn.experiments import at, out_dir, parser, plot_curves, run_exercise, table, train_run
 
 args_p = parser(__doc__)
 args_p.add_argument("--epochs", type=positive_int, default=100)

@@ -10,13 +10,15 @@ This measures both, in time and memory, and what happens to training.
 import time
 import tracemalloc
 
-import numpy as np
+from scratchrnn.launch import loading
 
-from scratchrnn.cmdline import positive_int
-from scratchrnn.data import load_corpus, seq_data_iter_sequential
-from scratchrnn.experiments import out_dir, parser, plot_curves, run_exercise, table
-from scratchrnn.model import RNNLM
-from scratchrnn.train import detach
+with loading():                 # a Ctrl-C while NumPy and Numba load: one line
+    import numpy as np
+    from scratchrnn.cmdline import positive_int
+    from scratchrnn.data import load_corpus, seq_data_iter_sequential
+    from scratchrnn.experiments import out_dir, parser, plot_curves, run_exercise, table
+    from scratchrnn.model import RNNLM
+    from scratchrnn.train import detach
 
 args_p = parser(__doc__)
 args_p.add_argument("--epochs", type=positive_int, default=60)

@@ -5,9 +5,12 @@ gradient grow without bound, so training leans on clipping much harder (or diver
 
     python examples/exercises/relu_rnn.py [--epochs 100]
 """
-from scratchrnn.cmdline import positive_int
-from scratchrnn.data import load_corpus
-from scratchrnn.experiments import at, out_dir, parser, plot_curves, run_exercise, table, train_run
+from scratchrnn.launch import loading
+
+with loading():                 # a Ctrl-C while NumPy and Numba load: one line
+    from scratchrnn.cmdline import positive_int
+    from scratchrnn.data import load_corpus
+    from scratchrnn.experiments import at, out_dir, parser, plot_curves, run_exercise, table, train_run
 
 args_p = parser(__doc__)
 args_p.add_argument("--epochs", type=positive_int, default=100)

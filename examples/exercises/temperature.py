@@ -9,10 +9,13 @@ softmax(logits / T) trades that for variety: T < 1 sharpens the distribution, T 
 import re
 from pathlib import Path
 
-from scratchrnn.cmdline import positive_int, user_path
-from scratchrnn.data import TIME_MACHINE, load_corpus, preprocess_book
-from scratchrnn.experiments import parser, run_exercise, table, train_run
-from scratchrnn.train import predict, prefix_tokens
+from scratchrnn.launch import loading
+
+with loading():                 # a Ctrl-C while NumPy and Numba load: one line
+    from scratchrnn.cmdline import positive_int, user_path
+    from scratchrnn.data import TIME_MACHINE, load_corpus, preprocess_book
+    from scratchrnn.experiments import parser, run_exercise, table, train_run
+    from scratchrnn.train import predict, prefix_tokens
 
 args_p = parser(__doc__)
 args_p.add_argument("--epochs", type=positive_int, default=150)
