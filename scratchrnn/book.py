@@ -11,7 +11,7 @@ from tqdm import tqdm
 from .backend import device_name, gpu_unusable_reason, resolve_device
 from .checkpoint import save_weights
 from .cmdline import (DefaultsHelpFormatter, OneLineParser, add_training_arguments, blas_threads, learning_rate_of,
-                      max_tokens_of, model_config, note_split_on_one_cpu, optimizer_config, positive_int,
+                      max_tokens_of, model_config, note_engine_on_cpu, optimizer_config, positive_int,
                       prepare_out_file, user_path, with_one_line_errors)
 from .data import SeqDataLoader, load_corpus
 from .model import model_from_config
@@ -46,7 +46,7 @@ def run(args):
     if args.device == "auto":
         why = "" if device == "gpu" else f" ({gpu_unusable_reason()})"
         print(f"device: auto picked {device}{why}", file=sys.stderr)
-    note_split_on_one_cpu(args.engine, device)
+    note_engine_on_cpu(args.engine, device)
     train_iter = SeqDataLoader(corpus, args.batch_size, args.num_steps, args.random_iter, seed=args.seed)
     model = model_from_config(model_config(args), len(vocab), device, args.batch_size, args.num_steps)
     optimizer = optimizer_from_config(recipe, model)

@@ -33,7 +33,7 @@ from .checkpoint import (atomic_write, check_arrays, load_run, model_from_checkp
 from .cmdline import (CorpusPaths, DefaultsHelpFormatter, OneLineParser, add_model_arguments, add_selftest_arguments,
                       add_training_arguments, blas_threads, command_line_flags, every_or_off, hold_out_dir,
                       learning_rate_of, leave_hung_up_terminal, leave_stdout, max_tokens_of, model_config,
-                      note_split_on_one_cpu, optimizer_config, positive_float, positive_int, prepare_out_dir, pyplot,
+                      note_engine_on_cpu, optimizer_config, positive_float, positive_int, prepare_out_dir, pyplot,
                       seed_int, tell, terminal_fds, user_path, with_one_line_errors)
 from .optimizers import HYPERPARAMETERS, optimizer_from_config
 from .schedules import SCHEDULE_DEFAULTS, check_schedule, rate_of
@@ -537,7 +537,7 @@ def run_training(args, held):
     try:                                        # refused here: nothing of the old run deleted, no new folder left
         replaced = [] if args.resume else check_no_run_in(out, args.overwrite)
         device = resolve_device(args.device)
-        note_split_on_one_cpu(config["engine"], device)
+        note_engine_on_cpu(config["engine"], device)
         grow = arrays is not None and manifest is None                # --init-from: the text's new tokens too
         trained_on = len(vocab) if grow else None
         vocab, loader, val, model, text_id = build(config, device, vocab, report, grow)

@@ -12,7 +12,8 @@ self-test, `diagnose` and the benchmarks.
                              that stops reading (`| head`) -> a quiet EXIT_PIPE_CLOSED; an output that cannot be
                              written (`> out.txt` on a full disk; StandardOutput) -> one line and EXIT_ERROR
     blas_threads             limit the BLAS thread pool
-    usable_cpus, note_split_on_one_cpu    the CPUs this process may run on; a note where fast-split has one
+    usable_cpus, note_engine_on_cpu   the CPUs this process may run on; notes where the engine could run faster
+                             (fast-split on one CPU; an Intel CPU without MKL)
     prepare_out_dir, prepare_out_file   prove an output folder or file can be written, before any training
     hold_out_dir             one training at a time writes into a run folder
     terminal_fds, leave_hung_up_terminal   a training outlives its terminal's hang-up long enough to save
@@ -29,7 +30,7 @@ from pathlib import Path
 
 from .backend import DEVICES
 from .cells import CELLS
-from .engines import ENGINES
+from .engines import ENGINES, mkl
 from .errors import (EXIT_ERROR, EXIT_INTERRUPTED, EXIT_PIPE_CLOSED, PATH_BYTES, ConfigError, OutputLost,
                      ScratchRNNError, quoted)
 from .model import DTYPES, INITS, MODEL_DEFAULTS, NONLINEARITIES
@@ -340,13 +341,21 @@ def usable_cpus():
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
-def note_split_on_one_cpu(engine, device):
-    """A note on stderr where --engine fast-split would share one CPU between its two processes (`taskset -c 0`,
-    a container of one CPU): its halves then take turns on it, 15% slower than the fast engine for train's 2 x 256 LSTM
-    (AMD EPYC, 2026-12-06)."""
-    if engine == "fast-split" and device == "cpu" and (usable_cpus() or 2) < 2:
+def note_engine_on_cpu(engine, device):
+    """Notes on stderr where the engine runs slower on this CPU than it could: --engine fast-split sharing one CPU
+    between its two processes (`taskset -c 0`, a container of one CPU: its halves take turns, 15% slower than the
+    fast engine for train's 2 x 256 LSTM, AMD EPYC, 2026-12-06); a fast engine on an Intel CPU without MKL, whose
+    matrix products then run on NumPy's OpenBLAS (README "Set-up": the book's run in 0.71-0.78 of the time
+    with MKL on an Intel Xeon), where SCRATCHRNN_BLAS leaves the choice to the CPU (auto)."""
+    if device != "cpu" or engine not in ("fast", "fast-split"):
+        return
+    if engine == "fast-split" and (usable_cpus() or 2) < 2:
         print("note: --engine fast-split computes each chunk's two halves on two cores, and this process may run on "
               "one CPU, where they take turns; --engine fast is faster here", file=sys.stderr)
+    if mkl.setting() == "auto" and mkl.intel_cpu() and mkl.load()[0] is None:
+        print(f"note: on this Intel CPU the fast engine's matrix products run on NumPy's OpenBLAS; with Intel's MKL "
+              f"({mkl.INSTALL}, about 1 GB) they run faster (the book's deep LSTM in 0.71-0.78 of the time "
+              f"on an Intel Xeon); {mkl.VARIABLE}=numpy keeps OpenBLAS without this note", file=sys.stderr)
 
 
 def prepare_out_dir(path):

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from conftest import CELL_NAMES, read_until, running
-from scratchrnn import cli
+from scratchrnn import cli, cmdline
 from scratchrnn.checkpoint import load_checkpoint, save_checkpoint
 from scratchrnn.cmdline import hold_out_dir
 from scratchrnn.errors import CheckpointError, DataError
@@ -1484,6 +1484,41 @@ def test_fast_split_on_one_cpu_says_fast_is_faster(tmp_path):
     if len(os.sched_getaffinity(0)) > 1:
         r = scratchrnn("train", "--out", str(tmp_path / "o2"), "--engine", "fast-split", "--epochs", "1", *SMALL)
         assert r.returncode == 0 and "fast-split computes" not in r.stderr, r.stderr
+
+
+def test_an_intel_cpu_without_mkl_is_told_how_to_train_faster(tmp_path, monkeypatch, capsys):
+    """On an Intel CPU the fast engine's GEMMs run on MKL where it is installed; without it they run on NumPy's
+    OpenBLAS, and the book's deep LSTM took 1.3-1.4x the time (README, Set-up; Intel Xeon family 6 model 207), without
+    a word. A note says so, and how to keep OpenBLAS without it; none where MKL is there, on another CPU, where
+    SCRATCHRNN_BLAS chose, or for an engine or device that does not run those GEMMs."""
+    from scratchrnn.engines import mkl
+    missing, loaded = (None, "libmkl_rt.so.3: cannot open shared object file"), (object(), None)
+    monkeypatch.setattr(cmdline, "usable_cpus", lambda: 2)         # fast-split's own note stays out of it
+
+    def note(engine="fast", device="cpu", intel=True, library=missing, setting=None):
+        monkeypatch.setattr(mkl, "intel_cpu", lambda: intel)
+        monkeypatch.setattr(mkl, "load", lambda: library)
+        if setting is None:
+            monkeypatch.delenv(mkl.VARIABLE, raising=False)
+        else:
+            monkeypatch.setenv(mkl.VARIABLE, setting)
+        cmdline.note_engine_on_cpu(engine, device)
+        return capsys.readouterr().err
+
+    told = note()
+    assert told.count("\n") == 1 and told.startswith("note: on this Intel CPU the fast engine's matrix products run on "
+                                                     "NumPy's OpenBLAS; with Intel's MKL (pip install 'scratchrnn[mkl]'")
+    assert "SCRATCHRNN_BLAS=numpy keeps OpenBLAS without this note" in told
+    assert note(engine="fast-split") == note(setting="auto") == note(setting="") == told
+    assert note(library=loaded) == note(intel=False) == note(setting="numpy") == ""
+    assert note(engine="reference") == note(device="gpu") == ""
+    monkeypatch.setattr(mkl, "intel_cpu", lambda: True)            # and from the command, before it trains
+    monkeypatch.setattr(mkl, "load", lambda: missing)
+    monkeypatch.delenv(mkl.VARIABLE, raising=False)
+    cli.main(["train", "--out", str(tmp_path / "run"), "--epochs", "1", *SMALL])
+    err = capsys.readouterr().err
+    assert "note: on this Intel CPU the fast engine's matrix products run on NumPy's OpenBLAS" in err
+    assert (tmp_path / "run" / "last.npz").exists()
 
 
 def test_a_refused_run_leaves_no_new_folder_behind(tmp_path):

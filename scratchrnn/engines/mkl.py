@@ -82,9 +82,14 @@ def intel_cpu():
     return False
 
 
+def setting():
+    """SCRATCHRNN_BLAS as the rule reads it: auto where it is unset or empty."""
+    return os.environ.get(VARIABLE, "auto").strip().lower() or "auto"
+
+
 def chosen():
     """True when the fast engine's CPU GEMMs go through MKL: SCRATCHRNN_BLAS's rule (module docstring)."""
-    choice = os.environ.get(VARIABLE, "auto").strip().lower() or "auto"
+    choice = setting()
     if choice not in CHOICES:
         raise ConfigError(f"{VARIABLE}={os.environ[VARIABLE]!r} is not one of {', '.join(CHOICES)}")
     if choice == "numpy" or (choice == "auto" and not intel_cpu()):
