@@ -332,6 +332,16 @@ def check_resume(manifest, vocab, text_id, out):
                               f"with --init-from {quoted(out)} --out NEW")
 
 
+def note_other_sums(then, now, given, out):
+    """A note where a resume runs another engine than its run did (then, now: model.engine_name; then None for a
+    checkpoint that kept none) without --engine or --device asking for it: MKL installed or removed since, or
+    SCRATCHRNN_BLAS changed, or --device auto finding a GPU. The same mathematics, but sums in another order: the run
+    goes on, not to the bits of one never stopped, which an exact resume promises."""
+    if then is not None and then != now and not {"engine", "device"} & set(given):
+        print(f"note: {out} trained on {then}, and resumes on {now}: the same mathematics, but its sums' last bits "
+              f"differ from those of a run never stopped", file=sys.stderr)
+
+
 def changed_files(then, now):
     """'; changed since: PATH (N bytes then, M now), ...' for the corpus files whose digests (data.file_digest)
     differ, file by file in the order given (a resume's --corpus may name them where they are now); '' where none
@@ -572,6 +582,7 @@ def run_training(args, held):
         as_started = command_line_flags({key: config[key] for key in kept}, build_parser().subcommands["train"])
         last_saved["at"] = place_in_run(epoch, manifest["batch"] if position else 0)
         print(f"resuming {out} {last_saved['at']}" + (f"; going on as before with {as_started}" if as_started else ""))
+        note_other_sums(manifest.get("engine_name"), model.engine_name, args.given, out)
     elif arrays is not None:
         model.load_state_dict(with_new_tokens(weights_in(arrays), model.state_dict()))   # --init-from: a new text
         print(f"starting from the weights of {config['init_from']}")

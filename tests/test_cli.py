@@ -1521,6 +1521,33 @@ def test_an_intel_cpu_without_mkl_is_told_how_to_train_faster(tmp_path, monkeypa
     assert (tmp_path / "run" / "last.npz").exists()
 
 
+def test_a_resume_on_other_sums_than_its_run_says_so(tmp_path):
+    """An exact resume runs the sums its run ran. MKL installed or removed between the two (or SCRATCHRNN_BLAS
+    changed, or --device auto finding a GPU) changes the engine without a flag: the weights' last bits then differ
+    from a run never stopped (MKL's against OpenBLAS's after one epoch: all 8 arrays, by up to 1.5e-7), and the resume
+    said nothing. The checkpoint keeps the engine's name; a resume on another one, not asked for by --engine or
+    --device, says so in a note. None for the same engine, for one asked for, or for a checkpoint that kept none."""
+    out = tmp_path / "run"
+    args = ["--epochs", "1", *SMALL]
+    assert scratchrnn("train", "--out", str(out), "--engine", "reference", *args).returncode == 0
+    arrays, manifest = load_checkpoint(out / "last.npz")
+    assert manifest["engine_name"] == "reference"
+
+    def resume(engine_name, *flags, epochs):
+        save_checkpoint(out / "last.npz", arrays, {**manifest, "engine_name": engine_name})
+        r = scratchrnn("train", "--resume", str(out), "--epochs", str(epochs), *flags)
+        assert r.returncode == 0, r.stderr
+        return [line for line in r.stderr.splitlines() if line.startswith("note:")]
+
+    assert resume("fast (Numba) with MKL", epochs=2) == [
+        f"note: {out} trained on fast (Numba) with MKL, and resumes on reference: the same mathematics, but its sums' "
+        f"last bits differ from those of a run never stopped"]
+    assert resume("reference", epochs=2) == resume(None, epochs=2) == []
+    assert resume("fast (Numba) with MKL", "--engine", "reference", epochs=2) == []
+    assert resume("fast (Numba) with MKL", "--device", "cpu", epochs=2) == []
+    assert load_checkpoint(out / "last.npz")[1]["engine_name"] == "reference"         # the resume's, kept
+
+
 def test_a_refused_run_leaves_no_new_folder_behind(tmp_path):
     """--out is created before the corpus is read (so that a folder that cannot be written is found first); a run
     refused after that removes the folders it created, while empty, and nothing that was there before."""
