@@ -1,6 +1,7 @@
 """Small helpers for the book's exercises (examples/exercises/): train one configuration and return
 what a table needs; print tables; save plots. The mathematics stays in cells/, model.py and train.py."""
 import argparse
+import functools
 import math
 import statistics
 import time
@@ -9,10 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .cmdline import OneLineParser, pyplot, user_path, with_one_line_errors
+from .cmdline import OneLineParser, note_engine_on_cpu, pyplot, user_path, with_one_line_errors
 from .data import SeqDataLoader, load_corpus
 from .errors import DataError, TrainingDiverged
-from .model import RNNLM, model_from_config
+from .model import MODEL_DEFAULTS, RNNLM, model_from_config
 from .train import evaluate, train_epoch
 
 
@@ -41,6 +42,13 @@ def split(corpus, val_fraction):
     return (corpus, None) if n_val == 0 else (corpus[:-n_val], corpus[-n_val:])
 
 
+@functools.lru_cache(maxsize=None)
+def note_engine_once(engine, device):
+    """cmdline.note_engine_on_cpu (MKL not installed on an Intel CPU, say) once in a process, however many runs an
+    exercise trains, as the command and the book's examples say it once."""
+    note_engine_on_cpu(engine, device)
+
+
 def train_run(cell="lstm", layers=1, hidden=128, lr=1.0, theta=1.0, epochs=50, seconds=None, random_iter=False,
               corpus=None, charset="book", max_tokens=10000, val_fraction=0.0, batch_size=32, num_steps=35,
               nonlinearity="tanh", embedding_dim=None, init="pytorch", seed=0, data=None, val=None):
@@ -55,6 +63,7 @@ def train_run(cell="lstm", layers=1, hidden=128, lr=1.0, theta=1.0, epochs=50, s
                         f"{batch_size} x {num_steps} (needs at least {need:,}): use a longer text")
     model = model_from_config(dict(cell=cell, layers=layers, hidden=hidden, nonlinearity=nonlinearity, init=init,
                                    seed=seed, embedding=embedding_dim), len(vocab))
+    note_engine_once(MODEL_DEFAULTS["engine"], model.device)
     loader = SeqDataLoader(train, batch_size, num_steps, random_iter, seed=seed)
     run = Run(model, vocab)
     speeds, start = [], time.perf_counter()

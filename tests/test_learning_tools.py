@@ -77,6 +77,22 @@ def test_exercise_runs_and_prints_a_table(script, tmp_path):
     assert "|---" in r.stdout and "Traceback" not in r.stderr
 
 
+def test_an_exercise_says_the_engines_note_once_however_many_runs_it_trains(monkeypatch, capsys):
+    """The command and the book's examples tell an Intel CPU without MKL how to train faster; the exercises train
+    through experiments.train_run, which said nothing. The note now comes with the first run, and once."""
+    from scratchrnn import experiments
+    from scratchrnn.engines import mkl
+    monkeypatch.setattr(mkl, "intel_cpu", lambda: True)
+    monkeypatch.setattr(mkl, "load", lambda: (None, "libmkl_rt.so.3: cannot open shared object file"))
+    monkeypatch.delenv(mkl.VARIABLE, raising=False)
+    experiments.note_engine_once.cache_clear()
+    for cell in ("rnn", "gru"):
+        experiments.train_run(cell, 1, 8, epochs=1, max_tokens=2000, batch_size=4, num_steps=5)
+    err = capsys.readouterr().err
+    assert err.count("note: on this Intel CPU the fast engine's matrix products run on NumPy's OpenBLAS") == 1, err
+    experiments.note_engine_once.cache_clear()
+
+
 @pytest.mark.parametrize("script, args, message", [
     ("another_book", ["--corpus", "/nonexistent/book.txt"], "error: corpus '/nonexistent/book.txt' does not exist"),
     ("more_books", ["--corpus", "/nonexistent/*.txt"], "error: --corpus /nonexistent/*.txt: no file matches it"),
