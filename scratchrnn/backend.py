@@ -152,6 +152,13 @@ def numpy_blas_threads():
     return 1 if controller is None else controller.get_num_threads()
 
 
+def numpy_blas_threads_change_sums():
+    """Whether NumPy's BLAS ends a product with other bits on another count of threads: MKL's does (a NumPy built with
+    it; measured for the MKL the fast engine calls, mkl.py); OpenBLAS and BLIS split a product over its result's rows
+    and columns, each sum whole on one thread."""
+    return (numpy_blas() or {}).get("library") == "MKL"
+
+
 def numpy_blas_kernels():
     """The kernels NumPy's BLAS runs ("Haswell", "SkylakeX", ...), or None where it does not say or none is found."""
     return (numpy_blas() or {}).get("architecture")

@@ -26,7 +26,7 @@ import numpy as np
 from tqdm import tqdm
 
 from . import __version__, diagnose
-from .backend import DEVICES, device_name, human_bytes, resolve_device
+from .backend import DEVICES, device_name, human_bytes, numpy_blas_threads, resolve_device
 from .cells import CELLS
 from .checkpoint import (atomic_write, check_arrays, load_run, model_from_checkpoint, position_in, save_run,
                          unfinished_writes, weights_in, with_new_tokens)
@@ -34,7 +34,7 @@ from .cmdline import (CorpusPaths, DefaultsHelpFormatter, OneLineParser, add_mod
                       add_training_arguments, blas_threads, command_line_flags, every_or_off, hold_out_dir,
                       learning_rate_of, leave_hung_up_terminal, leave_stdout, max_tokens_of, model_config,
                       note_engine_on_cpu, optimizer_config, positive_float, positive_int, prepare_out_dir, pyplot,
-                      seed_int, tell, terminal_fds, user_path, with_one_line_errors)
+                      seed_int, tell, terminal_fds, usable_cpus, user_path, with_one_line_errors)
 from .optimizers import HYPERPARAMETERS, optimizer_from_config
 from .schedules import SCHEDULE_DEFAULTS, check_schedule, rate_of
 from .data import (CHARSETS, STDIN, TOKENS, SeqDataLoader, Vocab, check_not_web_address, corpus_digest, load_corpus,
@@ -332,14 +332,26 @@ def check_resume(manifest, vocab, text_id, out):
                               f"with --init-from {quoted(out)} --out NEW")
 
 
-def note_other_sums(then, now, given, out):
-    """A note where a resume runs another engine than its run did (then, now: model.engine_name; then None for a
-    checkpoint that kept none) without --engine or --device asking for it: MKL installed or removed since, or
-    SCRATCHRNN_BLAS changed, or --device auto finding a GPU. The same mathematics, but sums in another order: the run
-    goes on, not to the bits of one never stopped, which an exact resume promises."""
-    if then is not None and then != now and not {"engine", "device"} & set(given):
-        print(f"note: {out} trained on {then}, and resumes on {now}: the same mathematics, but its sums' last bits "
-              f"differ from those of a run never stopped", file=sys.stderr)
+def note_other_sums(manifest, model, batch_size, given, out):
+    """A note where a resume adds up its sums in other orders than its run did, so that it goes on, not to the bits of
+    one never stopped, which an exact resume promises: on another engine (the manifest's engine_name against
+    model.engine_name) without --engine or --device asking for it: MKL installed or removed since, SCRATCHRNN_BLAS
+    changed, --device auto finding a GPU; or on the same engine with the CPU's BLAS on other threads (blas_threads)
+    where the engine's sums follow them (threads_change_sums: MKL, OpenBLAS's AVX2 kernels), --threads given or not:
+    another --threads, or the default, every core, on a machine with other cores. None for a checkpoint that kept
+    neither."""
+    then, now = manifest.get("engine_name"), model.engine_name
+    if then is not None and then != now:
+        if not {"engine", "device"} & set(given):
+            print(f"note: {out} trained on {then}, and resumes on {now}: the same mathematics, but its sums' last "
+                  f"bits differ from those of a run never stopped", file=sys.stderr)
+        return
+    threads_then, threads_now = manifest.get("blas_threads"), numpy_blas_threads()
+    if threads_then is not None and model.engine.threads_change_sums(threads_then, threads_now, batch_size):
+        keep = (f"; --threads {threads_then} keeps them" if threads_then <= (usable_cpus() or threads_then) else "")
+        print(f"note: {out} trained with its matrix products on {threads_then} thread{'s' * (threads_then != 1)}, and "
+              f"resumes on {threads_now}: on {now} the sums' last bits then differ from those of a run never "
+              f"stopped{keep}", file=sys.stderr)
 
 
 def changed_files(then, now):
@@ -582,7 +594,7 @@ def run_training(args, held):
         as_started = command_line_flags({key: config[key] for key in kept}, build_parser().subcommands["train"])
         last_saved["at"] = place_in_run(epoch, manifest["batch"] if position else 0)
         print(f"resuming {out} {last_saved['at']}" + (f"; going on as before with {as_started}" if as_started else ""))
-        note_other_sums(manifest.get("engine_name"), model.engine_name, args.given, out)
+        note_other_sums(manifest, model, config["batch_size"], args.given, out)
     elif arrays is not None:
         model.load_state_dict(with_new_tokens(weights_in(arrays), model.state_dict()))   # --init-from: a new text
         print(f"starting from the weights of {config['init_from']}")

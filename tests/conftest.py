@@ -50,6 +50,21 @@ def read_until(stream, prefix):
     raise AssertionError(f"the output ended before a line starting with {prefix!r}")
 
 
+def trained_on_threads(m, threads, B=6, T=7, chunks=4):
+    """The parameters of model `m` after a few chunks of training (clipping, SGD, the state carried) on a fixed text,
+    with NumPy's BLAS (and MKL, which follows it) on `threads` threads: whether the bits follow the threads."""
+    from threadpoolctl import threadpool_limits
+    from scratchrnn.data import seq_data_iter_sequential
+    from scratchrnn.train import detach
+    corpus = np.random.default_rng(7).integers(0, m.vocab_size, size=B * T * (chunks + 1))
+    state = m.begin_state(B)
+    with threadpool_limits(threads, user_api="blas"):
+        for X, Y in list(seq_data_iter_sequential(corpus, B, T, np.random.default_rng(0)))[:chunks]:
+            _, state, _ = m.loss_and_grad(np.ascontiguousarray(X.T), np.ascontiguousarray(Y.T), detach(state))
+            m.clip_and_sgd(1.0, 1.0)
+    return m.flat_params.copy()
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from conftest import CELL_VARIANTS, VARIANT_IDS, ENGINES, every_engine_case
+from conftest import CELL_VARIANTS, VARIANT_IDS, ENGINES, every_engine_case, trained_on_threads
 from scratchrnn.cells import CELLS, step_shapes
 from scratchrnn.data import seq_data_iter_random, seq_data_iter_sequential
 from scratchrnn.engines import fast as fast_engine
@@ -158,6 +158,46 @@ def test_the_engine_asks_numpys_blas_for_its_kernels_and_threads(cell, monkeypat
     monkeypatch.setattr(fast_engine, "numpy_blas_threads", lambda: 1)
     m.loss_and_grad(X, X, m.begin_state(2))
     assert m.engine.transposed_forward == [cell == "lstm"] * 2 and m.engine.transposed_backward == [False, False]
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_the_engines_say_whether_their_sums_follow_the_blas_threads(cell, monkeypatch):
+    """threads_change_sums, which tells a resume on other BLAS threads than its run's to say that its bits will differ
+    (cli.note_other_sums): with OpenBLAS, whose threads split a product over its result's rows and columns, the fast
+    engine's sums follow the threads only where the recurrent layouts do (AVX2 kernels: one thread against more); with
+    MKL under NumPy, on any other count; never on a GPU (no layout rule). The reference engine's, only with MKL under
+    NumPy."""
+    monkeypatch.setenv(mkl.VARIABLE, "numpy")
+    m, ref = RNNLM(11, 64, 2, cell, engine="fast"), RNNLM(11, 64, 2, cell, engine="reference")
+    monkeypatch.setattr(fast_engine, "numpy_blas_kernels", lambda: "Haswell")
+    assert m.engine.threads_change_sums(1, 2, 32) and m.engine.threads_change_sums(2, 1, 32)
+    assert not m.engine.threads_change_sums(2, 3, 32) and not m.engine.threads_change_sums(1, 1, 32)
+    monkeypatch.setattr(fast_engine, "numpy_blas_kernels", lambda: "SkylakeX")
+    assert not m.engine.threads_change_sums(1, 2, 32) and not ref.engine.threads_change_sums(1, 2, 32)
+    from scratchrnn.engines import reference
+    monkeypatch.setattr(fast_engine, "numpy_blas_threads_change_sums", lambda: True)
+    monkeypatch.setattr(reference, "numpy_blas_threads_change_sums", lambda: True)
+    assert m.engine.threads_change_sums(1, 2, 32) and ref.engine.threads_change_sums(1, 2, 32)
+    assert not m.engine.threads_change_sums(2, 2, 32) and not ref.engine.threads_change_sums(2, 2, 32)
+    m.engine.layout_rule = None                                     # as on a GPU
+    assert not m.engine.threads_change_sums(1, 2, 32)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_where_the_engine_says_its_sums_do_not_follow_the_threads_they_do_not(cell, monkeypatch):
+    """The claim threads_change_sums rests on, with NumPy's OpenBLAS: its threads split a product over its result's
+    rows and columns, each sum whole on one, so training on one thread and on two, with the same recurrent layouts,
+    ends with the same bits (float32, two layers, four chunks; each GEMM large enough for OpenBLAS to use its
+    threads: over 4 x 65536 multiply-adds)."""
+    monkeypatch.setenv(mkl.VARIABLE, "numpy")
+    from scratchrnn.backend import numpy_blas
+    if (numpy_blas() or {}).get("library") != "OpenBLAS":
+        pytest.skip("NumPy's BLAS is not OpenBLAS")
+    monkeypatch.setattr(fast_engine, "numpy_blas_kernels", lambda: "SkylakeX")      # both layouts transposed on any
+    one, two = (RNNLM(11, 128, 2, cell, engine="fast", seed=3) for _ in range(2))
+    assert not one.engine.threads_change_sums(1, 2, 32)
+    assert np.array_equal(trained_on_threads(one, 1, B=32), trained_on_threads(two, 2, B=32))
+    assert not np.array_equal(one.flat_params, RNNLM(11, 128, 2, cell, engine="fast", seed=3).flat_params)
 
 
 def test_numpy_blas_threads_follows_threadpool_limits():

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_limits
 
-from conftest import every_engine_case, read_until, running
+from conftest import every_engine_case, read_until, running, trained_on_threads
 from scratchrnn import cli
 from scratchrnn.checkpoint import load_checkpoint
 from scratchrnn.data import seq_data_iter_random, seq_data_iter_sequential
@@ -122,6 +122,23 @@ def test_training_with_updates_follows_the_fast_engine(rng):
     loss_s, _, _ = split.loss_and_grad(X[:, :1], Y[:, :1], split.begin_state(1))
     assert abs(float(loss_f) - float(loss_s)) <= 1e-10 * abs(float(loss_f))
     split.engine.close()
+
+
+@pytest.mark.parametrize("blas", BLASES)
+def test_its_sums_do_not_follow_the_callers_blas_threads(blas, monkeypatch):
+    """Each half of a training chunk runs on one thread, whatever the caller's: training on one thread and on two ends
+    with the same bits, with MKL too (whose fast engine, on these 35 x 32 chunks, does not: by up to 1.5e-8, Intel
+    Xeon family 6 model 207, 2026-12-07), and the engine says so (threads_change_sums: a resume
+    on other threads needs no note); a chunk of one sequence, not split, runs on the caller's: the inner engine's
+    answer."""
+    monkeypatch.setenv(mkl.VARIABLE, blas)
+    one, two = (RNNLM(11, 128, 2, "lstm", engine="fast-split", seed=3) for _ in range(2))
+    assert not one.engine.threads_change_sums(1, 2, 32)
+    assert np.array_equal(trained_on_threads(one, 1, B=32, T=35), trained_on_threads(two, 2, B=32, T=35))
+    monkeypatch.setattr(one.engine.inner, "threads_change_sums", lambda then, now, batch_size: then != now)
+    assert one.engine.threads_change_sums(1, 2, 1) and not one.engine.threads_change_sums(1, 2, 2)
+    one.engine.close()
+    two.engine.close()
 
 
 def test_the_worker_sees_each_update_through_the_shared_parameters(rng):

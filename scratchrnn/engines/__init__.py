@@ -20,6 +20,10 @@ An engine is made for one model (it reads the model's parameters and fills its g
                                           engine then skips each layer's last product dA_1 W_hh^T
     update(optimizer, lr, theta)       -> the gradient norm before clipping (0-d array); clips the gradient at
                                           theta and updates the parameters in place (optimizers/)
+    threads_change_sums(then, now, batch_size)
+                                       -> whether training minibatches of batch_size on `then` BLAS threads and
+                                          on `now` adds up its sums in other orders (other last bits: a
+                                          resume's note, cli.note_other_sums)
 
 X, Y are (T, B) token ids on the model's device; a state is a list over layers of the cell's STATE tuple.
 """

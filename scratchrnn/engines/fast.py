@@ -42,7 +42,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from ..backend import numpy_blas_kernels, numpy_blas_threads
+from ..backend import numpy_blas_kernels, numpy_blas_threads, numpy_blas_threads_change_sums
 from ..cells import step_shapes
 from . import mkl
 from .clipping import clipping_threshold
@@ -424,3 +424,16 @@ class FastEngine:
         kernel = getattr(self.ops, rule.KERNEL)
         return kernel(m.flat_params, m.flat_grads, clipping_threshold(theta), *optimizer.state.values(), optimizer.t,
                       lr, *(optimizer.hyper[k] for k in rule.DEFAULTS))
+
+    def threads_change_sums(self, then, now, batch_size):
+        """Whether training on `then` BLAS threads and on `now` adds up the GEMMs' sums in other orders (a resume's
+        note, cli.note_other_sums): with MKL, on any other count (one thread and two end an epoch with other bits);
+        with OpenBLAS, whose threads split a product over its result's rows and columns, where the recurrent GEMMs'
+        layouts (recurrent_layout) differ on the two counts; never on a GPU. Our kernels run on one thread on any
+        count."""
+        if self.layout_rule is None or then == now:
+            return False
+        if self.mkl or numpy_blas_threads_change_sums():
+            return True
+        kernels, W_hhs = numpy_blas_kernels(), [self.model.params[f"l{k}.W_hh"] for k in range(self.model.num_layers)]
+        return any(self.layout_rule(W, kernels, then) != self.layout_rule(W, kernels, now) for W in W_hhs)

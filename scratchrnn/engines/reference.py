@@ -9,6 +9,7 @@ mathematics every fast path is held to.
 import numpy as np
 
 from .. import output
+from ..backend import numpy_blas_threads_change_sums
 from ..dropout import dropout_backward, dropout_forward
 from ..embedding import embedding_backward, embedding_forward
 from .clipping import clipping_threshold
@@ -89,3 +90,7 @@ class ReferenceEngine:
         optimizer.rule.update(m.flat_params, m.flat_grads, scale, *optimizer.state.values(), t=optimizer.t, lr=lr,
                               **{k: optimizer.hyper[k] for k in optimizer.rule.DEFAULTS})
         return norm
+
+    def threads_change_sums(self, then, now, batch_size):
+        """NumPy's matmul on the CPU: other sums on other threads only where its BLAS is MKL."""
+        return then != now and self.model.xp is np and numpy_blas_threads_change_sums()

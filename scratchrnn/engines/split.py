@@ -177,6 +177,11 @@ class SplitEngine:
     def update(self, optimizer, lr, theta):
         return self.inner.update(optimizer, lr, theta)
 
+    def threads_change_sums(self, then, now, batch_size):
+        """Each half of a training chunk runs on one thread, whatever the caller's (on_one_thread): the same sums on
+        any count, but for chunks of one sequence, which the inner engine runs on the caller's threads."""
+        return batch_size < 2 and self.inner.threads_change_sums(then, now, batch_size)
+
     def loss_and_grad(self, X, Y, state, dstate=None, masks=None, state_grad=True):
         m = self.model
         T, B = X.shape
