@@ -114,6 +114,12 @@ def cpu_model():
     return f"{name} ({', '.join(numbers)})" if numbers else name
 
 
+def processor(device):
+    """The processor a model of `device` computes on: cpu_model() or the GPU's device_name (a checkpoint keeps it: on
+    another, other kernels may add the sums in other orders)."""
+    return cpu_model() if device == "cpu" else device_name(device)
+
+
 # Environment variables that make OpenBLAS run other kernels than the ones it would pick for this CPU (set on
 # some machines because older OpenBLAS builds crashed on their CPUs; OPENBLAS_CORETYPE=Haswell runs AVX2
 # kernels on a CPU with AVX-512, at half its float32 peak where the CPU has full-width AVX-512 units).

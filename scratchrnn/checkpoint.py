@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .backend import numpy_blas_threads, to_numpy
+from .backend import numpy_blas_threads, processor, to_numpy
 from .data import Vocab
 from .errors import CheckpointError, TrainingDiverged
 from .model import model_from_config, state_dict_shapes
@@ -164,9 +164,9 @@ def save_run(path, model, vocab, config, epoch, loader_rng, history, best_val, p
     steps: the rows measured inside the epochs (steps.csv), kept as history is; a checkpoint without them has none.
     validation_s: how long the run's last validation took, writes_s how long its latest writes of best.npz and of
     last.npz with the metrics and plot ({"best": s, "last": s}): a resume's --max-minutes leaves time for them;
-    optional. engine_name: the engine's own name (model.engine_name: "fast (Numba) with MKL"), and blas_threads: the
-    threads of the CPU's BLAS (backend.numpy_blas_threads; the engine's GEMMs run on as many), which tell a resume
-    whether it runs the same sums."""
+    optional. engine_name: the engine's own name (model.engine_name: "fast (Numba) with MKL"), blas_threads: the
+    threads of the CPU's BLAS (backend.numpy_blas_threads; the engine's GEMMs run on as many), and processor: the CPU
+    or GPU (backend.processor), which tell a resume whether it runs the same sums."""
     arrays = model.state_dict()
     if optimizer is not None:
         arrays.update(optimizer.state_dict())
@@ -183,7 +183,8 @@ def save_run(path, model, vocab, config, epoch, loader_rng, history, best_val, p
         seconds=position.seconds if position else 0.0, loader_rng=loader_rng, history=history,
         best_val=None if best_val == float("inf") else best_val, optimizer_t=optimizer.t if optimizer else 0,
         dropout_rng=model.dropout_rng.bit_generator.state, steps=list(steps), validation_s=validation_s,
-        writes_s=writes_s, engine_name=model.engine_name, blas_threads=numpy_blas_threads(), **(text_id or {})))
+        writes_s=writes_s, engine_name=model.engine_name, blas_threads=numpy_blas_threads(),
+        processor=processor(model.device), **(text_id or {})))
 
 
 def load_run(path):

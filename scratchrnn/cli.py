@@ -26,7 +26,7 @@ import numpy as np
 from tqdm import tqdm
 
 from . import __version__, diagnose
-from .backend import DEVICES, device_name, human_bytes, numpy_blas_threads, resolve_device
+from .backend import DEVICES, device_name, human_bytes, numpy_blas_threads, processor, resolve_device
 from .cells import CELLS
 from .checkpoint import (atomic_write, check_arrays, load_run, model_from_checkpoint, position_in, save_run,
                          unfinished_writes, weights_in, with_new_tokens)
@@ -333,18 +333,24 @@ def check_resume(manifest, vocab, text_id, out):
 
 
 def note_other_sums(manifest, model, batch_size, given, out):
-    """A note where a resume adds up its sums in other orders than its run did, so that it goes on, not to the bits of
-    one never stopped, which an exact resume promises: on another engine (the manifest's engine_name against
+    """A note where a resume may add up its sums in other orders than its run did, so that it goes on, not to the bits
+    of one never stopped, which an exact resume promises. On another engine (the manifest's engine_name against
     model.engine_name) without --engine or --device asking for it: MKL installed or removed since, SCRATCHRNN_BLAS
-    changed, --device auto finding a GPU; or on the same engine with the CPU's BLAS on other threads (blas_threads)
-    where the engine's sums follow them (threads_change_sums: MKL, OpenBLAS's AVX2 kernels), --threads given or not:
-    another --threads, or the default, every core, on a machine with other cores. None for a checkpoint that kept
-    neither."""
+    changed, --device auto finding a GPU. On the same engine and another processor (a checkpoint carried to another
+    machine: its BLAS and our compiled kernels may run other code there). On the same engine and processor with the
+    CPU's BLAS on other threads (blas_threads) where the engine's sums follow them (threads_change_sums: MKL,
+    OpenBLAS's AVX2 kernels), --threads given or not: another --threads, or the default, every core. None for what a
+    checkpoint did not keep."""
     then, now = manifest.get("engine_name"), model.engine_name
     if then is not None and then != now:
         if not {"engine", "device"} & set(given):
             print(f"note: {out} trained on {then}, and resumes on {now}: the same mathematics, but its sums' last "
                   f"bits differ from those of a run never stopped", file=sys.stderr)
+        return
+    processor_then, processor_now = manifest.get("processor"), processor(model.device)
+    if processor_then is not None and processor_then != processor_now:
+        print(f"note: {out} trained on {processor_then}, and resumes on {processor_now}: the BLAS and our kernels may "
+              f"run other code here, and then the sums' last bits differ from those of a run never stopped", file=sys.stderr)
         return
     threads_then, threads_now = manifest.get("blas_threads"), numpy_blas_threads()
     if threads_then is not None and model.engine.threads_change_sums(threads_then, threads_now, batch_size):

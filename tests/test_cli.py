@@ -1548,12 +1548,15 @@ def test_a_resume_on_other_sums_than_its_run_says_so(tmp_path):
     assert load_checkpoint(out / "last.npz")[1]["engine_name"] == "reference"         # the resume's, kept
 
 
-def test_a_resume_on_other_blas_threads_says_so_where_the_engines_sums_follow_them(tmp_path, monkeypatch, capsys):
+def test_a_resume_on_other_blas_threads_or_another_processor_says_so(tmp_path, monkeypatch, capsys):
     """With MKL (or OpenBLAS's AVX2 kernels, whose recurrent layouts differ on one thread and on more) the BLAS threads
     change the bits, and a resume on another count (--threads, or the default, every core, on another machine) said
-    nothing. The checkpoint keeps them (blas_threads); a resume on another count, where the engine says its sums follow
-    them (threads_change_sums), says so in a note, with the --threads that keeps them where this machine has the
-    CPUs; none where they are the same, where the engine's sums do not follow them, or for a checkpoint without."""
+    nothing; nor did one on another processor (a checkpoint carried to another machine, where the BLAS and Numba's
+    kernels may run other code). The checkpoint keeps both (blas_threads, processor); a resume on another processor
+    says so in a note, and one on another count, where the engine says its sums follow them (threads_change_sums),
+    with the --threads that keeps them where this machine has the CPUs. None where they are the same, where the
+    engine's sums do not follow the threads, or for a checkpoint without them."""
+    from scratchrnn.backend import cpu_model
     from scratchrnn.engines import fast as fast_engine, mkl
     monkeypatch.setenv(mkl.VARIABLE, "numpy")
     monkeypatch.setattr(fast_engine, "numpy_blas_kernels", lambda: "Haswell")
@@ -1562,23 +1565,29 @@ def test_a_resume_on_other_blas_threads_says_so_where_the_engines_sums_follow_th
     cli.main(["train", "--out", str(out), "--epochs", "1", "--engine", "fast", "--threads", "1", *SMALL])
     arrays, manifest = load_checkpoint(out / "last.npz")
     assert manifest["blas_threads"] == 1 and manifest["engine_name"] == "fast (Numba)"
+    assert manifest["processor"] == cpu_model()
 
-    def resume(threads_then, epochs):
-        save_checkpoint(out / "last.npz", arrays, {**manifest, "blas_threads": threads_then})
+    def resume(threads_then, processor=cpu_model(), epochs=2):
+        save_checkpoint(out / "last.npz", arrays, {**manifest, "blas_threads": threads_then, "processor": processor})
         capsys.readouterr()
         cli.main(["train", "--resume", str(out), "--epochs", str(epochs), "--threads", "1"])
         return [line for line in capsys.readouterr().err.splitlines() if line.startswith("note:")]
 
-    assert resume(2, epochs=2) == [
+    assert resume(2) == [
         f"note: {out} trained with its matrix products on 2 threads, and resumes on 1: on fast (Numba) the sums' last "
         f"bits then differ from those of a run never stopped; --threads 2 keeps them"]
-    assert resume(4, epochs=2) == [
+    assert resume(4) == [
         f"note: {out} trained with its matrix products on 4 threads, and resumes on 1: on fast (Numba) the sums' last "
         f"bits then differ from those of a run never stopped"]
-    assert resume(1, epochs=2) == resume(None, epochs=2) == []
-    assert load_checkpoint(out / "last.npz")[1]["blas_threads"] == 1                  # the resume's, kept
+    assert resume(2, "AMD EPYC (family 25, model 17, stepping 1)") == [
+        f"note: {out} trained on AMD EPYC (family 25, model 17, stepping 1), and resumes on {cpu_model()}: the BLAS "
+        f"and our kernels may run other code here, and then the sums' last bits differ from those of a run never "
+        f"stopped"]
+    assert resume(1) == resume(None, None) == []
+    saved = load_checkpoint(out / "last.npz")[1]
+    assert (saved["blas_threads"], saved["processor"]) == (1, cpu_model())           # the resume's, kept
     monkeypatch.setattr(fast_engine, "numpy_blas_kernels", lambda: "SkylakeX")       # the same layouts on any count
-    assert resume(2, epochs=2) == []
+    assert resume(2) == []
 
 
 def test_a_refused_run_leaves_no_new_folder_behind(tmp_path):
