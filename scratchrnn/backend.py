@@ -114,9 +114,10 @@ def cpu_model():
     return f"{name} ({', '.join(numbers)})" if numbers else name
 
 
+@functools.lru_cache(maxsize=None)
 def processor(device):
     """The processor a model of `device` computes on: cpu_model() or the GPU's device_name (a checkpoint keeps it: on
-    another, other kernels may add the sums in other orders)."""
+    another, other kernels may add the sums in other orders). Asked once a process: every checkpoint writes it."""
     return cpu_model() if device == "cpu" else device_name(device)
 
 
