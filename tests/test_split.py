@@ -128,9 +128,8 @@ def test_training_with_updates_follows_the_fast_engine(rng):
 def test_its_sums_do_not_follow_the_callers_blas_threads(blas, monkeypatch):
     """Each half of a training chunk runs on one thread, whatever the caller's: training on one thread and on two ends
     with the same bits, with MKL too (whose fast engine, on these 35 x 32 chunks, does not: by up to 1.5e-8, Intel
-    Xeon family 6 model 207, 2026-12-07), and the engine says so (threads_change_sums: a resume
-    on other threads needs no note); a chunk of one sequence, not split, runs on the caller's: the inner engine's
-    answer."""
+    Xeon family 6 model 207, 2026-12-07), and the engine says so (threads_change_sums: a resume on other threads
+    needs no note); a chunk of one sequence, not split, runs on the caller's: the inner engine's answer."""
     monkeypatch.setenv(mkl.VARIABLE, blas)
     one, two = (RNNLM(11, 128, 2, "lstm", engine="fast-split", seed=3) for _ in range(2))
     assert not one.engine.threads_change_sums(1, 2, 32)
