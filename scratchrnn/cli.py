@@ -350,7 +350,8 @@ def note_other_sums(manifest, model, batch_size, given, out):
     processor_then, processor_now = manifest.get("processor"), processor(model.device)
     if processor_then is not None and processor_then != processor_now:
         print(f"note: {out} trained on {processor_then}, and resumes on {processor_now}: the BLAS and our kernels may "
-              f"run other code here, and then the sums' last bits differ from those of a run never stopped", file=sys.stderr)
+              f"run other code here, and then the sums' last bits differ from those of a run never stopped",
+              file=sys.stderr)
         return
     threads_then, threads_now = manifest.get("blas_threads"), numpy_blas_threads()
     if threads_then is not None and model.engine.threads_change_sums(threads_then, threads_now, batch_size):

@@ -1506,8 +1506,9 @@ def test_an_intel_cpu_without_mkl_is_told_how_to_train_faster(tmp_path, monkeypa
         return capsys.readouterr().err
 
     told = note()
-    assert told.count("\n") == 1 and told.startswith("note: on this Intel CPU the fast engine's matrix products run on "
-                                                     "NumPy's OpenBLAS; with Intel's MKL (pip install 'scratchrnn[mkl]'")
+    assert told.count("\n") == 1
+    assert told.startswith("note: on this Intel CPU the fast engine's matrix products run on NumPy's OpenBLAS; with "
+                           "Intel's MKL (pip install 'scratchrnn[mkl]'")
     assert "SCRATCHRNN_BLAS=numpy keeps OpenBLAS without this note" in told
     assert note(engine="fast-split") == note(setting="auto") == note(setting="") == told
     assert note(library=loaded) == note(intel=False) == note(setting="numpy") == ""
