@@ -41,7 +41,7 @@ from .data import (CHARSETS, STDIN, TOKENS, SeqDataLoader, Vocab, check_not_web_
                    normalize, read_as_text)
 from .engines import ENGINES
 from .errors import (EXIT_DIVERGED, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_PIPE_CLOSED, CheckpointError, ConfigError,
-                     DataError, OutputLost, ScratchRNNError, TrainingDiverged, WorkerError, quoted)
+                     DataError, EmptyText, OutputLost, ScratchRNNError, TrainingDiverged, WorkerError, quoted)
 from .model import MODEL_DEFAULTS, model_from_config
 from .train import (TRAIN_DEFAULTS, EvaluationInterrupted, check_converging, check_hyperparameters, evaluate,
                     evaluation_rows, generate, perplexity, train_epoch)
@@ -361,6 +361,13 @@ def note_other_sums(manifest, model, batch_size, given, out):
               f"stopped{keep}", file=sys.stderr)
 
 
+def stdin_again(out, why):
+    """The refusal of a resume whose run read its text from standard input, which has none now (`why`: 'a terminal
+    here', 'empty here'): how to give the same text again."""
+    return DataError(f"the run's text came from standard input, {why}; pipe the same text in (cat TEXT | scratchrnn "
+                     f"train --resume {quoted(out)}) or give its file: --corpus PATH")
+
+
 def changed_files(then, now):
     """'; changed since: PATH (N bytes then, M now), ...' for the corpus files whose digests (data.file_digest)
     differ, file by file in the order given (a resume's --corpus may name them where they are now); '' where none
@@ -528,8 +535,7 @@ def run_training(args, held):
                                 f"is now (the same text, checked): scratchrnn train --resume {quoted(out)} --corpus "
                                 f"PATH ...")
             if STDIN in (config["corpus"] or ()) and (sys.stdin is None or sys.stdin.isatty()):
-                raise DataError(f"the run's text came from standard input, a terminal here; pipe the same text in "
-                                f"(cat TEXT | scratchrnn train --resume {quoted(out)}) or give its file: --corpus PATH")
+                raise stdin_again(out, "a terminal here")
         kept = [key for key in WATCH_KEYS if key in config and key not in args.given]
         config.update({key: getattr(args, key) for key in WATCH_KEYS if key not in kept})   # given, or not kept then
         check_arrays(arrays, config, len(manifest["vocab"]), out / "last.npz")
@@ -569,7 +575,12 @@ def run_training(args, held):
         note_engine_on_cpu(config["engine"], device)
         grow = arrays is not None and manifest is None                # --init-from: the text's new tokens too
         trained_on = len(vocab) if grow else None
-        vocab, loader, val, model, text_id = build(config, device, vocab, report, grow)
+        try:
+            vocab, loader, val, model, text_id = build(config, device, vocab, report, grow)
+        except EmptyText as e:                                        # (a script's resume, with nothing piped in)
+            if manifest is not None and e.path == STDIN:
+                raise stdin_again(out, "empty here") from None
+            raise
         if grow:
             config["new_tokens"] = len(vocab) - trained_on            # (its model reads no token as <unk> for it)
         if arrays is None:                                            # a new run: its vocabulary is its choice

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from .backend import check_memory, human_bytes
-from .errors import DataError, quoted
+from .errors import DataError, EmptyText, quoted
 
 TIME_MACHINE = Path(__file__).parent / "data" / "timemachine.txt"
 CHARSETS = ("raw", "book", "wide")
@@ -118,7 +118,7 @@ def read_text(path, digests=None, token="char"):
     del raw
     text = normalize(text)                                                 # the byte-order mark dropped
     if not text or text.isspace():                                         # (isspace: no copy of the text)
-        raise DataError(f"corpus {text_name(path)} is empty")
+        raise EmptyText(f"corpus {text_name(path)} is empty", str(path))
     return text
 
 

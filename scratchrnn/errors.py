@@ -22,6 +22,14 @@ class DataError(ScratchRNNError):
     """A corpus that cannot be read or is too small to train on."""
 
 
+class EmptyText(DataError):
+    """A corpus file, or standard input, with no text in it (nothing, or only white space): `path`, as given."""
+
+    def __init__(self, message, path):
+        super().__init__(message)
+        self.path = path
+
+
 class ConfigError(ScratchRNNError):
     """A hyperparameter that makes no sense."""
 

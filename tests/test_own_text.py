@@ -194,8 +194,8 @@ def test_a_text_from_standard_input_or_a_pipe_trains_and_resumes(tmp_path, monke
     """`cat *.txt | scratchrnn train --corpus -` read a file named '-' ("does not exist"), and `--corpus
     <(zcat book.txt.gz)` (a pipe, /dev/fd/63) said "corpus '/proc/PID/fd/pipe:[N]' does not exist": its link was
     resolved, and a pipe was not a file. Both train now; a resume reads standard input again (the same text,
-    checked: another is refused naming standard input; from a terminal, a line says how to give it again), and a pipe
-    is given again with --corpus."""
+    checked: another is refused naming standard input; from a terminal, or with nothing piped in, a line says how to
+    give it again), and a pipe is given again with --corpus."""
     text, other = POEM * 20, VIETNAMESE * 60
     flags = ["--epochs", "1", *SMALL]
     r = scratchrnn("train", "--corpus", "-", "--out", str(tmp_path / "stdin"), *flags, input=text)
@@ -206,6 +206,11 @@ def test_a_text_from_standard_input_or_a_pipe_trains_and_resumes(tmp_path, monke
     assert r.returncode == 0 and load_checkpoint(tmp_path / "stdin" / "last.npz")[1]["epoch"] == 2, r.stderr
     one_line_error(scratchrnn("train", "--resume", str(tmp_path / "stdin"), "--epochs", "3", input=other),
                    "changed since: standard input (")
+    one_line_error(scratchrnn("train", "--resume", str(tmp_path / "stdin"), "--epochs", "3", input=""),   # a script's
+                   f"the run's text came from standard input, empty here; pipe the same text in (cat TEXT | "
+                   f"scratchrnn train --resume {tmp_path / 'stdin'}) or give its file: --corpus PATH")
+    one_line_error(scratchrnn("train", "--corpus", "-", "--out", str(tmp_path / "empty"), *flags, input=" \n"),
+                   "corpus standard input (--corpus -) is empty")                 # a new run: no resume to tell of
     one_line_error(scratchrnn("train", "--corpus", "-", "-", "--out", str(tmp_path / "twice"), *flags, input=text),
                    "--corpus - (standard input) is given more than once")
     # standard input a terminal: the run would wait for a text typed in, with nothing said
