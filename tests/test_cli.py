@@ -756,7 +756,8 @@ def test_several_corpora_and_word_tokens(tmp_path):
     assert set(g.stdout.split()) <= set(manifest["vocab"])
     for blanks in ("  ", "\n"):                # no word to warm up on: it said "must not be empty" of a prefix given
         one_line_error(scratchrnn("generate", "--from", str(out), "--prefix", blanks),
-                       f"the prefix {blanks!r} has no words (a word model's words are what spaces and line breaks part)")
+                       f"the prefix {blanks!r} has no words (a word model's words are what spaces and line breaks "
+                       f"part)")
     # Several files after one --corpus, as a shell's glob gives them (--corpus texts/*.txt): the same run.
     r = scratchrnn("train", "--out", str(tmp_path / "globbed"), "--corpus", str(a), str(b), "--tokens", "word",
                    "--epochs", "2", "--hidden", "8", "--layers", "1", "--batch-size", "4", "--num-steps", "5",
@@ -1236,7 +1237,8 @@ def test_a_weights_file_given_as_a_run_says_what_it_lacks(tmp_path, capsys):
 def test_evaluate_scores_a_text_with_a_trained_model(trained, tmp_path, capsys):
     """`scratchrnn evaluate --from RUN --corpus test.txt`: the perplexity of a trained model on a text of one's own
     (a test set, another book), read as the run read its own (here --charset book) onto its vocabulary, every token
-    of its rows scored; a token the vocabulary lacks is <unk>, with a note, and what cannot be scored is one line."""
+    of its rows scored (with --max-tokens N, of its first N tokens); a token the vocabulary lacks is <unk>, with a note,
+    and what cannot be scored is one line."""
     import math
 
     from scratchrnn.checkpoint import model_from_checkpoint
@@ -1258,6 +1260,17 @@ def test_evaluate_scores_a_text_with_a_trained_model(trained, tmp_path, capsys):
     assert out == (f"perplexity {ppl:.2f} on {text} ({math.log2(ppl):.3f} bits a character; {scored:,} of its "
                    f"{len(corpus):,} tokens scored, {seconds}) by {trained / 'best.npz'}, after epoch 1\n")
     assert 1 < ppl < len(vocab) and len(corpus) > 3000
+    # --max-tokens N: the text's first N tokens, scored as a text of N tokens is
+    cli.main(["evaluate", "--from", str(trained), "--corpus", str(text), "--device", "cpu", "--max-tokens", "1000"])
+    out, _ = capsys.readouterr()
+    first = evaluate(model, corpus[:1000], 8, 10, whole=True)
+    assert first != ppl and out.startswith(f"perplexity {first:.2f} on {text} (") and \
+        f"; {999 // 8 * 8:,} of its first 1,000 tokens scored, " in out
+    for n, said in (("1", "--max-tokens 1 leaves one token, and a perplexity needs 2 at least (one to predict the "
+                          "next)"), ("0", "argument --max-tokens: expected a positive integer, got 0 (see --help)")):
+        with pytest.raises(SystemExit) as stop:
+            cli.main(["evaluate", "--from", str(trained), "--corpus", str(text), "--max-tokens", n])
+        assert stop.value.code == 2 and capsys.readouterr().err == f"error: {said}\n"
     # a run on --charset raw: characters it never saw are <unk>, which its model never saw either
     raw = tmp_path / "raw"
     (tmp_path / "abc.txt").write_text("abc cab bac " * 300)
