@@ -1104,14 +1104,14 @@ def cmd_evaluate(args):
     the run's was (its tokens and --charset) onto its vocabulary, and scored as the run's validation text is, in its
     rows of chunks (train.evaluate), but to each row's last token; with --max-tokens N, its first N tokens only. Tokens
     the vocabulary lacks are read as <unk>, with a note."""
-    if args.max_tokens == 1:
+    if max_tokens_of(args) == 1:
         raise ConfigError("--max-tokens 1 leaves one token, and a perplexity needs 2 at least (one to predict the "
                           "next)")
     path, model, vocab, manifest = run_from(args, "evaluate")
     config = manifest["config"]
     report = lambda line: print(line, file=sys.stderr)                # noqa: E731
     files, notes = {}, []                                             # {path: file_digest}, as a run keeps them
-    corpus, _ = load_corpus(corpus_paths(args.corpus), max_tokens=args.max_tokens or -1, token=config["tokens"],
+    corpus, _ = load_corpus(corpus_paths(args.corpus), max_tokens=args.max_tokens, token=config["tokens"],
                             charset=config["charset"], vocab=vocab, report=notes.append, progress=report, digests=files)
     names = ", ".join("standard input" if given == STDIN else given for given in args.corpus)
     if len(corpus) < 2:                                               # the one line (the text's notes unsaid)
@@ -1284,8 +1284,8 @@ def build_parser():
     add_run_arguments(e)
     e.add_argument("--corpus", action=CorpusPaths, nargs="+", type=user_path, required=True, metavar="PATH",
                    help="the text file(s) to score, read in turn as one text; - reads standard input")
-    e.add_argument("--max-tokens", type=positive_int, default=None, metavar="N",
-                   help="score the first N tokens of the text only (a quick look at a long one); default: all")
+    e.add_argument("--max-tokens", type=int, default=-1, metavar="N",
+                   help="score the first N tokens of the text only (a quick look at a long one); -1: all of it")
     e.add_argument("--device", choices=DEVICES, default="auto",
                    help="where to run the model; auto picks the GPU when CuPy finds one")
     e.set_defaults(func=cmd_evaluate)

@@ -308,7 +308,8 @@ def learning_rate_of(args):
 
 
 def max_tokens_of(args):
-    max_tokens = -1 if args.full_text else args.max_tokens
+    """--max-tokens N (or -1, or train's --full-text: the whole text), checked."""
+    max_tokens = -1 if getattr(args, "full_text", False) else args.max_tokens
     if max_tokens == 0 or max_tokens < -1:
         raise ConfigError(f"--max-tokens must be positive or -1 (got {max_tokens})")
     return max_tokens

@@ -1266,8 +1266,10 @@ def test_evaluate_scores_a_text_with_a_trained_model(trained, tmp_path, capsys):
     first = evaluate(model, corpus[:1000], 8, 10, whole=True)
     assert first != ppl and out.startswith(f"perplexity {first:.2f} on {text} (") and \
         f"; {999 // 8 * 8:,} of its first 1,000 tokens scored, " in out
+    cli.main(["evaluate", "--from", str(trained), "--corpus", str(text), "--device", "cpu", "--max-tokens", "-1"])
+    assert capsys.readouterr()[0].startswith(f"perplexity {ppl:.2f} on {text} (")          # all of it, as train's -1
     for n, said in (("1", "--max-tokens 1 leaves one token, and a perplexity needs 2 at least (one to predict the "
-                          "next)"), ("0", "argument --max-tokens: expected a positive integer, got 0 (see --help)")):
+                          "next)"), ("0", "--max-tokens must be positive or -1 (got 0)")):
         with pytest.raises(SystemExit) as stop:
             cli.main(["evaluate", "--from", str(trained), "--corpus", str(text), "--max-tokens", n])
         assert stop.value.code == 2 and capsys.readouterr().err == f"error: {said}\n"
