@@ -22,7 +22,8 @@ primitive, PyTorch's step is timed again with oneDNN off (its per-step path), in
     python benchmarks/bench_cpu.py [--steps 10] [--rounds 3] [--memory-steps 1000]
 
 This machine is noisy: the implementations take turns over several rounds and each reports its best, each
-round after a pause in which the threads of the one before go to sleep (settle()).
+round after a pause in which the threads of the one before go to sleep (settle()). The targets' lines also give the
+median over the rounds of ours over PyTorch's in the same round, which one lucky round of either does not move.
 PyTorch's step depends on glibc's allocator: with its defaults, tensors of 128 KiB and more are mapped
 afresh and page-faulted in, more or fewer from run to run as glibc moves its mmap threshold. To time
 PyTorch with that threshold fixed high (no page faults in its step), set glibc's variables for the run:
@@ -356,15 +357,19 @@ def main():
                     if fused[label]:
                         per_step = Theirs(torch, cell, layers, nh, data, fused_rnn=False)
                 best = {name: (0.0, None) for name in [*ours, "torch", "torch, per-step"]}   # (tok/s, faults/step)
+                rounds = {name: [] for name in best}   # each round's tok/s, for the paired ratios of the targets
                 for _ in range(args.rounds):           # interleaved rounds, the best of each: same rule for all
                     for name, step in ours.items():
                         settle()
-                        best[name] = max(best[name], step(ref_data if name == "ref" else data)[::2],
-                                         key=lambda x: x[0])
+                        measured = step(ref_data if name == "ref" else data)[::2]
+                        rounds[name].append(measured[0])
+                        best[name] = max(best[name], measured, key=lambda x: x[0])
                     for name, step in (("torch", theirs), ("torch, per-step", per_step)):
                         if step is not None:
                             settle()
-                            best[name] = max(best[name], step(), key=lambda x: x[0])
+                            measured = step()
+                            rounds[name].append(measured[0])
+                            best[name] = max(best[name], measured, key=lambda x: x[0])
                 floor = gemm_floor(cell, layers, nh, max(3, args.rounds))
                 f = flops_per_token(cell, layers, nh)
                 (r, _), (t, t_faults) = best["ref"], best["torch"]
@@ -382,6 +387,7 @@ def main():
                 if t:
                     goal, name = TARGETS[cell, threads], max(mine, key=lambda n: best[n][0])
                     q = best[name][0]
+                    paired = np.median([a / b for a, b in zip(rounds[name], rounds["torch"])])
                     if per_step is not None:
                         p = best["torch, per-step"][0]
                         per_step_rows.append(f"| {label} {layers}x{nh} | {threads} | {name} | {q:,.0f} | {t:,.0f} | "
@@ -389,8 +395,9 @@ def main():
                     targets.append(f"{label}, {threads} thread{'s' if threads > 1 else ''}: {goal}x PyTorch is "
                                    f"{goal * t:,.0f} tok/s = {goal * t * f / 1e9 / limit:.0%} of the physical limit "
                                    f"({limit:.0f} GFLOP/s) and {goal * t / floor:.0%} of the step's GEMM floor; "
-                                   f"{'met' if q >= goal * t else 'not met'} ({q / t:.2f}x, {name}; PyTorch's step "
-                                   f"took {count(t_faults)} page faults)")
+                                   f"{'met' if q >= goal * t else 'not met'} ({q / t:.2f}x, {name}; the median of "
+                                   f"its {args.rounds} rounds over PyTorch's in the same rounds {paired:.2f}x; "
+                                   f"PyTorch's step took {count(t_faults)} page faults)")
     if accounts:
         print("\nPyTorch's step by its own profiler (torch.profiler, 1 thread: the ATen operators with the most "
               "self CPU time):\n" + "\n".join(f"- {x}" for x in accounts))
