@@ -5,7 +5,8 @@ same data for every implementation:
                                            where it is installed and chosen: engines/mkl.py); at 2 threads
                                            also fast-split (engines/split.py: each half of the batch
                                            on one core, in two processes)
-    (c) PyTorch's nn.LSTM / nn.GRU / nn.RNN doing the same work (pip install 'scratchrnn[bench]')
+    (c) PyTorch's nn.LSTM / nn.GRU / nn.RNN doing the same work (pip install 'scratchrnn[bench]'), in a
+        process of its own (TheirsApart), as a person runs it
 
 for the book's deep LSTM (2 x 256), a GRU (1 x 256) and the tanh RNN (1 x 512), at 1 and 2 threads.
 Prints tokens/s, ratios, FLOPs per token, each implementation's share of the float32 physical limit (its
@@ -32,6 +33,7 @@ PyTorch with that threshold fixed high (no page faults in its step), set glibc's
         python benchmarks/bench_cpu.py
 """
 import argparse
+import multiprocessing
 import os
 import subprocess
 import sys
@@ -267,6 +269,47 @@ class Theirs:
         return sum(X.numel() for X, _ in tensors) / seconds, faults_per_step(faults, minor_faults(), len(tensors))
 
 
+def serve_torch(connection, cell, layers, nh, data, fused_rnn, threads):
+    """TheirsApart's process: PyTorch on `threads` threads, its step built and warmed up as Theirs does, then over
+    the steps once more (its heap grown to what a step takes); then it answers each request, ("step", n): Theirs(n),
+    ("top_ops", None): its profile, until None."""
+    import torch
+    torch.set_num_threads(threads)
+    theirs = Theirs(torch, cell, layers, nh, data, fused_rnn)
+    theirs()
+    connection.send("ready")
+    for what, n in iter(connection.recv, None):
+        connection.send(theirs.top_ops() if what == "top_ops" else theirs(n))
+
+
+class TheirsApart:
+    """Theirs in a process of its own, as a person runs PyTorch, called as Theirs is: each call times its steps there
+    and sends back (tokens/s, page faults per step). In our process PyTorch's LSTM step took 0-260 page faults per
+    step in some runs, glibc's threshold fixed (round sixteen), against 0-0.05 in a process of its own; and its OpenMP
+    threads shared the process with MKL's and our worker's pipes."""
+
+    def __init__(self, cell, layers, nh, data, threads, fused_rnn=True):
+        context = multiprocessing.get_context("spawn")                   # a fresh interpreter: nothing of ours in it
+        self.connection, theirs = context.Pipe()
+        self.process = context.Process(target=serve_torch, args=(theirs, cell, layers, nh, data, fused_rnn, threads),
+                                       daemon=True)
+        self.process.start()
+        theirs.close()
+        self.connection.recv()                                          # built and warmed up
+
+    def top_ops(self):
+        self.connection.send(("top_ops", None))
+        return self.connection.recv()
+
+    def __call__(self, n=None):
+        self.connection.send(("step", n))
+        return self.connection.recv()
+
+    def close(self):
+        self.connection.send(None)
+        self.process.join()
+
+
 def memory_growth(steps, engine="fast"):
     """Traced memory of the deep LSTM on `engine` after a warm-up of `steps` steps and after `steps` more (this
     process's: fast-split's worker is not traced), and the worker's resident memory (VmRSS) at the same marks
@@ -344,7 +387,7 @@ def main():
                 ours = {"ref": Ours(cell, layers, nh, "reference", data), "fast": Ours(cell, layers, nh, "fast", data)}
                 if threads == 2:                       # each half of the batch on one core (engines/split.py)
                     ours["fast-split"] = Ours(cell, layers, nh, "fast-split", data)
-                theirs = Theirs(torch, cell, layers, nh, data) if torch is not None else None
+                theirs = TheirsApart(cell, layers, nh, data, threads) if torch is not None else None
                 per_step = None                        # PyTorch with oneDNN off, where it ran oneDNN's fused RNN
                 if theirs is not None:
                     if label not in fused:             # profiled once per model: the code it runs has no thread count
@@ -355,7 +398,7 @@ def main():
                             for name, share, calls in ops) + (": oneDNN's fused RNN primitive" if fused[label] else
                                                               ": ATen's per-step path"))
                     if fused[label]:
-                        per_step = Theirs(torch, cell, layers, nh, data, fused_rnn=False)
+                        per_step = TheirsApart(cell, layers, nh, data, threads, fused_rnn=False)
                 best = {name: (0.0, None) for name in [*ours, "torch", "torch, per-step"]}   # (tok/s, faults/step)
                 rounds = {name: [] for name in best}   # each round's tok/s, for the paired ratios of the targets
                 for _ in range(args.rounds):           # interleaved rounds, the best of each: same rule for all
@@ -384,6 +427,9 @@ def main():
                           + f"{count(q_faults)} / {count(t_faults)} |")
                 if "fast-split" in ours:
                     ours["fast-split"].m.engine.close()
+                for apart in (theirs, per_step):
+                    if apart is not None:
+                        apart.close()
                 if t:
                     goal, name = TARGETS[cell, threads], max(mine, key=lambda n: best[n][0])
                     q = best[name][0]

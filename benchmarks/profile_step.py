@@ -20,7 +20,8 @@ and its time added to its phase:
                         the state copies, the timers' own cost (the untimed step is printed beside it)
 
 GEMM phases also show their GFLOP/s against one core's float32 peak (a 1024^3 GEMM at one thread) times the
-threads. PyTorch's step (scratchrnn/torch_baseline.py) is timed in the same rounds when torch is installed.
+threads. PyTorch's step (scratchrnn/torch_baseline.py) is timed in the same rounds when torch is installed, in a
+process of its own (bench_cpu.TheirsApart).
 """
 import argparse
 import time
@@ -29,7 +30,7 @@ from collections import defaultdict
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from bench_cpu import MODELS, B, Ours, Theirs, V, batches, one_core_peak, settle
+from bench_cpu import MODELS, B, Ours, TheirsApart, V, batches, one_core_peak, settle
 from scratchrnn.backend import cpu_model
 from scratchrnn.cmdline import OneLineParser, positive_int
 from scratchrnn.engines import mkl
@@ -96,12 +97,12 @@ class Timed:
         e.forward_kernel, e.backward_kernel = getattr(ops, e.cell.FORWARD_KERNEL), getattr(ops, e.cell.BACKWARD_KERNEL)
 
 
-def profile(cell, layers, nh, data, rounds, torch, peak):
+def profile(cell, layers, nh, data, rounds, torch, peak, threads):
     """(phase -> (ms per step, share), GFLOP/s per GEMM phase, untimed ms per step, timed ms per step,
-    PyTorch's ms per step or None): the best round of each."""
+    PyTorch's ms per step or None): the best round of each; PyTorch's in a process of its own, as bench_cpu's."""
     ours = Ours(cell, layers, nh, "fast", data)
     timed = Timed(ours.m.engine, data[0][0].size)
-    theirs = Theirs(torch, cell, layers, nh, data) if torch is not None else None
+    theirs = TheirsApart(cell, layers, nh, data, threads) if torch is not None else None
     best = dict(untimed=np.inf, timed=np.inf, torch=np.inf)
     phases = None
     for _ in range(rounds):                                   # interleaved; the best round of each
@@ -116,6 +117,8 @@ def profile(cell, layers, nh, data, rounds, torch, peak):
         if theirs is not None:
             settle()
             best["torch"] = min(best["torch"], 1e3 * data[0][0].size / theirs()[0])
+    if theirs is not None:
+        theirs.close()
     phases["rest"] = best["timed"] - sum(phases.values())
     return phases, gflops, best
 
@@ -142,7 +145,7 @@ def main():
             if torch is not None:
                 torch.set_num_threads(threads)
             for label, cell, layers, nh in MODELS:
-                phases, gflops, best = profile(cell, layers, nh, data, args.rounds, torch, peak)
+                phases, gflops, best = profile(cell, layers, nh, data, args.rounds, torch, peak, threads)
                 print(f"## {label} {layers}x{nh}, {threads} thread{'s' if threads > 1 else ''}: step "
                       f"{best['untimed']:.2f} ms untimed, {best['timed']:.2f} ms timed"
                       + (f"; PyTorch {best['torch']:.2f} ms" if torch else "") + "\n")
