@@ -11,11 +11,12 @@ budget, one after the other:
   - PyTorch 2.13 on the CPU (`nn.LSTM`, Adam at 2e-3, clipping at 1: what a PyTorch user writes first),
     when torch is installed.
 
-PyTorch runs in a process of its own, as a person runs it. Both are scored the same way: validation perplexity after every epoch and when the budget runs out, the
-evaluation inside the budget, the best one counts. The evaluation is ours for both (PyTorch's weights are
-loaded into an RNNLM through load_state_dict); it is checked against PyTorch's own on its final weights.
---same-recipe also runs scratchrnn with PyTorch's recipe (Adam 2e-3, and --dropout P on both sides).
-The budget does not count the setup (loading, building, Numba's compilation), the same for both.
+PyTorch runs in a process of its own, as a person runs it. Both are scored the same way: validation perplexity
+after every epoch and when the budget runs out, the evaluation inside the budget, the best one counts. The
+evaluation is ours for both (PyTorch's weights are loaded into an RNNLM through load_state_dict); it is
+checked against PyTorch's own on its final weights. --same-recipe also runs scratchrnn with PyTorch's recipe
+(Adam 2e-3, and --dropout P on both sides). The budget does not count the setup (loading, building, Numba's
+compilation), the same for both.
 """
 import argparse
 import concurrent.futures
