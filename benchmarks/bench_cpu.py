@@ -399,20 +399,17 @@ def main():
                                                               ": ATen's per-step path"))
                     if fused[label]:
                         per_step = TheirsApart(cell, layers, nh, data, threads, fused_rnn=False)
-                best = {name: (0.0, None) for name in [*ours, "torch", "torch, per-step"]}   # (tok/s, faults/step)
-                rounds = {name: [] for name in best}   # each round's tok/s, for the paired ratios of the targets
+                rounds = {name: [] for name in [*ours, "torch", "torch, per-step"]}   # each round's (tok/s, faults)
                 for _ in range(args.rounds):           # interleaved rounds, the best of each: same rule for all
                     for name, step in ours.items():
                         settle()
-                        measured = step(ref_data if name == "ref" else data)[::2]
-                        rounds[name].append(measured[0])
-                        best[name] = max(best[name], measured, key=lambda x: x[0])
+                        rounds[name].append(step(ref_data if name == "ref" else data)[::2])
                     for name, step in (("torch", theirs), ("torch, per-step", per_step)):
                         if step is not None:
                             settle()
-                            measured = step()
-                            rounds[name].append(measured[0])
-                            best[name] = max(best[name], measured, key=lambda x: x[0])
+                            rounds[name].append(step())
+                best = {name: max(measured, key=lambda x: x[0], default=(0.0, None))      # the best round of each
+                        for name, measured in rounds.items()}
                 floor = gemm_floor(cell, layers, nh, max(3, args.rounds))
                 f = flops_per_token(cell, layers, nh)
                 (r, _), (t, t_faults) = best["ref"], best["torch"]
@@ -433,7 +430,7 @@ def main():
                 if t:
                     goal, name = TARGETS[cell, threads], max(mine, key=lambda n: best[n][0])
                     q = best[name][0]
-                    paired = np.median([a / b for a, b in zip(rounds[name], rounds["torch"])])
+                    paired = np.median([a / b for (a, _), (b, _) in zip(rounds[name], rounds["torch"])])
                     if per_step is not None:
                         p = best["torch, per-step"][0]
                         per_step_rows.append(f"| {label} {layers}x{nh} | {threads} | {name} | {q:,.0f} | {t:,.0f} | "

@@ -1104,14 +1104,15 @@ def cmd_evaluate(args):
     the run's was (its tokens and --charset) onto its vocabulary, and scored as the run's validation text is, in its
     rows of chunks (train.evaluate), but to each row's last token; with --max-tokens N, its first N tokens only. Tokens
     the vocabulary lacks are read as <unk>, with a note."""
-    if max_tokens_of(args) == 1:
+    max_tokens = max_tokens_of(args)
+    if max_tokens == 1:
         raise ConfigError("--max-tokens 1 leaves one token, and a perplexity needs 2 at least (one to predict the "
                           "next)")
     path, model, vocab, manifest = run_from(args, "evaluate")
     config = manifest["config"]
     report = lambda line: print(line, file=sys.stderr)                # noqa: E731
     files, notes = {}, []                                             # {path: file_digest}, as a run keeps them
-    corpus, _ = load_corpus(corpus_paths(args.corpus), max_tokens=args.max_tokens, token=config["tokens"],
+    corpus, _ = load_corpus(corpus_paths(args.corpus), max_tokens=max_tokens, token=config["tokens"],
                             charset=config["charset"], vocab=vocab, report=notes.append, progress=report, digests=files)
     names = ", ".join("standard input" if given == STDIN else given for given in args.corpus)
     if len(corpus) < 2:                                               # the one line (the text's notes unsaid)
@@ -1155,7 +1156,7 @@ def cmd_evaluate(args):
         raise DataError(f"scoring {names} overflowed: {why}" + ("; a ReLU RNN's state has no bound, a run with "
                                                                  "--nonlinearity tanh (or a GRU or an LSTM) keeps it "
                                                                  "bounded" if relu else ""))
-    first = "first " if len(corpus) == args.max_tokens else ""            # (--max-tokens cut the text there)
+    first = "first " if len(corpus) == max_tokens else ""                 # (--max-tokens cut the text there)
     print(f"perplexity {ppl:.2f} on {names} ({math.log2(ppl):.3f} bits a {unit}; {scored:,} of its {first}"
           f"{len(corpus):,} tokens scored, {time.perf_counter() - started:.1f} s) by {path}, "
           f"{place_in_run(manifest['epoch'], manifest['batch'])}")
