@@ -37,8 +37,8 @@ from .cmdline import (CorpusPaths, DefaultsHelpFormatter, OneLineParser, add_mod
                       seed_int, tell, terminal_fds, usable_cpus, user_path, with_one_line_errors)
 from .optimizers import HYPERPARAMETERS, optimizer_from_config
 from .schedules import SCHEDULE_DEFAULTS, check_schedule, rate_of
-from .data import (CHARSETS, STDIN, TOKENS, SeqDataLoader, Vocab, check_not_web_address, corpus_digest, load_corpus,
-                   normalize, read_as_text)
+from .data import (CHARSETS, STDIN, TOKENS, SeqDataLoader, Vocab, check_not_web_address, corpus_digest, file_digest_of,
+                   load_corpus, normalize, read_as_text)
 from .engines import ENGINES
 from .errors import (EXIT_DIVERGED, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_PIPE_CLOSED, CheckpointError, ConfigError,
                      DataError, EmptyText, OutputLost, ScratchRNNError, TrainingDiverged, WorkerError, quoted)
@@ -1075,11 +1075,16 @@ def cmd_generate(args):
     print()
 
 
-def note_trained_on(files, corpus, manifest, report):
+def note_trained_on(paths, files, corpus, manifest, report):
     """A text given to evaluate that the run trained on (one of its --corpus files, the same bytes; or the same tokens
     as its whole text, as for the shipped book, which has no file digest): one line saying that its perplexity there
-    is not a held-out one. `files`: {path: file_digest} of the text's files; the manifest keeps its run's."""
+    is not a held-out one. `files`: {path: file_digest} of the text's `paths` read to their end; the manifest keeps
+    its run's. A file read in part (--max-tokens) is read through for its digest where its size is a trained file's."""
     trained = {digest: name for name, digest in (manifest.get("corpus_files") or {}).items()}
+    sizes = {digest.split(":")[0] for digest in trained}
+    for given in map(str, map(Path, paths)):
+        if given != STDIN and given not in files and str(Path(given).stat().st_size) in sizes:
+            files[given] = file_digest_of(given)
     same = [(path, trained[digest]) for path, digest in files.items() if digest in trained]
     then = manifest.get("corpus_digest")                              # 'N:hex': N tokens first, the hash if equal
     if same:
@@ -1112,14 +1117,15 @@ def cmd_evaluate(args):
     config = manifest["config"]
     report = lambda line: print(line, file=sys.stderr)                # noqa: E731
     files, notes = {}, []                                             # {path: file_digest}, as a run keeps them
-    corpus, _ = load_corpus(corpus_paths(args.corpus), max_tokens=max_tokens, token=config["tokens"],
-                            charset=config["charset"], vocab=vocab, report=notes.append, progress=report, digests=files)
+    paths = corpus_paths(args.corpus)
+    corpus, _ = load_corpus(paths, max_tokens=max_tokens, token=config["tokens"], charset=config["charset"],
+                            vocab=vocab, report=notes.append, progress=report, digests=files, scoring=True)
     names = ", ".join("standard input" if given == STDIN else given for given in args.corpus)
     if len(corpus) < 2:                                               # the one line (the text's notes unsaid)
         raise DataError(f"corpus {names} has 1 token, and a perplexity needs 2 at least (one to predict the next)")
     for line in notes:
         report(line)
-    note_trained_on(files, corpus, manifest, report)
+    note_trained_on(paths, files, corpus, manifest, report)
     if not saw_unk(config) and np.any(corpus == vocab.unk):
         report("note: this run's model was never shown <unk> (its text had none), so each <unk> costs it dearly")
     rows, length, scored = evaluation_rows(len(corpus), config["batch_size"], config["num_steps"], whole=True)
@@ -1286,7 +1292,8 @@ def build_parser():
     e.add_argument("--corpus", action=CorpusPaths, nargs="+", type=user_path, required=True, metavar="PATH",
                    help="the text file(s) to score, read in turn as one text; - reads standard input")
     e.add_argument("--max-tokens", type=int, default=-1, metavar="N",
-                   help="score the first N tokens of the text only (a quick look at a long one); -1: all of it")
+                   help="score the first N tokens of the text only, reading no more of it than they need (a quick "
+                        "look at a long one); -1: all of it")
     e.add_argument("--device", choices=DEVICES, default="auto",
                    help="where to run the model; auto picks the GPU when CuPy finds one")
     e.set_defaults(func=cmd_evaluate)

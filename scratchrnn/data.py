@@ -13,6 +13,7 @@ Characters are counted and turned into ids with NumPy over the text's code point
 of one-character strings, so a text of 100 MB loads in seconds (benchmarks/bench_load.py).
 The Time Machine ships inside the package (scratchrnn/data/timemachine.txt); nothing is downloaded.
 """
+import codecs
 import collections
 import hashlib
 import re
@@ -56,6 +57,13 @@ UNICODE_BOMS = ((b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32")
 
 STDIN = "-"     # --corpus -: the text comes from standard input (`cat *.txt | scratchrnn train --corpus -`)
 
+# What a refusal of a text too large for memory says to do (check_text_memory's way_on): a file or a pipe to train on,
+# a text to score (evaluate) whole, or its start
+PART_OF_FILE = "train on a part of it (split -C 1G FILE part-: parts of at most 1 GB, cut at line breaks)"
+PART_OF_PIPE = "train on a part of it (| split -C 1G - part-: files of at most 1 GB, cut at line breaks)"
+SCORE_START = "score its start: --max-tokens N reads only as much of it as N tokens need"
+SCORE_LESS = "a smaller --max-tokens reads less of it"
+
 
 def text_name(path):
     """A corpus file as a line names it: 'book.txt' quoted, or standard input."""
@@ -73,34 +81,48 @@ def check_not_web_address(path):
                         f"(curl -L -o book.txt {quoted(path)}), then give --corpus book.txt")
 
 
-def read_text(path, digests=None, token="char"):
+def read_text(path, digests=None, token="char", way_on=PART_OF_PIPE):
     """Read a UTF-8 text file (or UTF-16/32 with its byte-order mark), refusing what is missing, empty,
     binary or not UTF-8 (one-line errors). The text comes back as `normalize` leaves it. digests: a dict where
     {path: file_digest of its bytes} is put, from the bytes read here (not a second reading of the file).
     A pipe is read as a file is (`--corpus <(zcat book.txt.gz)`), and STDIN is standard input's; their size, unknown
-    before, is checked as they are read (read_stream; `token` says how much memory a byte will take)."""
+    before, is checked as they are read (read_stream; `token` says how much memory a byte will take, `way_on` what to
+    do where it is too much)."""
     if str(path) == STDIN:
-        raw = read_standard_input(token)
+        raw = read_standard_input(token, way_on)
     else:
-        check_not_web_address(path)
-        path = Path(path)
-        if not path.exists():
-            raise DataError(f"corpus {text_name(path)} does not exist")
-        if path.is_dir():
-            raise DataError(f"corpus {text_name(path)} is a folder, not a file; give the texts in it, e.g. --corpus "
-                            f"{quoted(str(path).rstrip('/'))}/*.txt")
-        if not (path.is_file() or path.is_fifo()):
-            raise DataError(f"corpus {text_name(path)} is not a file")
+        path = check_readable(path)
         try:
             if path.is_fifo():
                 with open(path, "rb") as pipe:
-                    raw = read_stream(pipe, path, token)
+                    raw = read_stream(pipe, path, token, way_on)
             else:
                 raw = path.read_bytes()                                    # its size checked before reading
         except OSError as e:
             raise DataError(f"corpus {text_name(path)} cannot be read: {e.strerror}") from None
     if digests is not None:
         digests[str(path)] = file_digest(raw)
+    return decode_text(raw, path)
+
+
+def check_readable(path):
+    """A corpus file's Path, or one line saying why it cannot be read: a web address, missing, a folder, not a file
+    (a pipe is read as a file is)."""
+    check_not_web_address(path)
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"corpus {text_name(path)} does not exist")
+    if path.is_dir():
+        raise DataError(f"corpus {text_name(path)} is a folder, not a file; give the texts in it, e.g. --corpus "
+                        f"{quoted(str(path).rstrip('/'))}/*.txt")
+    if not (path.is_file() or path.is_fifo()):
+        raise DataError(f"corpus {text_name(path)} is not a file")
+    return path
+
+
+def decode_text(raw, path, whole=True):
+    """The text of a file's bytes `raw` (all of them; whole=False: its start, cut after a line break), decoded and
+    normalized, or one line saying why it is not text. An empty text is refused where it is whole."""
     encoding = next((name for bom, name in UNICODE_BOMS if raw.startswith(bom)), "utf-8")
     try:
         text = raw.decode(encoding)                                        # utf-16/32 drop their BOM here
@@ -117,7 +139,7 @@ def read_text(path, digests=None, token="char"):
         raise DataError(f"corpus {text_name(path)} looks binary (it contains NUL bytes), not text")
     del raw
     text = normalize(text)                                                 # the byte-order mark dropped
-    if not text or text.isspace():                                         # (isspace: no copy of the text)
+    if whole and (not text or text.isspace()):                             # (isspace: no copy of the text)
         raise EmptyText(f"corpus {text_name(path)} is empty", str(path))
     return text
 
@@ -154,14 +176,20 @@ def check_not_compressed(raw, path):
             raise DataError(f"corpus {text_name(path)} is {name}-compressed, not text: {how}")
 
 
-def read_standard_input(token="char"):
-    """The bytes of standard input (--corpus -), which must be a pipe or a file: a terminal would wait for a text
-    typed in, with nothing said."""
+def standard_input():
+    """Standard input's bytes (--corpus -), which must be a pipe or a file: a terminal would wait for a text typed in,
+    with nothing said."""
     if sys.stdin is None or sys.stdin.isatty():
         raise DataError("--corpus - reads the text from standard input, which is a terminal here; pipe the text in: "
                         "cat book.txt | scratchrnn train --corpus - ...")
+    return sys.stdin.buffer
+
+
+def read_standard_input(token="char", way_on=PART_OF_PIPE):
+    """All the bytes of standard input."""
+    stream = standard_input()
     try:
-        return read_stream(sys.stdin.buffer, STDIN, token)
+        return read_stream(stream, STDIN, token, way_on)
     except OSError as e:
         raise DataError(f"standard input cannot be read: {e.strerror}") from None
 
@@ -169,7 +197,7 @@ def read_standard_input(token="char"):
 STREAM_PIECE = 16 << 20         # a pipe is read this many bytes at a time, its size checked after each
 
 
-def read_stream(stream, path, token):
+def read_stream(stream, path, token, way_on=PART_OF_PIPE):
     """All the bytes of a pipe or of standard input, whose size no one knows before they are read: checked as they
     come, with check_corpus_size's rule, so that `zcat 20GB.txt.gz | scratchrnn train --corpus -` is refused in one
     line once it would not fit, not read whole into memory first (and the machine's memory run out after)."""
@@ -178,8 +206,107 @@ def read_stream(stream, path, token):
         pieces.append(piece)
         size += len(piece)
         check_text_memory(size, token, f"reading corpus {text_name(path)} (more than {human_bytes(size)} of text so "
-                          f"far", "| split -C 1G - part-: files of at most 1 GB, cut at line breaks")
+                          f"far", way_on)
     return b"".join(pieces)
+
+
+# evaluate --max-tokens N reads only the start of its text that the first N tokens need (read_start): this many bytes
+# first (or START_BYTES_PER_TOKEN a token, where more), and twice as many each time that falls short
+START_BYTES = 1 << 20
+START_BYTES_PER_TOKEN = 8
+
+
+class TextStart:
+    """The start of one corpus file (or of standard input, or a pipe), read in growing pieces: the first tokens of a
+    long text without all of it in memory (read_start)."""
+
+    def __init__(self, path, token):
+        self.path = STDIN if str(path) == STDIN else check_readable(path)     # (each checked before any is read)
+        self.token, self.raw, self.ended, self.stream = token, bytearray(), False, None
+
+    def read_to(self, size):
+        """Read on until `size` bytes are held or the text ends; the memory they will take checked as read_stream
+        checks it. A text in UTF-16 or UTF-32 (its byte-order mark), whose line breaks are not one byte, is read
+        whole."""
+        try:
+            if self.stream is None and not self.ended:
+                self.stream = standard_input() if self.path == STDIN else open(self.path, "rb")
+            while not self.ended and len(self.raw) < size:
+                piece = self.stream.read(min(size - len(self.raw), STREAM_PIECE))
+                self.ended = not piece
+                self.raw += piece
+                if any(self.raw.startswith(bom) for bom, _ in UNICODE_BOMS):
+                    size = float("inf")
+                check_text_memory(len(self.raw), self.token, f"reading corpus {text_name(self.path)} (more than "
+                                  f"{human_bytes(len(self.raw))} of it so far", SCORE_LESS)
+        except OSError as e:
+            raise DataError(f"corpus {text_name(self.path)} cannot be read: {e.strerror}") from None
+
+    def text(self):
+        """Its text so far, as read_text reads a whole file: all of it once it has ended, else up to its last line
+        break ('' before the first), as every charset reads each line on its own: those lines read as they do in
+        the whole text."""
+        if self.ended:
+            return decode_text(bytes(self.raw), self.path)
+        cut = self.raw.rfind(b"\n") + 1
+        return decode_text(bytes(self.raw[:cut]), self.path, whole=False)
+
+    def check_rest(self):
+        """Before reading on: the line not yet ended is text too (its last character may be cut), or read_text's line
+        for what it is (binary, not UTF-8) now, not after reading on for a line break that never comes."""
+        cut = self.raw.rfind(b"\n") + 1
+        try:
+            rest = codecs.getincrementaldecoder("utf-8")().decode(bytes(self.raw[cut:]))
+        except UnicodeDecodeError:
+            rest = None
+        if rest is None or "\x00" in rest:
+            decode_text(bytes(self.raw), self.path)
+
+    def close(self):
+        if self.stream is not None and self.path != STDIN:
+            self.stream.close()
+
+
+def read_start(paths, token, charset, wanted, digests=None):
+    """(text, kept), as load_corpus reads them from whole files, from only as much of the start of `paths` (read in
+    turn as one text) as its first `wanted` tokens need: START_BYTES, then twice as many until they give as many
+    tokens after the charset, or the text ends. Those tokens are the whole text's first, as the lines read are
+    whole. digests: as read_text's, for the files read to their end."""
+    starts = [TextStart(path, token) for path in paths]
+    budget = max(START_BYTES, START_BYTES_PER_TOKEN * wanted)
+    try:
+        while True:
+            texts, left = [], budget
+            for start in starts:                       # the files in turn, to the first that has more than is read
+                start.read_to(left)
+                texts.append(start.text())
+                if not start.ended:
+                    break
+                left -= len(start.raw)
+            text = join_texts(texts)
+            kept = apply_charset(text, charset, sep="" if token == "char" else " ")
+            if all(start.ended for start in starts) or count_tokens(kept, token) >= wanted:
+                break
+            for start in starts:
+                if not start.ended:
+                    start.check_rest()
+            budget *= 2
+    finally:
+        for start in starts:
+            start.close()
+    if digests is not None:
+        digests.update((str(start.path), file_digest(start.raw)) for start in starts if start.ended)
+    return text, kept
+
+
+def join_texts(texts):
+    """The texts of several files as one: a line break put between two where the first does not end with one."""
+    return "".join(t if i == len(texts) - 1 or t.endswith("\n") else t + "\n" for i, t in enumerate(texts))
+
+
+def count_tokens(kept, token):
+    """How many tokens a text (as its charset keeps it) gives."""
+    return len(kept) if token == "char" else sum(1 for _ in WORD.finditer(kept))
 
 
 def normalize(text):
@@ -370,7 +497,7 @@ def word_ids(text, vocab=None, min_freq=1):
 # ----------------------------------------------------------------------------------------------
 
 def load_corpus(paths=None, max_tokens=10000, token="char", charset="book", vocab=None, report=None, min_freq=1,
-                digests=None, grow=False, progress=None):
+                digests=None, grow=False, progress=None, scoring=False):
     """The book's `load_corpus_time_machine`, for any UTF-8 text files.
 
     paths: a path or a list of paths (None: the Time Machine), read in turn as one text (a line break is
@@ -385,6 +512,9 @@ def load_corpus(paths=None, max_tokens=10000, token="char", charset="book", voca
     grew it. progress(line): told, before a long read (a text of READING_NOTE_BYTES or more), that it begins (none
     given: report).
     digests: a dict, filled with {path: file_digest} for each file given by path (none for the shipped book).
+    scoring: the text is to be scored (evaluate), onto the given vocab: with max_tokens, only as much of its start
+    as its first max_tokens tokens need is read (read_start), and digests has the files read to their end; a text
+    too large for memory is refused with that way on.
     Returns (corpus, vocab).
     """
     given, trained = paths is not None, vocab                         # trained: a model's vocabulary, or None
@@ -397,7 +527,9 @@ def load_corpus(paths=None, max_tokens=10000, token="char", charset="book", voca
         raise DataError(f"unknown token type {token!r}; choose 'char' or 'word'")
     if sum(str(p) == STDIN for p in paths) > 1:
         raise DataError("--corpus - (standard input) is given more than once, and can be read once")
-    size = check_corpus_size(paths, token)
+    start_only = scoring and vocab_given and max_tokens is not None and max_tokens > 0
+    way_on = (SCORE_START, SCORE_START) if scoring else (PART_OF_FILE, PART_OF_PIPE)     # (files, a pipe)
+    size = 0 if start_only else check_corpus_size(paths, token, way_on[0])
     first_named = {}                                                 # each file, as the user first named it
     for p in paths:
         first_named.setdefault(Path(p).resolve(), []).append(p)
@@ -408,16 +540,19 @@ def load_corpus(paths=None, max_tokens=10000, token="char", charset="book", voca
     progress = progress or report
     if progress is not None and given and size >= READING_NOTE_BYTES:
         progress(f"reading {human_bytes(size)} of text")
-    texts = [read_text(p, digests if given else None, token) for p in paths]
-    text = "".join(t if i == len(texts) - 1 or t.endswith("\n") else t + "\n" for i, t in enumerate(texts))
-    del texts
-    kept = apply_charset(text, charset, sep="" if token == "char" else " ")
+    if start_only:
+        text, kept = read_start(paths, token, charset, max_tokens, digests if given else None)
+    else:
+        texts = [read_text(p, digests if given else None, token, way_on[1]) for p in paths]
+        text = join_texts(texts)
+        del texts
+        kept = apply_charset(text, charset, sep="" if token == "char" else " ")
     lost = charset_loss(text, kept, charset)
     if report is not None and given and lost > CHARSET_LOSS_WARNING * len(text):
         way_on = ("--charset raw keeps every character as written" if trained is None else   # (the run's reading)
                   "the model's run read its text so (a new run with --charset raw keeps every character as written)")
-        report(f"note: --charset {charset} drops or changes {lost:,} of the text's {len(text):,} characters "
-               f"({lost / len(text):.1%}); {way_on}")
+        of = f"the {len(text):,} characters read of the text" if start_only else f"the text's {len(text):,} characters"
+        report(f"note: --charset {charset} drops or changes {lost:,} of {of} ({lost / len(text):.1%}); {way_on}")
     del text
     names = ", ".join(map(str, paths))
     if charset == "raw":
@@ -473,28 +608,41 @@ def load_corpus(paths=None, max_tokens=10000, token="char", charset="book", voca
     return corpus, vocab
 
 
-def check_corpus_size(paths, token):
+def check_corpus_size(paths, token, way_on=PART_OF_FILE):
     """Refuse, in one line and before reading them, files whose text would not fit in this machine's memory (they
     are read whole, and --max-tokens cuts the ids after). Returns their size in bytes."""
     size = sum(Path(p).stat().st_size for p in paths if Path(p).is_file())
-    check_text_memory(size, token, f"reading corpus {', '.join(map(str, paths))} ({human_bytes(size)} of text",
-                      "split -C 1G FILE part-: parts of at most 1 GB, cut at line breaks")
+    check_text_memory(size, token, f"reading corpus {', '.join(map(str, paths))} ({human_bytes(size)} of text", way_on)
     return size
 
 
-def check_text_memory(size, token, what, split):
+def check_text_memory(size, token, what, way_on):
     """One line where `size` bytes of text (`what` names them, up to the memory per byte) would not fit in memory,
-    with how to `split` the text into parts."""
+    with what to do (`way_on`: one of PART_OF_FILE, PART_OF_PIPE, SCORE_START, SCORE_LESS)."""
     per_byte = LOAD_BYTES_PER_BYTE[token]
     check_memory(per_byte * size, "cpu", f"{what}, {per_byte} bytes of memory per byte of it)",
-                 f"; train on a part of it ({split})")
+                 f"; {way_on}")
 
 
 def file_digest(raw):
     """'bytes:hex': a file's size and a digest of its bytes (BLAKE2b, 128 bits), kept for each corpus file in a run's
     checkpoint beside corpus_digest (read_text puts them in load_corpus's `digests`), so that a resume refused for a
     changed text can say which file changed."""
-    return f"{len(raw)}:{hashlib.blake2b(raw, digest_size=16).hexdigest()}"
+    return digest_of_pieces([raw])
+
+
+def file_digest_of(path):
+    """file_digest of a file read in pieces (a long one of which evaluate --max-tokens read the start only)."""
+    with open(path, "rb") as file:
+        return digest_of_pieces(iter(lambda: file.read(STREAM_PIECE), b""))
+
+
+def digest_of_pieces(pieces):
+    digest, size = hashlib.blake2b(digest_size=16), 0
+    for piece in pieces:
+        digest.update(piece)
+        size += len(piece)
+    return f"{size}:{digest.hexdigest()}"
 
 
 def corpus_digest(corpus):

@@ -318,3 +318,49 @@ def test_each_files_digest_comes_from_its_one_reading(tmp_path, monkeypatch):
     shipped = {}
     load_corpus(max_tokens=100, digests=shipped)
     assert shipped == {}
+
+
+@pytest.mark.parametrize("token", ["char", "word"])
+@pytest.mark.parametrize("charset", ["raw", "book", "wide"])
+def test_a_texts_start_read_alone_gives_the_whole_texts_first_tokens(tmp_path, monkeypatch, token, charset):
+    """evaluate --max-tokens N reads only as much of a text's start as its first N tokens need (read_start: a few
+    bytes here, then twice as many), each file cut after its last line break read: the ids are the whole text's first
+    N, for every charset and token, over line breaks of every kind, decomposed accents, blanks, other scripts,
+    several files (one without a final line break, one with a UTF-8 byte-order mark, one in UTF-16); and the files
+    read to their end keep their digests, as a whole reading's."""
+    rng = np.random.default_rng(len(token) + 7 * len(charset))
+    pieces = ["the", " ", "  ", "Time", "\n", "\r\n", "\r", "\t", "cafe\u0301", "caf\u00e9", "42,", "!", "时间", "🙂",
+              "\n\n", "Machine"]
+    texts = ["".join(rng.choice(pieces, size=400)) for _ in range(3)]
+    files = [tmp_path / f"{i}.txt" for i in range(4)]
+    files[0].write_bytes(texts[0].encode() + b"\n")
+    files[1].write_bytes(b"\xef\xbb\xbf" + texts[1].encode())                  # a byte-order mark, no line break last
+    files[2].write_bytes(texts[2].encode("utf-16"))                            # read whole (its line breaks: 2 bytes)
+    files[3].write_bytes(texts[0][::-1].encode())
+    monkeypatch.setattr(data, "START_BYTES", 5)
+    monkeypatch.setattr(data, "START_BYTES_PER_TOKEN", 1)
+    whole_digests = {}
+    whole, vocab = load_corpus(files, max_tokens=-1, token=token, charset=charset, digests=whole_digests)
+    assert len(whole) > 300
+    for n in [*range(2, 120), 333, len(whole) // 2, len(whole) - 1, len(whole), len(whole) + 5]:
+        digests = {}
+        start, _ = load_corpus(files, max_tokens=n, token=token, charset=charset, vocab=vocab, digests=digests,
+                               scoring=True)
+        assert np.array_equal(start, whole[:n]), n
+        assert digests == {path: whole_digests[path] for path in digests}
+    assert len(digests) == len(files)                                          # (the last read them all)
+    short = {}
+    load_corpus(files, max_tokens=3, token=token, charset=charset, vocab=vocab, digests=short, scoring=True)
+    assert short == {}                                                         # the first file read in part
+
+
+def test_a_texts_start_stops_at_a_binary_tail_it_reads(tmp_path, monkeypatch):
+    """Reading a start, a line not yet ended that is not text (NUL bytes, bytes that are not UTF-8) is refused as a
+    whole reading refuses it, and is not read on for a line break that never comes."""
+    monkeypatch.setattr(data, "START_BYTES", 16)
+    vocab = Vocab(idx_to_token=["<unk>", "a", " "])
+    for tail, said in ((b"\x00" * 64, "looks binary"), (b"\xff\xfe" * 40, "is not UTF-8 text")):
+        path = tmp_path / "t.txt"
+        path.write_bytes(b"a a a\n" + tail + b"\na a a\n" * 100)
+        with pytest.raises(DataError, match=said):
+            load_corpus(path, max_tokens=1000, charset="raw", vocab=vocab, scoring=True)

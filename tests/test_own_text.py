@@ -659,6 +659,44 @@ def test_a_text_larger_than_the_memory_is_refused_before_it_is_read(tmp_path):
     one_line_error(r, "needs about 11.8 TiB of memory")
 
 
+def test_evaluate_max_tokens_reads_only_the_start_of_a_long_text(poem_run, tmp_path, monkeypatch, capsys):
+    """`evaluate --max-tokens N`, a quick look at a long test text, read all of it first: a text larger than the
+    memory was refused even for its first thousand tokens. It reads only as much of its start as N tokens need
+    (here a text followed by a sparse terabyte, which is never read), from a file or standard input, with the same
+    perplexity as on that start alone; the whole text, too large, is refused in one line that says so; a run's own
+    text read in part still gets its note (its digest taken where its size is a trained file's)."""
+    corpus, out = poem_run
+    start = write(tmp_path / "start.txt", (POEM + VIETNAMESE) * 40)
+    huge = tmp_path / "huge.txt"
+    huge.write_bytes(start.read_bytes())
+    with open(huge, "ab") as f:
+        f.truncate(10 ** 12)
+    r = scratchrnn("evaluate", "--from", str(out), "--corpus", str(start), "--max-tokens", "3000")
+    assert r.returncode == 0 and "of its first 3,000 tokens scored" in r.stdout, r.stderr
+    ppl = r.stdout.split(" on ")[0]
+    r = scratchrnn("evaluate", "--from", str(out), "--corpus", str(huge), "--max-tokens", "3000")
+    assert r.returncode == 0 and r.stdout.startswith(f"{ppl} on {huge} (") and r.stderr == "", r.stderr
+    r = scratchrnn("evaluate", "--from", str(out), "--corpus", "-", "--max-tokens", "3000", input=start.read_text())
+    assert r.returncode == 0 and r.stdout.startswith(f"{ppl} on standard input ("), r.stderr
+    one_line_error(scratchrnn("evaluate", "--from", str(out), "--corpus", str(huge)),
+                   f"reading corpus {huge} (931.3 GiB of text", "needs about 11.8 TiB of memory",
+                   "score its start: --max-tokens N reads only as much of it as N tokens need")
+    one_line_error(scratchrnn("evaluate", "--from", str(out), "--corpus", str(huge), "--max-tokens", "100000"),
+                   f"corpus '{huge}' looks binary (it contains NUL bytes)")      # the tail read, where N needs it
+    from scratchrnn import backend, data
+    monkeypatch.setattr(data, "START_BYTES", 1000)
+    monkeypatch.setattr(backend, "available_memory", lambda device: 13 * 30_000)
+    capsys.readouterr()
+    cli.main(["evaluate", "--from", str(out), "--corpus", str(corpus), "--max-tokens", "100"])    # 1 kB of 3
+    said = capsys.readouterr().err
+    assert said.startswith(f"note: {corpus} is the run's own --corpus, which the run trained on"), said
+    longer = write(tmp_path / "longer.txt", (POEM + VIETNAMESE) * 300)            # 56 KiB: 13 times that is more
+    with pytest.raises(SystemExit):
+        cli.main(["evaluate", "--from", str(out), "--corpus", str(longer), "--max-tokens", "50000"])
+    assert capsys.readouterr().err.endswith("this machine has 380.9 KiB available; a smaller --max-tokens reads "
+                                            "less of it\n")
+
+
 def test_the_loading_benchmark_measures_the_memory_the_check_assumes():
     r = subprocess.run([sys.executable, "benchmarks/bench_load.py", "--sizes", "1", "--baseline-up-to", "1"],
                        capture_output=True, text=True, timeout=600, cwd=Path(__file__).resolve().parents[1])
