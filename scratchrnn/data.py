@@ -63,6 +63,7 @@ PART_OF_FILE = "train on a part of it (split -C 1G FILE part-: parts of at most 
 PART_OF_PIPE = "train on a part of it (| split -C 1G - part-: files of at most 1 GB, cut at line breaks)"
 SCORE_START = "score its start: --max-tokens N reads only as much of it as N tokens need"
 SCORE_LESS = "a smaller --max-tokens reads less of it"
+TO_UTF8 = "convert it to UTF-8 (iconv -f {} -t utf-8 FILE > NEW), whose start alone is read"
 
 
 def text_name(path):
@@ -235,10 +236,11 @@ class TextStart:
                 piece = self.stream.read(min(size - len(self.raw), STREAM_PIECE))
                 self.ended = not piece
                 self.raw += piece
-                if any(self.raw.startswith(bom) for bom, _ in UNICODE_BOMS):
-                    size = float("inf")
+                wide = next((name for bom, name in UNICODE_BOMS if self.raw.startswith(bom)), None)
+                size = float("inf") if wide else size
                 check_text_memory(len(self.raw), self.token, f"reading corpus {text_name(self.path)} (more than "
-                                  f"{human_bytes(len(self.raw))} of it so far", SCORE_LESS)
+                                  f"{human_bytes(len(self.raw))} of it so far", TO_UTF8.format(wide) if wide else
+                                  SCORE_LESS)
         except OSError as e:
             raise DataError(f"corpus {text_name(self.path)} cannot be read: {e.strerror}") from None
 
@@ -528,8 +530,8 @@ def load_corpus(paths=None, max_tokens=10000, token="char", charset="book", voca
     if sum(str(p) == STDIN for p in paths) > 1:
         raise DataError("--corpus - (standard input) is given more than once, and can be read once")
     start_only = scoring and vocab_given and max_tokens is not None and max_tokens > 0
-    way_on = (SCORE_START, SCORE_START) if scoring else (PART_OF_FILE, PART_OF_PIPE)     # (files, a pipe)
-    size = 0 if start_only else check_corpus_size(paths, token, way_on[0])
+    too_large = (SCORE_START, SCORE_START) if scoring else (PART_OF_FILE, PART_OF_PIPE)  # (files, a pipe): way_on
+    size = 0 if start_only else check_corpus_size(paths, token, too_large[0])
     first_named = {}                                                 # each file, as the user first named it
     for p in paths:
         first_named.setdefault(Path(p).resolve(), []).append(p)
@@ -543,7 +545,7 @@ def load_corpus(paths=None, max_tokens=10000, token="char", charset="book", voca
     if start_only:
         text, kept = read_start(paths, token, charset, max_tokens, digests if given else None)
     else:
-        texts = [read_text(p, digests if given else None, token, way_on[1]) for p in paths]
+        texts = [read_text(p, digests if given else None, token, too_large[1]) for p in paths]
         text = join_texts(texts)
         del texts
         kept = apply_charset(text, charset, sep="" if token == "char" else " ")
@@ -618,7 +620,7 @@ def check_corpus_size(paths, token, way_on=PART_OF_FILE):
 
 def check_text_memory(size, token, what, way_on):
     """One line where `size` bytes of text (`what` names them, up to the memory per byte) would not fit in memory,
-    with what to do (`way_on`: one of PART_OF_FILE, PART_OF_PIPE, SCORE_START, SCORE_LESS)."""
+    with what to do (`way_on`: PART_OF_FILE, PART_OF_PIPE, SCORE_START, SCORE_LESS or TO_UTF8's)."""
     per_byte = LOAD_BYTES_PER_BYTE[token]
     check_memory(per_byte * size, "cpu", f"{what}, {per_byte} bytes of memory per byte of it)",
                  f"; {way_on}")

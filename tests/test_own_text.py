@@ -695,6 +695,11 @@ def test_evaluate_max_tokens_reads_only_the_start_of_a_long_text(poem_run, tmp_p
         cli.main(["evaluate", "--from", str(out), "--corpus", str(longer), "--max-tokens", "50000"])
     assert capsys.readouterr().err.endswith("this machine has 380.9 KiB available; a smaller --max-tokens reads "
                                             "less of it\n")
+    wide = write(tmp_path / "utf16.txt", (POEM + VIETNAMESE) * 100, encoding="utf-16")   # read whole: 2-byte breaks
+    with pytest.raises(SystemExit):
+        cli.main(["evaluate", "--from", str(out), "--corpus", str(wide), "--max-tokens", "50"])
+    assert capsys.readouterr().err.endswith("available; convert it to UTF-8 (iconv -f utf-16 -t utf-8 FILE > NEW), "
+                                            "whose start alone is read\n")
 
 
 def test_the_loading_benchmark_measures_the_memory_the_check_assumes():
