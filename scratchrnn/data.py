@@ -16,6 +16,7 @@ The Time Machine ships inside the package (scratchrnn/data/timemachine.txt); not
 import codecs
 import collections
 import hashlib
+import math
 import re
 import string
 import sys
@@ -87,18 +88,20 @@ def read_text(path, digests=None, token="char", way_on=PART_OF_PIPE):
     binary or not UTF-8 (one-line errors). The text comes back as `normalize` leaves it. digests: a dict where
     {path: file_digest of its bytes} is put, from the bytes read here (not a second reading of the file).
     A pipe is read as a file is (`--corpus <(zcat book.txt.gz)`), and STDIN is standard input's; their size, unknown
-    before, is checked as they are read (read_stream; `token` says how much memory a byte will take, `way_on` what to
+    before, is checked as they are read (TextPieces; `token` says how much memory a byte will take, `way_on` what to
     do where it is too much)."""
-    if str(path) == STDIN:
-        raw = read_standard_input(token, way_on)
+    if str(path) == STDIN or Path(path).is_fifo():
+        pipe = TextPieces(path, token, way_on)
+        try:
+            pipe.read_to(math.inf)
+        finally:
+            pipe.close()
+        raw, path = bytes(pipe.raw), pipe.path
+        del pipe
     else:
         path = check_readable(path)
         try:
-            if path.is_fifo():
-                with open(path, "rb") as pipe:
-                    raw = read_stream(pipe, path, token, way_on)
-            else:
-                raw = path.read_bytes()                                    # its size checked before reading
+            raw = path.read_bytes()                                        # its size checked before reading
         except OSError as e:
             raise DataError(f"corpus {text_name(path)} cannot be read: {e.strerror}") from None
     if digests is not None:
@@ -186,29 +189,7 @@ def standard_input():
     return sys.stdin.buffer
 
 
-def read_standard_input(token="char", way_on=PART_OF_PIPE):
-    """All the bytes of standard input."""
-    stream = standard_input()
-    try:
-        return read_stream(stream, STDIN, token, way_on)
-    except OSError as e:
-        raise DataError(f"standard input cannot be read: {e.strerror}") from None
-
-
 STREAM_PIECE = 16 << 20         # a pipe is read this many bytes at a time, its size checked after each
-
-
-def read_stream(stream, path, token, way_on=PART_OF_PIPE):
-    """All the bytes of a pipe or of standard input, whose size no one knows before they are read: checked as they
-    come, with check_corpus_size's rule, so that `zcat 20GB.txt.gz | scratchrnn train --corpus -` is refused in one
-    line once it would not fit, not read whole into memory first (and the machine's memory run out after)."""
-    pieces, size = [], 0
-    while piece := stream.read(STREAM_PIECE):
-        pieces.append(piece)
-        size += len(piece)
-        check_text_memory(size, token, f"reading corpus {text_name(path)} (more than {human_bytes(size)} of text so "
-                          f"far", way_on)
-    return b"".join(pieces)
 
 
 # evaluate --max-tokens N reads only the start of its text that the first N tokens need (read_start): this many bytes
@@ -217,18 +198,19 @@ START_BYTES = 1 << 20
 START_BYTES_PER_TOKEN = 8
 
 
-class TextStart:
-    """The start of one corpus file (or of standard input, or a pipe), read in growing pieces: the first tokens of a
-    long text without all of it in memory (read_start)."""
+class TextPieces:
+    """One corpus file, standard input or a pipe, read in pieces, the memory they will take checked after each with
+    check_corpus_size's rule: a pipe's size no one knows before it is read (`zcat 20GB.txt.gz | scratchrnn train
+    --corpus -` is refused in one line once it would not fit, not read whole first and the memory run out after);
+    the start of a long text, read as far as its first tokens need (read_start: evaluate --max-tokens)."""
 
-    def __init__(self, path, token):
+    def __init__(self, path, token, way_on=SCORE_LESS):
         self.path = STDIN if str(path) == STDIN else check_readable(path)     # (each checked before any is read)
-        self.token, self.raw, self.ended, self.stream = token, bytearray(), False, None
+        self.token, self.way_on, self.raw, self.ended, self.stream = token, way_on, bytearray(), False, None
 
     def read_to(self, size):
-        """Read on until `size` bytes are held or the text ends; the memory they will take checked as read_stream
-        checks it. A text in UTF-16 or UTF-32 (its byte-order mark), whose line breaks are not one byte, is read
-        whole."""
+        """Read on until `size` bytes are held or the text ends. A text in UTF-16 or UTF-32 (its byte-order mark),
+        whose line breaks are not one byte, is read whole."""
         try:
             if self.stream is None and not self.ended:
                 self.stream = standard_input() if self.path == STDIN else open(self.path, "rb")
@@ -237,10 +219,10 @@ class TextStart:
                 self.ended = not piece
                 self.raw += piece
                 wide = next((name for bom, name in UNICODE_BOMS if self.raw.startswith(bom)), None)
-                size = float("inf") if wide else size
+                if wide and size < math.inf:                          # (a start can be read of UTF-8 only)
+                    size, self.way_on = math.inf, TO_UTF8.format(wide)
                 check_text_memory(len(self.raw), self.token, f"reading corpus {text_name(self.path)} (more than "
-                                  f"{human_bytes(len(self.raw))} of it so far", TO_UTF8.format(wide) if wide else
-                                  SCORE_LESS)
+                                  f"{human_bytes(len(self.raw))} of text so far", self.way_on)
         except OSError as e:
             raise DataError(f"corpus {text_name(self.path)} cannot be read: {e.strerror}") from None
 
@@ -274,7 +256,7 @@ def read_start(paths, token, charset, wanted, digests=None):
     turn as one text) as its first `wanted` tokens need: START_BYTES, then twice as many until they give as many
     tokens after the charset, or the text ends. Those tokens are the whole text's first, as the lines read are
     whole. digests: as read_text's, for the files read to their end."""
-    starts = [TextStart(path, token) for path in paths]
+    starts = [TextPieces(path, token) for path in paths]
     budget = max(START_BYTES, START_BYTES_PER_TOKEN * wanted)
     try:
         while True:
