@@ -1001,6 +1001,33 @@ def run_training(args, held):
     best_kept = (out / "best.npz").exists()                         # (none where no validation was done yet)
     print(f"checkpoints: {out / 'last.npz'}" + (f", {out / 'best.npz'} (best validation)" if best_kept else "")
           + f"; metrics: {out / 'metrics.csv'}" + (f"; plot: {out / 'perplexity.png'}" if config["plot"] else ""))
+    overfitting = overfitting_note(history)
+    if overfitting:
+        print(overfitting, file=sys.stderr)
+
+
+# A run's end says so where its validation has turned: the epoch of its best validation this many epochs back or
+# more, the last validation this much above it, and the training text's perplexity lower than then
+OVERFIT_EPOCHS, OVERFIT_RISE = 5, 1.02
+
+
+def overfitting_note(history):
+    """One line where the epochs' rows show overfitting: the validation perplexity risen well above its best, epochs
+    after it, while the training text's fell (the model learns its text by heart, and what it learns there no longer
+    carries to text it has not read); None where they do not."""
+    rows = [row for row in history if row["val_perplexity"] is not None]
+    if not rows:
+        return None
+    best = min(rows, key=lambda row: row["val_perplexity"])                  # (the first of equal ones)
+    last = rows[-1]
+    if (last["epoch"] - best["epoch"] < OVERFIT_EPOCHS or last["val_perplexity"] < OVERFIT_RISE * best["val_perplexity"]
+            or last["train_perplexity"] >= best["train_perplexity"]):
+        return None
+    return (f"note: the validation perplexity rose from {best['val_perplexity']:.2f} (epoch {best['epoch']}) to "
+            f"{last['val_perplexity']:.2f} (epoch {last['epoch']}) while the training text's fell from "
+            f"{best['train_perplexity']:.2f} to {last['train_perplexity']:.2f}: the model is overfitting its text; "
+            f"best.npz keeps the weights of the best validation, which generate and evaluate read, and more --dropout, "
+            f"a smaller --hidden or more text hold it off")
 
 
 # ----------------------------------------------------------------------------------------------

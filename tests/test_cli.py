@@ -96,6 +96,40 @@ def test_resume_random_iteration_is_bit_identical(tmp_path):
     assert all(np.array_equal(a[k], b[k]) for k in a)
 
 
+def test_a_run_that_overfits_says_so_at_its_end(tmp_path, capsys):
+    """A run whose validation perplexity rose far above its best while its training text's fell ended on the same two
+    lines as any, the best only a number in them: a note says it overfits, where best.npz's weights are, and what
+    holds it off. A random text of ten letters learnt by heart: its validation cannot but rise. Not said where the
+    validation rose little, lately, or with the training's."""
+    import random
+    rng = random.Random(0)
+    text = tmp_path / "random.txt"
+    text.write_text("".join(rng.choice("abcdefghij") for _ in range(3000)))
+    cli.main(["train", "--corpus", str(text), "--out", str(tmp_path / "run"), "--epochs", "40", "--hidden", "128",
+              "--layers", "1", "--dropout", "0", "--lr", "0.01", "--batch-size", "8", "--num-steps", "20",
+              "--device", "cpu", "--charset", "raw"])
+    err = capsys.readouterr().err
+    said = re.fullmatch(r"note: the validation perplexity rose from ([0-9.]+) \(epoch (\d+)\) to ([0-9.]+) \(epoch 40\) "
+                        r"while the training text's fell from ([0-9.]+) to ([0-9.]+): the model is overfitting its "
+                        r"text; best.npz keeps the weights of the best validation, which generate and evaluate read, "
+                        r"and more --dropout, a smaller --hidden or more text hold it off\n", err)
+    assert said, err
+    best, at, last, then, now = map(float, said.groups())
+    assert last > 3 * best and now < then / 3 and at < 20
+    assert best == round(load_checkpoint(tmp_path / "run" / "best.npz")[1]["best_val"], 2)
+
+    def row(epoch, train, val):
+        return dict(epoch=epoch, train_perplexity=train, val_perplexity=val)
+    turned = [row(1, 9.0, 8.0), row(2, 7.0, 6.0), *(row(e, 6.0 - e / 10, 6.5) for e in range(3, 8))]
+    assert cli.overfitting_note(turned).startswith("note: the validation perplexity rose from 6.00 (epoch 2) to 6.50 "
+                                                   "(epoch 7) while the training text's fell from 7.00 to 5.30: ")
+    for history in (turned[:-1],                                              # its best 4 epochs back: not yet
+                    [*turned[:-1], row(7, 5.3, 6.1)],                         # risen 1.7%: noise
+                    [*turned[:-1], row(7, 7.5, 6.5)],                         # the training's rose too
+                    [row(e, 5.0, None) for e in range(1, 20)], []):           # no validation
+        assert cli.overfitting_note(history) is None
+
+
 def test_ctrl_c_while_the_command_loads_is_one_line(tmp_path):
     """A Ctrl-C in the command's first half second, while it loads NumPy and Numba, was a traceback from inside their
     imports (the `scratchrnn` script imported scratchrnn.cli before any of our code ran). `import scratchrnn` now
