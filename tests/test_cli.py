@@ -109,8 +109,8 @@ def test_a_run_that_overfits_says_so_at_its_end(tmp_path, capsys):
               "--layers", "1", "--dropout", "0", "--lr", "0.01", "--batch-size", "8", "--num-steps", "20",
               "--device", "cpu", "--charset", "raw"])
     err = capsys.readouterr().err
-    said = re.fullmatch(r"note: the validation perplexity rose from ([0-9.]+) \(epoch (\d+)\) to ([0-9.]+) \(epoch 40\) "
-                        r"while the training text's fell from ([0-9.]+) to ([0-9.]+): the model is overfitting its "
+    said = re.fullmatch(r"note: the validation perplexity rose from ([0-9.]+) \(epoch (\d+)\) to ([0-9.]+) "
+                        r"\(epoch 40\) while the training text's fell from ([0-9.]+) to ([0-9.]+): the model is overfitting its "
                         r"text; best.npz keeps the weights of the best validation, which generate and evaluate read, "
                         r"and more --dropout, a smaller --hidden or more text hold it off\n", err)
     assert said, err
