@@ -110,9 +110,9 @@ def test_a_run_that_overfits_says_so_at_its_end(tmp_path, capsys):
               "--device", "cpu", "--charset", "raw"])
     err = capsys.readouterr().err
     said = re.fullmatch(r"note: the validation perplexity rose from ([0-9.]+) \(epoch (\d+)\) to ([0-9.]+) "
-                        r"\(epoch 40\) while the training text's fell from ([0-9.]+) to ([0-9.]+): the model is overfitting its "
-                        r"text; best.npz keeps the weights of the best validation, which generate and evaluate read, "
-                        r"and more --dropout, a smaller --hidden or more text hold it off\n", err)
+                        r"\(epoch 40\) while the training text's fell from ([0-9.]+) to ([0-9.]+): the model is "
+                        r"overfitting its text; best.npz keeps the weights of the best validation, which generate and "
+                        r"evaluate read, and more --dropout, a smaller --hidden or more text hold it off\n", err)
     assert said, err
     best, at, last, then, now = map(float, said.groups())
     assert last > 3 * best and now < then / 3 and at < 20
