@@ -49,11 +49,11 @@ from .train import (TRAIN_DEFAULTS, EvaluationInterrupted, check_converging, che
 # The config of a run, as its checkpoint keeps it: the model's keys (model.MODEL_DEFAULTS) and these.
 RUN_KEYS = ("epochs", "lr", "theta", "batch_size", "num_steps", "random_iter", "corpus", "max_tokens", "tokens",
             "charset", "min_freq", "val_fraction")
-# How a run is saved and watched, kept in its config too: a resume goes on saving, logging, validating, sampling and
-# plotting as the run was started (a flag given again replaces the run's own; 0 turns an every-steps flag or --sample
-# off, --no-plot the plot), as --engine is kept. --device, --threads and --max-minutes are each call's own.
+# How a run is saved and watched, kept in its config too: a resume goes on saving, logging, validating, sampling,
+# plotting and stopping (--patience) as the run was started (a flag given again replaces the run's own; 0 turns an
+# every-steps flag, --sample or --patience off, --no-plot the plot), as --engine is kept. --device, --threads and --max-minutes are each call's own.
 WATCH_KEYS = ("save_every", "save_every_steps", "log_every", "log_every_steps", "validate_every_steps", "sample",
-              "plot")
+              "plot", "patience")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -174,7 +174,7 @@ QUIET_AT_MOST_S = 600
 # --corpus (last: the refusal's line says what it means): where the run's text is now (moved, or on another
 # machine), checked to be the same text.
 RESUME_HONOURS = ("resume", "epochs", "device", "engine", "threads", "save_every", "save_every_steps", "log_every",
-                  "log_every_steps", "validate_every_steps", "sample", "plot", "max_minutes", "corpus")
+                  "log_every_steps", "validate_every_steps", "sample", "plot", "patience", "max_minutes", "corpus")
 # What --init-from takes from the run it starts from: the model's shape and how its text was read.
 INHERITED = ("cell", "nonlinearity", "layers", "hidden", "init", "dtype", "embedding", "tokens", "charset", "min_freq")
 
@@ -565,6 +565,8 @@ def run_training(args, held):
     check_schedule(config)
     if config["validate_every_steps"] and not config["val_fraction"]:
         raise ConfigError("--validate-every-steps measures the validation text, and --val-fraction 0 holds none out")
+    if config.get("patience") and not config["val_fraction"]:
+        raise ConfigError("--patience watches the validation perplexity, and --val-fraction 0 holds none out")
     created = missing_folders(out)
     out = prepare_out_dir(out)
     held.enter_context(hold_out_dir(out))       # refused here: the folder is another training's, and stays
@@ -596,7 +598,8 @@ def run_training(args, held):
     epoch, position, history, steps, best = 0, None, [], [], math.inf
     # where the run's last.npz stands (a resume's, at the start), for the lines of a stop and of a file not written
     last_saved = {"at": None}
-    resume_with = f"resume with: scratchrnn train --resume {quoted(out)}"
+    resume_command = f"scratchrnn train --resume {quoted(out)}"
+    resume_with = f"resume with: {resume_command}"
     if manifest is not None:
         model.load_state_dict(weights_in(arrays))
         loader.rng.bit_generator.state = manifest["loader_rng"]
@@ -608,6 +611,10 @@ def run_training(args, held):
             model.dropout_rng.bit_generator.state = manifest["dropout_rng"]
         if epoch >= config["epochs"]:
             print(f"{out} already has {epoch} epochs; ask for more with --epochs N")
+            return
+        spent = None if position else out_of_patience(history, config.get("patience"), resume_command)
+        if spent:                                                     # (it would stop again after an epoch)
+            print(f"{out} stopped after epoch {epoch}: {spent}")
             return
         as_started = command_line_flags({key: config[key] for key in kept}, build_parser().subcommands["train"])
         last_saved["at"] = place_in_run(epoch, manifest["batch"] if position else 0)
@@ -940,9 +947,14 @@ def run_training(args, held):
                                 elapsed_s=round((history[-1]["elapsed_s"] if history else 0.0)
                                                 + time.perf_counter() - started, 3)))
             keep_if_best(val_ppl)
+            # --patience: the epochs since the best validation's are as many; the run ends here, saved
+            patience_spent = (out_of_patience(history, config.get("patience"), resume_command)
+                              if epoch < config["epochs"] else None)
+            patience_stop = patience_spent is not None
             # the budget, at an epoch's end: its validation, just done, closes the run where another would not fit
-            due_anyway = epoch % config["save_every"] == 0 or epoch == config["epochs"]
-            budget_stop = epoch < config["epochs"] and budget_spent(writes_took["last"] if due_anyway else 0.0)
+            due_anyway = epoch % config["save_every"] == 0 or epoch == config["epochs"] or patience_stop
+            budget_stop = (not patience_stop and epoch < config["epochs"]
+                           and budget_spent(writes_took["last"] if due_anyway else 0.0))
             saved = due_anyway or budget_stop
             if saved:
                 write_last()
@@ -951,7 +963,7 @@ def run_training(args, held):
             bar.set_postfix(epoch=f"{epoch}/{config['epochs']}", train_ppl=f"{ppl:.2f}", val_ppl=shown["val"],
                             tokens_per_s=f"{speed:,.0f}")
             if (epoch % config["log_every"] == 0 or epoch == config["epochs"] or epoch == epoch_at_start + 1
-                    or budget_stop):
+                    or budget_stop or patience_stop):
                 say(f"epoch {epoch:4d}  train perplexity {ppl:7.2f}  "
                     + ("" if val_ppl is None else f"validation perplexity {val_ppl:7.2f}  ")
                     + f"lr {lr_now:.4g}  {speed:,.0f} tokens/s")
@@ -965,6 +977,10 @@ def run_training(args, held):
             if budget_stop:
                 bar.close()
                 print(budget_stopped())
+                break
+            if patience_stop:
+                bar.close()
+                print(f"stopped: {patience_spent}")
                 break
     except TrainingDiverged as e:       # in the epoch, or weights found NaN writing a checkpoint (a Ctrl-C's, ...)
         bar.close()
@@ -1011,15 +1027,33 @@ def run_training(args, held):
 OVERFIT_EPOCHS, OVERFIT_RISE = 5, 1.02
 
 
+def best_and_last(history):
+    """The epochs' rows (history) of the best validation perplexity (the first of equal ones) and of the last; (None,
+    None) without one."""
+    rows = [row for row in history if row["val_perplexity"] is not None]
+    if not rows:
+        return None, None
+    return min(rows, key=lambda row: row["val_perplexity"]), rows[-1]
+
+
+def out_of_patience(history, patience, resume_command):
+    """Why a run stops at its last epoch's end (the epochs' rows, history) with --patience N: N epochs or more since
+    the epoch of its best validation perplexity; None where not, or without --patience."""
+    best, last = best_and_last(history)
+    if not patience or best is None or last["epoch"] - best["epoch"] < patience:
+        return None
+    return (f"the validation perplexity has not bettered its best, {best['val_perplexity']:.2f} at epoch "
+            f"{best['epoch']}, in the {last['epoch'] - best['epoch']} epochs since (--patience {patience}); best.npz "
+            f"keeps the weights of the best validation; to train on: {resume_command} --patience 0")
+
+
 def overfitting_note(history):
     """One line where the epochs' rows show overfitting: the validation perplexity risen well above its best, epochs
     after it, while the training text's fell (the model learns its text by heart, and what it learns there no longer
     carries to text it has not read); None where they do not."""
-    rows = [row for row in history if row["val_perplexity"] is not None]
-    if not rows:
+    best, last = best_and_last(history)
+    if best is None:
         return None
-    best = min(rows, key=lambda row: row["val_perplexity"])                  # (the first of equal ones)
-    last = rows[-1]
     if (last["epoch"] - best["epoch"] < OVERFIT_EPOCHS or last["val_perplexity"] < OVERFIT_RISE * best["val_perplexity"]
             or last["train_perplexity"] >= best["train_perplexity"]):
         return None
@@ -1263,8 +1297,8 @@ def build_parser():
                    help="continue the run saved in DIR exactly, saving, logging, validating and sampling as it was "
                         "started; it honours --epochs (to raise the total), --device, --engine, --threads, "
                         "--save-every(-steps), --log-every(-steps), --validate-every-steps, --sample, --(no-)plot, "
-                        "--max-minutes, --corpus (where the run's text is now, if it has moved: the same text, "
-                        "checked) and refuses any other flag that contradicts the run")
+                        "--patience, --max-minutes, --corpus (where the run's text is now, if it has moved: the same "
+                        "text, checked) and refuses any other flag that contradicts the run")
     t.add_argument("--init-from", type=user_path, metavar="RUN", default=None,
                    help="start from the weights and vocabulary of RUN (a run folder or checkpoint) and train on "
                         "--corpus; its shape flags come from RUN; characters (words) RUN never saw are added to its "
@@ -1294,6 +1328,9 @@ def build_parser():
                         "breaks shown as \\n), as char-rnn users watch a model learn (0: none)")
     t.add_argument("--plot", action=argparse.BooleanOptionalAction, default=False,
                    help="draw perplexity.png (train and validation)")
+    t.add_argument("--patience", type=every_or_off, default=None, metavar="N",
+                   help="stop once N epochs have passed without an epoch's validation perplexity bettering the best "
+                        "(best.npz keeps its weights): the model has begun to overfit its text (0: never)")
     t.set_defaults(func=cmd_train)
 
     g = sub.add_parser("generate", help="continue a prefix with a trained model", formatter_class=defaults)

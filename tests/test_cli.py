@@ -130,6 +130,56 @@ def test_a_run_that_overfits_says_so_at_its_end(tmp_path, capsys):
         assert cli.overfitting_note(history) is None
 
 
+def test_patience_stops_a_run_whose_validation_no_longer_betters_and_a_resume_honours_it(tmp_path, capsys):
+    """--patience N: the run stops, saved, at the end of the epoch N epochs after the one of its best validation
+    perplexity (best.npz keeps that one's weights), with a line saying so and how to train on; a resume with the same
+    patience trains nothing more and says why; --patience 0 (a resume honours it) trains on; without a validation
+    text it is refused in one line."""
+    import csv
+    import random
+    rng = random.Random(0)
+    text = tmp_path / "random.txt"
+    text.write_text("".join(rng.choice("abcdefghij") for _ in range(3000)))
+    out = tmp_path / "run"
+    flags = ["--corpus", str(text), "--out", str(out), "--epochs", "40", "--hidden", "128", "--layers", "1",
+             "--dropout", "0", "--lr", "0.01", "--batch-size", "8", "--num-steps", "20", "--device", "cpu",
+             "--charset", "raw"]
+    cli.main(["train", *flags, "--patience", "3"])
+    said = capsys.readouterr().out
+    with open(out / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    val = [float(row["val_perplexity"]) for row in rows]
+    best = int(np.argmin(val)) + 1
+    assert len(rows) == best + 3 < 40 and min(val[best:]) >= val[best - 1]
+    assert (f"stopped: the validation perplexity has not bettered its best, {val[best - 1]:.2f} at epoch {best}, in "
+            f"the 3 epochs since (--patience 3); best.npz keeps the weights of the best validation; to train on: "
+            f"scratchrnn train --resume {out} --patience 0\n") in said
+    assert load_checkpoint(out / "last.npz")[1]["epoch"] == best + 3
+    assert load_checkpoint(out / "best.npz")[1]["epoch"] == best
+    before = weights(out)[0]
+    cli.main(["train", "--resume", str(out)])
+    assert capsys.readouterr().out == (f"{out} stopped after epoch {best + 3}: the validation perplexity has not "
+                                       f"bettered its best, {val[best - 1]:.2f} at epoch {best}, in the 3 epochs since "
+                                       f"(--patience 3); best.npz keeps the weights of the best validation; to train "
+                                       f"on: scratchrnn train --resume {out} --patience 0\n")
+    assert all(np.array_equal(before[k], weights(out)[0][k]) for k in before)
+    cli.main(["train", "--resume", str(out), "--patience", "0", "--epochs", str(best + 5)])
+    assert load_checkpoint(out / "last.npz")[1]["epoch"] == best + 5
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        cli.main(["train", *flags[:2], "--out", str(tmp_path / "none"), "--val-fraction", "0", "--patience", "2"])
+    assert capsys.readouterr().err == ("error: --patience watches the validation perplexity, and --val-fraction 0 "
+                                       "holds none out\n")
+
+    def row(epoch, val):
+        return dict(epoch=epoch, train_perplexity=5.0, val_perplexity=val)
+    history = [row(1, 8.0), row(2, 6.0), row(3, 6.0), row(4, 7.0)]             # the first of equal bests counts
+    assert cli.out_of_patience(history, 2, "CMD").startswith("the validation perplexity has not bettered its best, "
+                                                             "6.00 at epoch 2, in the 2 epochs since (--patience 2)")
+    assert cli.out_of_patience(history, 3, "CMD") is None and cli.out_of_patience(history, None, "CMD") is None
+    assert cli.out_of_patience([row(1, None)], 1, "CMD") is None
+
+
 def test_ctrl_c_while_the_command_loads_is_one_line(tmp_path):
     """A Ctrl-C in the command's first half second, while it loads NumPy and Numba, was a traceback from inside their
     imports (the `scratchrnn` script imported scratchrnn.cli before any of our code ran). `import scratchrnn` now
