@@ -51,7 +51,8 @@ RUN_KEYS = ("epochs", "lr", "theta", "batch_size", "num_steps", "random_iter", "
             "charset", "min_freq", "val_fraction")
 # How a run is saved and watched, kept in its config too: a resume goes on saving, logging, validating, sampling,
 # plotting and stopping (--patience) as the run was started (a flag given again replaces the run's own; 0 turns an
-# every-steps flag, --sample or --patience off, --no-plot the plot), as --engine is kept. --device, --threads and --max-minutes are each call's own.
+# every-steps flag, --sample or --patience off, --no-plot the plot), as --engine is kept. --device, --threads and
+# --max-minutes are each call's own.
 WATCH_KEYS = ("save_every", "save_every_steps", "log_every", "log_every_steps", "validate_every_steps", "sample",
               "plot", "patience")
 
