@@ -65,6 +65,8 @@ PART_OF_PIPE = "train on a part of it (| split -C 1G - part-: files of at most 1
 SCORE_START = "score its start: --max-tokens N reads only as much of it as N tokens need"
 SCORE_LESS = "a smaller --max-tokens reads less of it"
 TO_UTF8 = "convert it to UTF-8 (iconv -f {} -t utf-8 FILE > NEW), whose start alone is read"
+NO_LINE_ENDED = ("a start is read in whole lines, and no line of it has ended yet: break its lines first (fold -s -w "
+                 "1000 FILE > NEW)")
 
 
 def text_name(path):
@@ -207,6 +209,7 @@ class TextPieces:
     def __init__(self, path, token, way_on=SCORE_LESS):
         self.path = STDIN if str(path) == STDIN else check_readable(path)     # (each checked before any is read)
         self.token, self.way_on, self.raw, self.ended, self.stream = token, way_on, bytearray(), False, None
+        self.broken = False                                                # a line break read
 
     def read_to(self, size):
         """Read on until `size` bytes are held or the text ends. A text in UTF-16 or UTF-32 (its byte-order mark),
@@ -218,11 +221,13 @@ class TextPieces:
                 piece = self.stream.read(min(size - len(self.raw), STREAM_PIECE))
                 self.ended = not piece
                 self.raw += piece
+                self.broken = self.broken or b"\n" in piece or b"\r" in piece
                 wide = next((name for bom, name in UNICODE_BOMS if self.raw.startswith(bom)), None)
                 if wide and size < math.inf:                          # (a start can be read of UTF-8 only)
                     size, self.way_on = math.inf, TO_UTF8.format(wide)
                 check_text_memory(len(self.raw), self.token, f"reading corpus {text_name(self.path)} (more than "
-                                  f"{human_bytes(len(self.raw))} of text so far", self.way_on)
+                                  f"{human_bytes(len(self.raw))} of text so far", self.way_on if size == math.inf
+                                  or self.broken else NO_LINE_ENDED)
         except OSError as e:
             raise DataError(f"corpus {text_name(self.path)} cannot be read: {e.strerror}") from None
 
@@ -232,15 +237,18 @@ class TextPieces:
         the whole text."""
         if self.ended:
             return decode_text(bytes(self.raw), self.path)
-        cut = self.raw.rfind(b"\n") + 1
-        return decode_text(bytes(self.raw[:cut]), self.path, whole=False)
+        return decode_text(bytes(self.raw[:self.lines_end()]), self.path, whole=False)
+
+    def lines_end(self):
+        """Where the last line break read ends (0 before the first): a "\n", or a "\r" (an old Mac text's line break;
+        a "\r\n" cut between its bytes gives the "\n" the whole text reads it as)."""
+        return max(self.raw.rfind(b"\n"), self.raw.rfind(b"\r")) + 1
 
     def check_rest(self):
         """Before reading on: the line not yet ended is text too (its last character may be cut), or read_text's line
         for what it is (binary, not UTF-8) now, not after reading on for a line break that never comes."""
-        cut = self.raw.rfind(b"\n") + 1
         try:
-            rest = codecs.getincrementaldecoder("utf-8")().decode(bytes(self.raw[cut:]))
+            rest = codecs.getincrementaldecoder("utf-8")().decode(bytes(self.raw[self.lines_end():]))
         except UnicodeDecodeError:
             rest = None
         if rest is None or "\x00" in rest:

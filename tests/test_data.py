@@ -364,3 +364,30 @@ def test_a_texts_start_stops_at_a_binary_tail_it_reads(tmp_path, monkeypatch):
         path.write_bytes(b"a a a\n" + tail + b"\na a a\n" * 100)
         with pytest.raises(DataError, match=said):
             load_corpus(path, max_tokens=1000, charset="raw", vocab=vocab, scoring=True)
+
+
+def test_a_texts_start_is_cut_at_an_old_mac_line_break_and_a_line_never_ended_is_said(tmp_path, monkeypatch):
+    """A text whose lines end in "\r" alone (an old Mac's) has its start read as any other's (cut after a "\r", the
+    "\n" the whole text reads it as): the binary tail after it is never read. A text with no line break at all is
+    read on to its first line's end, and one too long for the memory is refused saying so, not with a smaller
+    --max-tokens, which would not help."""
+    from scratchrnn import backend
+    from scratchrnn.errors import ConfigError
+    vocab = Vocab(idx_to_token=["<unk>", "a", " ", "\n"])
+    monkeypatch.setattr(data, "START_BYTES", 1000)
+    mac = tmp_path / "mac.txt"
+    mac.write_bytes(b"a a\r" * 5000 + b"\x00" * 100)
+    corpus, _ = load_corpus(mac, max_tokens=100, charset="raw", vocab=vocab, scoring=True)
+    assert "".join(vocab.to_tokens(corpus)) == "a a\n" * 25
+    one_line = tmp_path / "one.txt"
+    one_line.write_bytes(b"a " * 100_000)
+    monkeypatch.setattr(data, "STREAM_PIECE", 4096)
+    monkeypatch.setattr(backend, "available_memory", lambda device: 13 * 50_000)
+    with pytest.raises(ConfigError, match="a start is read in whole lines, and no line of it has ended yet: break its "
+                                        r"lines first \(fold -s -w 1000 FILE > NEW\)"):
+        load_corpus(one_line, max_tokens=100, charset="raw", vocab=vocab, scoring=True)
+    one_line.write_bytes(b"a " * 100_000 + b"\n")
+    with pytest.raises(ConfigError, match="no line of it has ended yet"):     # the memory fills before the break
+        load_corpus(one_line, max_tokens=100, charset="raw", vocab=vocab, scoring=True)
+    one_line.write_bytes(b"a " * 10_000 + b"\n" + b"a " * 90_000)
+    assert len(load_corpus(one_line, max_tokens=100, charset="raw", vocab=vocab, scoring=True)[0]) == 100
