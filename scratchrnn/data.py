@@ -610,7 +610,7 @@ def check_corpus_size(paths, token, way_on=PART_OF_FILE):
 
 def check_text_memory(size, token, what, way_on):
     """One line where `size` bytes of text (`what` names them, up to the memory per byte) would not fit in memory,
-    with what to do (`way_on`: PART_OF_FILE, PART_OF_PIPE, SCORE_START, SCORE_LESS or TO_UTF8's)."""
+    with what to do (`way_on`: PART_OF_FILE, PART_OF_PIPE, SCORE_START, SCORE_LESS, TO_UTF8's or NO_LINE_ENDED)."""
     per_byte = LOAD_BYTES_PER_BYTE[token]
     check_memory(per_byte * size, "cpu", f"{what}, {per_byte} bytes of memory per byte of it)",
                  f"; {way_on}")
@@ -630,6 +630,7 @@ def file_digest_of(path):
 
 
 def digest_of_pieces(pieces):
+    """file_digest of the bytes of `pieces`, in turn."""
     digest, size = hashlib.blake2b(digest_size=16), 0
     for piece in pieces:
         digest.update(piece)
