@@ -477,7 +477,8 @@ def place_in_run(epoch_done, batch):
 
 
 class Stop(Exception):
-    """Training stops inside an epoch: `why` is 'interrupted' (Ctrl-C, SIGTERM) or 'budget' (--max-minutes)."""
+    """Training stops inside an epoch: `why` is 'interrupted' (Ctrl-C, SIGTERM), 'budget' (--max-minutes) or
+    'patience' (--patience)."""
 
     def __init__(self, why, position):
         self.why, self.position = why, position
@@ -613,9 +614,9 @@ def run_training(args, held):
         if epoch >= config["epochs"]:
             print(f"{out} already has {epoch} epochs; ask for more with --epochs N")
             return
-        spent = None if position else out_of_patience(history, config.get("patience"), resume_command)
-        if spent:                                                     # (it would stop again after an epoch)
-            print(f"{out} stopped after epoch {epoch}: {spent}")
+        spent = out_of_patience(history, steps, config.get("patience"), resume_command)
+        if spent:                                                     # (it would stop again at its next validation)
+            print(f"{out} stopped {place_in_run(epoch, manifest['batch'] if position else 0)}: {spent}")
             return
         as_started = command_line_flags({key: config[key] for key in kept}, build_parser().subcommands["train"])
         last_saved["at"] = place_in_run(epoch, manifest["batch"] if position else 0)
@@ -803,7 +804,8 @@ def run_training(args, held):
     saving_noted = {"done": False}                                   # note_saving_share's, once a run
 
     def validate_inside(pos):
-        """--validate-every-steps at this minibatch: a line, a row of steps.csv, best.npz when the best so far."""
+        """--validate-every-steps at this minibatch: a line, a row of steps.csv, best.npz when the best so far; then
+        the run's stop (saved here) where --patience is spent."""
         was = best
         try:
             val_now = validate()
@@ -815,6 +817,8 @@ def run_training(args, held):
         shown["val"] = f"{val_now:.2f}"
         say(f"epoch {epoch + 1:4d}  minibatch {pos.batch:,}/{batches:,}  validation perplexity {val_now:7.2f}  "
             f"({validation_took['s']:.1f} s)" + (f"  best so far: {out / 'best.npz'}" if val_now < was else ""))
+        if out_of_patience(history, steps, config.get("patience"), resume_command):
+            raise Stop("patience", pos)
 
     def due(key, pos):
         """Whether an every-N-minibatches flag (config[key]: N, 0 or None off) falls on this minibatch."""
@@ -915,8 +919,8 @@ def run_training(args, held):
                 bar.close()
                 if e.why == "interrupted":
                     leave_interrupted(e.position)
-                # the budget: end as any run ends, validated (a validation just done at this minibatch gives its
-                # value), unless one takes longer than the whole budget
+                # the budget, --patience: end as any run ends, validated (a validation just done at this minibatch
+                # gives its value: always so for --patience), unless one takes longer than the whole budget
                 left_out = ""
                 try:
                     if validated["at"] == (epoch, e.position.batch):
@@ -933,7 +937,8 @@ def run_training(args, held):
                 write_last(e.position, stop["rng_at_start"])
                 ppl = perplexity(float(e.position.loss_sum) / max(1, e.position.tokens))
                 speed = e.position.tokens / max(e.position.seconds, 1e-9)
-                print(budget_stopped(left_out))
+                print(budget_stopped(left_out) if e.why == "budget" else
+                      f"stopped: {out_of_patience(history, steps, config['patience'], resume_command)}")
                 break
             try:
                 val_ppl = validate()
@@ -948,8 +953,8 @@ def run_training(args, held):
                                 elapsed_s=round((history[-1]["elapsed_s"] if history else 0.0)
                                                 + time.perf_counter() - started, 3)))
             keep_if_best(val_ppl)
-            # --patience: the epochs since the best validation's are as many; the run ends here, saved
-            patience_spent = (out_of_patience(history, config.get("patience"), resume_command)
+            # --patience: the validations since the best are as many; the run ends here, saved
+            patience_spent = (out_of_patience(history, steps, config.get("patience"), resume_command)
                               if epoch < config["epochs"] else None)
             patience_stop = patience_spent is not None
             # the budget, at an epoch's end: its validation, just done, closes the run where another would not fit
@@ -1037,15 +1042,27 @@ def best_and_last(history):
     return min(rows, key=lambda row: row["val_perplexity"]), rows[-1]
 
 
-def out_of_patience(history, patience, resume_command):
-    """Why a run stops at its last epoch's end (the epochs' rows, history) with --patience N: N epochs or more since
-    the epoch of its best validation perplexity; None where not, or without --patience."""
-    best, last = best_and_last(history)
-    if not patience or best is None or last["epoch"] - best["epoch"] < patience:
+def out_of_patience(history, steps, patience, resume_command):
+    """Why a run stops at its last validation with --patience N: N validations or more since its best (the first of
+    equal ones), counting each epoch's closing one (history's rows) and those inside the epochs (--validate-every-
+    steps: steps' rows); None where not, or without --patience."""
+    if not patience:
         return None
-    return (f"the validation perplexity has not bettered its best, {best['val_perplexity']:.2f} at epoch "
-            f"{best['epoch']}, in the {last['epoch'] - best['epoch']} epochs since (--patience {patience}); best.npz "
-            f"keeps the weights of the best validation; to train on: {resume_command} --patience 0")
+    inside = [(row["epoch"], row["minibatch"], row["val_perplexity"]) for row in steps
+              if row["val_perplexity"] is not None]
+    closing = [(row["epoch"], math.inf, row["val_perplexity"]) for row in history if row["val_perplexity"] is not None]
+    validations = sorted(inside + closing, key=lambda v: v[:2])                     # in the order they were done
+    if not validations:
+        return None
+    at = min(range(len(validations)), key=lambda i: validations[i][2])
+    since = len(validations) - 1 - at
+    if since < patience:
+        return None
+    epoch, batch, val = validations[at]
+    where = f"epoch {epoch}" if batch == math.inf else f"epoch {epoch}, minibatch {batch:,}"
+    return (f"the validation perplexity has not bettered its best, {val:.2f} at {where}, in the {since} "
+            f"validation{'s' * (since != 1)} since (--patience {patience}); best.npz keeps the weights of the best "
+            f"validation; to train on: {resume_command} --patience 0")
 
 
 def overfitting_note(history):
@@ -1330,8 +1347,9 @@ def build_parser():
     t.add_argument("--plot", action=argparse.BooleanOptionalAction, default=False,
                    help="draw perplexity.png (train and validation)")
     t.add_argument("--patience", type=every_or_off, default=None, metavar="N",
-                   help="stop once N epochs have passed without an epoch's validation perplexity bettering the best "
-                        "(best.npz keeps its weights): the model has begun to overfit its text (0: never)")
+                   help="stop once N validations (each epoch's closing one, and --validate-every-steps's) have not "
+                        "bettered the best validation perplexity (best.npz keeps its weights): the model has begun to "
+                        "overfit its text (0: never)")
     t.set_defaults(func=cmd_train)
 
     g = sub.add_parser("generate", help="continue a prefix with a trained model", formatter_class=defaults)

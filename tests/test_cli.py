@@ -131,10 +131,10 @@ def test_a_run_that_overfits_says_so_at_its_end(tmp_path, capsys):
 
 
 def test_patience_stops_a_run_whose_validation_no_longer_betters_and_a_resume_honours_it(tmp_path, capsys):
-    """--patience N: the run stops, saved, at the end of the epoch N epochs after the one of its best validation
-    perplexity (best.npz keeps that one's weights), with a line saying so and how to train on; a resume with the same
-    patience trains nothing more and says why; --patience 0 (a resume honours it) trains on; without a validation
-    text it is refused in one line."""
+    """--patience N: the run stops, saved, at the validation N validations after its best (each epoch's closing one,
+    and inside the epochs --validate-every-steps's), best.npz keeping the best's weights, with a line saying so and
+    how to train on; a resume with the same patience trains nothing more and says why; --patience 0 (a resume honours
+    it) trains on; without a validation text it is refused in one line."""
     import csv
     import random
     rng = random.Random(0)
@@ -151,21 +151,30 @@ def test_patience_stops_a_run_whose_validation_no_longer_betters_and_a_resume_ho
     val = [float(row["val_perplexity"]) for row in rows]
     best = int(np.argmin(val)) + 1
     assert len(rows) == best + 3 < 40 and min(val[best:]) >= val[best - 1]
-    assert (f"stopped: the validation perplexity has not bettered its best, {val[best - 1]:.2f} at epoch {best}, in "
-            f"the 3 epochs since (--patience 3); best.npz keeps the weights of the best validation; to train on: "
-            f"scratchrnn train --resume {out} --patience 0\n") in said
+    line = (f"the validation perplexity has not bettered its best, {val[best - 1]:.2f} at epoch {best}, in the 3 "
+            f"validations since (--patience 3); best.npz keeps the weights of the best validation; to train on: "
+            f"scratchrnn train --resume {out} --patience 0\n")
+    assert f"stopped: {line}" in said
     assert load_checkpoint(out / "last.npz")[1]["epoch"] == best + 3
     assert load_checkpoint(out / "best.npz")[1]["epoch"] == best
     before = weights(out)[0]
     cli.main(["train", "--resume", str(out)])
-    assert capsys.readouterr().out == (f"{out} stopped after epoch {best + 3}: the validation perplexity has not "
-                                       f"bettered its best, {val[best - 1]:.2f} at epoch {best}, in the 3 epochs since "
-                                       f"(--patience 3); best.npz keeps the weights of the best validation; to train "
-                                       f"on: scratchrnn train --resume {out} --patience 0\n")
+    assert capsys.readouterr().out == f"{out} stopped after epoch {best + 3}: {line}"
     assert all(np.array_equal(before[k], weights(out)[0][k]) for k in before)
     cli.main(["train", "--resume", str(out), "--patience", "0", "--epochs", str(best + 5)])
     assert load_checkpoint(out / "last.npz")[1]["epoch"] == best + 5
-    capsys.readouterr()
+    # inside the epochs: a validation every 4 of an epoch's 16 minibatches; the run stops, saved, at the one
+    inside = tmp_path / "inside"
+    cli.main(["train", *flags[:2], "--out", str(inside), *flags[4:], "--patience", "5", "--validate-every-steps", "4"])
+    said = capsys.readouterr().out
+    stopped = re.search(r"stopped: the validation perplexity has not bettered its best, [0-9.]+ at epoch \d+(, "
+                        r"minibatch [0-9,]+)?, in the 5 validations since \(--patience 5\); ", said)
+    assert stopped, said
+    manifest = load_checkpoint(inside / "last.npz")[1]
+    assert manifest["batch"] % 4 == 0 and 0 < manifest["batch"] < 16                   # inside an epoch
+    cli.main(["train", "--resume", str(inside)])
+    assert capsys.readouterr().out.startswith(f"{inside} stopped at epoch {manifest['epoch'] + 1}, minibatch "
+                                              f"{manifest['batch']}: the validation perplexity has not bettered")
     with pytest.raises(SystemExit):
         cli.main(["train", *flags[:2], "--out", str(tmp_path / "none"), "--val-fraction", "0", "--patience", "2"])
     assert capsys.readouterr().err == ("error: --patience watches the validation perplexity, and --val-fraction 0 "
@@ -173,11 +182,20 @@ def test_patience_stops_a_run_whose_validation_no_longer_betters_and_a_resume_ho
 
     def row(epoch, val):
         return dict(epoch=epoch, train_perplexity=5.0, val_perplexity=val)
+
+    def step(epoch, minibatch, val):
+        return dict(epoch=epoch, minibatch=minibatch, val_perplexity=val)
     history = [row(1, 8.0), row(2, 6.0), row(3, 6.0), row(4, 7.0)]             # the first of equal bests counts
-    assert cli.out_of_patience(history, 2, "CMD").startswith("the validation perplexity has not bettered its best, "
-                                                             "6.00 at epoch 2, in the 2 epochs since (--patience 2)")
-    assert cli.out_of_patience(history, 3, "CMD") is None and cli.out_of_patience(history, None, "CMD") is None
-    assert cli.out_of_patience([row(1, None)], 1, "CMD") is None
+    assert cli.out_of_patience(history, [], 2, "CMD").startswith("the validation perplexity has not bettered its "
+                                                                 "best, 6.00 at epoch 2, in the 2 validations since "
+                                                                 "(--patience 2)")
+    assert cli.out_of_patience(history, [], 3, "CMD") is None and cli.out_of_patience(history, [], None, "CMD") is None
+    assert cli.out_of_patience([row(1, None)], [], 1, "CMD") is None
+    steps = [step(3, 100, 5.0), step(3, 200, None), step(4, 100, 6.5), step(5, 100, 6.6)]    # in epochs 3 to 5
+    assert cli.out_of_patience(history, steps, 2, "CMD").startswith("the validation perplexity has not bettered its "
+                                                                    "best, 5.00 at epoch 3, minibatch 100, in the 4 "
+                                                                    "validations since")
+    assert cli.out_of_patience(history, steps, 5, "CMD") is None
 
 
 def test_ctrl_c_while_the_command_loads_is_one_line(tmp_path):
