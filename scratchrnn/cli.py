@@ -478,10 +478,10 @@ def place_in_run(epoch_done, batch):
 
 class Stop(Exception):
     """Training stops inside an epoch: `why` is 'interrupted' (Ctrl-C, SIGTERM), 'budget' (--max-minutes) or
-    'patience' (--patience)."""
+    'patience' (--patience; `said`: why, out_of_patience's line)."""
 
-    def __init__(self, why, position):
-        self.why, self.position = why, position
+    def __init__(self, why, position, said=None):
+        self.why, self.position, self.said = why, position, said
 
 
 def cmd_train(args):
@@ -614,12 +614,12 @@ def run_training(args, held):
         if epoch >= config["epochs"]:
             print(f"{out} already has {epoch} epochs; ask for more with --epochs N")
             return
+        last_saved["at"] = place_in_run(epoch, manifest["batch"] if position else 0)
         spent = out_of_patience(history, steps, config.get("patience"), resume_command)
         if spent:                                                     # (it would stop again at its next validation)
-            print(f"{out} stopped {place_in_run(epoch, manifest['batch'] if position else 0)}: {spent}")
+            print(f"{out} stopped {last_saved['at']}: {spent}")
             return
         as_started = command_line_flags({key: config[key] for key in kept}, build_parser().subcommands["train"])
-        last_saved["at"] = place_in_run(epoch, manifest["batch"] if position else 0)
         print(f"resuming {out} {last_saved['at']}" + (f"; going on as before with {as_started}" if as_started else ""))
         note_other_sums(manifest, model, config["batch_size"], args.given, out)
     elif arrays is not None:
@@ -817,8 +817,9 @@ def run_training(args, held):
         shown["val"] = f"{val_now:.2f}"
         say(f"epoch {epoch + 1:4d}  minibatch {pos.batch:,}/{batches:,}  validation perplexity {val_now:7.2f}  "
             f"({validation_took['s']:.1f} s)" + (f"  best so far: {out / 'best.npz'}" if val_now < was else ""))
-        if out_of_patience(history, steps, config.get("patience"), resume_command):
-            raise Stop("patience", pos)
+        spent = out_of_patience(history, steps, config.get("patience"), resume_command)
+        if spent:
+            raise Stop("patience", pos, spent)
 
     def due(key, pos):
         """Whether an every-N-minibatches flag (config[key]: N, 0 or None off) falls on this minibatch."""
@@ -937,8 +938,7 @@ def run_training(args, held):
                 write_last(e.position, stop["rng_at_start"])
                 ppl = perplexity(float(e.position.loss_sum) / max(1, e.position.tokens))
                 speed = e.position.tokens / max(e.position.seconds, 1e-9)
-                print(budget_stopped(left_out) if e.why == "budget" else
-                      f"stopped: {out_of_patience(history, steps, config['patience'], resume_command)}")
+                print(budget_stopped(left_out) if e.why == "budget" else f"stopped: {e.said}")
                 break
             try:
                 val_ppl = validate()
@@ -1033,15 +1033,6 @@ def run_training(args, held):
 OVERFIT_EPOCHS, OVERFIT_RISE = 5, 1.02
 
 
-def best_and_last(history):
-    """The epochs' rows (history) of the best validation perplexity (the first of equal ones) and of the last; (None,
-    None) without one."""
-    rows = [row for row in history if row["val_perplexity"] is not None]
-    if not rows:
-        return None, None
-    return min(rows, key=lambda row: row["val_perplexity"]), rows[-1]
-
-
 def out_of_patience(history, steps, patience, resume_command):
     """Why a run stops at its last validation with --patience N: N validations or more since its best (the first of
     equal ones), counting each epoch's closing one (history's rows) and those inside the epochs (--validate-every-
@@ -1069,9 +1060,10 @@ def overfitting_note(history):
     """One line where the epochs' rows show overfitting: the validation perplexity risen well above its best, epochs
     after it, while the training text's fell (the model learns its text by heart, and what it learns there no longer
     carries to text it has not read); None where they do not."""
-    best, last = best_and_last(history)
-    if best is None:
+    rows = [row for row in history if row["val_perplexity"] is not None]
+    if not rows:
         return None
+    best, last = min(rows, key=lambda row: row["val_perplexity"]), rows[-1]         # (the first of equal bests)
     if (last["epoch"] - best["epoch"] < OVERFIT_EPOCHS or last["val_perplexity"] < OVERFIT_RISE * best["val_perplexity"]
             or last["train_perplexity"] >= best["train_perplexity"]):
         return None
@@ -1161,9 +1153,9 @@ def note_trained_on(paths, files, corpus, manifest, report):
     its run's. A file read in part (--max-tokens) is read through for its digest where its size is a trained file's."""
     trained = {digest: name for name, digest in (manifest.get("corpus_files") or {}).items()}
     sizes = {digest.split(":")[0] for digest in trained}
-    for given in map(str, map(Path, paths)):
-        if given != STDIN and given not in files and str(Path(given).stat().st_size) in sizes:
-            files[given] = file_digest_of(given)
+    for given in map(Path, paths):
+        if str(given) != STDIN and str(given) not in files and str(given.stat().st_size) in sizes:
+            files[str(given)] = file_digest_of(given)
     same = [(path, trained[digest]) for path, digest in files.items() if digest in trained]
     then = manifest.get("corpus_digest")                              # 'N:hex': N tokens first, the hash if equal
     if same:

@@ -259,11 +259,11 @@ class TextPieces:
             self.stream.close()
 
 
-def read_start(paths, token, charset, wanted, digests=None):
-    """(text, kept), as load_corpus reads them from whole files, from only as much of the start of `paths` (read in
-    turn as one text) as its first `wanted` tokens need: START_BYTES, then twice as many until they give as many
-    tokens after the charset, or the text ends. Those tokens are the whole text's first, as the lines read are
-    whole. digests: as read_text's, for the files read to their end."""
+def read_start(paths, token, keep, wanted, digests=None):
+    """(text, kept), as load_corpus reads them from whole files (keep(text): the text as its charset keeps it), from
+    only as much of the start of `paths` (read in turn as one text) as its first `wanted` tokens need: START_BYTES,
+    then twice as many until they give as many tokens after the charset, or the text ends. Those tokens are the whole
+    text's first, as the lines read are whole. digests: as read_text's, for the files read to their end."""
     starts = [TextPieces(path, token) for path in paths]
     budget = max(START_BYTES, START_BYTES_PER_TOKEN * wanted)
     try:
@@ -276,7 +276,7 @@ def read_start(paths, token, charset, wanted, digests=None):
                     break
                 left -= len(start.raw)
             text = join_texts(texts)
-            kept = apply_charset(text, charset, sep="" if token == "char" else " ")
+            kept = keep(text)
             if all(start.ended for start in starts) or count_tokens(kept, token) >= wanted:
                 break
             for start in starts:
@@ -532,13 +532,14 @@ def load_corpus(paths=None, max_tokens=10000, token="char", charset="book", voca
     progress = progress or report
     if progress is not None and given and size >= READING_NOTE_BYTES:
         progress(f"reading {human_bytes(size)} of text")
+    keep = lambda text: apply_charset(text, charset, sep="" if token == "char" else " ")     # noqa: E731
     if start_only:
-        text, kept = read_start(paths, token, charset, max_tokens, digests if given else None)
+        text, kept = read_start(paths, token, keep, max_tokens, digests if given else None)
     else:
         texts = [read_text(p, digests if given else None, token, too_large[1]) for p in paths]
         text = join_texts(texts)
         del texts
-        kept = apply_charset(text, charset, sep="" if token == "char" else " ")
+        kept = keep(text)
     lost = charset_loss(text, kept, charset)
     if report is not None and given and lost > CHARSET_LOSS_WARNING * len(text):
         way_on = ("--charset raw keeps every character as written" if trained is None else   # (the run's reading)
