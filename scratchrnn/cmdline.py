@@ -246,7 +246,9 @@ def add_training_arguments(p, defaults=None):
                         "scratchrnn train --corpus -) (default: the Time Machine, shipped)")
     how_much = p.add_mutually_exclusive_group()          # both given: which one meant? (--full-text won silently)
     how_much.add_argument("--max-tokens", type=int, default=d.get("max_tokens", 10000),
-                          help="keep the first N tokens (the book: 10000); -1 keeps the whole text")
+                          help="keep the first N tokens (the book: 10000): the text is read through for its "
+                               "vocabulary, and only those N held, so a text larger than the memory trains on its "
+                               "start; -1 keeps the whole text")
     how_much.add_argument("--full-text", action="store_true", help="same as --max-tokens -1")
     p.add_argument("--seed", type=seed_int, default=d["seed"],
                    help="seeds the initial weights, the minibatches' order and the dropout masks")

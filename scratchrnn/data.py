@@ -24,6 +24,7 @@ import unicodedata
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from .backend import check_memory, human_bytes
 from .errors import DataError, EmptyText, quoted
@@ -58,14 +59,15 @@ UNICODE_BOMS = ((b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32")
 
 STDIN = "-"     # --corpus -: the text comes from standard input (`cat *.txt | scratchrnn train --corpus -`)
 
-# What a refusal of a text too large for memory says to do (check_text_memory's way_on): a file or a pipe to train on,
+# What a refusal of a text too large for memory says to do (check_text_memory's way_on): a text to train on whole,
 # a text to score (evaluate) whole, or its start
-PART_OF_FILE = "train on a part of it (split -C 1G FILE part-: parts of at most 1 GB, cut at line breaks)"
-PART_OF_PIPE = "train on a part of it (| split -C 1G - part-: files of at most 1 GB, cut at line breaks)"
+TRAIN_START = ("train on its start: --max-tokens N reads it through once, for its vocabulary, and holds only its first "
+               "N tokens")
 SCORE_START = "score its start: --max-tokens N reads only as much of it as N tokens need"
 SCORE_LESS = "a smaller --max-tokens reads less of it"
+KEEP_LESS = "a smaller --max-tokens keeps less of it"
 TO_UTF8 = "convert it to UTF-8 (iconv -f {} -t utf-8 FILE > NEW), whose start alone is read"
-NO_LINE_ENDED = ("a start is read in whole lines, and no line of it has ended yet: break its lines first (fold -s -w "
+NO_LINE_ENDED = ("it is read in whole lines, and a line of it has not ended yet: break its lines first (fold -s -w "
                  "1000 FILE > NEW)")
 
 
@@ -85,7 +87,7 @@ def check_not_web_address(path):
                         f"(curl -L -o book.txt {quoted(path)}), then give --corpus book.txt")
 
 
-def read_text(path, digests=None, token="char", way_on=PART_OF_PIPE):
+def read_text(path, digests=None, token="char", way_on=TRAIN_START):
     """Read a UTF-8 text file (or UTF-16/32 with its byte-order mark), refusing what is missing, empty,
     binary or not UTF-8 (one-line errors). The text comes back as `normalize` leaves it. digests: a dict where
     {path: file_digest of its bytes} is put, from the bytes read here (not a second reading of the file).
@@ -126,41 +128,54 @@ def check_readable(path):
     return path
 
 
-def decode_text(raw, path, whole=True):
-    """The text of a file's bytes `raw` (all of them; whole=False: its start, cut after a line break), decoded and
-    normalized, or one line saying why it is not text. An empty text is refused where it is whole."""
-    encoding = next((name for bom, name in UNICODE_BOMS if raw.startswith(bom)), "utf-8")
+def decode_text(raw, path, whole=True, offset=0):
+    """The text of a file's bytes `raw` (all of them; whole=False: its start, cut after a line break; or a piece of
+    whole lines at `offset` bytes into it), decoded and normalized, or one line saying why it is not text. An empty
+    text is refused where it is whole."""
+    encoding = next((name for bom, name in UNICODE_BOMS if raw.startswith(bom) and offset == 0), "utf-8")
     try:
         text = raw.decode(encoding)                                        # utf-16/32 drop their BOM here
     except UnicodeDecodeError as e:
-        check_not_compressed(raw, path)
+        if offset == 0:                                                    # (a file starts so)
+            check_not_compressed(raw, path)
         if encoding != "utf-8":
             raise DataError(f"corpus {text_name(path)} is not UTF-8 text, nor the {encoding.upper()} its byte-order "
                             f"mark announces (bad bytes at offset {e.start})") from None
         if b"\x00" in raw:
             raise DataError(f"corpus {text_name(path)} looks binary (it contains NUL bytes), not text") from None
-        raise DataError(f"corpus {text_name(path)} is not UTF-8 text: {not_utf8(raw, e.start)}") from None
+        raise DataError(f"corpus {text_name(path)} is not UTF-8 text: {not_utf8(raw, e.start, offset)}") from None
     if "\x00" in text:
-        check_not_compressed(raw, path)
+        if offset == 0:                                                    # (a file starts so)
+            check_not_compressed(raw, path)
         raise DataError(f"corpus {text_name(path)} looks binary (it contains NUL bytes), not text")
     del raw
-    text = normalize(text)                                                 # the byte-order mark dropped
+    text = normalize(text, start=offset == 0)                              # the byte-order mark dropped
     if whole and (not text or text.isspace()):                             # (isspace: no copy of the text)
-        raise EmptyText(f"corpus {text_name(path)} is empty", str(path))
+        raise empty_text(path)
     return text
+
+
+def empty_text(path):
+    """The refusal of a file with no text (nothing, or blanks only)."""
+    return EmptyText(f"corpus {text_name(path)} is empty", str(path))
 
 
 UTF8_SAMPLE = 64 << 20          # the bytes not_utf8 counts the bad ones of (a whole 1 GB text: a second copy of it)
 
 
-def not_utf8(raw, first):
-    """What a text that is not UTF-8 (its first bad byte at offset `first`) is, and the two ways on: another
-    encoding converted (every accented letter of a Windows text is a bad byte), or a few damaged bytes dropped (a
-    scraped text): it said only the first, which for a UTF-8 text with one damaged byte is wrong."""
+def not_utf8(raw, first, offset=0):
+    """What a text that is not UTF-8 (its first bad byte at offset `first` of `raw`, `offset` bytes into the file) is,
+    and the two ways on: another encoding converted (every accented letter of a Windows text is a bad byte), or a few
+    damaged bytes dropped (a scraped text): it said only the first, which for a UTF-8 text with one damaged byte is
+    wrong."""
     sample = raw[:UTF8_SAMPLE]
     bad = len(sample) - len(sample.decode("utf-8", errors="ignore").encode("utf-8"))
-    where = "" if len(sample) == len(raw) else f" in its first {human_bytes(len(sample))}"
-    return (f"{bad:,} bad byte{'s' * (bad != 1)}{where} (the first at offset {first:,}: {raw[first:first + 1]!r}); "
+    if offset:
+        where = f" in the {human_bytes(len(sample))} from offset {offset:,}"
+    else:
+        where = "" if len(sample) == len(raw) else f" in its first {human_bytes(len(sample))}"
+    return (f"{bad:,} bad byte{'s' * (bad != 1)}{where} (the first at offset {offset + first:,}: "
+            f"{raw[first:first + 1]!r}); "
             f"if it is in another encoding, convert it (iconv -f cp1252 -t utf-8 FILE > NEW for a Windows text); "
             f"if a few bytes are damaged, drop them (iconv -f utf-8 -t utf-8 -c FILE > NEW)")
 
@@ -204,12 +219,14 @@ class TextPieces:
     """One corpus file, standard input or a pipe, read in pieces, the memory they will take checked after each with
     check_corpus_size's rule: a pipe's size no one knows before it is read (`zcat 20GB.txt.gz | scratchrnn train
     --corpus -` is refused in one line once it would not fit, not read whole first and the memory run out after);
-    the start of a long text, read as far as its first tokens need (read_start: evaluate --max-tokens)."""
+    the start of a long text, read as far as its first tokens need (read_start: evaluate --max-tokens); a text read
+    through in pieces of whole lines, one held at a time (pieces: train --max-tokens)."""
 
     def __init__(self, path, token, way_on=SCORE_LESS):
         self.path = STDIN if str(path) == STDIN else check_readable(path)     # (each checked before any is read)
         self.token, self.way_on, self.raw, self.ended, self.stream = token, way_on, bytearray(), False, None
         self.broken = False                                                # a line break read
+        self.offset = 0                                                    # where raw starts in the text (pieces)
 
     def read_to(self, size):
         """Read on until `size` bytes are held or the text ends. A text in UTF-16 or UTF-32 (its byte-order mark),
@@ -222,7 +239,7 @@ class TextPieces:
                 self.ended = not piece
                 self.raw += piece
                 self.broken = self.broken or b"\n" in piece or b"\r" in piece
-                wide = next((name for bom, name in UNICODE_BOMS if self.raw.startswith(bom)), None)
+                wide = next((name for bom, name in UNICODE_BOMS if self.raw.startswith(bom) and not self.offset), None)
                 if wide and size < math.inf:                          # (a start can be read of UTF-8 only)
                     size, self.way_on = math.inf, TO_UTF8.format(wide)
                 check_text_memory(len(self.raw), self.token, f"reading corpus {text_name(self.path)} (more than "
@@ -252,7 +269,38 @@ class TextPieces:
         except UnicodeDecodeError:
             rest = None
         if rest is None or "\x00" in rest:
-            decode_text(bytes(self.raw), self.path)
+            decode_text(bytes(self.raw), self.path, offset=self.offset)
+
+    def pieces(self, last=True):
+        """The whole text in turn, in pieces of whole lines (about STREAM_PIECE bytes each; a longer line is read to
+        its end), each decoded and normalized as read_text reads it inside the whole text, so that the pieces joined
+        are its text (a "\r\n" cut between two pieces is one "\n"). The last piece ends with a line break where
+        `last` is False, as join_texts puts one between two files. One piece is held at a time: a text larger than the
+        memory is read through (load_corpus: train --max-tokens counts the tokens of the whole text, for its
+        vocabulary, and keeps its start). self.digest: file_digest of all its bytes, once the last piece is given."""
+        digest, blank, after_cr, held = hashlib.blake2b(digest_size=16), True, False, ""
+        while not self.ended:
+            self.read_to(len(self.raw) + max(STREAM_PIECE, 4))            # (a byte-order mark whole)
+            end = len(self.raw) if self.ended else self.lines_end()
+            if end == 0:
+                self.check_rest()                                   # (its line goes on: what it is said now)
+                continue
+            raw = bytes(self.raw[:end])
+            del self.raw[:end]
+            self.broken, skip = False, int(after_cr and raw.startswith(b"\n"))     # the "\n" of a cut "\r\n"
+            after_cr = raw.endswith(b"\r")
+            text = decode_text(raw[skip:], self.path, whole=False, offset=self.offset + skip)
+            digest.update(raw)
+            self.offset += len(raw)
+            blank = blank and (not text or text.isspace())
+            if text:                                                # (each given once the next is read)
+                if held:
+                    yield held
+                held = text
+        if blank:
+            raise empty_text(self.path)
+        self.digest = f"{self.offset}:{digest.hexdigest()}"
+        yield held if last or held.endswith("\n") else held + "\n"
 
     def close(self):
         if self.stream is not None and self.path != STDIN:
@@ -291,6 +339,79 @@ def read_start(paths, token, keep, wanted, digests=None):
     return text, kept
 
 
+class TokenCounts:
+    """A text's tokens counted as it is read through in pieces of whole lines (TextPieces.pieces), with what load_corpus
+    tells of the whole text: how often each token comes and where first (the Vocab's order, and its ties), its
+    characters and those its charset keeps (its note), and the pieces of its first `wanted` tokens, held: train
+    --max-tokens N reads a text larger than the memory through for its vocabulary, and holds its start only."""
+
+    def __init__(self, token, charset, sep, wanted):
+        self.token, self.charset, self.wanted = token, charset, wanted
+        self.sep = "" if charset == "raw" else sep               # what apply_charset puts between two pieces' lines
+        self.characters = self.kept = self.marks = self.tokens = self.held = 0
+        self.counts = np.zeros(0, dtype=np.int64)                # by code point (characters), by number (words)
+        self.first = {}                                          # {code point: where it first comes}; {word: number}
+        self.start = []                                          # the first tokens' pieces (characters: code points)
+
+    def add(self, text, kept):
+        """One more piece: its text (not empty), and what its charset keeps of it."""
+        self.kept += len(kept) + (len(self.sep) if self.characters else 0)
+        self.characters += len(text)
+        self.marks += charset_marks(text, self.charset)
+        if self.token == "char":
+            ids = code_points(kept)
+            counts = np.bincount(ids)
+            if counts.size > self.counts.size:
+                self.counts = np.concatenate([self.counts, np.zeros(counts.size - self.counts.size, np.int64)])
+            new = np.flatnonzero((counts > 0) & (self.counts[:counts.size] == 0))
+            if new.size:
+                self.first.update((c, self.tokens + i) for c, i in first_positions(ids, new).items())
+            self.counts[:counts.size] += counts
+        else:
+            ids = word_numbers(kept, self.first)
+            self.counts = np.concatenate([self.counts, np.zeros(len(self.first) - self.counts.size, np.int64)])
+            self.counts += np.bincount(ids, minlength=len(self.first))
+        if self.tokens < self.wanted:
+            self.start.append(ids if self.token == "char" else kept)
+            self.held += len(text)
+        self.tokens += ids.size
+
+    def vocab(self, min_freq=1):
+        """The book's Vocab of the text's tokens, as char_vocab and word_ids make it of the whole text."""
+        if self.token == "char":
+            return vocab_of_characters(self.counts, self.first, min_freq)
+        return vocab_of_words(self.first, self.counts, min_freq)[1]
+
+    def ids(self, vocab):
+        """The ids of the text's first `wanted` tokens in `vocab`."""
+        if self.token == "char":
+            return char_ids(np.concatenate(self.start)[:self.wanted], vocab)
+        return word_ids(" ".join(self.start), vocab)[0][:self.wanted]
+
+
+def read_through(paths, token, keep, counted, digests=None, bar=None):
+    """Read `paths` in turn as one text, through, in pieces of whole lines (TextPieces.pieces), each counted (counted: a
+    TokenCounts) with what its charset keeps of it (keep); the memory of the start it holds checked as it grows.
+    digests: as read_text's. bar: a progress bar (tqdm), told the bytes of each piece."""
+    texts = [TextPieces(path, token, KEEP_LESS) for path in paths]     # (each checked before any is read)
+    for i, text in enumerate(texts):
+        try:
+            read = 0                                                 # (the bytes the bar was told of)
+            for piece in text.pieces(last=i == len(texts) - 1):
+                held = counted.held
+                counted.add(piece, keep(piece))
+                if bar is not None:
+                    bar.update(text.offset - read)
+                    read = text.offset
+                if counted.held > held:
+                    check_text_memory(counted.held, token, f"keeping the first {counted.wanted:,} tokens of the text "
+                                      f"(more than {human_bytes(counted.held)} of it so far", KEEP_LESS)
+        finally:
+            text.close()
+        if digests is not None:
+            digests[str(text.path)] = text.digest
+
+
 def join_texts(texts):
     """The texts of several files as one: a line break put between two where the first does not end with one."""
     return "".join(t if i == len(texts) - 1 or t.endswith("\n") else t + "\n" for i, t in enumerate(texts))
@@ -301,11 +422,12 @@ def count_tokens(kept, token):
     return len(kept) if token == "char" else sum(1 for _ in WORD.finditer(kept))
 
 
-def normalize(text):
+def normalize(text, start=True):
     """One text, one sequence of characters: a leading byte-order mark dropped, "\r\n" (and a lone "\r")
     read as "\n", and Unicode NFC, so that "é" is one character whether the file wrote it composed or as
-    "e" plus a combining accent (NFD)."""
-    if text.startswith("\ufeff"):
+    "e" plus a combining accent (NFD). start: the text is a file's start (False: a piece of a file read in pieces,
+    whose U+FEFF at its start is a character inside the text, not a byte-order mark)."""
+    if start and text.startswith("\ufeff"):
         text = text[1:]
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
@@ -348,11 +470,22 @@ def charset_loss(text, kept, charset):
     """How many of the text's characters the charset dropped or changed: for book every character that is
     not a lower-case letter or a space (upper-case letters, digits, punctuation, line breaks, other
     scripts); for wide the characters dropped (line breaks, repeated blanks) and tabs made spaces."""
+    return loss_of(len(text), len(kept), charset_marks(text, charset), charset)
+
+
+def charset_marks(text, charset):
+    """What charset_loss counts in the text, which adds up over its pieces: for book the characters it keeps as they
+    are (lower-case letters and spaces), for wide the tabs it makes spaces."""
     if charset == "book":
-        return len(text) - sum(text.count(c) for c in string.ascii_lowercase + " ")
-    if charset == "wide":
-        return max(0, len(text) - len(kept)) + text.count("\t")
-    return 0
+        return sum(text.count(c) for c in string.ascii_lowercase + " ")
+    return text.count("\t") if charset == "wide" else 0
+
+
+def loss_of(characters, kept, marks, charset):
+    """charset_loss of a text of `characters` characters, `kept` of them kept by the charset, and its charset_marks."""
+    if charset == "book":
+        return characters - marks
+    return max(0, characters - kept) + marks if charset == "wide" else 0
 
 
 def tokenize(lines, token="char"):
@@ -444,8 +577,13 @@ def char_vocab(codes, min_freq=1):
     """The book's Vocab of a text's characters: most frequent first, ties in order of first appearance; those seen
     fewer than min_freq times left out (read as '<unk>')."""
     counts = np.bincount(codes)
+    return vocab_of_characters(counts, first_positions(codes, np.flatnonzero(counts >= max(min_freq, 1))), min_freq)
+
+
+def vocab_of_characters(counts, first, min_freq=1):
+    """char_vocab of the characters counted (counts: how often each code point comes; first: {code point: where it
+    first comes}, for those seen min_freq times at least)."""
     present = np.flatnonzero(counts >= max(min_freq, 1))
-    first = first_positions(codes, present)
     order = sorted(present.tolist(), key=lambda c: (-int(counts[c]), first[c]))
     return Vocab(idx_to_token=["<unk>"] + [chr(c) for c in order], token="char")
 
@@ -473,15 +611,27 @@ def word_ids(text, vocab=None, min_freq=1):
         known, unk = vocab.token_to_idx, vocab.unk
         return np.fromiter((known.get(m.group(), unk) for m in WORD.finditer(text)), dtype=np.int64), vocab
     seen = {}
-    first = np.fromiter((seen.setdefault(m.group(), len(seen)) for m in WORD.finditer(text)), dtype=np.int64)
+    first = word_numbers(text, seen)
+    rank, vocab = vocab_of_words(seen, np.bincount(first, minlength=len(seen)), min_freq)
+    return rank[first], vocab
+
+
+def word_numbers(text, seen):
+    """The text's words, each as its number in order of first appearance (seen: {word: number}, filled as new words
+    come; one dict for the pieces of one text)."""
+    return np.fromiter((seen.setdefault(m.group(), len(seen)) for m in WORD.finditer(text)), dtype=np.int64)
+
+
+def vocab_of_words(seen, counts, min_freq=1):
+    """(rank, Vocab) of the words counted (seen: word_numbers's; counts: how often each number comes): the book's
+    Vocab, and rank[number] the word's id in it."""
     words = list(seen)                                              # in order of first appearance
-    counts = np.bincount(first, minlength=len(words))
     order = np.argsort(-counts, kind="stable")
     order = order[counts[order] >= min_freq]
     order = order[[words[i] != "<unk>" for i in order]] if "<unk>" in seen else order
     rank = np.zeros(len(words), dtype=np.int64)                     # first-appearance number -> id ('<unk>': 0)
     rank[order] = np.arange(1, len(order) + 1)
-    return rank[first], Vocab(idx_to_token=["<unk>"] + [words[i] for i in order], token="word")
+    return rank, Vocab(idx_to_token=["<unk>"] + [words[i] for i in order], token="word")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -494,7 +644,10 @@ def load_corpus(paths=None, max_tokens=10000, token="char", charset="book", voca
 
     paths: a path or a list of paths (None: the Time Machine), read in turn as one text (a line break is
     put between two files when the first does not end with one). The corpus is the flat array of token ids
-    (int64), cut to `max_tokens` (the book's 10,000 characters; -1 or None keeps the whole text).
+    (int64), cut to `max_tokens` (the book's 10,000 characters; -1 or None keeps the whole text). With max_tokens
+    (and not scoring), the text is read through in pieces of whole lines (read_through), its tokens counted for the
+    vocabulary and only its first max_tokens held, so that a text larger than the memory trains on its start; read
+    whole (-1), a text too large for the memory is refused before it is read, naming --max-tokens.
     vocab: None builds the vocabulary of the text, without the tokens seen fewer than `min_freq` times (the book's
     Vocab(min_freq); they are read as '<unk>'); a Vocab (a trained model's) maps the text onto it, and its tokens
     outside it to '<unk>'; with grow, the Vocab grown by the text's own tokens it lacks (seen min_freq times),
@@ -520,8 +673,12 @@ def load_corpus(paths=None, max_tokens=10000, token="char", charset="book", voca
     if sum(str(p) == STDIN for p in paths) > 1:
         raise DataError("--corpus - (standard input) is given more than once, and can be read once")
     start_only = scoring and vocab_given and max_tokens is not None and max_tokens > 0
-    too_large = (SCORE_START, SCORE_START) if scoring else (PART_OF_FILE, PART_OF_PIPE)  # (files, a pipe): way_on
-    size = 0 if start_only else check_corpus_size(paths, token, too_large[0])
+    through = not scoring and max_tokens is not None and max_tokens > 0     # read through, its first tokens held
+    too_large = SCORE_START if scoring else TRAIN_START                   # (the way on of a whole text's refusal)
+    if start_only or through:
+        size = 0 if start_only else corpus_bytes(paths)
+    else:
+        size = check_corpus_size(paths, token, too_large)
     first_named = {}                                                 # each file, as the user first named it
     for p in paths:
         first_named.setdefault(Path(p).resolve(), []).append(p)
@@ -531,22 +688,32 @@ def load_corpus(paths=None, max_tokens=10000, token="char", charset="book", voca
                f"--corpus are read in turn as one text)")
     progress = progress or report
     if progress is not None and given and size >= READING_NOTE_BYTES:
-        progress(f"reading {human_bytes(size)} of text")
-    keep = lambda text: apply_charset(text, charset, sep="" if token == "char" else " ")     # noqa: E731
-    if start_only:
-        text, kept = read_start(paths, token, keep, max_tokens, digests if given else None)
+        progress(f"reading {human_bytes(size)} of text" + (f", all of it for its vocabulary, its first {max_tokens:,} "
+                                                           f"tokens to train on" if through else ""))
+    sep = "" if token == "char" else " "
+    keep = lambda text: apply_charset(text, charset, sep)                                    # noqa: E731
+    if through:
+        counted = TokenCounts(token, charset, sep, max_tokens)
+        with tqdm(total=size or None, desc="reading", unit="B", unit_scale=True, unit_divisor=1024, leave=False,
+                  disable=not (given and size >= READING_NOTE_BYTES and sys.stderr.isatty())) as bar:
+            read_through(paths, token, keep, counted, digests if given else None, bar)
+        characters, lost = counted.characters, loss_of(counted.characters, counted.kept, counted.marks, charset)
     else:
-        texts = [read_text(p, digests if given else None, token, too_large[1]) for p in paths]
-        text = join_texts(texts)
-        del texts
-        kept = keep(text)
-    lost = charset_loss(text, kept, charset)
-    if report is not None and given and lost > CHARSET_LOSS_WARNING * len(text):
+        if start_only:
+            text, kept = read_start(paths, token, keep, max_tokens, digests if given else None)
+        else:
+            texts = [read_text(p, digests if given else None, token, too_large) for p in paths]
+            text = join_texts(texts)
+            del texts
+            kept = keep(text)
+        characters, lost = len(text), charset_loss(text, kept, charset)
+        del text
+    if report is not None and given and lost > CHARSET_LOSS_WARNING * characters:
         way_on = ("--charset raw keeps every character as written" if trained is None else   # (the run's reading)
                   "the model's run read its text so (a new run with --charset raw keeps every character as written)")
-        of = f"the {len(text):,} characters read of the text" if start_only else f"the text's {len(text):,} characters"
-        report(f"note: --charset {charset} drops or changes {lost:,} of {of} ({lost / len(text):.1%}); {way_on}")
-    del text
+        of = f"the {characters:,} characters read of the text" if start_only else \
+            f"the text's {characters:,} characters"
+        report(f"note: --charset {charset} drops or changes {lost:,} of {of} ({lost / characters:.1%}); {way_on}")
     names = ", ".join(map(str, paths))
     if charset == "raw":
         hint = ""
@@ -554,11 +721,19 @@ def load_corpus(paths=None, max_tokens=10000, token="char", charset="book", voca
         hint = "; --charset raw keeps every character"
     else:                                                            # (the run's reading: evaluate, --init-from)
         hint = ", as the model's run read its own text"
-    if token == "char":
+    none_left = DataError(f"corpus {names} has no tokens left after preprocessing with --charset {charset}{hint}")
+    if through:
+        if counted.tokens == 0:
+            raise none_left
+        if not vocab_given:
+            own = counted.vocab(min_freq)
+            vocab = trained.grown_by(own) if grow else own
+        corpus, tokens, kept_characters = counted.ids(vocab), counted.tokens, counted.kept
+    elif token == "char":
         codes = code_points(kept)
         del kept
         if codes.size == 0:
-            raise DataError(f"corpus {names} has no tokens left after preprocessing with --charset {charset}{hint}")
+            raise none_left
         if not vocab_given:
             own = char_vocab(codes, min_freq)
             vocab = trained.grown_by(own) if grow else own
@@ -567,15 +742,15 @@ def load_corpus(paths=None, max_tokens=10000, token="char", charset="book", voca
         if grow:              # (the text read twice: a token rare in it, under min_freq, keeps its trained id)
             vocab = trained.grown_by(word_ids(kept, None, min_freq)[1])
         corpus, vocab = word_ids(kept, vocab, min_freq)
-        words = max(corpus.size, 1)
-        if report is not None and len(kept) > LONG_WORD_CHARACTERS * words:
-            report(f"note: --tokens word splits the text at blanks, and {names} has {corpus.size:,} "
-                   f"word{'s' * (corpus.size != 1)} in {len(kept):,} characters, {len(kept) / words:,.0f} a word (a "
-                   f"language written without spaces, as Chinese or Japanese, is read a line or a sentence a word); "
-                   f"--tokens char reads it character by character")
+        tokens, kept_characters = corpus.size, len(kept)
         del kept
         if corpus.size == 0:
-            raise DataError(f"corpus {names} has no tokens left after preprocessing with --charset {charset}{hint}")
+            raise none_left
+    if token == "word" and report is not None and kept_characters > LONG_WORD_CHARACTERS * tokens:
+        report(f"note: --tokens word splits the text at blanks, and {names} has {tokens:,} word{'s' * (tokens != 1)} "
+               f"in {kept_characters:,} characters, {kept_characters / tokens:,.0f} a word (a language written "
+               f"without spaces, as Chinese or Japanese, is read a line or a sentence a word); --tokens char reads it "
+               f"character by character")
     if max_tokens is not None and max_tokens > 0:
         corpus = corpus[:max_tokens]
     unknown = int(np.count_nonzero(corpus == vocab.unk)) if vocab_given or min_freq > 1 else 0
@@ -601,17 +776,22 @@ def load_corpus(paths=None, max_tokens=10000, token="char", charset="book", voca
     return corpus, vocab
 
 
-def check_corpus_size(paths, token, way_on=PART_OF_FILE):
-    """Refuse, in one line and before reading them, files whose text would not fit in this machine's memory (they
-    are read whole, and --max-tokens cuts the ids after). Returns their size in bytes."""
-    size = sum(Path(p).stat().st_size for p in paths if Path(p).is_file())
+def check_corpus_size(paths, token, way_on=TRAIN_START):
+    """Refuse, in one line and before reading them, files whose text would not fit in this machine's memory, where
+    they are read whole (train --max-tokens -1, evaluate without --max-tokens). Returns their size in bytes."""
+    size = corpus_bytes(paths)
     check_text_memory(size, token, f"reading corpus {', '.join(map(str, paths))} ({human_bytes(size)} of text", way_on)
     return size
 
 
+def corpus_bytes(paths):
+    """The size of the files among `paths`, in bytes (a pipe's and standard input's are not known before reading)."""
+    return sum(Path(p).stat().st_size for p in paths if Path(p).is_file())
+
+
 def check_text_memory(size, token, what, way_on):
     """One line where `size` bytes of text (`what` names them, up to the memory per byte) would not fit in memory,
-    with what to do (`way_on`: PART_OF_FILE, PART_OF_PIPE, SCORE_START, SCORE_LESS, TO_UTF8's or NO_LINE_ENDED)."""
+    with what to do (`way_on`: TRAIN_START, SCORE_START, SCORE_LESS, KEEP_LESS, TO_UTF8's or NO_LINE_ENDED)."""
     per_byte = LOAD_BYTES_PER_BYTE[token]
     check_memory(per_byte * size, "cpu", f"{what}, {per_byte} bytes of memory per byte of it)",
                  f"; {way_on}")

@@ -1,4 +1,5 @@
 import re
+import sys
 
 import numpy as np
 import pytest
@@ -298,6 +299,16 @@ def test_a_large_text_is_announced_before_it_is_read(tmp_path, monkeypatch):
     monkeypatch.setattr(data, "READING_NOTE_BYTES", 1000)
     load_corpus([f, f], max_tokens=-1, charset="raw", report=notes.append)
     assert notes[-1] == "reading 3.3 KiB of text"
+    import functools
+    import io                                   # read through (--max-tokens): why all of it, and a bar on a terminal
+    terminal = io.StringIO()
+    terminal.isatty = lambda: True
+    monkeypatch.setattr(sys, "stderr", terminal)
+    monkeypatch.setattr(data, "STREAM_PIECE", 100)
+    monkeypatch.setattr(data, "tqdm", functools.partial(data.tqdm, mininterval=0, miniters=1))   # each update shown
+    load_corpus([f, f], max_tokens=20, charset="raw", report=notes.append)
+    assert notes[-1] == "reading 3.3 KiB of text, all of it for its vocabulary, its first 20 tokens to train on"
+    assert "reading: 100%" in terminal.getvalue() and "3.32k/3.32k" in terminal.getvalue()
 
 
 def test_each_files_digest_comes_from_its_one_reading(tmp_path, monkeypatch):
@@ -320,6 +331,22 @@ def test_each_files_digest_comes_from_its_one_reading(tmp_path, monkeypatch):
     assert shipped == {}
 
 
+def mixed_files(folder, seed, size, first_end, more=()):
+    """Four files of random text (`size` pieces each, of `more` too): words, blanks, tabs, line breaks of every kind,
+    accents composed and decomposed, other scripts. The first ends with `first_end`, the second starts with a UTF-8
+    byte-order mark and ends without a line break, the third is in UTF-16, the fourth is the first reversed."""
+    rng = np.random.default_rng(seed)
+    pieces = ["the", " ", "  ", "Time", "\n", "\r\n", "\r", "\t", "cafe\u0301", "caf\u00e9", "42,", "!", "时间", "🙂",
+              "\n\n", "Machine", *more]
+    texts = ["".join(rng.choice(pieces, size=size)) for _ in range(3)]
+    files = [folder / f"{i}.txt" for i in range(4)]
+    files[0].write_bytes(texts[0].encode() + first_end)
+    files[1].write_bytes(b"\xef\xbb\xbf" + texts[1].encode())
+    files[2].write_bytes(texts[2].encode("utf-16"))                # (its line breaks: 2 bytes; read whole)
+    files[3].write_bytes(texts[0][::-1].encode())
+    return files
+
+
 @pytest.mark.parametrize("token", ["char", "word"])
 @pytest.mark.parametrize("charset", ["raw", "book", "wide"])
 def test_a_texts_start_read_alone_gives_the_whole_texts_first_tokens(tmp_path, monkeypatch, token, charset):
@@ -328,15 +355,7 @@ def test_a_texts_start_read_alone_gives_the_whole_texts_first_tokens(tmp_path, m
     N, for every charset and token, over line breaks of every kind, decomposed accents, blanks, other scripts,
     several files (one without a final line break, one with a UTF-8 byte-order mark, one in UTF-16); and the files
     read to their end keep their digests, as a whole reading's."""
-    rng = np.random.default_rng(len(token) + 7 * len(charset))
-    pieces = ["the", " ", "  ", "Time", "\n", "\r\n", "\r", "\t", "cafe\u0301", "caf\u00e9", "42,", "!", "时间", "🙂",
-              "\n\n", "Machine"]
-    texts = ["".join(rng.choice(pieces, size=400)) for _ in range(3)]
-    files = [tmp_path / f"{i}.txt" for i in range(4)]
-    files[0].write_bytes(texts[0].encode() + b"\n")
-    files[1].write_bytes(b"\xef\xbb\xbf" + texts[1].encode())                  # a byte-order mark, no line break last
-    files[2].write_bytes(texts[2].encode("utf-16"))                            # read whole (its line breaks: 2 bytes)
-    files[3].write_bytes(texts[0][::-1].encode())
+    files = mixed_files(tmp_path, len(token) + 7 * len(charset), 400, b"\n")
     monkeypatch.setattr(data, "START_BYTES", 5)
     monkeypatch.setattr(data, "START_BYTES_PER_TOKEN", 1)
     whole_digests = {}
@@ -352,6 +371,58 @@ def test_a_texts_start_read_alone_gives_the_whole_texts_first_tokens(tmp_path, m
     short = {}
     load_corpus(files, max_tokens=3, token=token, charset=charset, vocab=vocab, digests=short, scoring=True)
     assert short == {}                                                         # the first file read in part
+
+
+@pytest.mark.parametrize("token", ["char", "word"])
+@pytest.mark.parametrize("charset", ["raw", "book", "wide"])
+def test_a_text_read_through_in_pieces_gives_the_whole_texts_vocabulary_and_first_tokens(tmp_path, monkeypatch, token,
+                                                                                         charset):
+    """train --max-tokens N reads its text through in pieces of whole lines (a few bytes here), one held at a time:
+    the vocabulary (counted over all of it: most frequent first, ties in order of first appearance, --min-freq), the
+    first N ids, the notes (a charset's losses, long words) and the files' digests are those of the text read whole,
+    over line breaks of every kind (a "\r\n" cut between two pieces), decomposed accents, a U+FEFF inside the text and
+    a byte-order mark at a file's start, several files (one without a final line break, one in UTF-16); onto a
+    trained vocabulary too, given or grown (--init-from)."""
+    files = mixed_files(tmp_path, len(token) + 7 * len(charset), 300, b"\r",
+                        ["\ufeff", "<unk>", "\x85", "\u2028", "a", "b", "c"])
+    unk = "as <unk>"                                                           # (a share of the tokens kept)
+    trained = Vocab(idx_to_token=["<unk>", "t", "h", "e", " ", "the", "a"], token=token)
+    for min_freq, given, grow in ((1, None, False), (3, None, False), (1, trained, False), (2, trained, True)):
+        whole_notes, whole_digests = [], {}
+        whole, vocab = load_corpus(files, max_tokens=-1, token=token, charset=charset, min_freq=min_freq, vocab=given,
+                                   grow=grow, report=whole_notes.append, digests=whole_digests)
+        assert len(whole) > 200
+        for piece in (1, 3, 64):
+            monkeypatch.setattr(data, "STREAM_PIECE", piece)
+            for n in (1, 2, 57, len(whole) - 1, len(whole) + 5):
+                notes, digests = [], {}
+                if not whole[:n].any():                                        # all <unk>: refused, as read whole
+                    with pytest.raises(DataError, match="<unk>"):
+                        load_corpus(files, max_tokens=n, token=token, charset=charset, min_freq=min_freq, vocab=given,
+                                    grow=grow)
+                    continue
+                start, same = load_corpus(files, max_tokens=n, token=token, charset=charset, min_freq=min_freq,
+                                          vocab=given, grow=grow, report=notes.append, digests=digests)
+                assert same.idx_to_token == vocab.idx_to_token and np.array_equal(start, whole[:n]), (piece, n)
+                assert digests == whole_digests
+                assert [x for x in notes if unk not in x] == [x for x in whole_notes if unk not in x]
+
+
+def test_a_text_read_through_refuses_what_is_not_text_where_it_comes(tmp_path, monkeypatch):
+    """Read through (train --max-tokens), a piece that is not text far into a file, or a file with none, is refused
+    as the whole reading refuses it, naming where the first bad byte is in the file."""
+    monkeypatch.setattr(data, "STREAM_PIECE", 16)
+    path, other = tmp_path / "t.txt", tmp_path / "u.txt"
+    for tail, said in ((b"caf\xe9\n", r"is not UTF-8 text: 1 bad byte in the \d+ B from offset \d+ \(the first at "
+                                       r"offset 603: b'\\xe9'\)"),
+                       (b"\x00" * 5 + b"\n", "looks binary"), (b"\xff\xfe ab", "is not UTF-8 text")):
+        path.write_bytes(b"a a a\n" * 100 + tail + b"a a\n" * 10)
+        with pytest.raises(DataError, match=said):
+            load_corpus(path, max_tokens=10, charset="raw")
+    path.write_bytes(b"a a a\n" * 100)
+    other.write_bytes(b" \n\t \n")
+    with pytest.raises(DataError, match=f"corpus '{other}' is empty"):
+        load_corpus([path, other], max_tokens=10, charset="raw")
 
 
 def test_a_texts_start_stops_at_a_binary_tail_it_reads(tmp_path, monkeypatch):
@@ -383,11 +454,11 @@ def test_a_texts_start_is_cut_at_an_old_mac_line_break_and_a_line_never_ended_is
     one_line.write_bytes(b"a " * 100_000)
     monkeypatch.setattr(data, "STREAM_PIECE", 4096)
     monkeypatch.setattr(backend, "available_memory", lambda device: 13 * 50_000)
-    with pytest.raises(ConfigError, match="a start is read in whole lines, and no line of it has ended yet: break its "
+    with pytest.raises(ConfigError, match="it is read in whole lines, and a line of it has not ended yet: break its "
                                         r"lines first \(fold -s -w 1000 FILE > NEW\)"):
         load_corpus(one_line, max_tokens=100, charset="raw", vocab=vocab, scoring=True)
     one_line.write_bytes(b"a " * 100_000 + b"\n")
-    with pytest.raises(ConfigError, match="no line of it has ended yet"):     # the memory fills before the break
+    with pytest.raises(ConfigError, match="a line of it has not ended yet"):  # the memory fills before the break
         load_corpus(one_line, max_tokens=100, charset="raw", vocab=vocab, scoring=True)
     one_line.write_bytes(b"a " * 10_000 + b"\n" + b"a " * 90_000)
     assert len(load_corpus(one_line, max_tokens=100, charset="raw", vocab=vocab, scoring=True)[0]) == 100

@@ -271,7 +271,8 @@ def test_a_text_from_a_pipe_larger_than_the_memory_is_refused_as_it_is_read(tmp_
     assert e.value.code == EXIT_ERROR and said.count("\n") == 1 and not (tmp_path / "o").exists(), said
     assert said.startswith("error: reading corpus standard input (--corpus -) (more than 100.0 KiB of text so far, "
                            "13 bytes of memory per byte of it) needs about 1.3 MiB of memory; this machine has "
-                           "1.2 MiB available; train on a part of it (| split -C 1G - part-: "), said
+                           "1.2 MiB available; train on its start: --max-tokens N reads it through once, for its "
+                           "vocabulary, and holds only its first N tokens\n"), said
     fifo = tmp_path / "pipe"                                      # --corpus <(zcat book.txt.gz)
     os.mkfifo(fifo)
     for text, fit in ((fits, True), (too_long, False)):
@@ -643,20 +644,77 @@ def test_a_checkpoint_with_nan_weights_is_refused(poem_run, tmp_path, how):
 
 
 def test_a_text_larger_than_the_memory_is_refused_before_it_is_read(tmp_path):
-    """A text is read whole (--max-tokens cuts its ids after): one that would not fit in memory was read until the
+    """A text read whole (train's default, --max-tokens -1): one that would not fit in memory was read until the
     kernel killed the process, with no word. Its size is checked first (a sparse file of 1 TB here: nothing of it is
-    read), in one line that says how much it would take and how to cut it; no --out folder is left behind."""
+    read), in one line that says how much it would take and what to do; no --out folder is left behind. With
+    --max-tokens it is read through (below): this one is refused as binary at its first piece."""
     huge = tmp_path / "huge.txt"
     with open(huge, "wb") as f:
         f.truncate(10 ** 12)
     for tokens, need in (("char", "11.8 TiB"), ("word", "4.5 TiB")):
         r = scratchrnn("train", "--corpus", str(huge), "--tokens", tokens, "--out", str(tmp_path / "o"))
         one_line_error(r, f"reading corpus {huge} (931.3 GiB of text", f"needs about {need} of memory",
-                       "split -C 1G FILE part-")
+                       "train on its start: --max-tokens N reads it through once")
         assert not (tmp_path / "o").exists()
-    r = subprocess.run([sys.executable, "examples/train_deep_lstm.py", "--corpus", str(huge), "--device", "cpu"],
-                       capture_output=True, text=True, timeout=600, cwd=Path(__file__).resolve().parents[1])
-    one_line_error(r, "needs about 11.8 TiB of memory")
+    example = [sys.executable, "examples/train_deep_lstm.py", "--corpus", str(huge), "--device", "cpu"]
+    for flags, said in (["--full-text"], "needs about 11.8 TiB of memory"), ([], "looks binary (it contains NUL"):
+        r = subprocess.run(example + flags, capture_output=True, text=True, timeout=600,
+                           cwd=Path(__file__).resolve().parents[1])
+        one_line_error(r, said)
+
+
+def test_train_max_tokens_reads_a_text_larger_than_the_memory_through_and_holds_its_start(tmp_path, monkeypatch,
+                                                                                          capsys):
+    """train --max-tokens N read the whole text into memory and cut its ids after, so a text larger than the memory
+    was refused even for its first N tokens, and a 2 GB text took 26 GB to train on its first million. It is read
+    through now, in pieces of whole lines, one held at a time: every token counted for the vocabulary (the book's: the
+    whole text's), and only the first N held. Here against 26 MB of memory, a 4 MB text (refused whole) trains on
+    its first 20,000 tokens, from a file and from standard input alike, the vocabulary and the ids those of the whole
+    text; its resume reads it through again, checked; a --max-tokens whose start would not fit is one line naming a
+    smaller one."""
+    import io
+    from scratchrnn import backend, data
+    from scratchrnn.data import char_ids, corpus_digest
+    text = "".join(POEM if i % 7 else POEM + VIETNAMESE for i in range(4_000_000 // len(POEM)))
+    text += "Zzz, the last line: Ω.\n"                       # characters the start never shows, in the vocabulary
+    big = write(tmp_path / "big.txt", text)
+    codes = code_points(normalize(text))
+    vocab = char_vocab(codes)
+    ids = char_ids(codes, vocab)
+    monkeypatch.setattr(data, "STREAM_PIECE", 1 << 16)
+    monkeypatch.setattr(backend, "available_memory", lambda device: 13 * 2_000_000)
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--corpus", str(big), "--out", str(tmp_path / "whole"), *SMALL])
+    assert "train on its start: --max-tokens N" in capsys.readouterr().err and not (tmp_path / "whole").exists()
+
+    class Piped:
+        def __init__(self, text):
+            self.buffer = io.BytesIO(text.encode())
+
+        def isatty(self):
+            return False
+    for name, corpus in (("file", str(big)), ("stdin", "-")):
+        monkeypatch.setattr(sys, "stdin", Piped(text))
+        cli.main(["train", "--corpus", corpus, "--max-tokens", "20000", "--epochs", "1", "--out",
+                  str(tmp_path / name), *SMALL])
+        _, manifest = load_checkpoint(tmp_path / name / "last.npz")
+        assert manifest["vocab"] == vocab.idx_to_token and "Ω" in manifest["vocab"]
+        assert manifest["corpus_digest"] == corpus_digest(ids[:20000])
+        assert list(manifest["corpus_files"].values()) == [data.file_digest(text.encode())]
+    capsys.readouterr()
+    cli.main(["train", "--resume", str(tmp_path / "file"), "--epochs", "2"])
+    assert "epoch    2" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--corpus", str(big), "--max-tokens", "3000000", "--out", str(tmp_path / "o"), *SMALL])
+    said = capsys.readouterr().err
+    assert said.startswith("error: keeping the first 3,000,000 tokens of the text (more than ") and said.endswith(
+        "available; a smaller --max-tokens keeps less of it\n") and said.count("\n") == 1, said
+    assert not (tmp_path / "o").exists()
+    with open(big, "ab") as f:                              # a binary tail: read through, it is refused as binary
+        f.write(b"\x00" * 100)
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--corpus", str(big), "--max-tokens", "200", "--out", str(tmp_path / "o"), *SMALL])
+    assert "looks binary (it contains NUL bytes)" in capsys.readouterr().err
 
 
 def test_evaluate_max_tokens_reads_only_the_start_of_a_long_text(poem_run, tmp_path, monkeypatch, capsys):
