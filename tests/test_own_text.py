@@ -666,12 +666,12 @@ def test_a_text_larger_than_the_memory_is_refused_before_it_is_read(tmp_path):
 def test_train_max_tokens_reads_a_text_larger_than_the_memory_through_and_holds_its_start(tmp_path, monkeypatch,
                                                                                           capsys):
     """train --max-tokens N read the whole text into memory and cut its ids after, so a text larger than the memory
-    was refused even for its first N tokens, and a 2 GB text took 26 GB to train on its first million. It is read
-    through now, in pieces of whole lines, one held at a time: every token counted for the vocabulary (the book's: the
-    whole text's), and only the first N held. Here against 26 MB of memory, a 4 MB text (refused whole) trains on
-    its first 20,000 tokens, from a file and from standard input alike, the vocabulary and the ids those of the whole
-    text; its resume reads it through again, checked; a --max-tokens whose start would not fit is one line naming a
-    smaller one."""
+    was refused even for its first N tokens, and a 2 GB text needed 26 GB (13 bytes a byte) for its first million.
+    It is read through now, in pieces of whole lines, one held at a time: every token counted for the vocabulary (the
+    book's: the whole text's), and only the first N held. Here against 26 MB of memory, a 4 MB text (refused whole)
+    trains on its first 20,000 tokens, from a file and from standard input alike, the vocabulary and the ids those of
+    the whole text; its resume reads it through again, checked; a --max-tokens whose start would not fit is one line
+    naming a smaller one."""
     import io
     from scratchrnn import backend, data
     from scratchrnn.data import char_ids, corpus_digest
