@@ -82,18 +82,21 @@ def split_validation(corpus, fraction, batch_size, num_steps):
     return corpus[:-n_val], corpus[-n_val:]
 
 
-def build(config, device, vocab=None, report=None, grow=False):
+def build(config, device, vocab=None, report=None, grow=False, manifest=None):
     """Corpus, vocabulary, train/validation split, data loader and model from a run's config. vocab: the
     vocabulary to read the text with (a run that started from another's weights keeps that run's); None
     builds it from the text. The model's memory is checked before anything is allocated. Also returns what
     identifies the text, which the checkpoints keep: the digest of its token ids (data.corpus_digest) and of each
     of its files (data.file_digest; none for the shipped book). The text's notes (report's: a charset's losses, new
     tokens, --min-freq's <unk>) are told once the text and the model are known to do: a text too short, a model too
-    large, is the one line of its refusal."""
+    large, is the one line of its refusal. manifest: a resume's checkpoint's, whose digests of its files spare a
+    long text's count of its tokens where they are the same (data.load_corpus's known)."""
     files, notes = {}, []
+    known = None if manifest is None else (manifest["vocab"], manifest.get("corpus_files"))
     corpus, vocab = load_corpus(config["corpus"], max_tokens=config["max_tokens"], token=config["tokens"],
                                 charset=config["charset"], vocab=vocab, report=notes.append, progress=report,
-                                min_freq=config.get("min_freq", IMPLIED["min_freq"]), digests=files, grow=grow)
+                                min_freq=config.get("min_freq", IMPLIED["min_freq"]), digests=files, grow=grow,
+                                known=known)
     B, T = config["batch_size"], config["num_steps"]
     train, val = split_validation(corpus, config["val_fraction"], B, T)
     loader = SeqDataLoader(train, B, T, config["random_iter"], config["seed"])
@@ -580,7 +583,7 @@ def run_training(args, held):
         grow = arrays is not None and manifest is None                # --init-from: the text's new tokens too
         trained_on = len(vocab) if grow else None
         try:
-            vocab, loader, val, model, text_id = build(config, device, vocab, report, grow)
+            vocab, loader, val, model, text_id = build(config, device, vocab, report, grow, manifest)
         except EmptyText as e:                                        # (a script's resume, with nothing piped in)
             if manifest is not None and e.path == STDIN:
                 raise stdin_again(out, "empty here") from None

@@ -639,7 +639,7 @@ def vocab_of_words(seen, counts, min_freq=1):
 # ----------------------------------------------------------------------------------------------
 
 def load_corpus(paths=None, max_tokens=10000, token="char", charset="book", vocab=None, report=None, min_freq=1,
-                digests=None, grow=False, progress=None, scoring=False):
+                digests=None, grow=False, progress=None, scoring=False, known=None):
     """The book's `load_corpus_time_machine`, for any UTF-8 text files.
 
     paths: a path or a list of paths (None: the Time Machine), read in turn as one text (a line break is
@@ -660,6 +660,9 @@ def load_corpus(paths=None, max_tokens=10000, token="char", charset="book", voca
     scoring: the text is to be scored (evaluate), onto the given vocab: with max_tokens, only as much of its start
     as its first max_tokens tokens need is read (read_start), and digests has the files read to their end; a text
     too large for memory is refused with that way on.
+    known: (the vocabulary's tokens, {path: file_digest}) that a run kept of this text (a resume): with max_tokens,
+    where every file has that digest still (read through for it, which is quicker than counting its tokens), the
+    vocabulary is the run's and only the text's start is read.
     Returns (corpus, vocab).
     """
     given, trained = paths is not None, vocab                         # trained: a model's vocabulary, or None
@@ -674,6 +677,14 @@ def load_corpus(paths=None, max_tokens=10000, token="char", charset="book", voca
         raise DataError("--corpus - (standard input) is given more than once, and can be read once")
     start_only = scoring and vocab_given and max_tokens is not None and max_tokens > 0
     through = not scoring and max_tokens is not None and max_tokens > 0     # read through, its first tokens held
+    progress = progress or report
+    if through and known and given and progress is not None and corpus_bytes(paths) >= READING_NOTE_BYTES:
+        progress(f"checking that the {human_bytes(corpus_bytes(paths))} of text are the run's, by their digests")
+    own = through and known is not None and unchanged(paths, known[1])      # a resume's text: its digests the run's
+    if own:                                                                 # (its vocabulary too, then: the start)
+        vocab, through, start_only = Vocab(idx_to_token=known[0], token=token), False, True
+        if digests is not None and given:
+            digests.update(zip(map(str, paths), known[1].values()))
     too_large = SCORE_START if scoring else TRAIN_START                   # (the way on of a whole text's refusal)
     if start_only or through:
         size = 0 if start_only else corpus_bytes(paths)
@@ -686,7 +697,6 @@ def load_corpus(paths=None, max_tokens=10000, token="char", charset="book", voca
     if report is not None and given and repeated:                    # a glob and a name that it matches, say
         report(f"note: {', '.join(map(str, repeated))} given more than once, and read each time (the files of "
                f"--corpus are read in turn as one text)")
-    progress = progress or report
     if progress is not None and given and size >= READING_NOTE_BYTES:
         progress(f"reading {human_bytes(size)} of text" + (f", all of it for its vocabulary, its first {max_tokens:,} "
                                                            f"tokens to train on" if through else ""))
@@ -734,7 +744,7 @@ def load_corpus(paths=None, max_tokens=10000, token="char", charset="book", voca
         del kept
         if codes.size == 0:
             raise none_left
-        if not vocab_given:
+        if not vocab_given and not own:
             own = char_vocab(codes, min_freq)
             vocab = trained.grown_by(own) if grow else own
         corpus = char_ids(codes, vocab)
@@ -782,6 +792,17 @@ def check_corpus_size(paths, token, way_on=TRAIN_START):
     size = corpus_bytes(paths)
     check_text_memory(size, token, f"reading corpus {', '.join(map(str, paths))} ({human_bytes(size)} of text", way_on)
     return size
+
+
+def unchanged(paths, digests):
+    """Whether the files `paths` are, in turn, those whose file_digest are the values of `digests` (a pipe or standard
+    input, which can be read once, is not: it is read through)."""
+    if not digests or len(digests) != len(paths) or any(str(p) == STDIN or not Path(p).is_file() for p in paths):
+        return False
+    then = list(digests.values())
+    if any(int(digest.split(":")[0]) != Path(p).stat().st_size for p, digest in zip(paths, then)):
+        return False                                                       # (a size that differs: no need to read)
+    return all(file_digest_of(p) == digest for p, digest in zip(paths, then))
 
 
 def corpus_bytes(paths):

@@ -382,7 +382,8 @@ def test_a_text_read_through_in_pieces_gives_the_whole_texts_vocabulary_and_firs
     first N ids, the notes (a charset's losses, long words) and the files' digests are those of the text read whole,
     over line breaks of every kind (a "\r\n" cut between two pieces), decomposed accents, a U+FEFF inside the text and
     a byte-order mark at a file's start, several files (one without a final line break, one in UTF-16); onto a
-    trained vocabulary too, given or grown (--init-from)."""
+    trained vocabulary too, given or grown (--init-from); and a resume's, whose files have the digests its run kept
+    (its start read alone, onto the run's vocabulary)."""
     files = mixed_files(tmp_path, len(token) + 7 * len(charset), 300, b"\r",
                         ["\ufeff", "<unk>", "\x85", "\u2028", "a", "b", "c"])
     unk = "as <unk>"                                                           # (a share of the tokens kept)
@@ -405,6 +406,12 @@ def test_a_text_read_through_in_pieces_gives_the_whole_texts_vocabulary_and_firs
                                           vocab=given, grow=grow, report=notes.append, digests=digests)
                 assert same.idx_to_token == vocab.idx_to_token and np.array_equal(start, whole[:n]), (piece, n)
                 assert digests == whole_digests
+                if given is None:                              # a resume: the digests the run kept, the start read
+                    digests = {}
+                    start, same = load_corpus(files, max_tokens=n, token=token, charset=charset, min_freq=min_freq,
+                                              digests=digests, known=(vocab.idx_to_token, whole_digests))
+                    assert same.idx_to_token == vocab.idx_to_token and np.array_equal(start, whole[:n])
+                    assert digests == whole_digests
                 assert [x for x in notes if unk not in x] == [x for x in whole_notes if unk not in x]
 
 

@@ -670,8 +670,9 @@ def test_train_max_tokens_reads_a_text_larger_than_the_memory_through_and_holds_
     It is read through now, in pieces of whole lines, one held at a time: every token counted for the vocabulary (the
     book's: the whole text's), and only the first N held. Here against 26 MB of memory, a 4 MB text (refused whole)
     trains on its first 20,000 tokens, from a file and from standard input alike, the vocabulary and the ids those of
-    the whole text; its resume reads it through again, checked; a --max-tokens whose start would not fit is one line
-    naming a smaller one."""
+    the whole text; its resume reads only its start where each file has the digest the run kept (hashing it is
+    quicker than counting its tokens), and reads it through where one has changed; a --max-tokens whose start would
+    not fit is one line naming a smaller one."""
     import io
     from scratchrnn import backend, data
     from scratchrnn.data import char_ids, corpus_digest
@@ -702,8 +703,17 @@ def test_train_max_tokens_reads_a_text_larger_than_the_memory_through_and_holds_
         assert manifest["corpus_digest"] == corpus_digest(ids[:20000])
         assert list(manifest["corpus_files"].values()) == [data.file_digest(text.encode())]
     capsys.readouterr()
+    through = data.TextPieces.pieces                      # a resume whose files have the run's digests: not counted
+    monkeypatch.setattr(data.TextPieces, "pieces", lambda *a: (_ for _ in ()).throw(AssertionError("counted")))
     cli.main(["train", "--resume", str(tmp_path / "file"), "--epochs", "2"])
     assert "epoch    2" in capsys.readouterr().out
+    monkeypatch.setattr(data.TextPieces, "pieces", through)
+    write(big, text.replace("Ω", "Ж"))                    # the same size, a character of its tail changed: counted
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--resume", str(tmp_path / "file"), "--epochs", "3"])
+    said = capsys.readouterr().err
+    assert "the corpus now gives a vocabulary of" in said and f"changed since: {big} (" in said, said
+    write(big, text)
     with pytest.raises(SystemExit):
         cli.main(["train", "--corpus", str(big), "--max-tokens", "3000000", "--out", str(tmp_path / "o"), *SMALL])
     said = capsys.readouterr().err
