@@ -724,7 +724,7 @@ def load_corpus(paths=None, max_tokens=10000, token="char", charset="book", voca
         of = f"the {characters:,} characters read of the text" if start_only else \
             f"the text's {characters:,} characters"
         report(f"note: --charset {charset} drops or changes {lost:,} of {of} ({lost / characters:.1%}); {way_on}")
-    names = ", ".join(map(str, paths))
+    names = ", ".join("standard input" if str(p) == STDIN else str(p) for p in paths)     # ("corpus -" said)
     if charset == "raw":
         hint = ""
     elif trained is None:

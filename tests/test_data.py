@@ -432,6 +432,21 @@ def test_a_text_read_through_refuses_what_is_not_text_where_it_comes(tmp_path, m
         load_corpus([path, other], max_tokens=10, charset="raw")
 
 
+def test_standard_input_is_named_so_in_what_is_said_of_its_tokens(monkeypatch):
+    """A text piped in whose tokens a charset leaves none of said "corpus - has no tokens left": it is named."""
+    import io
+
+    class Piped:
+        buffer = io.BytesIO(b"12 34\n")
+
+        def isatty(self):
+            return False
+    monkeypatch.setattr(sys, "stdin", Piped())
+    with pytest.raises(DataError, match="^corpus standard input has no tokens left after preprocessing with --charset "
+                                        "book"):
+        load_corpus("-", max_tokens=-1, charset="book")
+
+
 def test_a_texts_start_stops_at_a_binary_tail_it_reads(tmp_path, monkeypatch):
     """Reading a start, a line not yet ended that is not text (NUL bytes, bytes that are not UTF-8) is refused as a
     whole reading refuses it, and is not read on for a line break that never comes."""
