@@ -280,7 +280,7 @@ class TextPieces:
         vocabulary, and keeps its start). self.digest: file_digest of all its bytes, once the last piece is given."""
         digest, blank, after_cr, held = hashlib.blake2b(digest_size=16), True, False, ""
         while not self.ended:
-            self.read_to(len(self.raw) + max(STREAM_PIECE, 4))            # (a byte-order mark whole)
+            self.read_to(2 * len(self.raw) + max(STREAM_PIECE, 4))   # (a line unended: twice; a BOM whole)
             end = len(self.raw) if self.ended else self.lines_end()
             if end == 0:
                 self.check_rest()                                   # (its line goes on: what it is said now)
