@@ -320,7 +320,8 @@ def remove_empty(folders):
 def check_resume(manifest, vocab, text_id, out):
     """A resume (manifest: its checkpoint's; None for a new run) continues on the text it was trained on: the same
     vocabulary, and the same token ids (text_id: build's; checkpoints written before its digests were kept have
-    none). A text refused names the files that changed since, where the checkpoint knows them."""
+    none). A text refused names the files that changed since, where the checkpoint knows them; one that changed past
+    the tokens the run trains on (--max-tokens) is said in a note."""
     if manifest is None:
         return
     which = changed_files(manifest.get("corpus_files"), text_id["corpus_files"])
@@ -334,6 +335,9 @@ def check_resume(manifest, vocab, text_id, out):
         raise CheckpointError(f"the corpus is not the text this run was trained on ({what}{which}); a resume "
                               f"continues on the same text: restore it, or train on the new one from these weights "
                               f"with --init-from {quoted(out)} --out NEW")
+    if which:                                  # (--max-tokens: the text changed past the tokens the run trains on)
+        print(f"note: the corpus{which[1:]}; its first {int(now.split(':')[0]):,} tokens, which the run trains on, "
+              f"are the same, and so is its vocabulary: the run goes on with them", file=sys.stderr)
 
 
 def note_other_sums(manifest, model, batch_size, given, out):

@@ -671,8 +671,8 @@ def test_train_max_tokens_reads_a_text_larger_than_the_memory_through_and_holds_
     book's: the whole text's), and only the first N held. Here against 26 MB of memory, a 4 MB text (refused whole)
     trains on its first 20,000 tokens, from a file and from standard input alike, the vocabulary and the ids those of
     the whole text; its resume reads only its start where each file has the digest the run kept (hashing it is
-    quicker than counting its tokens), and reads it through where one has changed; a --max-tokens whose start would
-    not fit is one line naming a smaller one."""
+    quicker than counting its tokens), and reads it through where one has changed (a note where only past the start);
+    a --max-tokens whose start would not fit is one line naming a smaller one."""
     import io
     from scratchrnn import backend, data
     from scratchrnn.data import char_ids, corpus_digest
@@ -713,6 +713,13 @@ def test_train_max_tokens_reads_a_text_larger_than_the_memory_through_and_holds_
         cli.main(["train", "--resume", str(tmp_path / "file"), "--epochs", "3"])
     said = capsys.readouterr().err
     assert "the corpus now gives a vocabulary of" in said and f"changed since: {big} (" in said, said
+    tail_changed = text.replace("Zzz, the", "zZz, the")   # past the first 20,000 tokens, the vocabulary the same
+    assert char_vocab(code_points(normalize(tail_changed))).idx_to_token == vocab.idx_to_token
+    write(big, tail_changed)
+    cli.main(["train", "--resume", str(tmp_path / "file"), "--epochs", "3"])
+    said = capsys.readouterr().err
+    assert f"note: the corpus changed since: {big} (" in said and "; its first 20,000 tokens, which the run trains " \
+        "on, are the same, and so is its vocabulary: the run goes on with them\n" in said, said
     write(big, text)
     with pytest.raises(SystemExit):
         cli.main(["train", "--corpus", str(big), "--max-tokens", "3000000", "--out", str(tmp_path / "o"), *SMALL])
