@@ -278,7 +278,7 @@ class TextPieces:
         `last` is False, as join_texts puts one between two files. One piece is held at a time: a text larger than the
         memory is read through (load_corpus: train --max-tokens counts the tokens of the whole text, for its
         vocabulary, and keeps its start). self.digest: file_digest of all its bytes, once the last piece is given."""
-        digest, blank, after_cr, held = hashlib.blake2b(digest_size=16), True, False, ""
+        digest, blank, after_cr, held = FileDigest(), True, False, ""
         while not self.ended:
             self.read_to(2 * len(self.raw) + max(STREAM_PIECE, 4))   # (a line unended: twice; a BOM whole)
             end = len(self.raw) if self.ended else self.lines_end()
@@ -299,7 +299,7 @@ class TextPieces:
                 held = text
         if blank:
             raise empty_text(self.path)
-        self.digest = f"{self.offset}:{digest.hexdigest()}"
+        self.digest = str(digest)
         yield held if last or held.endswith("\n") else held + "\n"
 
     def close(self):
@@ -678,17 +678,16 @@ def load_corpus(paths=None, max_tokens=10000, token="char", charset="book", voca
     start_only = scoring and vocab_given and max_tokens is not None and max_tokens > 0
     through = not scoring and max_tokens is not None and max_tokens > 0     # read through, its first tokens held
     progress = progress or report
-    if through and known and given and progress is not None and corpus_bytes(paths) >= READING_NOTE_BYTES:
-        progress(f"checking that the {human_bytes(corpus_bytes(paths))} of text are the run's, by their digests")
-    own = through and known is not None and unchanged(paths, known[1])      # a resume's text: its digests the run's
-    if own:                                                                 # (its vocabulary too, then: the start)
-        vocab, through, start_only = Vocab(idx_to_token=known[0], token=token), False, True
+    size = corpus_bytes(paths) if through else 0
+    if through and known and given and progress is not None and size >= READING_NOTE_BYTES:
+        progress(f"checking that the {human_bytes(size)} of text are the run's, by their digests")
+    runs_text = through and known is not None and unchanged(paths, known[1])   # a resume's text: the run's digests
+    if runs_text:                                                           # (its vocabulary too, then: the start)
+        vocab, through, start_only, size = Vocab(idx_to_token=known[0], token=token), False, True, 0
         if digests is not None and given:
             digests.update(zip(map(str, paths), known[1].values()))
     too_large = SCORE_START if scoring else TRAIN_START                   # (the way on of a whole text's refusal)
-    if start_only or through:
-        size = 0 if start_only else corpus_bytes(paths)
-    else:
+    if not (start_only or through):
         size = check_corpus_size(paths, token, too_large)
     first_named = {}                                                 # each file, as the user first named it
     for p in paths:
@@ -744,7 +743,7 @@ def load_corpus(paths=None, max_tokens=10000, token="char", charset="book", voca
         del kept
         if codes.size == 0:
             raise none_left
-        if not vocab_given and not own:
+        if not vocab_given and not runs_text:
             own = char_vocab(codes, min_freq)
             vocab = trained.grown_by(own) if grow else own
         corpus = char_ids(codes, vocab)
@@ -833,11 +832,24 @@ def file_digest_of(path):
 
 def digest_of_pieces(pieces):
     """file_digest of the bytes of `pieces`, in turn."""
-    digest, size = hashlib.blake2b(digest_size=16), 0
+    digest = FileDigest()
     for piece in pieces:
         digest.update(piece)
-        size += len(piece)
-    return f"{size}:{digest.hexdigest()}"
+    return str(digest)
+
+
+class FileDigest:
+    """file_digest taken as a file's bytes come (update, piece by piece): 'bytes:hex', as str()."""
+
+    def __init__(self):
+        self.hash, self.size = hashlib.blake2b(digest_size=16), 0
+
+    def update(self, piece):
+        self.hash.update(piece)
+        self.size += len(piece)
+
+    def __str__(self):
+        return f"{self.size}:{self.hash.hexdigest()}"
 
 
 def corpus_digest(corpus):

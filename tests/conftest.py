@@ -1,5 +1,6 @@
 import contextlib
 import importlib.util
+import io
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,16 @@ from standin_cupy import SyncCountingCupy, install_as_cupy, with_cuda_libraries
 CELL_NAMES = list(CELLS)
 CELL_VARIANTS = [(name, nl) for name, cell in CELLS.items() for nl in cell.NONLINEARITIES]
 VARIANT_IDS = [f"{name}-{nl}" if len(CELLS[name].NONLINEARITIES) > 1 else name for name, nl in CELL_VARIANTS]
+
+
+class Piped:
+    """sys.stdin with a text piped in (standard input from another program): its bytes, and not a terminal."""
+
+    def __init__(self, text):
+        self.buffer = io.BytesIO(text.encode())
+
+    def isatty(self):
+        return False
 
 
 def every_engine_case(test):

@@ -4,6 +4,7 @@ import sys
 import numpy as np
 import pytest
 
+from conftest import Piped
 from scratchrnn import data
 from scratchrnn.data import (SeqDataLoader, Vocab, load_corpus, preprocess_book, read_text,
                              seq_data_iter_random, seq_data_iter_sequential)
@@ -434,14 +435,7 @@ def test_a_text_read_through_refuses_what_is_not_text_where_it_comes(tmp_path, m
 
 def test_standard_input_is_named_so_in_what_is_said_of_its_tokens(monkeypatch):
     """A text piped in whose tokens a charset leaves none of said "corpus - has no tokens left": it is named."""
-    import io
-
-    class Piped:
-        buffer = io.BytesIO(b"12 34\n")
-
-        def isatty(self):
-            return False
-    monkeypatch.setattr(sys, "stdin", Piped())
+    monkeypatch.setattr(sys, "stdin", Piped("12 34\n"))
     with pytest.raises(DataError, match="^corpus standard input has no tokens left after preprocessing with --charset "
                                         "book"):
         load_corpus("-", max_tokens=-1, charset="book")

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import read_until, running
+from conftest import Piped, read_until, running
 from scratchrnn import cli
 from scratchrnn.checkpoint import load_checkpoint, save_checkpoint
 from scratchrnn.cmdline import EXIT_ERROR, EXIT_PIPE_CLOSED
@@ -249,19 +249,11 @@ def test_a_text_from_a_pipe_larger_than_the_memory_is_refused_as_it_is_read(tmp_
     then ran out of memory turning it into ids (13 bytes a byte). It is read in pieces now, each checked as a file's
     size is before reading (here against 1.3 MB of memory, so 100 kB of text fits and 200 kB does not), in one
     line with how to cut it, and no --out folder is left behind; standard input and a named pipe alike."""
-    import io
     import threading
     from scratchrnn import backend, data
     monkeypatch.setattr(data, "STREAM_PIECE", 4096)
     monkeypatch.setattr(backend, "available_memory", lambda device: 13 * 100_000)
     fits, too_long = POEM * (99_000 // len(POEM)), POEM * (200_000 // len(POEM))
-
-    class Piped:                                                  # standard input, a pipe from another program
-        def __init__(self, text):
-            self.buffer = io.BytesIO(text.encode())
-
-        def isatty(self):
-            return False
     monkeypatch.setattr(sys, "stdin", Piped(fits))
     assert len(load_corpus("-", max_tokens=-1, charset="raw")[0]) == len(fits)
     monkeypatch.setattr(sys, "stdin", Piped(too_long))
@@ -673,7 +665,6 @@ def test_train_max_tokens_reads_a_text_larger_than_the_memory_through_and_holds_
     the whole text; its resume reads only its start where each file has the digest the run kept (hashing it is
     quicker than counting its tokens), and reads it through where one has changed (a note where only past the start);
     a --max-tokens whose start would not fit is one line naming a smaller one."""
-    import io
     from scratchrnn import backend, data
     from scratchrnn.data import char_ids, corpus_digest
     text = "".join(POEM if i % 7 else POEM + VIETNAMESE for i in range(4_000_000 // len(POEM)))
@@ -687,13 +678,6 @@ def test_train_max_tokens_reads_a_text_larger_than_the_memory_through_and_holds_
     with pytest.raises(SystemExit):
         cli.main(["train", "--corpus", str(big), "--out", str(tmp_path / "whole"), *SMALL])
     assert "train on its start: --max-tokens N" in capsys.readouterr().err and not (tmp_path / "whole").exists()
-
-    class Piped:
-        def __init__(self, text):
-            self.buffer = io.BytesIO(text.encode())
-
-        def isatty(self):
-            return False
     for name, corpus in (("file", str(big)), ("stdin", "-")):
         monkeypatch.setattr(sys, "stdin", Piped(text))
         cli.main(["train", "--corpus", corpus, "--max-tokens", "20000", "--epochs", "1", "--out",
